@@ -1,0 +1,79 @@
+// Value types shared by the task shim and its clients (the plugin's task manager, the CLI): what a task ended
+// with, what it costs, what state it is in. Plain structs, no protobuf: the control protocol's wire types
+// stay inside src/shim.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace nfc::shim {
+
+// How a task ended. `err` is non-empty when the VM ended without the guest reporting the workload's result
+// (VMM crash, guest kernel panic, forced stop); a person reads it in `nomad alloc status`.
+struct ExitResult {
+  int exit_code = 0;
+  int signal = 0;
+  bool oom_killed = false;
+  std::string err;
+  int64_t completed_at_unix_nanos = 0;
+
+  bool Successful() const { return exit_code == 0 && signal == 0 && err.empty(); }
+  bool operator==(const ExitResult&) const = default;
+};
+
+enum class TaskState { kStarting, kRunning, kStopping, kExited };
+const char* TaskStateName(TaskState state);
+
+// Cumulative counters sampled at one instant; rates come from the difference of two samples.
+struct StatsSample {
+  int64_t sampled_at_unix_nanos = 0;
+  bool guest_available = false;
+  uint64_t guest_cpu_user_nanos = 0;
+  uint64_t guest_cpu_system_nanos = 0;
+  uint64_t guest_memory_rss_bytes = 0;
+  uint64_t guest_memory_cache_bytes = 0;
+  uint64_t guest_memory_usage_bytes = 0;
+  uint64_t guest_memory_swap_bytes = 0;
+  uint64_t vmm_cpu_user_nanos = 0;
+  uint64_t vmm_cpu_system_nanos = 0;
+  uint64_t vmm_rss_bytes = 0;
+  int vmm_pid = 0;
+  unsigned vcpus = 0;
+};
+
+struct InspectInfo {
+  TaskState state = TaskState::kStarting;
+  int64_t started_at_unix_nanos = 0;
+  bool exited = false;
+  ExitResult result;  // valid when exited
+  std::string guest_boot_id;
+  int shim_pid = 0;
+  int vmm_pid = 0;
+  std::string backend;
+  uint64_t stdout_offset = 0;
+  uint64_t stderr_offset = 0;
+  int64_t vmm_started_millis = 0;
+  int64_t guest_connected_millis = 0;
+  int64_t workload_started_millis = 0;
+  int64_t guest_init_started_millis = 0;
+  int64_t guest_workload_exec_millis = 0;
+  std::string last_error;
+};
+
+struct ExecRequest {
+  std::vector<std::string> argv;
+  bool tty = false;
+  unsigned rows = 0;
+  unsigned cols = 0;
+  int64_t timeout_millis = 0;  // 0: none
+};
+
+struct ExecResult {
+  std::string stdout_data;
+  std::string stderr_data;
+  ExitResult result;
+  bool output_truncated = false;
+};
+
+}  // namespace nfc::shim
