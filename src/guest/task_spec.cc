@@ -1,0 +1,453 @@
+#include "guest/task_spec.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace nfc::guest {
+namespace {
+
+using json = nlohmann::json;
+
+std::string Show(const json& v) {
+  std::string s = v.dump();
+  if (s.size() > 80) s = s.substr(0, 77) + "...";
+  return s;
+}
+
+// Reads one JSON object strictly: every field read is recorded; Finish() refuses the ones nobody read.
+class Reader {
+ public:
+  Reader(const json& object, std::string path) : object_(object), path_(std::move(path)) {}
+
+  static Result<Reader> Open(const json& v, const std::string& path) {
+    if (!v.is_object()) return Error::InvalidArgument(Where(path) + "expected an object, got " + Show(v));
+    return Reader(v, path);
+  }
+
+  std::string Path(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+  static std::string Where(const std::string& path) { return path.empty() ? "task spec: " : path + ": "; }
+
+  const json* Find(std::string_view key) {
+    seen_.insert(std::string(key));
+    auto it = object_.find(std::string(key));
+    if (it == object_.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+  Status String(std::string_view key, std::string& out) {
+    const json* v = Find(key);
+    if (!v) return Ok();
+    if (!v->is_string()) return Error::InvalidArgument(Path(key) + ": expected a string, got " + Show(*v));
+    out = v->get<std::string>();
+    return Ok();
+  }
+
+  Status Bool(std::string_view key, bool& out) {
+    const json* v = Find(key);
+    if (!v) return Ok();
+    if (!v->is_boolean())
+      return Error::InvalidArgument(Path(key) + ": expected true or false, got " + Show(*v));
+    out = v->get<bool>();
+    return Ok();
+  }
+
+  template <typename N>
+  Status Unsigned(std::string_view key, N& out, uint64_t max = std::numeric_limits<N>::max()) {
+    const json* v = Find(key);
+    if (!v) return Ok();
+    if (!v->is_number_unsigned() && !(v->is_number_integer() && v->get<int64_t>() >= 0)) {
+      return Error::InvalidArgument(Path(key) + ": expected a non-negative integer, got " + Show(*v));
+    }
+    uint64_t n = v->get<uint64_t>();
+    if (n > max)
+      return Error::InvalidArgument(Path(key) + ": " + std::to_string(n) + " is larger than " +
+                                    std::to_string(max));
+    out = static_cast<N>(n);
+    return Ok();
+  }
+
+  Status Strings(std::string_view key, std::vector<std::string>& out) {
+    const json* v = Find(key);
+    if (!v) return Ok();
+    return StringList(*v, Path(key), out);
+  }
+
+  Status OptionalStrings(std::string_view key, std::optional<std::vector<std::string>>& out) {
+    const json* v = Find(key);
+    if (!v) return Ok();
+    std::vector<std::string> list;
+    NFC_RETURN_IF_ERROR(StringList(*v, Path(key), list));
+    out = std::move(list);
+    return Ok();
+  }
+
+  static Status StringList(const json& v, const std::string& path, std::vector<std::string>& out) {
+    if (!v.is_array()) return Error::InvalidArgument(path + ": expected an array of strings, got " + Show(v));
+    out.clear();
+    for (size_t i = 0; i < v.size(); i++) {
+      if (!v[i].is_string()) {
+        return Error::InvalidArgument(path + "[" + std::to_string(i) + "]: expected a string, got " +
+                                      Show(v[i]));
+      }
+      out.push_back(v[i].get<std::string>());
+    }
+    return Ok();
+  }
+
+  Status Finish() const {
+    for (auto it = object_.begin(); it != object_.end(); ++it) {
+      if (!seen_.count(it.key())) return Error::InvalidArgument(Path(it.key()) + ": unknown field");
+    }
+    return Ok();
+  }
+
+ private:
+  const json& object_;
+  std::string path_;
+  std::set<std::string> seen_;
+};
+
+// Runs fn(reader) on the object at key (if present) with strict field checking.
+template <typename Fn>
+Status Nested(Reader& parent, std::string_view key, Fn fn) {
+  const json* v = parent.Find(key);
+  if (!v) return Ok();
+  NFC_ASSIGN_OR_RETURN(Reader r, Reader::Open(*v, parent.Path(key)));
+  NFC_RETURN_IF_ERROR(fn(r));
+  return r.Finish();
+}
+
+template <typename T, typename Fn>
+Status NestedList(Reader& parent, std::string_view key, std::vector<T>& out, Fn fn) {
+  const json* v = parent.Find(key);
+  if (!v) return Ok();
+  std::string path = parent.Path(key);
+  if (!v->is_array()) return Error::InvalidArgument(path + ": expected an array, got " + Show(*v));
+  out.clear();
+  for (size_t i = 0; i < v->size(); i++) {
+    NFC_ASSIGN_OR_RETURN(Reader r, Reader::Open((*v)[i], path + "[" + std::to_string(i) + "]"));
+    T item;
+    NFC_RETURN_IF_ERROR(fn(r, item));
+    NFC_RETURN_IF_ERROR(r.Finish());
+    out.push_back(std::move(item));
+  }
+  return Ok();
+}
+
+Status ParseInto(const json& doc, TaskSpec& s) {
+  NFC_ASSIGN_OR_RETURN(Reader r, Reader::Open(doc, ""));
+  const json* version = r.Find("version");
+  if (!version)
+    return Error::InvalidArgument("version: missing (this init reads version " +
+                                  std::to_string(kTaskSpecVersion) + ")");
+  if (!version->is_number_integer() || version->get<int64_t>() != kTaskSpecVersion) {
+    return Error::InvalidArgument("version: " + Show(*version) +
+                                  " is not supported (this init reads version " +
+                                  std::to_string(kTaskSpecVersion) + ")");
+  }
+  NFC_RETURN_IF_ERROR(r.String("task_id", s.task_id));
+  NFC_RETURN_IF_ERROR(Nested(r, "image", [&](Reader& o) -> Status {
+    NFC_RETURN_IF_ERROR(o.Strings("entrypoint", s.image.entrypoint));
+    NFC_RETURN_IF_ERROR(o.Strings("cmd", s.image.cmd));
+    NFC_RETURN_IF_ERROR(o.Strings("env", s.image.env));
+    NFC_RETURN_IF_ERROR(o.String("working_dir", s.image.working_dir));
+    return o.String("user", s.image.user);
+  }));
+  NFC_RETURN_IF_ERROR(Nested(r, "process", [&](Reader& o) -> Status {
+    auto& p = s.process;
+    NFC_RETURN_IF_ERROR(o.OptionalStrings("entrypoint", p.entrypoint));
+    NFC_RETURN_IF_ERROR(o.OptionalStrings("args", p.args));
+    if (const json* env = o.Find("env")) {
+      if (!env->is_object())
+        return Error::InvalidArgument("process.env: expected an object of strings, got " + Show(*env));
+      for (auto it = env->begin(); it != env->end(); ++it) {
+        if (!it->is_string()) {
+          return Error::InvalidArgument("process.env." + it.key() + ": expected a string, got " + Show(*it));
+        }
+        p.env[it.key()] = it->get<std::string>();
+      }
+    }
+    NFC_RETURN_IF_ERROR(o.String("working_dir", p.working_dir));
+    NFC_RETURN_IF_ERROR(o.String("user", p.user));
+    NFC_RETURN_IF_ERROR(o.Strings("groups", p.groups));
+    NFC_RETURN_IF_ERROR(o.Unsigned("stop_signal", p.stop_signal, 64));
+    return o.Unsigned("kill_timeout_ms", p.kill_timeout_ms);
+  }));
+  NFC_RETURN_IF_ERROR(r.String("hostname", s.hostname));
+  NFC_RETURN_IF_ERROR(NestedList(r, "hosts", s.hosts, [](Reader& o, HostEntry& h) -> Status {
+    NFC_RETURN_IF_ERROR(o.String("address", h.address));
+    return o.Strings("names", h.names);
+  }));
+  if (r.Find("dns")) {
+    s.dns.emplace();
+    NFC_RETURN_IF_ERROR(Nested(r, "dns", [&](Reader& o) -> Status {
+      NFC_RETURN_IF_ERROR(o.Strings("servers", s.dns->servers));
+      NFC_RETURN_IF_ERROR(o.Strings("searches", s.dns->searches));
+      return o.Strings("options", s.dns->options);
+    }));
+  }
+  NFC_RETURN_IF_ERROR(Nested(r, "network", [&](Reader& o) -> Status {
+    NFC_RETURN_IF_ERROR(
+        NestedList(o, "interfaces", s.network.interfaces, [](Reader& i, InterfaceConfig& c) -> Status {
+          NFC_RETURN_IF_ERROR(i.String("name", c.name));
+          NFC_RETURN_IF_ERROR(i.String("mac", c.mac));
+          NFC_RETURN_IF_ERROR(i.Unsigned("mtu", c.mtu, 65535));
+          return i.Strings("addresses", c.addresses);
+        }));
+    return NestedList(o, "routes", s.network.routes, [](Reader& i, RouteConfig& c) -> Status {
+      NFC_RETURN_IF_ERROR(i.String("destination", c.destination));
+      NFC_RETURN_IF_ERROR(i.String("gateway", c.gateway));
+      NFC_RETURN_IF_ERROR(i.String("device", c.device));
+      return i.Unsigned("metric", c.metric);
+    });
+  }));
+  NFC_RETURN_IF_ERROR(Nested(r, "root", [&](Reader& o) -> Status {
+    NFC_RETURN_IF_ERROR(o.String("device", s.root.device));
+    NFC_RETURN_IF_ERROR(o.String("fstype", s.root.fstype));
+    return o.String("directory", s.root.directory);
+  }));
+  NFC_RETURN_IF_ERROR(Nested(r, "scratch", [&](Reader& o) -> Status {
+    NFC_RETURN_IF_ERROR(o.String("device", s.scratch.device));
+    NFC_RETURN_IF_ERROR(o.String("fstype", s.scratch.fstype));
+    return o.String("tmpfs_size", s.scratch.tmpfs_size);
+  }));
+  NFC_RETURN_IF_ERROR(NestedList(r, "mounts", s.mounts, [](Reader& o, MountConfig& m) -> Status {
+    NFC_RETURN_IF_ERROR(o.String("source", m.source));
+    NFC_RETURN_IF_ERROR(o.String("target", m.target));
+    NFC_RETURN_IF_ERROR(o.String("fstype", m.fstype));
+    return o.Strings("options", m.options);
+  }));
+  NFC_RETURN_IF_ERROR(NestedList(r, "rlimits", s.rlimits, [](Reader& o, Rlimit& l) -> Status {
+    NFC_RETURN_IF_ERROR(o.String("name", l.name));
+    NFC_RETURN_IF_ERROR(o.Unsigned("soft", l.soft));
+    return o.Unsigned("hard", l.hard);
+  }));
+  NFC_RETURN_IF_ERROR(Nested(r, "control", [&](Reader& o) -> Status {
+    auto& c = s.control;
+    NFC_RETURN_IF_ERROR(o.Unsigned("vsock_port", c.vsock_port));
+    NFC_RETURN_IF_ERROR(o.String("serial_port", c.serial_port));
+    NFC_RETURN_IF_ERROR(o.String("unix_socket", c.unix_socket));
+    NFC_RETURN_IF_ERROR(o.Unsigned("log_buffer_bytes", c.log_buffer_bytes));
+    return o.Unsigned("exit_ack_timeout_ms", c.exit_ack_timeout_ms);
+  }));
+  NFC_RETURN_IF_ERROR(r.Bool("workload_cgroup", s.workload_cgroup));
+  NFC_RETURN_IF_ERROR(r.Bool("debug", s.debug));
+  return r.Finish();
+}
+
+const std::set<std::string>& KnownRlimits() {
+  static const std::set<std::string> names = {"as",      "core",     "cpu",        "data",   "fsize", "locks",
+                                              "memlock", "msgqueue", "nice",       "nofile", "nproc", "rss",
+                                              "rtprio",  "rttime",   "sigpending", "stack"};
+  return names;
+}
+
+bool IsAbsoluteClean(const std::string& p) {
+  if (p.empty() || p[0] != '/') return false;
+  size_t start = 1;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string::npos) end = p.size();
+    std::string_view part(p.data() + start, end - start);
+    if (part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<TaskSpec> ParseTaskSpec(std::string_view text) {
+  json doc;
+  try {
+    doc = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return Error::InvalidArgument(std::string("task spec is not valid JSON: ") + e.what());
+  }
+  TaskSpec spec;
+  try {
+    NFC_RETURN_IF_ERROR(ParseInto(doc, spec));
+  } catch (const json::exception& e) {
+    return Error::InvalidArgument(std::string("task spec: ") + e.what());
+  }
+  NFC_RETURN_IF_ERROR(ValidateTaskSpec(spec));
+  return spec;
+}
+
+Status ValidateTaskSpec(const TaskSpec& s) {
+  if (s.version != kTaskSpecVersion)
+    return Error::InvalidArgument("version: " + std::to_string(s.version) + " is not supported");
+  if (s.root.device.empty() == s.root.directory.empty()) {
+    return Error::InvalidArgument(
+        "root: exactly one of root.device and root.directory must be set (device=\"" + s.root.device +
+        "\", directory=\"" + s.root.directory + "\")");
+  }
+  if (!s.root.device.empty() && !IsAbsoluteClean(s.root.device)) {
+    return Error::InvalidArgument("root.device: \"" + s.root.device + "\" is not an absolute path");
+  }
+  if (!s.root.directory.empty() && !IsAbsoluteClean(s.root.directory)) {
+    return Error::InvalidArgument("root.directory: \"" + s.root.directory + "\" is not an absolute path");
+  }
+  if (!s.scratch.device.empty() && !IsAbsoluteClean(s.scratch.device)) {
+    return Error::InvalidArgument("scratch.device: \"" + s.scratch.device + "\" is not an absolute path");
+  }
+  if (s.process.stop_signal < 1 || s.process.stop_signal > 64) {
+    return Error::InvalidArgument("process.stop_signal: " + std::to_string(s.process.stop_signal) +
+                                  " is not a signal number");
+  }
+  if (!s.process.working_dir.empty() && s.process.working_dir[0] != '/') {
+    return Error::InvalidArgument("process.working_dir: \"" + s.process.working_dir +
+                                  "\" is not an absolute path");
+  }
+  for (const auto& [key, value] : s.process.env) {
+    if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos) {
+      return Error::InvalidArgument("process.env: \"" + key + "\" is not a valid variable name");
+    }
+  }
+  for (size_t i = 0; i < s.image.env.size(); i++) {
+    if (s.image.env[i].find('=') == std::string::npos || s.image.env[i][0] == '=') {
+      return Error::InvalidArgument("image.env[" + std::to_string(i) + "]: \"" + s.image.env[i] +
+                                    "\" is not KEY=value");
+    }
+  }
+  if (s.hostname.size() > 64)
+    return Error::InvalidArgument("hostname: \"" + s.hostname + "\" is longer than 64 bytes");
+  for (size_t i = 0; i < s.mounts.size(); i++) {
+    const auto& m = s.mounts[i];
+    std::string at = "mounts[" + std::to_string(i) + "]";
+    if (!IsAbsoluteClean(m.target) || m.target == "/") {
+      return Error::InvalidArgument(at + ".target: \"" + m.target +
+                                    "\" must be an absolute path below / without ..");
+    }
+    if (m.fstype.empty()) return Error::InvalidArgument(at + ".fstype: missing");
+  }
+  for (size_t i = 0; i < s.rlimits.size(); i++) {
+    const auto& l = s.rlimits[i];
+    std::string at = "rlimits[" + std::to_string(i) + "]";
+    if (!KnownRlimits().count(l.name))
+      return Error::InvalidArgument(at + ".name: \"" + l.name + "\" is not a known rlimit");
+    if (l.soft > l.hard) {
+      return Error::InvalidArgument(at + ": soft " + std::to_string(l.soft) + " is above hard " +
+                                    std::to_string(l.hard));
+    }
+  }
+  for (size_t i = 0; i < s.network.interfaces.size(); i++) {
+    const auto& itf = s.network.interfaces[i];
+    if (itf.name.empty() && itf.mac.empty()) {
+      return Error::InvalidArgument("network.interfaces[" + std::to_string(i) + "]: needs a name or a mac");
+    }
+    if (itf.name.size() >= 16) {
+      return Error::InvalidArgument("network.interfaces[" + std::to_string(i) + "].name: \"" + itf.name +
+                                    "\" is too long");
+    }
+  }
+  if (s.control.log_buffer_bytes < 64 * 1024 || s.control.log_buffer_bytes > (1ULL << 30)) {
+    return Error::InvalidArgument("control.log_buffer_bytes: " + std::to_string(s.control.log_buffer_bytes) +
+                                  " is outside 65536..1073741824");
+  }
+  if (!s.control.unix_socket.empty() && s.control.unix_socket.size() >= 108) {
+    return Error::InvalidArgument("control.unix_socket: \"" + s.control.unix_socket +
+                                  "\" is too long for a socket path");
+  }
+  if (s.control.serial_port.find('/') != std::string::npos) {
+    return Error::InvalidArgument("control.serial_port: \"" + s.control.serial_port +
+                                  "\" must be a port name, not a path");
+  }
+  return Ok();
+}
+
+std::string TaskSpecToJson(const TaskSpec& s) {
+  json j;
+  j["version"] = s.version;
+  if (!s.task_id.empty()) j["task_id"] = s.task_id;
+  j["image"] = {{"entrypoint", s.image.entrypoint},
+                {"cmd", s.image.cmd},
+                {"env", s.image.env},
+                {"working_dir", s.image.working_dir},
+                {"user", s.image.user}};
+  json p = json::object();
+  if (s.process.entrypoint) p["entrypoint"] = *s.process.entrypoint;
+  if (s.process.args) p["args"] = *s.process.args;
+  p["env"] = s.process.env;
+  p["working_dir"] = s.process.working_dir;
+  p["user"] = s.process.user;
+  p["groups"] = s.process.groups;
+  p["stop_signal"] = s.process.stop_signal;
+  p["kill_timeout_ms"] = s.process.kill_timeout_ms;
+  j["process"] = p;
+  j["hostname"] = s.hostname;
+  j["hosts"] = json::array();
+  for (const auto& h : s.hosts) j["hosts"].push_back({{"address", h.address}, {"names", h.names}});
+  if (s.dns)
+    j["dns"] = {{"servers", s.dns->servers}, {"searches", s.dns->searches}, {"options", s.dns->options}};
+  json net = {{"interfaces", json::array()}, {"routes", json::array()}};
+  for (const auto& i : s.network.interfaces) {
+    net["interfaces"].push_back(
+        {{"name", i.name}, {"mac", i.mac}, {"mtu", i.mtu}, {"addresses", i.addresses}});
+  }
+  for (const auto& r : s.network.routes) {
+    net["routes"].push_back(
+        {{"destination", r.destination}, {"gateway", r.gateway}, {"device", r.device}, {"metric", r.metric}});
+  }
+  j["network"] = net;
+  j["root"] = {{"device", s.root.device}, {"fstype", s.root.fstype}, {"directory", s.root.directory}};
+  j["scratch"] = {
+      {"device", s.scratch.device}, {"fstype", s.scratch.fstype}, {"tmpfs_size", s.scratch.tmpfs_size}};
+  j["mounts"] = json::array();
+  for (const auto& m : s.mounts) {
+    j["mounts"].push_back(
+        {{"source", m.source}, {"target", m.target}, {"fstype", m.fstype}, {"options", m.options}});
+  }
+  j["rlimits"] = json::array();
+  for (const auto& l : s.rlimits)
+    j["rlimits"].push_back({{"name", l.name}, {"soft", l.soft}, {"hard", l.hard}});
+  j["control"] = {{"vsock_port", s.control.vsock_port},
+                  {"serial_port", s.control.serial_port},
+                  {"unix_socket", s.control.unix_socket},
+                  {"log_buffer_bytes", s.control.log_buffer_bytes},
+                  {"exit_ack_timeout_ms", s.control.exit_ack_timeout_ms}};
+  j["workload_cgroup"] = s.workload_cgroup;
+  j["debug"] = s.debug;
+  return j.dump(2);
+}
+
+Result<std::vector<std::string>> ResolveArgv(const TaskSpec& s) {
+  std::vector<std::string> argv;
+  if (s.process.entrypoint) {
+    argv = *s.process.entrypoint;
+    if (s.process.args) argv.insert(argv.end(), s.process.args->begin(), s.process.args->end());
+  } else {
+    argv = s.image.entrypoint;
+    const auto& cmd = s.process.args ? *s.process.args : s.image.cmd;
+    argv.insert(argv.end(), cmd.begin(), cmd.end());
+  }
+  if (argv.empty() || argv[0].empty()) {
+    return Error::InvalidArgument(
+        "no command to run: the image has no entrypoint or cmd and the task sets neither "
+        "process.entrypoint nor process.args");
+  }
+  return argv;
+}
+
+std::vector<std::string> ResolveEnv(const TaskSpec& s) {
+  std::vector<std::string> env;
+  std::set<std::string> overridden;
+  for (const auto& kv : s.image.env) {
+    std::string key = kv.substr(0, kv.find('='));
+    auto it = s.process.env.find(key);
+    if (it != s.process.env.end()) {
+      if (overridden.insert(key).second) env.push_back(key + "=" + it->second);
+    } else {
+      env.push_back(kv);
+    }
+  }
+  for (const auto& [key, value] : s.process.env) {
+    if (!overridden.count(key)) env.push_back(key + "=" + value);
+  }
+  return env;
+}
+
+}  // namespace nfc::guest

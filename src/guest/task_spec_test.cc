@@ -1,0 +1,97 @@
+#include "guest/task_spec.h"
+
+#include <gtest/gtest.h>
+
+namespace nfc::guest {
+namespace {
+
+TEST(TaskSpec, RoundTripsThroughJson) {
+  TaskSpec s;
+  s.task_id = "alloc/web";
+  s.image.entrypoint = {"/docker-entrypoint.sh"};
+  s.image.cmd = {"nginx", "-g", "daemon off;"};
+  s.image.env = {"PATH=/usr/bin:/bin", "A=1"};
+  s.process.env = {{"A", "2"}, {"B", "3"}};
+  s.process.user = "nginx";
+  s.hostname = "web";
+  s.hosts = {{"10.0.0.1", {"gw", "gateway"}}};
+  s.dns = DnsConfig{{"10.0.0.1"}, {"svc"}, {"ndots:2"}};
+  s.network.interfaces = {{"eth0", "", 1420, {"10.0.0.2/24", "fd00::2/64"}}};
+  s.network.routes = {{"default", "10.0.0.1", "eth0", 0}};
+  s.root.device = "/dev/vda";
+  s.scratch.device = "/dev/vdb";
+  s.mounts = {{"/dev/vdc", "/data", "ext4", {"rw", "noatime"}}};
+  s.rlimits = {{"nofile", 1024, 4096}};
+  s.control.unix_socket = "/run/agent.sock";
+
+  auto parsed = ParseTaskSpec(TaskSpecToJson(s));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
+  EXPECT_EQ(parsed->task_id, "alloc/web");
+  EXPECT_EQ(parsed->image.cmd, s.image.cmd);
+  EXPECT_EQ(parsed->process.env.at("B"), "3");
+  ASSERT_TRUE(parsed->dns.has_value());
+  EXPECT_EQ(parsed->dns->options, std::vector<std::string>{"ndots:2"});
+  EXPECT_EQ(parsed->network.interfaces.at(0).mtu, 1420u);
+  EXPECT_EQ(parsed->network.interfaces.at(0).addresses.at(1), "fd00::2/64");
+  EXPECT_EQ(parsed->mounts.at(0).options.at(1), "noatime");
+  EXPECT_EQ(parsed->rlimits.at(0).hard, 4096u);
+  EXPECT_EQ(parsed->control.unix_socket, "/run/agent.sock");
+  EXPECT_EQ(TaskSpecToJson(*parsed), TaskSpecToJson(s));
+}
+
+TEST(TaskSpec, ErrorsNameTheFieldAndValue) {
+  auto unknown = ParseTaskSpec(R"({"version":1,"root":{"device":"/dev/vda"},"process":{"usr":"x"}})");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().ToString(), "process.usr: unknown field");
+
+  auto type = ParseTaskSpec(R"({"version":1,"root":{"device":"/dev/vda"},"process":{"args":["a",3]}})");
+  ASSERT_FALSE(type.ok());
+  EXPECT_EQ(type.error().ToString(), "process.args[1]: expected a string, got 3");
+
+  auto signal = ParseTaskSpec(R"({"version":1,"root":{"device":"/dev/vda"},"process":{"stop_signal":99}})");
+  ASSERT_FALSE(signal.ok());
+  EXPECT_EQ(signal.error().ToString(), "process.stop_signal: 99 is larger than 64");
+
+  auto version = ParseTaskSpec(R"({"version":7})");
+  ASSERT_FALSE(version.ok());
+  EXPECT_NE(version.error().ToString().find("version: 7 is not supported"), std::string::npos);
+
+  auto root = ParseTaskSpec(R"({"version":1})");
+  ASSERT_FALSE(root.ok());
+  EXPECT_NE(root.error().ToString().find("exactly one of root.device and root.directory"), std::string::npos);
+
+  auto json = ParseTaskSpec("{\"version\":1,");
+  ASSERT_FALSE(json.ok());
+  EXPECT_NE(json.error().ToString().find("not valid JSON"), std::string::npos);
+
+  auto mount = ParseTaskSpec(
+      R"({"version":1,"root":{"device":"/dev/vda"},"mounts":[{"target":"/a/../etc","fstype":"ext4"}]})");
+  ASSERT_FALSE(mount.ok());
+  EXPECT_NE(mount.error().ToString().find("mounts[0].target: \"/a/../etc\""), std::string::npos);
+}
+
+TEST(TaskSpec, ArgvFollowsOciOverrideRules) {
+  TaskSpec s;
+  s.image.entrypoint = {"/entry"};
+  s.image.cmd = {"default"};
+  EXPECT_EQ(*ResolveArgv(s), (std::vector<std::string>{"/entry", "default"}));
+  s.process.args = std::vector<std::string>{"x", "y"};
+  EXPECT_EQ(*ResolveArgv(s), (std::vector<std::string>{"/entry", "x", "y"}));
+  s.process.entrypoint = std::vector<std::string>{"/bin/sh"};
+  EXPECT_EQ(*ResolveArgv(s), (std::vector<std::string>{"/bin/sh", "x", "y"}));
+  s.process.args.reset();
+  EXPECT_EQ(*ResolveArgv(s),
+            (std::vector<std::string>{"/bin/sh"}));  // image cmd dropped with a new entrypoint
+  TaskSpec empty;
+  EXPECT_FALSE(ResolveArgv(empty).ok());
+}
+
+TEST(TaskSpec, EnvMergeReplacesInPlaceAndAppendsInNameOrder) {
+  TaskSpec s;
+  s.image.env = {"PATH=/bin", "A=1", "C=3"};
+  s.process.env = {{"Z", "26"}, {"A", "one"}, {"B", "2"}};
+  EXPECT_EQ(ResolveEnv(s), (std::vector<std::string>{"PATH=/bin", "A=one", "C=3", "B=2", "Z=26"}));
+}
+
+}  // namespace
+}  // namespace nfc::guest
