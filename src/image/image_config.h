@@ -13,7 +13,7 @@ namespace nfc::image {
 struct ImageConfig {
   std::vector<std::string> entrypoint;
   std::vector<std::string> cmd;
-  std::vector<std::string> env;            // "KEY=value", in image order
+  std::vector<std::string> env;  // "KEY=value", in image order
   std::string working_dir;
   std::string user;                        // "name", "uid", "uid:gid", "name:group" as the image says
   std::vector<std::string> exposed_ports;  // "80/tcp", sorted

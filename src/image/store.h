@@ -1,12 +1,13 @@
 // nfc::image::Store: the one entry point the rest of the project uses for OCI images.
 //
-// It owns the on-disk image cache (content-addressed blobs, one read-only ext4 root filesystem per manifest digest,
-// the image config beside it), pulls from registries or reads local sources (OCI layout directories, `docker save`
-// archives), and keeps images that running tasks use out of garbage collection with file-based leases that
-// survive a restart of the plugin. Nothing here speaks gRPC.
+// It owns the on-disk image cache (content-addressed blobs, one read-only ext4 root filesystem per manifest
+// digest, the image config beside it), pulls from registries or reads local sources (OCI layout directories,
+// `docker save` archives), and keeps images that running tasks use out of garbage collection with file-based
+// leases that survive a restart of the plugin. Nothing here speaks gRPC.
 //
-// Thread-safety: a Store may be used from many threads; concurrent Resolve() calls for the same image, in this
-// process or in other processes sharing the cache directory, download and convert once (flock-based single flight).
+// Thread-safety: a Store may be used from many threads; concurrent Resolve() calls for the same image, in
+// this process or in other processes sharing the cache directory, download and convert once (flock-based
+// single flight).
 #pragma once
 
 #include <chrono>
@@ -32,23 +33,23 @@ struct RegistryAuth {
 };
 
 struct PullOptions {
-  std::optional<RegistryAuth> auth;          // the task's `auth` block; nullopt: Docker config.json / helpers
-  bool force_pull = false;                   // re-resolve the tag at the registry even if the image is cached
+  std::optional<RegistryAuth> auth;  // the task's `auth` block; nullopt: Docker config.json / helpers
+  bool force_pull = false;           // re-resolve the tag at the registry even if the image is cached
   std::vector<std::string> insecure_registries;  // "host[:port]" allowed over plain HTTP or unverified TLS
-  std::string ca_file;                       // extra PEM CA bundle, used in addition to the system store
-  std::string docker_config;                 // path of a Docker config.json; empty: $DOCKER_CONFIG, ~/.docker
-  std::string platform;                      // "os/arch[/variant]"; empty: the host's
-  std::string lease_holder;                  // when set, a lease for this holder is taken before returning
-  std::chrono::seconds timeout{600};         // overall budget for the pull and conversion
+  std::string ca_file;                           // extra PEM CA bundle, used in addition to the system store
+  std::string docker_config;          // path of a Docker config.json; empty: $DOCKER_CONFIG, ~/.docker
+  std::string platform;               // "os/arch[/variant]"; empty: the host's
+  std::string lease_holder;           // when set, a lease for this holder is taken before returning
+  std::chrono::seconds timeout{600};  // overall budget for the pull and conversion
 };
 
 // Progress of one Resolve(), for task events and the CLI's progress bar. Called from the resolving thread.
 struct Progress {
   enum class Phase { kResolving, kWaiting, kDownloading, kBuildingRootfs, kDone };
   Phase phase = Phase::kResolving;
-  std::string message;           // "Downloading image", "Building root filesystem", ...
-  uint64_t bytes_done = 0;       // downloaded (kDownloading) or applied (kBuildingRootfs) bytes
-  uint64_t bytes_total = 0;      // 0 when unknown
+  std::string message;       // "Downloading image", "Building root filesystem", ...
+  uint64_t bytes_done = 0;   // downloaded (kDownloading) or applied (kBuildingRootfs) bytes
+  uint64_t bytes_total = 0;  // 0 when unknown
   int layers_done = 0;
   int layers_total = 0;
 };
@@ -61,13 +62,13 @@ struct ImageHandle {
   std::string rootfs_path;      // read-only ext4 image (attach read-only; never write to it)
   std::string config_path;      // JSON of ImageConfig beside the rootfs
   ImageConfig config;
-  uint64_t rootfs_bytes = 0;    // apparent size of rootfs_path
+  uint64_t rootfs_bytes = 0;  // apparent size of rootfs_path
 };
 
 struct CachedImage {
   std::string manifest_digest;
   std::vector<std::string> references;
-  uint64_t disk_bytes = 0;      // allocated bytes of the converted image
+  uint64_t disk_bytes = 0;  // allocated bytes of the converted image
   int64_t last_used_unix = 0;
   std::vector<std::string> lease_holders;
 };
@@ -79,9 +80,9 @@ struct PruneReport {
 };
 
 struct StoreOptions {
-  std::string root;                // cache directory, e.g. <plugin data dir>/images; created if missing
-  uint64_t max_bytes = 0;          // size limit for blobs + images; 0: unlimited. Enforced after each pull.
-  bool keep_layer_blobs = true;    // keep compressed layers after conversion (re-conversion, shared layers)
+  std::string root;              // cache directory, e.g. <plugin data dir>/images; created if missing
+  uint64_t max_bytes = 0;        // size limit for blobs + images; 0: unlimited. Enforced after each pull.
+  bool keep_layer_blobs = true;  // keep compressed layers after conversion (re-conversion, shared layers)
 };
 
 class Store {
@@ -100,17 +101,17 @@ class Store {
   // The cached image for a reference or manifest digest, without any network access.
   Result<ImageHandle> Lookup(std::string_view reference_or_digest);
 
-  // Leases keep an image from garbage collection while a task uses it. They are files under the cache root, so
-  // they survive restarts of this process; the holder (e.g. the task id) must release it when the task is gone.
-  // Acquire is idempotent per holder.
+  // Leases keep an image from garbage collection while a task uses it. They are files under the cache root,
+  // so they survive restarts of this process; the holder (e.g. the task id) must release it when the task is
+  // gone. Acquire is idempotent per holder.
   Status AcquireLease(std::string_view manifest_digest, std::string_view holder);
   Status ReleaseLease(std::string_view manifest_digest, std::string_view holder);
 
   Result<std::vector<CachedImage>> List();
   // Removes a cached image (by reference or digest). Refuses while leased unless force is set.
   Status Remove(std::string_view reference_or_digest, bool force = false);
-  // Removes unreferenced blobs and unleased images: all of them (all=true) or least recently used ones until the
-  // cache fits target_bytes (0: StoreOptions::max_bytes).
+  // Removes unreferenced blobs and unleased images: all of them (all=true) or least recently used ones until
+  // the cache fits target_bytes (0: StoreOptions::max_bytes).
   Result<PruneReport> Prune(bool all, uint64_t target_bytes = 0);
 
   const std::string& root() const;
@@ -122,9 +123,9 @@ class Store {
   std::unique_ptr<Impl> impl_;
 };
 
-// Creates a sparse, pre-formatted empty ext4 file of size_bytes at path (the task's writable scratch disk). It is
-// a copy (reflink where the filesystem supports it, sparse copy otherwise) of a template formatted once per size
-// and cached under template_dir; without template_dir the file is formatted in place.
+// Creates a sparse, pre-formatted empty ext4 file of size_bytes at path (the task's writable scratch disk).
+// It is a copy (reflink where the filesystem supports it, sparse copy otherwise) of a template formatted once
+// per size and cached under template_dir; without template_dir the file is formatted in place.
 Status CreateScratchDisk(const std::string& path, uint64_t size_bytes, const std::string& template_dir = {});
 
 }  // namespace nfc::image
