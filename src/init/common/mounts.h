@@ -1,0 +1,56 @@
+// Mounting for PID 1: the pseudo-filesystems every Linux userland expects, moving a new root into place, and
+// taking everything down again at shutdown. Guest- and host-role agnostic.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace nfc::init {
+
+// mount(2) with an error that names source, target and type.
+Status Mount(const std::string& source, const std::string& target, const std::string& fstype,
+             unsigned long flags, const std::string& data = {});
+// mkdir -p; existing directories are fine.
+Status MakeDirs(const std::string& path, mode_t mode = 0755);
+// symlink(target, path) unless path already exists.
+Status EnsureSymlink(const std::string& target, const std::string& path);
+bool IsMountPoint(const std::string& path);
+
+// How /dev is provided: the kernel's devtmpfs (a real machine or VM), or a private tmpfs populated with the
+// basic nodes (when init runs inside a namespace of a host whose devtmpfs it must not modify).
+enum class DevMode { kDevtmpfs, kTmpfs };
+
+// Early mounts, before the root is known: /dev, /proc, /sys (each only if not mounted yet).
+Status MountEarly(DevMode dev_mode);
+
+// Everything below a (new) root, with root = "" for "/": proc, sys, dev (unless already there), devpts
+// (private instance, /dev/ptmx pointing into it), /dev/shm, /dev/mqueue, /run, /sys/fs/cgroup (cgroup2), /tmp
+// (directory only), and the /dev/fd, /dev/std{in,out,err}, /dev/core links. Missing mount points are created,
+// so an image without /dev, /proc, /sys or /run works.
+Status MountSystemFilesystems(const std::string& root, DevMode dev_mode);
+
+// Makes root_dir the root of this mount namespace: MS_MOVE onto "/" and chroot, the way switch_root does it
+// (an initramfs root cannot be pivot_root'ed). Mounts at /dev, /proc, /sys, /run are moved into root_dir
+// first. When free_initramfs is set and "/" is a ramfs/tmpfs, its files are deleted first (staying on that
+// filesystem) to give the memory back.
+Status SwitchRoot(const std::string& root_dir, bool free_initramfs);
+
+struct MountEntry {
+  std::string mount_point;
+  std::string fstype;
+  std::string source;
+};
+// /proc/self/mountinfo in mount order.
+Result<std::vector<MountEntry>> ReadMounts();
+
+// Unmounts every mount except "/" in reverse mount order, retrying busy ones (attempts x 100 ms) and finally
+// detaching them lazily; then remounts "/" read-only. Pseudo-filesystems are skipped (nothing to flush).
+// Returns the mounts that could only be detached lazily or not at all (for the report).
+std::vector<std::string> UnmountAll(int attempts = 5);
+
+}  // namespace nfc::init
