@@ -1,0 +1,383 @@
+#include "vmm/firecracker/firecracker_vmm.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "base/log.h"
+#include "base/process.h"
+#include "vmm/console_pump.h"
+#include "vmm/firecracker/api_client.h"
+#include "vmm/vmm_process.h"
+
+namespace nfc::vmm::firecracker {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kSocketWait = 10s;     // FC binds its socket in ~12 ms typically (SPECIFICATION.md)
+constexpr auto kSocketPoll = 10ms;    // the go-sdk's poll interval
+constexpr size_t kStderrTail = 2048;  // how much of FC's stderr goes into an error message
+
+Status RemoveStale(const std::string& path) {
+  if (path.empty()) return Ok();
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Error::Errno("remove stale socket " + path);
+  return Ok();
+}
+
+// Before 1.14 Firecracker opens log and metrics paths without O_CREAT: they must exist.
+Status EnsureFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) return Error::Errno("create " + path);
+  ::close(fd);
+  return Ok();
+}
+
+std::string Tail(const std::string& path, size_t max) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return {};
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (s.size() > max) s = "..." + s.substr(s.size() - max);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+std::string Join(const std::vector<std::string>& args) {
+  std::string s;
+  for (const auto& a : args) {
+    if (!s.empty()) s += ' ';
+    s += a;
+  }
+  return s;
+}
+
+class FirecrackerVmm final : public Vmm {
+ public:
+  explicit FirecrackerVmm(VmConfig config)
+      : config_(std::move(config)),
+        api_socket_(config_.state_dir + "/firecracker.sock"),
+        stderr_path_(config_.state_dir + "/firecracker.stderr"),
+        api_(api_socket_) {}
+
+  // Attached to a VMM an earlier process started.
+  explicit FirecrackerVmm(const VmRecord& record) : api_socket_(record.api_socket), api_(record.api_socket) {
+    config_.id = record.id;
+    record_ = record;
+    attached_ = true;
+  }
+
+  ~FirecrackerVmm() override {
+    if (started_ && !attached_ && !process_.Exited()) {
+      // The owner dropped us without waiting: do not leave an unsupervised VMM behind.
+      (void)process_.Signal(SIGKILL);
+      (void)process_.WaitExit(5s);
+    }
+    console_.Join();
+  }
+
+  Status AdoptFromRecord() { return process_.Adopt(record_.pid, record_.start_time); }
+
+  Status Start() override {
+    if (attached_) return Error::FailedPrecondition("Start on an attached Firecracker VMM");
+    {
+      std::lock_guard lock(mu_);
+      if (started_) return Error::FailedPrecondition("Firecracker VMM " + config_.id + " already started");
+      started_ = true;
+    }
+    Status s = StartLocked();
+    if (!s.ok()) {
+      (void)process_.Signal(SIGKILL);
+      if (process_.pid() > 0) (void)process_.WaitExit(5s);
+      Cleanup();
+      return std::move(s).error().Context("start Firecracker VM " + config_.id);
+    }
+    return Ok();
+  }
+
+  Result<VmExit> Wait(std::chrono::milliseconds timeout) override {
+    NFC_ASSIGN_OR_RETURN(std::optional<int> status, process_.WaitExit(timeout));
+    if (!status) return Error::Timeout("Firecracker VM " + config_.id + " still running");
+    std::lock_guard lock(exit_mu_);
+    if (exit_) return *exit_;
+    VmExit e;
+    e.wait_status = *status;
+    if (*status == -1) {
+      e.kind = VmExit::Kind::kUnknown;
+      e.detail = "Firecracker process " + std::to_string(process_.pid()) + " is gone; exit status unknown";
+    } else if (process_.killed_by_us()) {
+      e.kind = VmExit::Kind::kKilled;
+      e.detail = DescribeWaitStatus(*status);
+    } else if (WIFEXITED(*status) && WEXITSTATUS(*status) == 0) {
+      // FC exits 0 only when the guest reset the CPU (reboot=k, triple fault): vmm.md 2.1.
+      e.kind = VmExit::Kind::kGuestStopped;
+      e.detail = "guest reset (exit status 0)";
+    } else {
+      e.kind = VmExit::Kind::kVmmCrashed;
+      e.detail = DescribeWaitStatus(*status);
+      if (WIFEXITED(*status)) e.detail += " (" + std::string(DescribeExitCode(WEXITSTATUS(*status))) + ")";
+      std::string tail = Tail(stderr_path_, kStderrTail);
+      if (!tail.empty()) e.detail += "; stderr: " + tail;
+    }
+    console_.Join();
+    Cleanup();
+    exit_ = e;
+    return e;
+  }
+
+  Status RequestShutdown() override {
+    std::lock_guard lock(mu_);
+    if (process_.Exited()) return Error::FailedPrecondition("Firecracker VM " + config_.id + " has ended");
+    // The guest's i8042 gets Ctrl+Alt+Del; nomad-init disabled CAD reboots, so the kernel sends it SIGINT.
+    return api_.Put("/actions", {{"action_type", "SendCtrlAltDel"}});
+  }
+
+  Status Kill() override { return process_.Signal(SIGKILL); }
+
+  Result<UniqueFd> ConnectGuest(uint32_t port, std::chrono::milliseconds timeout) override {
+    VmRecord r = Record();
+    if (!r.guest) return Error::FailedPrecondition("Firecracker VM " + config_.id + " has no guest channel");
+    return ConnectGuestEndpoint(*r.guest, port, timeout);
+  }
+
+  VmRecord Record() const override {
+    std::lock_guard lock(record_mu_);
+    return record_;
+  }
+
+ private:
+  Status StartLocked() {
+    // Stale sockets make FC fail: the API socket at startup, the vsock uds_path at PUT /vsock
+    // (vmm.md 1.1, 1.3).
+    NFC_RETURN_IF_ERROR(RemoveStale(api_socket_));
+    if (config_.guest_channel) NFC_RETURN_IF_ERROR(RemoveStale(config_.guest_channel->socket_path));
+
+    UniqueFd err_fd(::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+    if (!err_fd) return Error::Errno("open " + stderr_path_);
+    // Without /serial (1.14+) FC writes the guest's serial console to its stdout.
+    UniqueFd console_write;
+    if (config_.console.mode == ConsoleConfig::Mode::kFile) {
+      int p[2];
+      if (pipe2(p, O_CLOEXEC) != 0) return Error::Errno("pipe2 for the console");
+      UniqueFd r(p[0]);
+      console_write.Reset(p[1]);
+      NFC_RETURN_IF_ERROR(console_.Start(std::move(r), config_.console.path, config_.console.max_bytes));
+    }
+
+    // The jailer (a later step) wraps this argv: `jailer --id --exec-file <fc> --uid --gid ... -- <args>`,
+    // with paths rewritten into the chroot. The child stays FC itself (no --daemonize/--new-pid-ns),
+    // vmm.md 4.4.
+    SpawnOptions o;
+    o.argv = {config_.vmm_binary.empty() ? "firecracker" : config_.vmm_binary, "--api-sock", api_socket_,
+              "--id", config_.id};
+    o.stdout_fd = console_write ? console_write.get() : -1;
+    o.stderr_fd = err_fd.get();
+    o.new_session =
+        true;  // terminal signals to the supervisor's group must not kill FC (it has no SIGINT handler)
+    o.cwd = config_.state_dir;
+    NFC_RETURN_IF_ERROR_CTX(process_.Spawn(o), "spawn " + o.argv[0]);
+    console_write.Reset();  // only FC holds the write end now: the pump sees EOF when FC is gone
+    {
+      std::lock_guard lock(record_mu_);
+      record_.backend = Backend::kFirecracker;
+      record_.id = config_.id;
+      record_.pid = process_.pid();
+      record_.start_time = process_.start_time();
+      record_.api_socket = api_socket_;
+      record_.kvm = true;
+      if (config_.console.mode == ConsoleConfig::Mode::kFile) record_.console_path = config_.console.path;
+      if (config_.guest_channel) {
+        record_.guest = GuestEndpoint{GuestTransport::kFirecrackerVsock, config_.guest_channel->socket_path,
+                                      config_.guest_channel->guest_cid, config_.guest_channel->port};
+      }
+    }
+
+    std::lock_guard lock(mu_);
+    NFC_RETURN_IF_ERROR(WaitForApi());
+    NFC_RETURN_IF_ERROR(Configure());
+    NFC_RETURN_IF_ERROR(api_.Put("/actions", {{"action_type", "InstanceStart"}}));
+    log::Debug("firecracker VM started",
+               {{"vm", config_.id}, {"pid", process_.pid()}, {"version", version_.text}});
+    return Ok();
+  }
+
+  // Polls until the API answers GET / (socket bound and serving), failing fast if FC exits.
+  Status WaitForApi() {
+    auto deadline = std::chrono::steady_clock::now() + kSocketWait;
+    Error last = Error::Timeout("no attempt");
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto st = process_.WaitExit(0ms);
+      if (st.ok() && st->has_value()) {
+        return Error::Unavailable("firecracker exited before its API came up: " + DescribeWaitStatus(**st) +
+                                  "; stderr: " + Tail(stderr_path_, kStderrTail));
+      }
+      struct stat sb;
+      if (::stat(api_socket_.c_str(), &sb) == 0) {
+        auto info = api_.Get("/");
+        if (info.ok()) {
+          std::string v = info->value("vmm_version", "");
+          if (v.empty()) {
+            // GET /version is the documented fallback for the version alone.
+            NFC_ASSIGN_OR_RETURN(auto vj, api_.Get("/version"));
+            v = vj.value("firecracker_version", "");
+          }
+          NFC_ASSIGN_OR_RETURN(version_, FirecrackerVersion::Parse(v));
+          std::lock_guard lock(record_mu_);
+          record_.vmm_version = version_.text;
+          return Ok();
+        }
+        last = std::move(info).error();
+      }
+      std::this_thread::sleep_for(kSocketPoll);
+    }
+    return Error::Timeout("Firecracker API socket " + api_socket_ + " not ready after " +
+                          std::to_string(kSocketWait.count()) + " s: " + last.message());
+  }
+
+  // The request sequence of vmm.md 1.4, with the version differences of vmm.md 1.7.
+  Status Configure() {
+    if (!version_.AtLeast(1, 8)) {
+      // No ACPI before 1.8: devices are announced only as virtio_mmio.device= arguments, which Debian's cloud
+      // kernel cannot parse (VIRTIO_MMIO_CMDLINE_DEVICES unset). Allowed, but the guest needs a tuned kernel.
+      log::Warn(
+          "Firecracker < 1.8 describes virtio devices on the command line only; the guest kernel needs "
+          "CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y",
+          {{"vm", config_.id}, {"version", version_.text}});
+    }
+    if (!config_.vmm_log_path.empty()) {
+      NFC_RETURN_IF_ERROR(EnsureFile(config_.vmm_log_path));  // must exist before 1.14
+      NFC_RETURN_IF_ERROR(api_.Put("/logger", {{"log_path", config_.vmm_log_path},
+                                               {"level", "Info"},
+                                               {"show_level", true},
+                                               {"show_log_origin", false}}));
+    }
+    if (!config_.metrics_path.empty()) {
+      NFC_RETURN_IF_ERROR(EnsureFile(config_.metrics_path));
+      NFC_RETURN_IF_ERROR(api_.Put("/metrics", {{"metrics_path", config_.metrics_path}}));
+    }
+    NFC_RETURN_IF_ERROR(api_.Put("/machine-config", {{"vcpu_count", config_.vcpus},
+                                                     {"mem_size_mib", config_.memory_mib},
+                                                     {"smt", false},
+                                                     {"track_dirty_pages", false}}));
+    std::vector<std::string> args =
+        config_.replace_kernel_args ? std::vector<std::string>{} : PlatformKernelArgs(config_);
+    args.insert(args.end(), config_.kernel_args.begin(), config_.kernel_args.end());
+    nlohmann::json boot = {{"kernel_image_path", config_.kernel_path}, {"boot_args", Join(args)}};
+    if (!config_.initrd_path.empty()) boot["initrd_path"] = config_.initrd_path;
+    NFC_RETURN_IF_ERROR(api_.Put("/boot-source", boot));
+    for (const auto& d : config_.drives) {
+      // No drive is the root device: nomad-init mounts its root itself, so FC adds no root= argument.
+      NFC_RETURN_IF_ERROR(api_.Put("/drives/" + d.id, {{"drive_id", d.id},
+                                                       {"path_on_host", d.path},
+                                                       {"is_root_device", false},
+                                                       {"is_read_only", d.read_only}}));
+    }
+    for (const auto& n : config_.nics) {
+      nlohmann::json nic = {{"iface_id", n.id}, {"host_dev_name", n.tap}};
+      if (!n.mac.empty()) nic["guest_mac"] = n.mac;
+      // `mtu` exists from 1.16 on; older versions reject it as an unknown field (deny_unknown_fields).
+      if (n.mtu != 0 && version_.AtLeast(1, 16)) nic["mtu"] = n.mtu;
+      NFC_RETURN_IF_ERROR(api_.Put("/network-interfaces/" + n.id, nic));
+    }
+    if (config_.guest_channel) {
+      NFC_RETURN_IF_ERROR(api_.Put("/vsock", {{"guest_cid", config_.guest_channel->guest_cid},
+                                              {"uds_path", config_.guest_channel->socket_path}}));
+    }
+    return Ok();
+  }
+
+  void Cleanup() {
+    (void)RemoveStale(api_socket_);
+    if (config_.guest_channel) (void)RemoveStale(config_.guest_channel->socket_path);
+  }
+
+  VmConfig config_;
+  std::string api_socket_;
+  std::string stderr_path_;
+  bool attached_ = false;
+
+  std::mutex mu_;  // serializes API calls and Start
+  bool started_ = false;
+  ApiClient api_;
+  FirecrackerVersion version_;
+  VmmProcess process_;
+  ConsolePump console_;
+
+  mutable std::mutex record_mu_;
+  VmRecord record_;
+
+  std::mutex exit_mu_;
+  std::optional<VmExit> exit_;
+};
+
+}  // namespace
+
+std::vector<std::string> PlatformKernelArgs(const VmConfig& config) {
+  std::vector<std::string> args;
+  if (config.console.mode == ConsoleConfig::Mode::kFile) {
+    args.push_back("console=ttyS0");
+  } else {
+    args.push_back("8250.nr_uarts=0");  // no UART at all: nothing for the guest to spend VM exits on
+  }
+  // reboot=k: FC ends on the i8042 reset write (vmm.md 2.1); panic=1: a panic becomes a reset, so FC exits.
+  // i8042.noaux/nomux/dumbkbd skip probing FC's minimal controller. No i8042.nopnp: it broke SendCtrlAltDel
+  // on ACPI guests before FC 1.12. pci=off: virtio is on MMIO (FC >= 1.13 adds it too; a duplicate is
+  // harmless).
+  for (const char* a : {"reboot=k", "panic=1", "i8042.noaux", "i8042.nomux", "i8042.dumbkbd", "pci=off"}) {
+    args.push_back(a);
+  }
+  return args;
+}
+
+std::string_view DescribeExitCode(int code) {
+  switch (code) {
+    case 0:
+      return "guest reset";
+    case 1:
+      return "generic error: bad configuration, socket bind failure or failed build";
+    case 2:
+      return "unexpected error";
+    case 12:
+      return "host out of memory";
+    case 148:
+      return "seccomp violation";
+    case 149:
+      return "SIGBUS";
+    case 150:
+      return "SIGSEGV";
+    case 151:
+      return "SIGXFSZ";
+    case 152:
+      return "bad configuration";
+    case 153:
+      return "command-line argument parsing error";
+    case 154:
+      return "SIGXCPU";
+    case 155:
+      return "SIGPIPE";
+    case 156:
+      return "SIGHUP";
+    case 157:
+      return "SIGILL";
+    default:
+      return "unknown Firecracker exit code";
+  }
+}
+
+Result<std::unique_ptr<Vmm>> CreateFirecrackerVmm(VmConfig config) {
+  return std::unique_ptr<Vmm>(new FirecrackerVmm(std::move(config)));
+}
+
+Result<std::unique_ptr<Vmm>> AttachFirecrackerVmm(const VmRecord& record) {
+  auto vmm = std::make_unique<FirecrackerVmm>(record);
+  NFC_RETURN_IF_ERROR_CTX(vmm->AdoptFromRecord(), "attach Firecracker VM " + record.id);
+  return std::unique_ptr<Vmm>(std::move(vmm));
+}
+
+}  // namespace nfc::vmm::firecracker

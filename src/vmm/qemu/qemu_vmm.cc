@@ -1,0 +1,484 @@
+#include "vmm/qemu/qemu_vmm.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "base/log.h"
+#include "base/process.h"
+#include "vmm/console_pump.h"
+#include "vmm/qemu/qmp_client.h"
+#include "vmm/vmm_process.h"
+
+namespace nfc::vmm::qemu {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kQmpWait = 10s;
+constexpr auto kStatusPoll = 500ms;  // how often Wait() asks QMP for the run state
+constexpr size_t kStderrTail = 2048;
+constexpr const char* kDefaultBinary = "qemu-system-x86_64";
+
+std::string Tail(const std::string& path, size_t max) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return {};
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (s.size() > max) s = "..." + s.substr(s.size() - max);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+std::string JoinArgs(const std::vector<std::string>& args) {
+  std::string s;
+  for (const auto& a : args) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+// QEMU's -drive/-chardev option syntax uses ',' as separator; a literal comma is written ",,".
+std::string QemuEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    out += c;
+    if (c == ',') out += ',';
+  }
+  return out;
+}
+
+void Unlink(const std::string& path) {
+  if (!path.empty()) ::unlink(path.c_str());
+}
+
+class QemuVmm final : public Vmm {
+ public:
+  explicit QemuVmm(VmConfig config)
+      : config_(std::move(config)),
+        qmp_socket_(config_.state_dir + "/qmp.sock"),
+        stderr_path_(config_.vmm_log_path.empty() ? config_.state_dir + "/qemu.stderr"
+                                                  : config_.vmm_log_path) {}
+
+  explicit QemuVmm(const VmRecord& record) : qmp_socket_(record.api_socket) {
+    config_.id = record.id;
+    record_ = record;
+    attached_ = true;
+  }
+
+  ~QemuVmm() override {
+    if (started_ && !attached_ && !process_.Exited()) {
+      (void)process_.Signal(SIGKILL);
+      (void)process_.WaitExit(5s);
+    }
+    console_.Join();
+  }
+
+  Status Adopt() {
+    NFC_RETURN_IF_ERROR(process_.Adopt(record_.pid, record_.start_time));
+    std::lock_guard lock(mu_);
+    return qmp_.Connect(qmp_socket_, 2s);
+  }
+
+  Status Start() override {
+    if (attached_) return Error::FailedPrecondition("Start on an attached QEMU VMM");
+    {
+      std::lock_guard lock(mu_);
+      if (started_) return Error::FailedPrecondition("QEMU VM " + config_.id + " already started");
+      started_ = true;
+    }
+    Status s = StartImpl();
+    if (!s.ok()) {
+      (void)process_.Signal(SIGKILL);
+      if (process_.pid() > 0) (void)process_.WaitExit(5s);
+      Cleanup();
+      return std::move(s).error().Context("start QEMU VM " + config_.id);
+    }
+    return Ok();
+  }
+
+  Result<VmExit> Wait(std::chrono::milliseconds timeout) override {
+    auto deadline = Clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() < 0) left = 0ms;
+      NFC_ASSIGN_OR_RETURN(std::optional<int> status,
+                           process_.WaitExit(std::min<std::chrono::milliseconds>(left, kStatusPoll)));
+      if (status) return Finish(*status);
+      CheckRunState();
+      if (Clock::now() >= deadline) return Error::Timeout("QEMU VM " + config_.id + " still running");
+    }
+  }
+
+  Status RequestShutdown() override {
+    std::lock_guard lock(mu_);
+    if (process_.Exited()) return Error::FailedPrecondition("QEMU VM " + config_.id + " has ended");
+    // Ctrl+Alt+Del on the i8042 we add: the same signal path as Firecracker's SendCtrlAltDel (nomad-init gets
+    // SIGINT). Then the ACPI power button, for guests that handle KEY_POWER instead.
+    auto cad = qmp_.Execute("send-key", {{"keys",
+                                          {{{"type", "qcode"}, {"data", "ctrl"}},
+                                           {{"type", "qcode"}, {"data", "alt"}},
+                                           {{"type", "qcode"}, {"data", "delete"}}}}});
+    if (!cad.ok()) return std::move(cad).error().Context("QEMU VM " + config_.id + ": graceful stop");
+    auto pd = qmp_.Execute("system_powerdown");
+    if (!pd.ok()) return std::move(pd).error().Context("QEMU VM " + config_.id + ": graceful stop");
+    return Ok();
+  }
+
+  Status Kill() override {
+    {
+      std::lock_guard lock(mu_);
+      killing_ = true;
+    }
+    // SIGKILL straight away: `quit` would be as final but can hang behind a stuck QMP; we report kKilled
+    // anyway.
+    return process_.Signal(SIGKILL);
+  }
+
+  Result<UniqueFd> ConnectGuest(uint32_t port, std::chrono::milliseconds timeout) override {
+    VmRecord r = Record();
+    if (!r.guest) return Error::FailedPrecondition("QEMU VM " + config_.id + " has no guest channel");
+    return ConnectGuestEndpoint(*r.guest, port, timeout);
+  }
+
+  VmRecord Record() const override {
+    std::lock_guard lock(record_mu_);
+    return record_;
+  }
+
+ private:
+  Status StartImpl() {
+    std::string binary = config_.vmm_binary.empty() ? kDefaultBinary : config_.vmm_binary;
+    CommandInputs in;
+    in.qmp_socket = qmp_socket_;
+    in.console = config_.console.mode == ConsoleConfig::Mode::kFile;
+    in.vhost_vsock = config_.guest_channel && VhostVsockAvailable();
+    if (config_.allow_kvm) {
+      KvmProbe probe = ProbeKvm(binary, config_.kernel_path);
+      in.kvm = probe.usable;
+      if (!probe.usable)
+        log::Debug("KVM not usable, using TCG", {{"vm", config_.id}, {"reason", probe.reason}});
+    }
+    if (!in.kvm) in.tsc_khz = HostTscKhz();
+    CommandLine cl = BuildCommandLine(config_, in);
+    cl.argv[0] = binary;
+
+    // Stale sockets: QEMU does not remove its listening sockets on exit.
+    Unlink(qmp_socket_);
+    if (config_.guest_channel && !in.vhost_vsock) Unlink(config_.guest_channel->socket_path);
+
+    UniqueFd err_fd(::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+    if (!err_fd) return Error::Errno("open " + stderr_path_);
+    UniqueFd console_write;
+    if (in.console) {
+      int p[2];
+      if (pipe2(p, O_CLOEXEC) != 0) return Error::Errno("pipe2 for the console");
+      UniqueFd r(p[0]);
+      console_write.Reset(p[1]);
+      NFC_RETURN_IF_ERROR(console_.Start(std::move(r), config_.console.path, config_.console.max_bytes));
+    }
+    SpawnOptions o;
+    o.argv = cl.argv;
+    o.stdout_fd = console_write ? console_write.get() : -1;
+    o.stderr_fd = err_fd.get();
+    o.new_session = true;
+    o.cwd = config_.state_dir;
+    NFC_RETURN_IF_ERROR_CTX(process_.Spawn(o), "spawn " + binary);
+    console_write.Reset();
+    {
+      std::lock_guard lock(record_mu_);
+      record_.backend = Backend::kQemu;
+      record_.id = config_.id;
+      record_.pid = process_.pid();
+      record_.start_time = process_.start_time();
+      record_.api_socket = qmp_socket_;
+      record_.kvm = in.kvm;
+      if (in.console) record_.console_path = config_.console.path;
+      if (config_.guest_channel) {
+        GuestEndpoint e;
+        e.transport = in.vhost_vsock ? GuestTransport::kAfVsock : GuestTransport::kVirtioSerial;
+        e.socket_path = in.vhost_vsock ? "" : config_.guest_channel->socket_path;
+        e.guest_cid = config_.guest_channel->guest_cid;
+        e.port = config_.guest_channel->port;
+        record_.guest = e;
+      }
+    }
+    log::Debug("qemu command line", {{"vm", config_.id}, {"argv", JoinArgs(cl.argv)}});
+
+    std::lock_guard lock(mu_);
+    Status connected = qmp_.Connect(qmp_socket_, kQmpWait);
+    if (!connected.ok()) {
+      auto st = process_.WaitExit(200ms);
+      std::string why = st.ok() && st->has_value() ? "; QEMU " + DescribeWaitStatus(**st) : "";
+      return std::move(connected).error().Context("QEMU did not come up" + why +
+                                                  "; stderr: " + Tail(stderr_path_, kStderrTail));
+    }
+    {
+      std::lock_guard rl(record_mu_);
+      record_.vmm_version = qmp_.version();
+    }
+    // QEMU was started with -S: the guest runs only now, after QMP is ready to watch it.
+    auto cont = qmp_.Execute("cont");
+    if (!cont.ok()) return std::move(cont).error();
+    NFC_ASSIGN_OR_RETURN(auto status, qmp_.Execute("query-status"));
+    if (status.value("status", "") != "running") {
+      return Error::Internal("QEMU VM not running after cont: " + status.dump());
+    }
+    return Ok();
+  }
+
+  // Notices a VM that stopped without QEMU exiting (KVM internal error, emulation failure, I/O error): QEMU
+  // would sit there forever (vmm.md 6.5), so it is killed and the reason kept for Finish().
+  void CheckRunState() {
+    std::lock_guard lock(mu_);
+    if (!qmp_.connected() || killing_) return;
+    auto status = qmp_.Execute("query-status", nullptr, 2s);
+    if (!status.ok()) return;
+    std::string s = status->value("status", "");
+    if (s == "internal-error" || s == "io-error" || s == "guest-panicked") {
+      stop_reason_ = s;
+      log::Warn("QEMU VM stopped without exiting; killing QEMU", {{"vm", config_.id}, {"status", s}});
+      (void)process_.Signal(SIGKILL);
+      killing_ = false;  // this kill is ours but reported as the internal error, not as a requested kill
+    }
+  }
+
+  Result<VmExit> Finish(int status) {
+    std::lock_guard lock(mu_);
+    if (exit_) return *exit_;
+    // The SHUTDOWN event (reason) is still readable after QEMU exited.
+    qmp_.DrainEvents();
+    for (const auto& ev : qmp_.TakeEvents()) {
+      if (ev.value("event", "") == "SHUTDOWN" && ev.contains("data")) {
+        shutdown_reason_ = ev["data"].value("reason", "");
+      }
+    }
+    VmExit e;
+    e.wait_status = status;
+    if (!stop_reason_.empty()) {
+      e.kind = VmExit::Kind::kInternalError;
+      e.detail = "VM stopped with status " + stop_reason_ +
+                 "; QEMU killed. stderr: " + Tail(stderr_path_, kStderrTail);
+    } else if (status == -1) {
+      e.kind = VmExit::Kind::kUnknown;
+      e.detail = "QEMU process " + std::to_string(process_.pid()) + " is gone; exit status unknown";
+    } else if (process_.killed_by_us()) {
+      e.kind = VmExit::Kind::kKilled;
+      e.detail = DescribeWaitStatus(status);
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+               (shutdown_reason_.rfind("guest-", 0) == 0 || shutdown_reason_.empty())) {
+      // guest-shutdown (ACPI S5), guest-reset (reboot with -no-reboot) or guest-panic. An empty reason means
+      // the event was lost; a host signal would have printed "terminating on signal" to stderr.
+      std::string tail = Tail(stderr_path_, kStderrTail);
+      if (shutdown_reason_.empty() && tail.find("terminating on signal") != std::string::npos) {
+        e.kind = VmExit::Kind::kVmmCrashed;
+        e.detail = "QEMU terminated by a signal: " + tail;
+      } else {
+        e.kind = VmExit::Kind::kGuestStopped;
+        e.detail = shutdown_reason_.empty() ? "exit status 0" : shutdown_reason_;
+      }
+    } else {
+      e.kind = VmExit::Kind::kVmmCrashed;
+      e.detail = DescribeWaitStatus(status);
+      if (!shutdown_reason_.empty()) e.detail += " (" + shutdown_reason_ + ")";
+      std::string tail = Tail(stderr_path_, kStderrTail);
+      if (!tail.empty()) e.detail += "; stderr: " + tail;
+    }
+    qmp_.Close();
+    console_.Join();
+    Cleanup();
+    exit_ = e;
+    return e;
+  }
+
+  void Cleanup() {
+    Unlink(qmp_socket_);
+    if (config_.guest_channel) Unlink(config_.guest_channel->socket_path);
+  }
+
+  VmConfig config_;
+  std::string qmp_socket_;
+  std::string stderr_path_;
+  bool attached_ = false;
+
+  std::mutex mu_;  // guards qmp_ and the fields below
+  bool started_ = false;
+  bool killing_ = false;
+  std::string stop_reason_;
+  std::string shutdown_reason_;
+  std::optional<VmExit> exit_;
+  QmpClient qmp_;
+
+  VmmProcess process_;
+  ConsolePump console_;
+  mutable std::mutex record_mu_;
+  VmRecord record_;
+};
+
+}  // namespace
+
+unsigned HostTscKhz() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("cpu MHz", 0) == 0) {
+      auto colon = line.find(':');
+      if (colon == std::string::npos) break;
+      double mhz = std::atof(line.c_str() + colon + 1);
+      if (mhz > 100) return static_cast<unsigned>(mhz * 1000);
+      break;
+    }
+  }
+  return 2400000;
+}
+
+bool VhostVsockAvailable() {
+  int fd = ::open("/dev/vhost-vsock", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+CommandLine BuildCommandLine(const VmConfig& c, const CommandInputs& in) {
+  CommandLine cl;
+  auto& a = cl.argv;
+  a = {kDefaultBinary, "-name", c.id};
+  // acpi=on: virtio-mmio devices are announced in the DSDT (the Debian kernel lacks
+  // VIRTIO_MMIO_CMDLINE_DEVICES), and the GED turns a guest reset/poweroff into a QEMU exit.
+  std::string machine =
+      "microvm,acpi=on,x-option-roms=off,isa-serial=" + std::string(in.console ? "on" : "off");
+  // Under TCG keep the legacy PIT/PIC/RTC: the kernel calibrates against them (dev-machines.md).
+  if (in.kvm) machine += ",pit=off,pic=off,rtc=off";
+  a.insert(a.end(), {"-M", machine});
+  if (in.kvm) {
+    a.insert(a.end(), {"-accel", "kvm", "-cpu", "host"});
+  } else {
+    a.insert(a.end(), {"-accel", "tcg", "-cpu", "max"});
+  }
+  a.insert(a.end(), {"-m", std::to_string(c.memory_mib), "-smp", std::to_string(c.vcpus), "-nodefaults",
+                     "-no-user-config", "-display", "none", "-no-reboot", "-S", "-qmp",
+                     "unix:" + QemuEscape(in.qmp_socket) + ",server=on,wait=off"});
+  // An i8042 so Ctrl+Alt+Del (QMP send-key) reaches the guest as on Firecracker.
+  a.insert(a.end(), {"-device", "i8042"});
+  if (in.console) {
+    a.insert(a.end(), {"-chardev", "stdio,id=con0,signal=off", "-serial", "chardev:con0"});
+  }
+  a.insert(a.end(), {"-kernel", c.kernel_path});
+  if (!c.initrd_path.empty()) a.insert(a.end(), {"-initrd", c.initrd_path});
+  for (const auto& d : c.drives) {
+    a.insert(a.end(), {"-drive",
+                       "id=" + d.id + ",file=" + QemuEscape(d.path) +
+                           ",format=raw,if=none,readonly=" + (d.read_only ? "on" : "off"),
+                       "-device", "virtio-blk-device,drive=" + d.id});
+  }
+  for (const auto& n : c.nics) {
+    a.insert(a.end(), {"-netdev", "tap,id=" + n.id + ",ifname=" + n.tap + ",script=no,downscript=no"});
+    std::string dev = "virtio-net-device,netdev=" + n.id;
+    if (!n.mac.empty()) dev += ",mac=" + n.mac;
+    if (n.mtu != 0) dev += ",host_mtu=" + std::to_string(n.mtu);
+    a.insert(a.end(), {"-device", dev});
+  }
+  if (c.guest_channel) {
+    if (in.vhost_vsock) {
+      a.insert(a.end(),
+               {"-device", "vhost-vsock-device,guest-cid=" + std::to_string(c.guest_channel->guest_cid)});
+    } else {
+      a.insert(a.end(),
+               {"-device", "virtio-serial-device", "-chardev",
+                "socket,id=agent,path=" + QemuEscape(c.guest_channel->socket_path) + ",server=on,wait=off",
+                "-device", "virtserialport,chardev=agent,name=" + c.guest_channel->serial_port_name});
+    }
+  }
+  auto& k = cl.kernel_args;
+  if (!c.replace_kernel_args) {
+    if (in.console) k.push_back("console=ttyS0");
+    // reboot=a: the reset goes through microvm's GED, and -no-reboot turns it into an exit. The default order
+    // took a BIOS path into qboot and hung in 7 of 29 boots (dev-machines.md). panic=1: a panic ends the VM.
+    for (const char* s : {"reboot=a", "panic=1", "i8042.noaux", "i8042.nomux", "i8042.dumbkbd"})
+      k.push_back(s);
+    // Under TCG the guest hangs after "Marking TSC unstable" in most boots without an early TSC frequency.
+    if (!in.kvm) k.push_back("tsc_early_khz=" + std::to_string(in.tsc_khz ? in.tsc_khz : 2400000));
+  }
+  k.insert(k.end(), c.kernel_args.begin(), c.kernel_args.end());
+  a.insert(a.end(), {"-append", JoinArgs(k)});
+  return cl;
+}
+
+KvmProbe ProbeKvm(const std::string& qemu_binary, const std::string& kernel) {
+  static std::mutex mu;
+  static std::map<std::pair<std::string, std::string>, KvmProbe> cache;
+  std::lock_guard lock(mu);
+  auto key = std::make_pair(qemu_binary, kernel);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  KvmProbe result;
+  int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    result.reason = "/dev/kvm: " + std::string(strerror(errno));
+    cache[key] = result;
+    return result;
+  }
+  ::close(fd);
+  // A whole boot: no initrd, so the kernel panics at the missing root, panic=-1 reboots at once, reboot=t
+  // triple-faults, and -no-reboot ends QEMU with status 0. Anything else (abort at start, internal error,
+  // a crawl past the deadline) means TCG.
+  auto start = Clock::now();
+  SpawnOptions o;
+  o.argv = {qemu_binary,
+            "-M",
+            "microvm,acpi=on",
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-m",
+            "128",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-kernel",
+            kernel,
+            "-append",
+            "panic=-1 reboot=t quiet"};
+  VmmProcess p;
+  Status s = p.Spawn(o);
+  if (!s.ok()) {
+    result.reason = s.error().message();
+  } else {
+    auto st = p.WaitExit(10s);
+    if (!st.ok() || !st->has_value()) {
+      (void)p.Signal(SIGKILL);
+      (void)p.WaitExit(5s);
+      result.reason = "probe guest did not finish booting within 10 s (KVM emulation too slow or stuck)";
+    } else if (WIFEXITED(**st) && WEXITSTATUS(**st) == 0) {
+      result.usable = true;
+      result.reason =
+          "probe guest booted and reset in " +
+          std::to_string(
+              std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()) +
+          " ms";
+    } else {
+      result.reason = "probe QEMU " + DescribeWaitStatus(**st);
+    }
+  }
+  cache[key] = result;
+  return result;
+}
+
+Result<std::unique_ptr<Vmm>> CreateQemuVmm(VmConfig config) {
+  return std::unique_ptr<Vmm>(new QemuVmm(std::move(config)));
+}
+
+Result<std::unique_ptr<Vmm>> AttachQemuVmm(const VmRecord& record) {
+  auto vmm = std::make_unique<QemuVmm>(record);
+  NFC_RETURN_IF_ERROR_CTX(vmm->Adopt(), "attach QEMU VM " + record.id);
+  return std::unique_ptr<Vmm>(std::move(vmm));
+}
+
+}  // namespace nfc::vmm::qemu

@@ -1,0 +1,188 @@
+// nfc::vmm: one interface to run a microVM, whichever VMM runs it (Firecracker or QEMU microvm).
+//
+// The caller (the task shim) describes the VM in a VmConfig, creates a Vmm with CreateVmm(), Start()s it, and
+// then Wait()s for it to end, asking it to stop gracefully (RequestShutdown) or hard (Kill) when told to. The
+// guest's control channel is reached with ConnectGuest(), which returns a plain connected byte stream
+// whatever the transport (Firecracker hybrid vsock, AF_VSOCK, or a QEMU virtio-serial port on a unix socket).
+// Record() gives the facts to find the VMM again after the supervisor restarts; AttachVmm() turns them back
+// into a Vmm.
+//
+// Nothing here knows about gRPC, Nomad or the guest protocol. Backends live in vmm/firecracker/ and
+// vmm/qemu/.
+//
+// Threads: a Vmm may be used from several threads at once. Wait() may block in one thread while another calls
+// RequestShutdown(), Kill(), ConnectGuest() or Record(); the calls that talk to the VMM's API socket are
+// serialized inside. Start() must return before any other call except Record() and Kill().
+//
+// Processes: the Vmm reaps its own VMM child (waitpid on that pid). A supervisor that reaps with waitpid(-1)
+// must leave this pid alone, or Wait() reports the exit status as unknown.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+
+namespace nfc::vmm {
+
+enum class Backend { kFirecracker, kQemu };
+std::string_view BackendName(Backend backend);
+Result<Backend> ParseBackend(std::string_view name);  // "firecracker" | "qemu"
+
+struct Drive {
+  std::string id;  // [A-Za-z0-9_]{1,64}; Firecracker drive_id
+  std::string path;
+  bool read_only = false;
+};
+
+struct NetworkInterface {
+  std::string id;   // [A-Za-z0-9_]{1,64}; Firecracker iface_id, e.g. "eth0"
+  std::string tap;  // an existing TAP device, in the network namespace the VMM runs in
+  std::string mac;  // "aa:bb:cc:dd:ee:ff"; empty: the VMM picks one
+  uint32_t mtu =
+      0;  // advertised to the guest when the VMM can (Firecracker >= 1.16, QEMU host_mtu); 0: default
+};
+
+// How the host reaches the agent in the guest. The backend chooses the transport:
+// - Firecracker: hybrid vsock; `socket_path` is the `uds_path`, the host sends "CONNECT <port>\n".
+// - QEMU with /dev/vhost-vsock: AF_VSOCK to (guest_cid, port); `socket_path` is unused.
+// - QEMU without it: a virtio-serial port named `serial_port_name`, exported on the unix socket `socket_path`
+//   (one byte stream; `port` is not used on that transport).
+struct GuestChannelConfig {
+  std::string socket_path;
+  uint32_t guest_cid = 3;
+  uint32_t port = 1024;
+  std::string serial_port_name = "nfc.agent";  // guest::kDefaultSerialPortName
+};
+
+enum class GuestTransport { kFirecrackerVsock, kAfVsock, kVirtioSerial };
+std::string_view GuestTransportName(GuestTransport transport);
+
+// Enough to connect to the guest agent, also from another process after a restart.
+struct GuestEndpoint {
+  GuestTransport transport = GuestTransport::kFirecrackerVsock;
+  std::string socket_path;
+  uint32_t guest_cid = 0;
+  uint32_t port = 0;
+};
+
+// The guest's serial console. kFile keeps at most `max_bytes` in `path` plus one rotated `path`.1 (the oldest
+// output is dropped first); the pump runs in the process that owns the Vmm.
+struct ConsoleConfig {
+  enum class Mode { kOff, kFile };
+  Mode mode = Mode::kOff;
+  std::string path;
+  uint64_t max_bytes = 1 << 20;
+};
+
+struct VmConfig {
+  std::string id;          // [A-Za-z0-9-]{1,64}; Firecracker --id, QEMU -name
+  std::string state_dir;   // existing directory for this VM's sockets and files (API/QMP socket, pid file)
+  std::string vmm_binary;  // empty: "firecracker" / "qemu-system-x86_64" from PATH
+
+  std::string kernel_path;  // Firecracker: uncompressed ELF vmlinux; QEMU: vmlinux (PVH) or bzImage
+  std::string initrd_path;  // optional
+  // Appended to the backend's platform arguments (console, reboot method, panic, i8042, clock; see
+  // docs/guest-kernel.md). With replace_kernel_args they are the whole command line.
+  std::vector<std::string> kernel_args;
+  bool replace_kernel_args = false;
+
+  uint32_t vcpus = 1;
+  uint32_t memory_mib = 256;
+  std::vector<Drive> drives;  // in guest order: the first is /dev/vda
+  std::vector<NetworkInterface> nics;
+  std::optional<GuestChannelConfig> guest_channel;
+  ConsoleConfig console;
+  std::string vmm_log_path;  // the VMM's own log (Firecracker logger, QEMU stderr); empty: discarded
+  std::string metrics_path;  // Firecracker metrics file; ignored by QEMU
+  bool allow_kvm = true;     // QEMU: use KVM if the probe says it works; false forces TCG
+};
+
+// Checks ids, paths and ranges; the message names the field and value.
+Status ValidateConfig(const VmConfig& config);
+
+// How a VM ended.
+struct VmExit {
+  enum class Kind {
+    kGuestStopped,   // the guest reset/powered off (Firecracker exit 0; QEMU guest-shutdown/guest-reset)
+    kVmmCrashed,     // the VMM exited non-zero or died from a signal we did not send
+    kKilled,         // we ended it (Kill(), or a graceful stop that ran out of time)
+    kInternalError,  // QEMU: the VM stopped with an internal/emulation error; we killed QEMU
+    kUnknown,        // not our child (attached after a restart): it is gone, its status is not known
+  };
+  Kind kind = Kind::kUnknown;
+  int wait_status = -1;  // raw waitpid() status when known
+  std::string detail;    // "exit status 1", "killed by signal 9 (SIGKILL)", "KVM internal error", ...
+};
+std::string_view ExitKindName(VmExit::Kind kind);
+
+// The facts a supervisor stores to find the VMM again after its own restart.
+struct VmRecord {
+  Backend backend = Backend::kFirecracker;
+  std::string id;
+  pid_t pid = -1;
+  unsigned long long start_time = 0;  // kernel start time of pid (guards against pid reuse)
+  std::string api_socket;             // Firecracker API socket or QEMU QMP socket
+  std::optional<GuestEndpoint> guest;
+  std::string console_path;
+  bool kvm = false;         // QEMU: accelerated; Firecracker: always true
+  std::string vmm_version;  // "1.16.1" / "7.2.22" when known
+
+  std::string ToJson() const;
+  static Result<VmRecord> FromJson(std::string_view json);
+};
+
+class Vmm {
+ public:
+  virtual ~Vmm() = default;
+  Vmm(const Vmm&) = delete;
+  Vmm& operator=(const Vmm&) = delete;
+
+  // Spawns the VMM, configures it and starts the guest's vCPUs. Blocks until the VMM accepted the start
+  // (Firecracker: InstanceStart answered 204; QEMU: QMP says "running") or failed; on failure the VMM process
+  // is killed and reaped and its sockets removed. Call once.
+  virtual Status Start() = 0;
+
+  // Blocks until the VMM process is gone, or `timeout` passes (then kTimeout). Repeated calls after the end
+  // return the same VmExit. QEMU: an internal error that stops the VM without ending QEMU is detected here,
+  // QEMU is killed and kInternalError returned.
+  virtual Result<VmExit> Wait(std::chrono::milliseconds timeout) = 0;
+
+  // Asks the guest to shut down (Firecracker: SendCtrlAltDel, which nomad-init gets as SIGINT; QEMU:
+  // system_powerdown). Returns once the request is delivered, without waiting for the guest.
+  virtual Status RequestShutdown() = 0;
+
+  // Ends the VMM now (SIGKILL after a best-effort QMP quit for QEMU). Does not wait: call Wait() to reap.
+  // Safe to call repeatedly and after the VMM has ended.
+  virtual Status Kill() = 0;
+
+  // A new connected stream to the guest agent (port is the vsock port; ignored on virtio-serial). Retries
+  // until the guest listens or `timeout` passes. Thread-safe; blocks.
+  virtual Result<UniqueFd> ConnectGuest(uint32_t port, std::chrono::milliseconds timeout) = 0;
+
+  virtual VmRecord Record() const = 0;
+
+ protected:
+  Vmm() = default;
+};
+
+// Picks the backend implementation. Validates the config; spawns nothing.
+Result<std::unique_ptr<Vmm>> CreateVmm(Backend backend, VmConfig config);
+
+// Rebuilds a Vmm for a VMM started by an earlier process (not our child). Fails with kNotFound if the
+// recorded process is gone or its pid was reused. Start() is not allowed on it; Wait() reports kUnknown once
+// it is gone.
+Result<std::unique_ptr<Vmm>> AttachVmm(const VmRecord& record);
+
+// Connects to a guest agent endpoint (used by ConnectGuest, and usable from any process that has the record).
+Result<UniqueFd> ConnectGuestEndpoint(const GuestEndpoint& endpoint, uint32_t port,
+                                      std::chrono::milliseconds timeout);
+
+}  // namespace nfc::vmm

@@ -1,0 +1,170 @@
+// Unit tests of the backend-independent parts: config validation, the record format, command-line building.
+#include "vmm/vmm.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "vmm/firecracker/api_client.h"
+#include "vmm/firecracker/firecracker_vmm.h"
+#include "vmm/qemu/qemu_vmm.h"
+
+namespace nfc::vmm {
+namespace {
+
+class VmmConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/vmm-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    std::ofstream(dir_ + "/vmlinux") << "kernel";
+    std::ofstream(dir_ + "/disk") << "disk";
+    config_.id = "vm-1";
+    config_.state_dir = dir_;
+    config_.kernel_path = dir_ + "/vmlinux";
+    config_.drives = {{"root", dir_ + "/disk", true}};
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+  std::string dir_;
+  VmConfig config_;
+};
+
+TEST_F(VmmConfigTest, AcceptsAValidConfig) {
+  EXPECT_TRUE(ValidateConfig(config_).ok());
+}
+
+TEST_F(VmmConfigTest, RejectsBadFieldsNamingThem) {
+  auto c = config_;
+  c.id = "bad id!";
+  auto s = ValidateConfig(c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("'bad id!'"), std::string::npos) << s.error().message();
+
+  c = config_;
+  c.drives.push_back({"root", dir_ + "/disk", false});
+  s = ValidateConfig(c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("used twice"), std::string::npos);
+
+  c = config_;
+  c.drives[0].id = "has-dash";  // Firecracker drive ids allow only [A-Za-z0-9_]
+  EXPECT_FALSE(ValidateConfig(c).ok());
+
+  c = config_;
+  c.kernel_path = dir_ + "/missing";
+  s = ValidateConfig(c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("missing"), std::string::npos);
+
+  c = config_;
+  c.nics = {{"eth0", "tap0", "06:00:zz:00:00:01"}};
+  s = ValidateConfig(c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("06:00:zz:00:00:01"), std::string::npos);
+
+  c = config_;
+  c.vcpus = 33;
+  EXPECT_FALSE(ValidateConfig(c).ok());
+  c = config_;
+  c.guest_channel = GuestChannelConfig{"", 2, 1024};
+  EXPECT_FALSE(ValidateConfig(c).ok());
+}
+
+TEST(VmRecordTest, RoundTripsThroughJson) {
+  VmRecord r;
+  r.backend = Backend::kQemu;
+  r.id = "vm-7";
+  r.pid = 4242;
+  r.start_time = 123456789;
+  r.api_socket = "/run/x/qmp.sock";
+  r.guest = GuestEndpoint{GuestTransport::kVirtioSerial, "/run/x/agent.sock", 3, 1024};
+  r.kvm = false;
+  r.vmm_version = "7.2.22";
+  auto back = VmRecord::FromJson(r.ToJson());
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_EQ(back->backend, Backend::kQemu);
+  EXPECT_EQ(back->pid, 4242);
+  EXPECT_EQ(back->start_time, 123456789u);
+  EXPECT_EQ(back->api_socket, "/run/x/qmp.sock");
+  ASSERT_TRUE(back->guest.has_value());
+  EXPECT_EQ(back->guest->transport, GuestTransport::kVirtioSerial);
+  EXPECT_EQ(back->guest->socket_path, "/run/x/agent.sock");
+  EXPECT_EQ(back->vmm_version, "7.2.22");
+
+  EXPECT_FALSE(VmRecord::FromJson("{").ok());
+  EXPECT_FALSE(VmRecord::FromJson(R"({"version":2})").ok());
+  EXPECT_FALSE(
+      VmRecord::FromJson(R"({"version":1,"backend":"xen","id":"a","pid":1,"start_time":1,"api_socket":""})")
+          .ok());
+}
+
+TEST(AttachTest, RefusesAGoneOrReusedProcess) {
+  VmRecord r;
+  r.backend = Backend::kFirecracker;
+  r.id = "gone";
+  r.pid = getpid();
+  r.start_time = 1;  // our pid, but not our start time: a reused pid must not be adopted
+  auto v = AttachVmm(r);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().code(), ErrorCode::kNotFound);
+}
+
+TEST(FirecrackerVersionTest, Parses) {
+  auto v = firecracker::FirecrackerVersion::Parse("1.16.1");
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->AtLeast(1, 16));
+  EXPECT_FALSE(v->AtLeast(1, 17));
+  auto dev = firecracker::FirecrackerVersion::Parse("v1.17.0-dev");
+  ASSERT_TRUE(dev.ok());
+  EXPECT_EQ(dev->minor, 17);
+  EXPECT_FALSE(firecracker::FirecrackerVersion::Parse("banana").ok());
+  EXPECT_EQ(firecracker::FaultMessage(R"({"fault_message":"boom"})"), "boom");
+  EXPECT_EQ(firecracker::FaultMessage("not json"), "not json");
+}
+
+TEST_F(VmmConfigTest, FirecrackerKernelArgsFollowTheConsoleSetting) {
+  auto args = firecracker::PlatformKernelArgs(config_);
+  EXPECT_NE(std::find(args.begin(), args.end(), "8250.nr_uarts=0"), args.end());
+  EXPECT_NE(std::find(args.begin(), args.end(), "reboot=k"), args.end());
+  EXPECT_EQ(std::find(args.begin(), args.end(), "i8042.nopnp"), args.end());
+  config_.console.mode = ConsoleConfig::Mode::kFile;
+  config_.console.path = dir_ + "/console";
+  args = firecracker::PlatformKernelArgs(config_);
+  EXPECT_NE(std::find(args.begin(), args.end(), "console=ttyS0"), args.end());
+}
+
+TEST_F(VmmConfigTest, QemuCommandLineForTcgWithSerialChannel) {
+  config_.guest_channel = GuestChannelConfig{dir_ + "/agent,sock", 3, 1024, "org.nomad.init.control"};
+  config_.kernel_args = {"nomad.debug=1"};
+  qemu::CommandInputs in;
+  in.qmp_socket = dir_ + "/qmp.sock";
+  in.console = true;
+  in.tsc_khz = 2000000;
+  auto cl = qemu::BuildCommandLine(config_, in);
+  std::string all;
+  for (const auto& a : cl.argv) all += a + " ";
+  EXPECT_NE(all.find("-accel tcg"), std::string::npos) << all;
+  EXPECT_NE(all.find("-no-reboot"), std::string::npos);
+  EXPECT_NE(all.find("virtserialport,chardev=agent,name=org.nomad.init.control"), std::string::npos);
+  EXPECT_NE(all.find("agent,,sock"), std::string::npos)
+      << "commas in paths must be doubled for QEMU: " << all;
+  EXPECT_NE(all.find("readonly=on"), std::string::npos);
+  const std::string& append = cl.argv.back();
+  EXPECT_NE(append.find("tsc_early_khz=2000000"), std::string::npos) << append;
+  EXPECT_NE(append.find("reboot=a"), std::string::npos);
+  EXPECT_EQ(append.substr(append.size() - 13), "nomad.debug=1");
+
+  in.kvm = true;
+  in.vhost_vsock = true;
+  cl = qemu::BuildCommandLine(config_, in);
+  all.clear();
+  for (const auto& a : cl.argv) all += a + " ";
+  EXPECT_NE(all.find("-accel kvm -cpu host"), std::string::npos);
+  EXPECT_NE(all.find("vhost-vsock-device,guest-cid=3"), std::string::npos);
+  EXPECT_EQ(all.find("tsc_early_khz"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace nfc::vmm
