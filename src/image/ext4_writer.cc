@@ -1,6 +1,8 @@
 #include "image/ext4_writer.h"
 
+extern "C" {
 #include <et/com_err.h>
+}
 #include <ext2fs/ext2fs.h>
 #include <fcntl.h>
 #include <sys/stat.h>
