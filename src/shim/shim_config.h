@@ -1,0 +1,34 @@
+// ShimConfig: what the plugin tells a new task shim (`shim.json` in the task dir, written before the shim
+// starts, read once by the shim). Everything the shim needs to boot and supervise the VM without asking the
+// plugin again: the VM description, where the task's output goes, how to reach the guest agent, time limits.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/error.h"
+#include "vmm/vmm.h"
+
+namespace nfc::shim {
+
+inline constexpr int kShimConfigVersion = 1;
+
+struct ShimConfig {
+  std::string task_id;
+  std::string task_dir;
+  vmm::Backend backend = vmm::Backend::kQemu;
+  vmm::VmConfig vm;
+  std::string stdout_path;  // Nomad's FIFO (or /dev/null)
+  std::string stderr_path;
+  uint32_t guest_port = 1024;            // vsock port of the agent (ignored on virtio-serial)
+  int64_t boot_timeout_millis = 180000;  // VMM start -> guest agent answering
+  int64_t final_log_flush_millis =
+      10000;  // after the exit, how long to wait for a log reader before giving up
+  std::string log_level = "info";
+
+  std::string ToJson() const;
+  static Result<ShimConfig> FromJson(std::string_view json);
+};
+
+}  // namespace nfc::shim

@@ -1,0 +1,109 @@
+// Supervisor: the heart of `nomad-fc-shim`. Owns one task's VM (through vmm::Vmm), its connection to the
+// guest agent (guest::AgentClient), the pump from the guest's log streams into Nomad's FIFOs, and the exit
+// record; answers the control socket (ControlHandler).
+//
+// Lifecycle, in the shim's main thread: Boot() starts the VMM; Run() blocks until the VM is gone and the exit
+// is recorded. Meanwhile one guest thread (re)connects to the agent, pumps logs and waits for the workload's
+// exit; control connections run on their own threads.
+//
+// Exactly-once logs: a chunk is acknowledged to the guest only after every byte of it was accepted by the
+// FIFO (FifoWriter::Write). After a reconnect the guest resends from the acknowledged offsets; bytes below
+// them are skipped. The exit is recorded only after the logs up to the guest's end offsets were written
+// (bounded by final_log_flush_millis when nobody reads), and acknowledged to the guest only after the record
+// is durable.
+//
+// How a task ends, and what WaitTask then says:
+//   guest reports the workload's exit     -> its exit code / signal / OOM flag, err empty
+//   guest reports it could not start it    -> exit code 125-127 and err "workload could not start: ..."
+//   VM ends without a report               -> err names why: guest kernel panic (line from the console),
+//                                             VMM crash (its exit status), hypervisor internal error, or the
+//                                             driver's forced stop (then signal 9, exit code 137)
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "guest/agent_client.h"
+#include "shim/control_server.h"
+#include "shim/fifo_writer.h"
+#include "shim/shim_config.h"
+#include "shim/task_dir.h"
+#include "vmm/vmm.h"
+
+namespace nfc::shim {
+
+class Supervisor final : public ControlHandler {
+ public:
+  explicit Supervisor(ShimConfig config);
+  ~Supervisor() override;
+
+  // Starts the VMM and the guest thread. On error nothing is left running.
+  Status Boot();
+  // Blocks until the VM has ended and the exit result is durable.
+  void Run();
+  // True once a Shutdown request was answered (the shim should exit now).
+  bool WaitForShutdown(std::chrono::milliseconds timeout);
+
+  // ControlHandler
+  Result<ExitResult> Wait(const std::function<bool()>& client_gone) override;
+  Result<ExitResult> Stop(int signal, std::chrono::milliseconds timeout) override;
+  Status Signal(int signal) override;
+  Result<ExecResult> Exec(const ExecRequest& request) override;
+  Status ExecStreaming(const ExecRequest& request, ExecSession& session) override;
+  Result<StatsSample> Stats() override;
+  InspectInfo Inspect() override;
+  Status Shutdown() override;
+  void AfterShutdownReply() override;
+
+ private:
+  void GuestLoop();
+  // One connection's life: returns when the connection is lost or the task is over.
+  void ServeConnection(const std::shared_ptr<guest::AgentClient>& agent);
+  void WaitForExitReport(std::shared_ptr<guest::AgentClient> agent);
+  Status WriteLog(const guest::LogChunk& chunk);
+  void RecordExit(ExitResult result);
+  ExitResult DescribeUnreportedEnd(const vmm::VmExit& vm_exit);
+  std::shared_ptr<guest::AgentClient> CurrentAgent();
+  Result<std::shared_ptr<guest::AgentClient>> RequireAgent(const char* what);
+  // Waits until the exit is recorded or the timeout passes; true if recorded.
+  bool WaitExitRecorded(std::chrono::milliseconds timeout);
+  bool WaitVmGone(std::chrono::milliseconds timeout);
+  int64_t MillisSinceStart() const;
+
+  ShimConfig config_;
+  TaskDir dir_;
+  std::unique_ptr<vmm::Vmm> vmm_;
+  FifoWriter stdout_;
+  FifoWriter stderr_;
+  std::atomic<bool> abandon_log_writes_{false};  // set when the final flush ran out of time
+  std::thread guest_thread_;
+  std::chrono::steady_clock::time_point started_;
+  int64_t started_unix_nanos_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  TaskState state_ = TaskState::kStarting;
+  std::optional<ExitResult> exit_;             // recorded (durable) result
+  std::optional<guest::ExitResult> reported_;  // what the guest said, before the record is written
+  std::shared_ptr<guest::AgentClient> agent_;
+  guest::LogOffsets acked_;
+  uint64_t boot_id_ = 0;
+  bool vm_gone_ = false;
+  bool stop_requested_ = false;
+  bool shutdown_answered_ = false;
+  std::optional<vmm::VmExit> vm_exit_;
+  std::string last_error_;
+  std::string fatal_error_;  // why the shim itself ended the VM (boot timeout)
+  int64_t vmm_started_millis_ = 0;
+  int64_t guest_connected_millis_ = 0;
+  int64_t workload_started_millis_ = 0;
+  guest::BootTimes boot_times_;
+  std::mutex log_mu_;  // one pump writes at a time (a reconnect can briefly overlap the old pump)
+};
+
+}  // namespace nfc::shim
