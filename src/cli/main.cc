@@ -1,0 +1,96 @@
+// nomad-driver-firecracker: a Nomad task-driver plugin when a Nomad client starts it (magic cookie in the
+// environment), a command-line tool otherwise.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli/command.h"
+#include "driver/driver.h"
+#include "driver/naming.h"
+#include "driver/rpc/services.h"
+#include "plugin/handshake.h"
+
+namespace nfc::cli {
+
+#define NFC_CLI_COMMAND(symbol) extern const Command symbol;
+#include "cli/commands.inc"
+#undef NFC_CLI_COMMAND
+
+namespace {
+
+#define NFC_CLI_COMMAND(symbol) &symbol,
+constexpr const Command* kCommands[] = {
+#include "cli/commands.inc"
+};
+#undef NFC_CLI_COMMAND
+
+std::string BaseName(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+}  // namespace
+
+std::span<const Command* const> Commands() {
+  return kCommands;
+}
+
+void PrintUsage(int fd, std::string_view program) {
+  const std::string file = BaseName(program.empty() ? "nomad-driver-firecracker" : program);
+  const std::string driver_name = driver::DriverNameFromPath(file);
+  std::string text;
+  text += file + " " + std::string(driver::PluginVersion()) +
+          ": a Nomad task driver that runs OCI images as microVMs (Firecracker, or QEMU microvm).\n\n";
+  text +=
+      "This program is a Nomad plugin: the Nomad client agent starts it; you do not run it as a service.\n";
+  text += "To install it:\n";
+  text += "  1. Copy the binary (only the file) into the agent's plugin_dir (default: <data_dir>/plugins).\n";
+  text += "  2. Add a plugin block named after the file to the agent configuration:\n\n";
+  text += "       plugin \"" + file + "\" {\n";
+  text += "         config {\n";
+  text += "           # every option is optional, e.g.\n";
+  text += "           # kernel_path = \"/usr/lib/nomad-firecracker/guest/vmlinux\"\n";
+  text += "           # backend     = \"auto\"   # auto | firecracker | qemu\n";
+  text += "         }\n";
+  text += "       }\n\n";
+  text += "  3. Restart the agent. Jobs use:  driver = \"" + driver_name + "\"\n";
+  text += "     (the driver name is this file's name without a leading \"nomad-driver-\").\n\n";
+  text += "Commands:\n";
+  for (const Command* c : kCommands) {
+    std::string synopsis = std::string(c->name) + (c->usage.empty() ? "" : " " + std::string(c->usage));
+    if (synopsis.size() < 28) synopsis.resize(28, ' ');
+    text += "  " + synopsis + " " + std::string(c->summary) + "\n";
+  }
+  text += "  help                         show this text\n";
+  (void)!::write(fd, text.data(), text.size());
+}
+
+int Main(int argc, char** argv) {
+  if (plugin::LaunchedByPluginHost(plugin::ProcessEnv())) return driver::rpc::ServePlugin(argc, argv);
+  const std::string program = argc > 0 ? argv[0] : "nomad-driver-firecracker";
+  if (argc < 2) {
+    PrintUsage(STDOUT_FILENO, program);
+    return 0;
+  }
+  std::string_view name = argv[1];
+  if (name == "help" || name == "-h" || name == "--help") {
+    PrintUsage(STDOUT_FILENO, program);
+    return 0;
+  }
+  if (name == "--version" || name == "-v") name = "version";
+  for (const Command* c : kCommands) {
+    if (c->name == name) return c->run(Invocation{program, std::span<char* const>(argv + 2, argc - 2)});
+  }
+  std::fprintf(stderr, "%s: unknown command \"%.*s\"\n\n", BaseName(program).c_str(),
+               static_cast<int>(name.size()), name.data());
+  PrintUsage(STDERR_FILENO, program);
+  return 2;
+}
+
+}  // namespace nfc::cli
+
+int main(int argc, char** argv) {
+  return nfc::cli::Main(argc, argv);
+}

@@ -1,0 +1,206 @@
+#include "driver/plugin_config.h"
+
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+
+#include "driver/config_reader.h"
+
+namespace nfc::driver {
+namespace {
+
+constexpr std::string_view kWhat = "plugin config";
+
+// Reads `primary`, or the seed driver's spelling `alias`; both set to different values is an error.
+Result<std::optional<std::string>> StringWithAlias(ConfigReader& r, std::string_view primary,
+                                                   std::string_view alias) {
+  NFC_ASSIGN_OR_RETURN(std::optional<std::string> a, r.String(primary));
+  NFC_ASSIGN_OR_RETURN(std::optional<std::string> b, r.String(alias));
+  if (a && b && *a != *b) {
+    return Error::InvalidArgument(std::string(kWhat) + " sets both \"" + std::string(primary) + "\" = \"" +
+                                  *a + "\" and its alias \"" + std::string(alias) + "\" = \"" + *b +
+                                  "\"; set only \"" + std::string(primary) + "\"");
+  }
+  return a ? a : b;
+}
+
+Status RequireAbsolute(const ConfigReader& r, std::string_view key, const std::string& path) {
+  if (path.empty() || path[0] != '/') {
+    return r.Invalid(key, CtyValue::String(path), "expected an absolute path");
+  }
+  return Ok();
+}
+
+Status RequireProgram(const ConfigReader& r, std::string_view key, const std::string& path) {
+  if (path.empty()) return r.Invalid(key, CtyValue::String(path), "expected a program path or name");
+  if (path.find('/') != std::string::npos && path[0] != '/') {
+    return r.Invalid(key, CtyValue::String(path),
+                     "expected an absolute path or a bare program name (found in PATH)");
+  }
+  return Ok();
+}
+
+}  // namespace
+
+std::string_view BackendName(Backend backend) {
+  switch (backend) {
+    case Backend::kAuto:
+      return "auto";
+    case Backend::kFirecracker:
+      return "firecracker";
+    case Backend::kQemu:
+      return "qemu";
+  }
+  return "auto";
+}
+
+Result<Backend> ParseBackend(std::string_view name) {
+  if (name == "auto") return Backend::kAuto;
+  if (name == "firecracker") return Backend::kFirecracker;
+  if (name == "qemu") return Backend::kQemu;
+  return Error::InvalidArgument("expected \"auto\", \"firecracker\" or \"qemu\"");
+}
+
+Result<uint64_t> ParseByteSize(std::string_view text) {
+  std::string s(text);
+  size_t i = 0;
+  while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) i++;
+  if (i == 0)
+    return Error::InvalidArgument("expected a size such as \"20GiB\", \"512MB\" or a number of bytes");
+  std::string number = s.substr(0, i);
+  std::string unit = s.substr(i);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
+  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  struct UnitScale {
+    std::string_view name;
+    double scale;
+  };
+  static constexpr UnitScale kUnits[] = {{"", 1},
+                                         {"b", 1},
+                                         {"kb", 1e3},
+                                         {"mb", 1e6},
+                                         {"gb", 1e9},
+                                         {"tb", 1e12},
+                                         {"k", 1024.0},
+                                         {"m", 1048576.0},
+                                         {"g", 1073741824.0},
+                                         {"t", 1099511627776.0},
+                                         {"kib", 1024.0},
+                                         {"mib", 1048576.0},
+                                         {"gib", 1073741824.0},
+                                         {"tib", 1099511627776.0}};
+  const UnitScale* found = nullptr;
+  for (const UnitScale& u : kUnits) {
+    if (u.name == unit) found = &u;
+  }
+  if (found == nullptr) {
+    return Error::InvalidArgument("unknown unit \"" + std::string(s.substr(i)) +
+                                  "\" (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)");
+  }
+  char* end = nullptr;
+  double value = std::strtod(number.c_str(), &end);
+  if (end != number.c_str() + number.size())
+    return Error::InvalidArgument("malformed number \"" + number + "\"");
+  double bytes = std::floor(value * found->scale);
+  if (!(bytes < 1.8e19)) return Error::InvalidArgument("too large");
+  return static_cast<uint64_t>(bytes);
+}
+
+spec::Node PluginConfigSpec() {
+  using namespace spec;
+  // Aliased options have no schema default: the decoder must see whether the operator set them.
+  return Object({
+      {"firecracker_path", AttrWithDefault("firecracker_path", "string", StringLiteral("firecracker"))},
+      {"jailer_path", AttrWithDefault("jailer_path", "string", StringLiteral("jailer"))},
+      {"qemu_path", AttrWithDefault("qemu_path", "string", StringLiteral("qemu-system-x86_64"))},
+      {"kernel_path", Attr("kernel_path", "string")},
+      {"vmlinux_path", Attr("vmlinux_path", "string")},
+      {"initrd_path", AttrWithDefault("initrd_path", "string", StringLiteral(kDefaultInitrdPath))},
+      {"data_dir", Attr("data_dir", "string")},
+      {"rootfs_base_path", Attr("rootfs_base_path", "string")},
+      {"backend", AttrWithDefault("backend", "string", StringLiteral("auto"))},
+      // A string, so both "20GiB" and a plain number of bytes are accepted (HCL converts numbers to strings).
+      {"image_cache_size",
+       AttrWithDefault("image_cache_size", "string", StringLiteral(kDefaultImageCacheSize))},
+      {"insecure_registries", AttrWithDefault("insecure_registries", "list(string)", EmptyListLiteral())},
+      {"ca_file", Attr("ca_file", "string")},
+      {"containerd_socket", Attr("containerd_socket", "string")},
+  });
+}
+
+Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
+  PluginConfig config;
+  if (value.is_null()) return config;
+  ConfigReader r(value, std::string(kWhat));
+  NFC_RETURN_IF_ERROR(r.CheckObject());
+
+  NFC_ASSIGN_OR_RETURN(auto firecracker, r.String("firecracker_path"));
+  if (firecracker) config.firecracker_path = *firecracker;
+  NFC_RETURN_IF_ERROR(RequireProgram(r, "firecracker_path", config.firecracker_path));
+  NFC_ASSIGN_OR_RETURN(auto jailer, r.String("jailer_path"));
+  if (jailer) config.jailer_path = *jailer;
+  NFC_RETURN_IF_ERROR(RequireProgram(r, "jailer_path", config.jailer_path));
+  NFC_ASSIGN_OR_RETURN(auto qemu, r.String("qemu_path"));
+  if (qemu) config.qemu_path = *qemu;
+  NFC_RETURN_IF_ERROR(RequireProgram(r, "qemu_path", config.qemu_path));
+
+  NFC_ASSIGN_OR_RETURN(auto kernel, StringWithAlias(r, "kernel_path", "vmlinux_path"));
+  if (kernel) config.kernel_path = *kernel;
+  NFC_RETURN_IF_ERROR(
+      RequireAbsolute(r, kernel ? "kernel_path" : "kernel_path (default)", config.kernel_path));
+  NFC_ASSIGN_OR_RETURN(auto initrd, r.String("initrd_path"));
+  if (initrd) config.initrd_path = *initrd;
+  // An empty initrd_path is allowed: it means "boot without an initramfs" (a kernel with everything built
+  // in).
+  if (!config.initrd_path.empty()) NFC_RETURN_IF_ERROR(RequireAbsolute(r, "initrd_path", config.initrd_path));
+  NFC_ASSIGN_OR_RETURN(auto data_dir, StringWithAlias(r, "data_dir", "rootfs_base_path"));
+  if (data_dir) config.data_dir = *data_dir;
+  NFC_RETURN_IF_ERROR(RequireAbsolute(r, "data_dir", config.data_dir));
+
+  NFC_ASSIGN_OR_RETURN(auto backend, r.String("backend"));
+  if (backend) {
+    Result<Backend> parsed = ParseBackend(*backend);
+    if (!parsed.ok()) return r.Invalid("backend", CtyValue::String(*backend), parsed.error().message());
+    config.backend = *parsed;
+  }
+
+  NFC_ASSIGN_OR_RETURN(auto cache, r.String("image_cache_size"));
+  if (cache) {
+    Result<uint64_t> bytes = ParseByteSize(*cache);
+    if (!bytes.ok()) return r.Invalid("image_cache_size", CtyValue::String(*cache), bytes.error().message());
+    config.image_cache_bytes = *bytes;
+  }
+
+  NFC_ASSIGN_OR_RETURN(auto insecure, r.StringList("insecure_registries"));
+  if (insecure) {
+    for (const std::string& host : *insecure) {
+      if (host.empty() || host.find('/') != std::string::npos) {
+        return r.Invalid("insecure_registries", CtyValue::String(host),
+                         "expected a registry host name with an optional port, e.g. \"registry.local:5000\"");
+      }
+    }
+    config.insecure_registries = *insecure;
+  }
+  NFC_ASSIGN_OR_RETURN(auto ca_file, r.String("ca_file"));
+  if (ca_file && !ca_file->empty()) {
+    NFC_RETURN_IF_ERROR(RequireAbsolute(r, "ca_file", *ca_file));
+    config.ca_file = *ca_file;
+  }
+
+  NFC_ASSIGN_OR_RETURN(auto containerd, r.String("containerd_socket"));
+  if (containerd) {
+    config.warnings.push_back("plugin config option \"containerd_socket\" = \"" + *containerd +
+                              "\" is ignored: this driver pulls images itself and does not use containerd");
+  }
+  NFC_RETURN_IF_ERROR(r.RejectUnknown());
+  return config;
+}
+
+Result<PluginConfig> DecodePluginConfigMsgpack(std::string_view msgpack) {
+  if (msgpack.empty()) return PluginConfig{};
+  Result<CtyValue> value = DecodeCtyMsgpack(msgpack);
+  if (!value.ok()) return std::move(value).error().Context(kWhat);
+  return DecodePluginConfig(*value);
+}
+
+}  // namespace nfc::driver

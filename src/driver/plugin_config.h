@@ -1,0 +1,56 @@
+// PluginConfig: the agent's `plugin "<binary>" { config { ... } }` block, its schema and its decoder.
+// Every option is optional, so `plugin "nomad-driver-firecracker" {}` works. Options are documented in
+// docs/configuration.md; the seed driver's spellings (vmlinux_path, rootfs_base_path, containerd_socket) are
+// accepted too.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "driver/cty_value.h"
+#include "driver/spec.h"
+
+namespace nfc::driver {
+
+enum class Backend { kAuto, kFirecracker, kQemu };
+std::string_view BackendName(Backend backend);
+// "auto" | "firecracker" | "qemu"
+Result<Backend> ParseBackend(std::string_view name);
+
+inline constexpr std::string_view kDefaultKernelPath = "/usr/lib/nomad-firecracker/guest/vmlinux";
+inline constexpr std::string_view kDefaultInitrdPath = "/usr/lib/nomad-firecracker/guest/initramfs.cpio.gz";
+inline constexpr std::string_view kDefaultDataDir = "/var/lib/nomad-firecracker";
+inline constexpr std::string_view kDefaultImageCacheSize = "20GiB";
+
+struct PluginConfig {
+  // Programs: a bare name is looked up in PATH when used.
+  std::string firecracker_path = "firecracker";
+  std::string jailer_path = "jailer";
+  std::string qemu_path = "qemu-system-x86_64";
+  std::string kernel_path = std::string(kDefaultKernelPath);
+  std::string initrd_path = std::string(kDefaultInitrdPath);
+  std::string data_dir = std::string(kDefaultDataDir);
+  Backend backend = Backend::kAuto;
+  uint64_t image_cache_bytes = 20ULL << 30;      // 0 = no limit
+  std::vector<std::string> insecure_registries;  // "host[:port]" reached over plain HTTP / unverified TLS
+  std::string ca_file;  // extra PEM CA bundle for registries; empty = system store only
+  // Warnings for the operator (deprecated or ignored options); the caller logs them.
+  std::vector<std::string> warnings;
+
+  bool operator==(const PluginConfig&) const = default;
+};
+
+spec::Node PluginConfigSpec();
+
+// Decodes the cty value of the plugin config block (null or an empty object = all defaults).
+Result<PluginConfig> DecodePluginConfig(const CtyValue& value);
+// Decodes SetConfigRequest.msgpack_config; empty bytes mean "no config block" (all defaults).
+Result<PluginConfig> DecodePluginConfigMsgpack(std::string_view msgpack);
+
+// "20GiB", "512MiB", "10GB", "1.5TiB", "1073741824" (bytes), "0" (no limit). Units: B, KB/MB/GB/TB (powers of
+// 1000), KiB/MiB/GiB/TiB (powers of 1024), K/M/G/T (= KiB...), case-insensitive.
+Result<uint64_t> ParseByteSize(std::string_view text);
+
+}  // namespace nfc::driver

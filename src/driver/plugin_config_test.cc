@@ -1,0 +1,109 @@
+#include "driver/plugin_config.h"
+
+#include <gtest/gtest.h>
+
+namespace nfc::driver {
+namespace {
+
+CtyValue Obj(CtyValue::Map entries) {
+  return CtyValue::MakeMap(std::move(entries));
+}
+CtyValue Str(std::string s) {
+  return CtyValue::String(std::move(s));
+}
+
+std::string ErrorOf(const CtyValue& v) {
+  Result<PluginConfig> r = DecodePluginConfig(v);
+  EXPECT_FALSE(r.ok());
+  return r.ok() ? "" : r.error().message();
+}
+
+TEST(PluginConfigTest, EmptyBlockAndNoBlockGiveDefaults) {
+  PluginConfig defaults;
+  EXPECT_EQ(*DecodePluginConfigMsgpack(""), defaults);
+  EXPECT_EQ(*DecodePluginConfig(CtyValue()), defaults);
+  EXPECT_EQ(*DecodePluginConfig(Obj({})), defaults);
+  EXPECT_EQ(defaults.kernel_path, "/usr/lib/nomad-firecracker/guest/vmlinux");
+  EXPECT_EQ(defaults.initrd_path, "/usr/lib/nomad-firecracker/guest/initramfs.cpio.gz");
+  EXPECT_EQ(defaults.data_dir, "/var/lib/nomad-firecracker");
+  EXPECT_EQ(defaults.image_cache_bytes, 20ULL << 30);
+}
+
+TEST(PluginConfigTest, SeedConfigVerbatim) {
+  // plugin "litegix-fc-driver" { config { vmlinux_path = "/path/to/vmlinux"  rootfs_base_path =
+  // "/tmp/litegix-rootfs" } } as the client sends it: every schema key present, unset ones null, defaults
+  // filled in.
+  Result<PluginConfig> r = DecodePluginConfig(Obj({
+      {"backend", Str("auto")},
+      {"ca_file", CtyValue()},
+      {"containerd_socket", CtyValue()},
+      {"data_dir", CtyValue()},
+      {"firecracker_path", Str("firecracker")},
+      {"image_cache_size", Str("20GiB")},
+      {"initrd_path", Str("/usr/lib/nomad-firecracker/guest/initramfs.cpio.gz")},
+      {"insecure_registries", CtyValue::MakeList({})},
+      {"jailer_path", Str("jailer")},
+      {"kernel_path", CtyValue()},
+      {"qemu_path", Str("qemu-system-x86_64")},
+      {"rootfs_base_path", Str("/tmp/litegix-rootfs")},
+      {"vmlinux_path", Str("/path/to/vmlinux")},
+  }));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->kernel_path, "/path/to/vmlinux");
+  EXPECT_EQ(r->data_dir, "/tmp/litegix-rootfs");
+  EXPECT_TRUE(r->warnings.empty());
+}
+
+TEST(PluginConfigTest, ContainerdSocketIsIgnoredWithAWarning) {
+  Result<PluginConfig> r =
+      DecodePluginConfig(Obj({{"containerd_socket", Str("/run/containerd/containerd.sock")}}));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->warnings.size(), 1u);
+  EXPECT_NE(r->warnings[0].find("containerd_socket"), std::string::npos);
+  EXPECT_NE(r->warnings[0].find("ignored"), std::string::npos);
+}
+
+TEST(PluginConfigTest, BadValuesNameTheOptionAndValue) {
+  std::string e = ErrorOf(Obj({{"backend", Str("kvmtool")}}));
+  EXPECT_NE(e.find("\"backend\""), std::string::npos) << e;
+  EXPECT_NE(e.find("kvmtool"), std::string::npos) << e;
+  e = ErrorOf(Obj({{"image_cache_size", Str("20 parsecs")}}));
+  EXPECT_NE(e.find("image_cache_size"), std::string::npos) << e;
+  EXPECT_NE(e.find("20 parsecs"), std::string::npos) << e;
+  e = ErrorOf(Obj({{"kernel_path", Str("relative/vmlinux")}}));
+  EXPECT_NE(e.find("kernel_path"), std::string::npos) << e;
+  e = ErrorOf(Obj({{"kernel_path", Str("/a")}, {"vmlinux_path", Str("/b")}}));
+  EXPECT_NE(e.find("vmlinux_path"), std::string::npos) << e;
+  e = ErrorOf(Obj({{"data_dir", CtyValue::Int(3)}}));
+  EXPECT_NE(e.find("data_dir"), std::string::npos) << e;
+  e = ErrorOf(Obj({{"insecure_registries", CtyValue::MakeList({Str("http://x/y")})}}));
+  EXPECT_NE(e.find("insecure_registries"), std::string::npos) << e;
+  e = ErrorOf(Obj({{"colour", Str("blue")}}));
+  EXPECT_NE(e.find("unknown option \"colour\""), std::string::npos) << e;
+  e = ErrorOf(Str("not an object"));
+  EXPECT_NE(e.find("must be an object"), std::string::npos) << e;
+}
+
+TEST(PluginConfigTest, SameAliasValueTwiceIsFine) {
+  Result<PluginConfig> r = DecodePluginConfig(Obj({{"kernel_path", Str("/k")}, {"vmlinux_path", Str("/k")}}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kernel_path, "/k");
+}
+
+TEST(PluginConfigTest, ByteSizes) {
+  EXPECT_EQ(*ParseByteSize("20GiB"), 20ULL << 30);
+  EXPECT_EQ(*ParseByteSize("512MiB"), 512ULL << 20);
+  EXPECT_EQ(*ParseByteSize("10GB"), 10000000000ULL);
+  EXPECT_EQ(*ParseByteSize("1.5TiB"), 1649267441664ULL);
+  EXPECT_EQ(*ParseByteSize("1073741824"), 1073741824ULL);
+  EXPECT_EQ(*ParseByteSize("0"), 0ULL);
+  EXPECT_EQ(*ParseByteSize("4 g"), 4ULL << 30);
+  EXPECT_FALSE(ParseByteSize("").ok());
+  EXPECT_FALSE(ParseByteSize("GiB").ok());
+  EXPECT_FALSE(ParseByteSize("1.2.3GB").ok());
+  EXPECT_FALSE(ParseByteSize("-5GB").ok());
+  EXPECT_FALSE(ParseByteSize("99999999999TiB").ok());
+}
+
+}  // namespace
+}  // namespace nfc::driver

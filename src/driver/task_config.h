@@ -1,0 +1,65 @@
+// TaskConfig: a task's `config { ... }` block for this driver, its schema and its decoder.
+//
+// Two spellings decode to the same struct: the seed driver's job file verbatim (`vpu_count`, `mem_size`,
+// `args` as one string, `env` as a list of "K=V") and what docker-driver users write (`vcpu_count`, `args` as
+// a list, `env` as a map, `entrypoint`, `work_dir`, `user`, `auth {}`...). `args` and `env` are typed `any`
+// in the schema so every form reaches us; their shape is validated here. Documented in docs/configuration.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/error.h"
+#include "driver/cty_value.h"
+#include "driver/plugin_config.h"
+#include "driver/spec.h"
+
+namespace nfc::driver {
+
+struct RegistryAuth {
+  std::string username;
+  std::string password;
+  std::string server_address;  // empty: the image's registry
+  bool operator==(const RegistryAuth&) const = default;
+};
+
+inline constexpr int64_t kMaxVcpuCount = 32;        // Firecracker's limit
+inline constexpr int64_t kMaxMemSizeMiB = 1 << 20;  // 1 TiB
+inline constexpr int64_t kMinMemSizeMiB = 16;
+
+struct TaskConfig {
+  std::string image;                                     // OCI reference, required
+  int64_t vcpu_count = 1;                                // vcpu_count, or the seed's vpu_count
+  std::optional<int64_t> mem_size_mib;                   // unset: the task's `resources { memory }`
+  std::optional<std::vector<std::string>> entrypoint;    // replaces the image's ENTRYPOINT
+  std::optional<std::string> command;                    // replaces the image's CMD[0] (seed style)
+  std::optional<std::vector<std::string>> args;          // arguments after command/entrypoint
+  std::vector<std::pair<std::string, std::string>> env;  // in the order given; later entries win
+  std::optional<std::string> work_dir;
+  std::optional<std::string> user;
+  std::optional<std::string> kernel;     // guest kernel override (absolute path on the host)
+  std::optional<std::string> initrd;     // guest initramfs override
+  std::optional<std::string> boot_args;  // appended to the guest kernel command line
+  std::optional<Backend> backend;        // unset: the plugin's backend
+  bool force_pull = false;
+  std::optional<RegistryAuth> auth;
+
+  bool operator==(const TaskConfig&) const = default;
+};
+
+spec::Node TaskConfigSpec();
+
+Result<TaskConfig> DecodeTaskConfig(const CtyValue& value);
+// Decodes TaskConfig.msgpack_driver_config.
+Result<TaskConfig> DecodeTaskConfigMsgpack(std::string_view msgpack);
+
+// Splits a seed-style argument string into words like a POSIX shell does for quoting only: blanks separate
+// words,
+// '...' is literal, "..." allows \" \\ \$ \` escapes, a backslash outside quotes escapes the next character.
+// No expansion of variables, globs or command substitution. Unbalanced quotes are an error.
+Result<std::vector<std::string>> SplitShellWords(std::string_view text);
+
+}  // namespace nfc::driver
