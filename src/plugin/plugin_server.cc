@@ -72,7 +72,7 @@ int PluginServer::Run() {
     const timespec slice{0, 200'000'000};
     while (!stop_.triggered()) {
       int sig = sigtimedwait(&collected, nullptr, &slice);
-      if (sig == SIGTERM) {
+      if (sig == SIGTERM && !stop_.triggered()) {
         log::Info("received SIGTERM, stopping");
         stop_.Trigger();
       }
@@ -83,6 +83,9 @@ int PluginServer::Run() {
     StopSignal& stop;
     ~JoinOnExit() {
       stop.Trigger();
+      // Wake the thread's sigtimedwait now instead of at the end of its slice (SIGTERM is blocked everywhere
+      // and in its wait set, so this only ends the wait).
+      pthread_kill(t.native_handle(), SIGTERM);
       t.join();
     }
   } join_signal_thread{signal_thread, stop_};

@@ -138,6 +138,12 @@ grpc::Status DriverService::TaskEvents(grpc::ServerContext* ctx, const drvpb::Ta
 
 grpc::Status DriverService::StartTask(grpc::ServerContext*, const drvpb::StartTaskRequest* req,
                                       drvpb::StartTaskResponse* resp) {
+  // Validate the task's config block before anything else, so a bad job fails with an error naming the
+  // option.
+  if (Result<TaskConfig> config = DecodeTaskConfigMsgpack(req->task().msgpack_driver_config());
+      !config.ok()) {
+    return ToGrpcStatus(config.error());
+  }
   Result<StartedTask> started = driver_->tasks().StartTask(TaskFromProto(req->task()));
   if (!started.ok()) return ToGrpcStatusForStart(started.error());
   HandleToProto(started->handle, resp->mutable_handle());

@@ -1,0 +1,106 @@
+// Command nfc-conformance drives the nomad-driver-firecracker binary exactly like a Nomad client agent does:
+// go-plugin's client launches it with Nomad's handshake, configs are encoded from real HCL text with hcl/v2,
+// hcldec and go-cty's msgpack using the schemas the plugin returns, and every scenario checks what the Nomad
+// client relies on (reference nomad-plugin-protocol.md). Built offline from Debian's Go packages.
+//
+// Usage: nfc-conformance -plugin PATH [-run REGEXP] [-v]
+//
+//	nfc-conformance -plugin PATH -demo       (launch, print PluginInfo/ConfigSchema/Fingerprint, exit)
+//
+// Adding scenarios: create sNN_<topic>.go with `func init() { register(Scenario{Name: ..., Run: ...}) }`.
+// Files run in name order, scenarios in registration order.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+)
+
+func main() {
+	pluginPath := flag.String("plugin", "", "path of the nomad-driver-firecracker binary")
+	runPattern := flag.String("run", "", "only run scenarios whose name matches this regular expression")
+	demo := flag.Bool("demo", false, "launch the plugin, print what a Nomad client learns from it, and exit")
+	verbose := flag.Bool("v", false, "print the plugin's log lines")
+	flag.Parse()
+	if *pluginPath == "" {
+		fmt.Fprintln(os.Stderr, "nfc-conformance: -plugin is required")
+		os.Exit(2)
+	}
+	if *demo {
+		if err := runDemo(*pluginPath); err != nil {
+			fmt.Fprintf(os.Stderr, "demo failed: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var filter *regexp.Regexp
+	if *runPattern != "" {
+		filter = regexp.MustCompile(*runPattern)
+	}
+	os.Exit(runAll(*pluginPath, filter, *verbose))
+}
+
+func runAll(pluginPath string, filter *regexp.Regexp, verbose bool) int {
+	passed, failed := 0, 0
+	var metrics []string
+	for _, s := range scenarios {
+		if filter != nil && !filter.MatchString(s.Name) {
+			continue
+		}
+		h, err := newH(pluginPath, s.Name, verbose)
+		if err != nil {
+			fmt.Printf("FAIL %s: setting up: %v\n", s.Name, err)
+			failed++
+			continue
+		}
+		start := time.Now()
+		err = runScenario(s, h)
+		h.cleanup()
+		took := time.Since(start).Round(time.Millisecond)
+		if err != nil {
+			fmt.Printf("FAIL %s (%v): %v\n", s.Name, took, err)
+			if !verbose && h.logs != nil {
+				fmt.Printf("---- plugin log of %s ----\n%s----\n", s.Name, h.logs.String())
+			}
+			failed++
+		} else {
+			fmt.Printf("ok   %s (%v)\n", s.Name, took)
+			passed++
+		}
+		metrics = append(metrics, h.metrics...)
+	}
+	for _, m := range metrics {
+		fmt.Println("metric " + m)
+	}
+	fmt.Printf("%d passed, %d failed\n", passed, failed)
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// runScenario bounds each scenario's run time and turns panics into failures.
+func runScenario(s Scenario, h *H) (err error) {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("panic: %v", r)
+			}
+		}()
+		done <- s.Run(h)
+	}()
+	timeout := s.Timeout
+	if timeout == 0 {
+		timeout = 60 * time.Second
+	}
+	select {
+	case err = <-done:
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("timed out after %v", timeout)
+	}
+}
