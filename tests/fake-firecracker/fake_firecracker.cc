@@ -1,0 +1,516 @@
+// fake-firecracker: a stand-in for the `firecracker` binary in tests (Firecracker is not packaged for
+// Debian).
+//
+// It takes the same --api-sock/--id arguments, serves the HTTP/1.1 API on the unix socket, and checks every
+// request against the swagger spec of the version it plays (api_spec.h), Firecracker's pre-boot/post-boot
+// rules and its one-shot rules (logger, metrics, InstanceStart). Every request is appended as one JSON line
+// to the
+// --record file. It plays the host side of hybrid vsock: after PUT /vsock it listens on uds_path and answers
+// "CONNECT <port>\n" with "OK <host port>\n" for the ports given with --guest-listen, then echoes bytes (a
+// stand-in guest service); other ports get the connection closed, as Firecracker does when the guest refuses.
+//
+// Guest behaviour is simulated with flags: --cad-exit CODE (SendCtrlAltDel makes the "guest" reboot, so the
+// process exits CODE after answering), --crash-after-start MS:CODE|MS:sigNAME (the VMM dies after boot).
+//
+// Usage: fake-firecracker --api-sock PATH --spec YAML [--id ID] [--record FILE] [--guest-listen PORT]...
+//                         [--cad-exit CODE] [--crash-after-start MS:CODE|MS:SIGNUM]
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "api_spec.h"
+
+namespace nfc::fakefc {
+namespace {
+
+struct Options {
+  std::string api_sock;
+  std::string spec;
+  std::string id = "anonymous-instance";
+  std::string record;
+  std::set<uint32_t> guest_listen;
+  int cad_exit = -1;
+  int crash_after_ms = -1;
+  int crash_code = 0;
+  int crash_signal = 0;
+};
+
+struct Conn {
+  int fd = -1;
+  std::string in;
+  enum class Kind { kApi, kVsockHandshake, kVsockStream } kind = Kind::kApi;
+};
+
+int Listen(const std::string& path, std::string* err) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    *err = "path too long";
+    return -1;
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 16) != 0) {
+    *err = std::strerror(errno) + std::string(" (os error ") + std::to_string(errno) + ")";
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void WriteAll(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, 1000);
+      continue;
+    }
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+bool ValidId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  return true;
+}
+
+class FakeFirecracker {
+ public:
+  FakeFirecracker(Options o, ApiSpec spec) : o_(std::move(o)), spec_(std::move(spec)) {}
+
+  int Run() {
+    std::string err;
+    api_fd_ = Listen(o_.api_sock, &err);
+    if (api_fd_ < 0) {
+      // Firecracker's wording (vmm.md 1.1), exit code 1.
+      std::cerr << "Failed to open the API socket at: " << o_.api_sock
+                << ". Check that it is not already used: " << err << "\n";
+      return 1;
+    }
+    if (!o_.record.empty()) record_.open(o_.record, std::ios::app);
+    for (;;) {
+      if (exit_code_ >= 0) return exit_code_;
+      if (crash_at_ && std::chrono::steady_clock::now() >= *crash_at_) {
+        if (o_.crash_signal) {
+          signal(o_.crash_signal, SIG_DFL);
+          raise(o_.crash_signal);
+        }
+        return o_.crash_code;
+      }
+      std::vector<pollfd> fds;
+      fds.push_back({api_fd_, POLLIN, 0});
+      if (vsock_fd_ >= 0) fds.push_back({vsock_fd_, POLLIN, 0});
+      for (auto& c : conns_) fds.push_back({c.fd, POLLIN, 0});
+      int n = ::poll(fds.data(), fds.size(), 50);
+      if (n < 0 && errno != EINTR) return 2;
+      if (n <= 0) continue;
+      for (const auto& p : fds) {
+        if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        if (p.fd == api_fd_) {
+          Accept(api_fd_, Conn::Kind::kApi);
+        } else if (p.fd == vsock_fd_) {
+          Accept(vsock_fd_, Conn::Kind::kVsockHandshake);
+        } else {
+          Serve(p.fd);
+        }
+      }
+      std::erase_if(conns_, [](const Conn& c) { return c.fd < 0; });
+    }
+  }
+
+ private:
+  void Accept(int listen_fd, Conn::Kind kind) {
+    int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd >= 0) conns_.push_back(Conn{fd, "", kind});
+  }
+
+  void Serve(int fd) {
+    auto it = std::find_if(conns_.begin(), conns_.end(), [fd](const Conn& c) { return c.fd == fd; });
+    if (it == conns_.end()) return;
+    char buf[65536];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+      ::close(fd);
+      it->fd = -1;
+      return;
+    }
+    it->in.append(buf, static_cast<size_t>(n));
+    if (it->kind == Conn::Kind::kApi) {
+      while (HandleHttp(*it)) {
+      }
+    } else if (it->kind == Conn::Kind::kVsockHandshake) {
+      HandleVsockHandshake(*it);
+    } else {
+      WriteAll(fd, it->in);  // the stand-in guest service echoes
+      it->in.clear();
+    }
+  }
+
+  // Host-initiated hybrid vsock: "CONNECT <port>\n" (keyword case-insensitive) -> "OK <host port>\n".
+  void HandleVsockHandshake(Conn& c) {
+    size_t nl = c.in.find('\n');
+    if (nl == std::string::npos) {
+      if (c.in.size() > 64) Close(c);
+      return;
+    }
+    std::string line = c.in.substr(0, nl);
+    std::string rest = c.in.substr(nl + 1);
+    unsigned port = 0;
+    char kw[16] = {};
+    if (std::sscanf(line.c_str(), "%15s %u", kw, &port) != 2 || strcasecmp(kw, "CONNECT") != 0 ||
+        !o_.guest_listen.count(port)) {
+      Close(c);  // the guest answered RST, or the request was malformed
+      return;
+    }
+    WriteAll(c.fd, "OK " + std::to_string(next_host_port_++) + "\n");
+    c.kind = Conn::Kind::kVsockStream;
+    c.in = rest;
+    if (!c.in.empty()) {
+      WriteAll(c.fd, c.in);
+      c.in.clear();
+    }
+  }
+
+  void Close(Conn& c) {
+    ::close(c.fd);
+    c.fd = -1;
+  }
+
+  // Parses one complete request from c.in, answers it; false when more bytes are needed.
+  bool HandleHttp(Conn& c) {
+    size_t end = c.in.find("\r\n\r\n");
+    if (end == std::string::npos) return false;
+    std::string head = c.in.substr(0, end);
+    std::istringstream hs(head);
+    std::string method, target, proto;
+    hs >> method >> target >> proto;
+    size_t content_length = 0;
+    bool has_length = false;
+    std::string line;
+    std::getline(hs, line);
+    while (std::getline(hs, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      auto colon = line.find(':');
+      if (colon == std::string::npos) continue;
+      std::string name = line.substr(0, colon);
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      std::string value = line.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+      if (name == "content-length") {
+        content_length = std::stoul(value);
+        has_length = true;
+      }
+      if (name == "transfer-encoding") {
+        Respond(c, method, target, "", 400, Fault("Chunked transfer encoding is not supported."));
+        c.in.erase(0, end + 4);
+        return true;
+      }
+    }
+    if (c.in.size() < end + 4 + content_length) return false;
+    std::string body = c.in.substr(end + 4, content_length);
+    c.in.erase(0, end + 4 + content_length);
+    if (proto != "HTTP/1.1") {
+      Respond(c, method, target, body, 400, Fault("Unsupported HTTP version."));
+      return true;
+    }
+    (void)has_length;
+    auto [status, response] = Dispatch(method, target, body);
+    Respond(c, method, target, body, status, response);
+    if (after_response_) {
+      after_response_();
+      after_response_ = nullptr;
+    }
+    return true;
+  }
+
+  static std::string Fault(const std::string& message) {
+    return nlohmann::json{{"fault_message", message}}.dump();
+  }
+
+  void Respond(Conn& c, const std::string& method, const std::string& target, const std::string& body,
+               int status, const std::string& response) {
+    std::string reason = status == 200 ? "OK" : status == 204 ? "No Content" : "Bad Request";
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason +
+                      "\r\nServer: Firecracker API\r\nConnection: keep-alive\r\n";
+    if (status != 204) {
+      out += "Content-Type: application/json\r\nContent-Length: " + std::to_string(response.size()) +
+             "\r\n\r\n" + response;
+    } else {
+      out += "\r\n";
+    }
+    // Recorded before answering: a client that kills us right after the answer must still find it.
+    if (record_) {
+      nlohmann::json rec = {{"method", method}, {"path", target}, {"status", status}};
+      try {
+        rec["body"] = body.empty() ? nlohmann::json() : nlohmann::json::parse(body);
+      } catch (const nlohmann::json::exception&) {
+        rec["body_raw"] = body;
+      }
+      if (status != 204 && status != 200)
+        rec["fault_message"] = nlohmann::json::parse(response)["fault_message"];
+      record_ << rec.dump() << "\n";
+      record_.flush();
+    }
+    WriteAll(c.fd, out);
+  }
+
+  std::pair<int, std::string> Dispatch(const std::string& method, const std::string& path,
+                                       const std::string& body) {
+    auto op = spec_.Match(method, path);
+    if (!op) return {400, Fault("Invalid request method and/or path: " + method + " " + path + ".")};
+    if (method == "GET" && !body.empty()) return {400, Fault("GET request cannot have a body.")};
+    if ((method == "PUT" || method == "PATCH") && body.empty() && op->body_required) {
+      return {400, Fault("Empty " + method + " request.")};
+    }
+    nlohmann::json j;
+    if (!body.empty()) {
+      try {
+        j = nlohmann::json::parse(body);
+      } catch (const nlohmann::json::exception& e) {
+        return {400, Fault("An error occurred when deserializing the json body of a request: " +
+                           std::string(e.what()) + ".")};
+      }
+      std::string err = spec_.ValidateBody(*op, j);
+      if (!err.empty()) {
+        return {400, Fault("An error occurred when deserializing the json body of a request: " + err + ".")};
+      }
+    }
+    for (const auto& [name, value] : op->path_params) {
+      if (!ValidId(value)) {
+        return {400, Fault("Invalid ID. The ID must contain only alphanumeric characters and underscores: " +
+                           value + ".")};
+      }
+      if (j.is_object() && j.contains(name) && j[name] != value) {
+        return {400, Fault("The id from the path does not match the id from the body!")};
+      }
+    }
+    return Apply(method, op->path_template, j);
+  }
+
+  // Firecracker's state rules, enforced after the body is known to be well-formed.
+  std::pair<int, std::string> Apply(const std::string& method, const std::string& tmpl,
+                                    const nlohmann::json& j) {
+    static const std::set<std::string> kPreBootOnly = {"PUT /boot-source",
+                                                       "PUT /machine-config",
+                                                       "PATCH /machine-config",
+                                                       "PUT /drives/{drive_id}",
+                                                       "PUT /network-interfaces/{iface_id}",
+                                                       "PUT /vsock",
+                                                       "PUT /mmds/config",
+                                                       "PUT /balloon",
+                                                       "PUT /entropy",
+                                                       "PUT /cpu-config",
+                                                       "PUT /serial",
+                                                       "PUT /pmem/{id}",
+                                                       "PUT /hotplug/memory",
+                                                       "PUT /snapshot/load"};
+    static const std::set<std::string> kPostBootOnly = {"PATCH /drives/{drive_id}",
+                                                        "PATCH /network-interfaces/{iface_id}", "PATCH /vm",
+                                                        "PUT /snapshot/create", "PATCH /pmem/{id}"};
+    std::string key = method + " " + tmpl;
+    if (started_ && kPreBootOnly.count(key)) {
+      return {400, Fault("The requested operation is not supported after starting the microVM.")};
+    }
+    if (!started_ && kPostBootOnly.count(key)) {
+      return {400, Fault("The requested operation is not supported before starting the microVM.")};
+    }
+    if (method == "GET") return Get(tmpl);
+    if (key == "PUT /actions") return Action(j["action_type"].get<std::string>());
+    if (key == "PUT /logger") {
+      if (logger_configured_) return {400, Fault("Reinitialization of logger not allowed.")};
+      if (j.contains("log_path") && !Exists(j["log_path"]) && !spec_.HasDefinition("SerialDevice")) {
+        // Before 1.14 (the version that added /serial) the log file had to exist.
+        return {400, Fault("Failed to open target file: No such file or directory (os error 2)")};
+      }
+      logger_configured_ = true;
+    } else if (key == "PUT /metrics") {
+      if (metrics_configured_) return {400, Fault("Reinitialization of metrics not allowed.")};
+      metrics_configured_ = true;
+    } else if (key == "PUT /boot-source") {
+      if (!Exists(j["kernel_image_path"])) {
+        return {400, Fault("The kernel file cannot be opened: No such file or directory (os error 2)")};
+      }
+      if (j.contains("initrd_path") && j["initrd_path"].is_string() && !Exists(j["initrd_path"])) {
+        return {400,
+                Fault("The initrd file cannot be opened due to invalid path or invalid permissions. No such "
+                      "file or directory (os error 2)")};
+      }
+      config_["boot-source"] = j;
+    } else if (key == "PUT /machine-config") {
+      int vcpus = j["vcpu_count"].get<int>();
+      if (j.value("smt", false) && vcpus > 1 && vcpus % 2 != 0) {
+        return {400,
+                Fault("The vCPU number is invalid! The vCPU number can only be 1 or an even number when SMT "
+                      "is enabled.")};
+      }
+      config_["machine-config"] = j;
+    } else if (key == "PUT /drives/{drive_id}") {
+      if (j.contains("path_on_host") && !Exists(j["path_on_host"])) {
+        return {400,
+                Fault("Unable to create the block device: BackingFile(Os { code: 2, kind: NotFound, message: "
+                      "\"No such file or directory\" }, \"" +
+                      j["path_on_host"].get<std::string>() + "\")")};
+      }
+      config_["drives"][j["drive_id"].get<std::string>()] = j;
+    } else if (key == "PUT /network-interfaces/{iface_id}") {
+      config_["network-interfaces"][j["iface_id"].get<std::string>()] = j;
+    } else if (key == "PUT /vsock") {
+      if (vsock_fd_ >= 0) ::close(vsock_fd_);
+      std::string err;
+      vsock_fd_ = Listen(j["uds_path"].get<std::string>(), &err);
+      if (vsock_fd_ < 0) {
+        return {400,
+                Fault("Cannot create backend for vsock device: UnixBind(Os { message: \"" + err + "\" })")};
+      }
+      config_["vsock"] = j;
+    }
+    return {204, ""};
+  }
+
+  static bool Exists(const nlohmann::json& path) {
+    struct stat st;
+    return path.is_string() && ::stat(path.get<std::string>().c_str(), &st) == 0;
+  }
+
+  std::pair<int, std::string> Get(const std::string& tmpl) {
+    if (tmpl == "/") {
+      return {200, nlohmann::json{{"app_name", "Firecracker"},
+                                  {"id", o_.id},
+                                  {"state", started_ ? "Running" : "Not started"},
+                                  {"vmm_version", spec_.version()}}
+                       .dump()};
+    }
+    if (tmpl == "/version") return {200, nlohmann::json{{"firecracker_version", spec_.version()}}.dump()};
+    if (tmpl == "/machine-config") {
+      nlohmann::json mc =
+          config_.value("machine-config", nlohmann::json{{"vcpu_count", 1}, {"mem_size_mib", 128}});
+      return {200, mc.dump()};
+    }
+    if (tmpl == "/vm/config") return {200, config_.dump()};
+    return {400, Fault("Not implemented by the fake: GET " + tmpl)};
+  }
+
+  std::pair<int, std::string> Action(const std::string& action) {
+    if (action == "InstanceStart") {
+      if (started_)
+        return {400, Fault("The requested operation is not supported after starting the microVM.")};
+      if (!config_.contains("boot-source")) {
+        return {400, Fault("Cannot start microvm that was not configured: MissingKernelConfig")};
+      }
+      started_ = true;
+      if (o_.crash_after_ms >= 0) {
+        crash_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(o_.crash_after_ms);
+      }
+      return {204, ""};
+    }
+    if (action == "SendCtrlAltDel") {
+      if (!started_)
+        return {400, Fault("The requested operation is not supported before starting the microVM.")};
+      // The "guest" reboots: FC exits with the code of a guest reset once the answer is out.
+      if (o_.cad_exit >= 0) after_response_ = [this] { exit_code_ = o_.cad_exit; };
+      return {204, ""};
+    }
+    if (action == "FlushMetrics") {
+      if (!metrics_configured_) return {400, Fault("The metrics system is not initialized.")};
+      return {204, ""};
+    }
+    return {400, Fault("unknown action")};
+  }
+
+  Options o_;
+  ApiSpec spec_;
+  int api_fd_ = -1;
+  int vsock_fd_ = -1;
+  std::vector<Conn> conns_;
+  std::ofstream record_;
+  bool started_ = false;
+  bool logger_configured_ = false;
+  bool metrics_configured_ = false;
+  nlohmann::json config_ = nlohmann::json::object();
+  uint32_t next_host_port_ = 1u << 30;  // Firecracker counts host-side ports up from 2^30
+  int exit_code_ = -1;
+  std::function<void()> after_response_;
+  std::optional<std::chrono::steady_clock::time_point> crash_at_;
+};
+
+}  // namespace
+}  // namespace nfc::fakefc
+
+int main(int argc, char** argv) {
+  using nfc::fakefc::Options;
+  Options o;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "fake-firecracker: " << a << " needs a value\n";
+        std::exit(153);
+      }
+      return argv[++i];
+    };
+    if (a == "--api-sock") {
+      o.api_sock = next();
+    } else if (a == "--spec") {
+      o.spec = next();
+    } else if (a == "--id") {
+      o.id = next();
+    } else if (a == "--record") {
+      o.record = next();
+    } else if (a == "--guest-listen") {
+      o.guest_listen.insert(static_cast<uint32_t>(std::stoul(next())));
+    } else if (a == "--cad-exit") {
+      o.cad_exit = std::stoi(next());
+    } else if (a == "--crash-after-start") {
+      std::string v = next();
+      auto colon = v.find(':');
+      o.crash_after_ms = std::stoi(v.substr(0, colon));
+      std::string what = colon == std::string::npos ? "2" : v.substr(colon + 1);
+      if (what.rfind("sig", 0) == 0) {
+        o.crash_signal = std::stoi(what.substr(3));
+      } else {
+        o.crash_code = std::stoi(what);
+      }
+    } else {
+      std::cerr << "fake-firecracker: unknown argument " << a << "\n";
+      return 153;  // Firecracker's exit code for argument parsing errors
+    }
+  }
+  // Tests point the backend at a wrapper script; FAKE_FC_* variables carry the fake-only options through it.
+  if (o.spec.empty()) {
+    if (const char* s = std::getenv("FAKE_FC_SPEC")) o.spec = s;
+  }
+  if (o.api_sock.empty() || o.spec.empty()) {
+    std::cerr << "usage: fake-firecracker --api-sock PATH --spec YAML [options]\n";
+    return 153;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  auto spec = nfc::fakefc::ApiSpec::Load(o.spec);
+  if (!spec.ok()) {
+    std::cerr << "fake-firecracker: " << spec.error().message() << "\n";
+    return 1;
+  }
+  nfc::fakefc::FakeFirecracker fc(std::move(o), std::move(spec).value());
+  return fc.Run();
+}
