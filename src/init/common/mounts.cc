@@ -230,8 +230,9 @@ Result<std::vector<MountEntry>> ReadMounts() {
 
 std::vector<std::string> UnmountAll(int attempts) {
   static const std::set<std::string> kPseudo = {
-      "proc",    "sysfs",      "devtmpfs", "devpts", "mqueue",   "cgroup2", "cgroup",      "debugfs",
-      "tracefs", "securityfs", "pstore",   "bpf",    "configfs", "fusectl", "binfmt_misc", "hugetlbfs"};
+      "proc",     "sysfs",   "devtmpfs",    "devpts",     "mqueue", "cgroup2",
+      "cgroup",   "debugfs", "tracefs",     "securityfs", "pstore", "bpf",
+      "configfs", "fusectl", "binfmt_misc", "hugetlbfs",  "tmpfs",  "ramfs"};  // nothing to flush in memory
   std::vector<std::string> stuck;
   auto mounts = ReadMounts();
   if (!mounts.ok()) {

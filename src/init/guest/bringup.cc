@@ -1,0 +1,252 @@
+#include "init/guest/bringup.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "base/log.h"
+#include "init/common/netlink.h"
+#include "init/common/system.h"
+
+namespace nfc::init::guest {
+namespace {
+
+// Where the image, scratch and merged root are assembled before switch_root. On an initramfs that is /mnt of
+// the ramfs; elsewhere (tests in a private mount namespace) a tmpfs over a directory that does not contain
+// the image directory, so nothing is ever created on the host's filesystems.
+Result<std::string> Staging(const TaskSpec& spec, const BootEnvironment& env) {
+  if (env.from_initramfs) {
+    NFC_RETURN_IF_ERROR(MakeDirs("/mnt/nomad"));
+    return std::string("/mnt/nomad");
+  }
+  for (const char* candidate : {"/mnt", "/media", "/srv", "/opt"}) {
+    std::string c = candidate;
+    struct stat st;
+    if (::stat(candidate, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    if (spec.root.directory == c || spec.root.directory.rfind(c + "/", 0) == 0) continue;
+    NFC_RETURN_IF_ERROR(Mount("nomad-staging", c, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700"));
+    return c;
+  }
+  return Error::FailedPrecondition("no directory to assemble the root in (tried /mnt, /media, /srv, /opt)");
+}
+
+std::string MountFlagsAndData(const std::vector<std::string>& options, unsigned long& flags) {
+  std::string data;
+  for (const auto& o : options) {
+    if (o == "ro")
+      flags |= MS_RDONLY;
+    else if (o == "rw")
+      flags &= ~static_cast<unsigned long>(MS_RDONLY);
+    else if (o == "nosuid")
+      flags |= MS_NOSUID;
+    else if (o == "nodev")
+      flags |= MS_NODEV;
+    else if (o == "noexec")
+      flags |= MS_NOEXEC;
+    else if (o == "noatime")
+      flags |= MS_NOATIME;
+    else if (o == "relatime")
+      flags |= MS_RELATIME;
+    else if (o == "sync")
+      flags |= MS_SYNCHRONOUS;
+    else if (o == "bind")
+      flags |= MS_BIND;
+    else
+      data += (data.empty() ? "" : ",") + o;
+  }
+  return data;
+}
+
+Status WriteEtc(const TaskSpec& spec, const std::string& root) {
+  std::string etc = root + "/etc";
+  bool need = !spec.hostname.empty() || !spec.hosts.empty() || spec.dns.has_value();
+  if (!need) return Ok();
+  NFC_RETURN_IF_ERROR(MakeDirs(etc));
+  if (!spec.hostname.empty()) NFC_RETURN_IF_ERROR(WriteFile(etc + "/hostname", spec.hostname + "\n"));
+  if (!spec.hostname.empty() || !spec.hosts.empty()) {
+    std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+    bool named = spec.hostname.empty();
+    for (const auto& h : spec.hosts) {
+      hosts += h.address;
+      for (const auto& n : h.names) {
+        hosts += "\t" + n;
+        if (n == spec.hostname) named = true;
+      }
+      hosts += "\n";
+    }
+    if (!named) hosts += "127.0.1.1\t" + spec.hostname + "\n";
+    NFC_RETURN_IF_ERROR(WriteFile(etc + "/hosts", hosts));
+  }
+  if (spec.dns) {
+    std::string r;
+    for (const auto& s : spec.dns->servers) r += "nameserver " + s + "\n";
+    if (!spec.dns->searches.empty()) {
+      r += "search";
+      for (const auto& s : spec.dns->searches) r += " " + s;
+      r += "\n";
+    }
+    if (!spec.dns->options.empty()) {
+      r += "options";
+      for (const auto& s : spec.dns->options) r += " " + s;
+      r += "\n";
+    }
+    // Images often ship resolv.conf as a symlink into /run (systemd-resolved); replace it with a file.
+    std::string path = etc + "/resolv.conf";
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) ::unlink(path.c_str());
+    NFC_RETURN_IF_ERROR(WriteFile(path, r));
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Status WaitForDevice(const std::string& path, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) {
+      if (S_ISBLK(st.st_mode)) return Ok();
+      return Error::FailedPrecondition(path + " is not a block device");
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Error::NotFound(path + " did not appear within " + std::to_string(timeout_ms) + " ms");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+Status SetUpRoot(const TaskSpec& spec, const BootEnvironment& env) {
+  NFC_ASSIGN_OR_RETURN(std::string staging, Staging(spec, env));
+  std::string lower = spec.root.directory;
+  if (!spec.root.device.empty()) {
+    lower = staging + "/image";
+    NFC_RETURN_IF_ERROR(MakeDirs(lower));
+    NFC_RETURN_IF_ERROR_CTX(WaitForDevice(spec.root.device, 10000), "root.device");
+    NFC_RETURN_IF_ERROR_CTX(Mount(spec.root.device, lower, spec.root.fstype, MS_RDONLY | MS_NODEV),
+                            "root.device");
+  }
+  std::string scratch = staging + "/scratch";
+  NFC_RETURN_IF_ERROR(MakeDirs(scratch));
+  if (!spec.scratch.device.empty()) {
+    NFC_RETURN_IF_ERROR_CTX(WaitForDevice(spec.scratch.device, 10000), "scratch.device");
+    NFC_RETURN_IF_ERROR_CTX(Mount(spec.scratch.device, scratch, spec.scratch.fstype, MS_NODEV),
+                            "scratch.device");
+  } else {
+    NFC_RETURN_IF_ERROR_CTX(
+        Mount("scratch", scratch, "tmpfs", MS_NODEV, "mode=0755,size=" + spec.scratch.tmpfs_size),
+        "scratch tmpfs");
+  }
+  NFC_RETURN_IF_ERROR(MakeDirs(scratch + "/upper"));
+  NFC_RETURN_IF_ERROR(MakeDirs(scratch + "/work"));
+  std::string root = staging + "/root";
+  NFC_RETURN_IF_ERROR(MakeDirs(root));
+  // xino/index off: the lower layer is a plain read-only filesystem shared by no other overlay in this
+  // kernel.
+  NFC_RETURN_IF_ERROR_CTX(
+      Mount("overlay", root, "overlay", 0,
+            "lowerdir=" + lower + ",upperdir=" + scratch + "/upper,workdir=" + scratch + "/work"),
+      "root overlay");
+  NFC_RETURN_IF_ERROR_CTX(MountSystemFilesystems(root, env.dev_mode), "system filesystems");
+  NFC_RETURN_IF_ERROR_CTX(WriteEtc(spec, root), "identity files");
+  for (size_t i = 0; i < spec.mounts.size(); i++) {
+    const auto& m = spec.mounts[i];
+    std::string at = "mounts[" + std::to_string(i) + "]";
+    std::string target = root + m.target;
+    NFC_RETURN_IF_ERROR_CTX(MakeDirs(target), at);
+    if (m.source.rfind("/dev/", 0) == 0) NFC_RETURN_IF_ERROR_CTX(WaitForDevice(m.source, 10000), at);
+    unsigned long flags = MS_NODEV;
+    std::string data = MountFlagsAndData(m.options, flags);
+    NFC_RETURN_IF_ERROR_CTX(Mount(m.source, target, m.fstype, flags, data), at);
+  }
+  NFC_RETURN_IF_ERROR_CTX(SwitchRoot(root, env.from_initramfs), "switch_root");
+  return Ok();
+}
+
+Status SetUpNetwork(const TaskSpec& spec) {
+  if (!spec.hostname.empty() && sethostname(spec.hostname.data(), spec.hostname.size()) != 0) {
+    return Error::Errno("sethostname " + spec.hostname);
+  }
+  NFC_ASSIGN_OR_RETURN(Netlink nl, Netlink::Open());
+  NFC_ASSIGN_OR_RETURN(int lo, nl.IndexByName("lo"));
+  NFC_RETURN_IF_ERROR(nl.SetUp(lo, 0));
+  for (size_t i = 0; i < spec.network.interfaces.size(); i++) {
+    const auto& itf = spec.network.interfaces[i];
+    std::string at = "network.interfaces[" + std::to_string(i) + "]";
+    int index = 0;
+    if (!itf.mac.empty()) {
+      auto found = nl.FindByMac(itf.mac);
+      if (!found.ok()) return std::move(found).error().Context(at);
+      index = found->first;
+      if (!itf.name.empty() && found->second != itf.name)
+        NFC_RETURN_IF_ERROR_CTX(nl.Rename(index, itf.name), at);
+    } else {
+      auto idx = nl.IndexByName(itf.name);
+      if (!idx.ok()) return std::move(idx).error().Context(at);
+      index = *idx;
+    }
+    NFC_RETURN_IF_ERROR_CTX(nl.SetUp(index, itf.mtu), at);
+    for (const auto& a : itf.addresses) {
+      auto cidr = ParseCidr(a);
+      if (!cidr.ok()) return std::move(cidr).error().Context(at + ".addresses");
+      NFC_RETURN_IF_ERROR_CTX(nl.AddAddress(index, *cidr), at);
+    }
+  }
+  for (size_t i = 0; i < spec.network.routes.size(); i++) {
+    const auto& r = spec.network.routes[i];
+    std::string at = "network.routes[" + std::to_string(i) + "]";
+    auto dst = ParseCidr(r.destination);
+    if (!dst.ok()) return std::move(dst).error().Context(at + ".destination");
+    Cidr gw;
+    if (!r.gateway.empty()) {
+      auto g = ParseAddress(r.gateway);
+      if (!g.ok()) return std::move(g).error().Context(at + ".gateway");
+      gw = *g;
+      if (r.destination == "default" && gw.family == AF_INET6) dst->family = AF_INET6;
+    }
+    int index = 0;
+    if (!r.device.empty()) {
+      auto idx = nl.IndexByName(r.device);
+      if (!idx.ok()) return std::move(idx).error().Context(at + ".device");
+      index = *idx;
+    }
+    NFC_RETURN_IF_ERROR_CTX(nl.AddRoute(*dst, gw, index, r.metric), at);
+  }
+  return Ok();
+}
+
+Status ApplyRlimits(const TaskSpec& spec) {
+  // Defaults for every workload (what systemd gives services): many open files allowed, 1024 by default so
+  // programs that loop over all fds stay fast.
+  rlimit current{};
+  getrlimit(RLIMIT_NOFILE, &current);
+  uint64_t hard = std::max<uint64_t>(std::min<uint64_t>(524288, current.rlim_max), 1024);
+  auto nofile = SetRlimit("nofile", std::min<uint64_t>(1024, hard), hard);
+  if (!nofile.ok()) log::Debug("default nofile rlimit not applied", {{"error", nofile.error().ToString()}});
+  for (size_t i = 0; i < spec.rlimits.size(); i++) {
+    const auto& l = spec.rlimits[i];
+    NFC_RETURN_IF_ERROR_CTX(SetRlimit(l.name, l.soft, l.hard), "rlimits[" + std::to_string(i) + "]");
+  }
+  return Ok();
+}
+
+Result<int> CreateWorkloadCgroup() {
+  // The root cgroup is exempt from the no-internal-processes rule, so init may stay there while its child
+  // group gets the controllers.
+  auto controllers = WriteFile("/sys/fs/cgroup/cgroup.subtree_control", "+cpu +memory +pids");
+  if (!controllers.ok())
+    log::Debug("cgroup controllers not enabled", {{"error", controllers.error().ToString()}});
+  if (::mkdir(kWorkloadCgroup, 0755) != 0 && errno != EEXIST)
+    return Error::Errno(std::string("mkdir ") + kWorkloadCgroup);
+  std::string procs = std::string(kWorkloadCgroup) + "/cgroup.procs";
+  int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Error::Errno("open " + procs);
+  return fd;
+}
+
+}  // namespace nfc::init::guest
