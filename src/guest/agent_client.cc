@@ -146,20 +146,26 @@ class Core : public std::enable_shared_from_this<Core> {
 
   void ReadLoop() {
     char buf[65536];
+    // The read that carried the HelloReply may have carried the frames after it too: they are in the decoder.
+    DispatchBuffered();
     for (;;) {
       ssize_t n = ::read(fd_.get(), buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       decoder_.Feed(buf, static_cast<size_t>(n));
-      while (auto payload = decoder_.Next()) {
-        pb::GuestMessage msg;
-        if (!msg.ParseFromString(*payload)) continue;
-        Dispatch(msg);
-      }
+      DispatchBuffered();
     }
     std::lock_guard<std::mutex> lock(mu_);
     disconnected_ = true;
     cv_.notify_all();
+  }
+
+  void DispatchBuffered() {
+    while (auto payload = decoder_.Next()) {
+      pb::GuestMessage msg;
+      if (!msg.ParseFromString(*payload)) continue;
+      Dispatch(msg);
+    }
   }
 
   void Dispatch(const pb::GuestMessage& msg) {
