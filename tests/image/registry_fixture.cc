@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -88,24 +89,46 @@ Result<std::unique_ptr<LocalRegistry>> LocalRegistry::Start(const std::string& d
                      "/server.key\n"
                      "auth:\n  htpasswd:\n    realm: nfc-test\n    path: " +
                      dir + "/htpasswd\n");
-  UniqueFd log(::open(r->log_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  NFC_RETURN_IF_ERROR(r->Launch(dir + "/config.yml"));
+  return r;
+}
+
+Result<std::unique_ptr<LocalRegistry>> LocalRegistry::StartPlain(const std::string& dir,
+                                                                 const std::string& storage) {
+  auto r = std::make_unique<LocalRegistry>();
+  r->dir_ = dir;
+  r->port_ = FreePort();
+  NFC_RETURN_IF_ERROR(RunCommand({"mkdir", "-p", dir}));
+  WriteFileOrDie(dir + "/config.yml",
+                 "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n"
+                 "storage:\n  filesystem:\n    rootdirectory: " +
+                     storage +
+                     "\n"
+                     "http:\n  addr: 127.0.0.1:" +
+                     std::to_string(r->port_) + "\n");
+  NFC_RETURN_IF_ERROR(r->Launch(dir + "/config.yml"));
+  return r;
+}
+
+Status LocalRegistry::Launch(const std::string& config) {
+  UniqueFd log(::open(log_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   SpawnOptions so;
-  so.argv = {"docker-registry", "serve", dir + "/config.yml"};
+  so.argv = {"docker-registry", "serve", config};
   so.stdout_fd = log.get();
   so.stderr_fd = log.get();
   so.parent_death_signal = SIGKILL;
   NFC_ASSIGN_OR_RETURN(Child c, Spawn(so));
-  r->pid_ = c.pid;
+  pid_ = c.pid;
   for (int i = 0; i < 100; ++i) {
     UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(r->port_));
+    a.sin_port = htons(static_cast<uint16_t>(port_));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return r;
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return Ok();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  return Error::Unavailable("docker-registry did not start listening; log:\n" + ReadFileOrDie(r->log_path()));
+  return Error::Unavailable("docker-registry did not start listening; log:\n" + ReadFileOrDie(log_path()));
 }
 
 LocalRegistry::~LocalRegistry() {
@@ -141,6 +164,134 @@ int LocalRegistry::CountBlobGets(const std::string& digest) const {
     ++count;
   }
   return count;
+}
+
+namespace {
+
+int ConnectLoopback(int port) {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(s);
+    return -1;
+  }
+  return s;
+}
+
+bool WriteAll(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FaultProxy>> FaultProxy::Start(int upstream_port) {
+  auto p = std::make_unique<FaultProxy>();
+  p->upstream_ = upstream_port;
+  p->listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(p->listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::listen(p->listen_fd_, 64) != 0) {
+    return Error::Errno("fault proxy listen");
+  }
+  socklen_t len = sizeof a;
+  ::getsockname(p->listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+  p->port_ = ntohs(a.sin_port);
+  p->thread_ = std::thread([raw = p.get()] { raw->Serve(); });
+  return p;
+}
+
+FaultProxy::~FaultProxy() {
+  stop_ = true;
+  ::shutdown(listen_fd_, SHUT_RDWR);
+  if (thread_.joinable()) thread_.join();
+  ::close(listen_fd_);
+}
+
+void FaultProxy::FailFirst(const std::string& path_part, int count) {
+  std::lock_guard<std::mutex> l(mu_);
+  fail_[path_part] = count;
+}
+
+void FaultProxy::Truncate(const std::string& path_part) {
+  std::lock_guard<std::mutex> l(mu_);
+  truncate_ = path_part;
+}
+
+int FaultProxy::faults_injected() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return injected_;
+}
+
+void FaultProxy::Serve() {
+  while (!stop_) {
+    int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) {
+      if (stop_) return;
+      continue;
+    }
+    Handle(c);  // one connection at a time is enough for a test client
+    ::close(c);
+  }
+}
+
+void FaultProxy::Handle(int fd) {
+  std::string req;
+  char buf[65536];
+  while (req.find("\r\n\r\n") == std::string::npos && req.size() < sizeof buf) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return;
+    req.append(buf, static_cast<size_t>(n));
+    if (!std::isupper(static_cast<unsigned char>(req[0]))) return;  // not HTTP (a TLS ClientHello): hang up
+  }
+  if (req.rfind("GET ", 0) != 0 && req.rfind("HEAD ", 0) != 0) return;  // e.g. a TLS ClientHello: hang up
+  std::string path = req.substr(req.find(' ') + 1, req.find(' ', req.find(' ') + 1) - req.find(' ') - 1);
+  bool truncate = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& [part, left] : fail_) {
+      if (left > 0 && path.find(part) != std::string::npos) {
+        --left;
+        ++injected_;
+        const char* r =
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        WriteAll(fd, r, std::strlen(r));
+        return;
+      }
+    }
+    truncate = !truncate_.empty() && path.find(truncate_) != std::string::npos;
+    if (truncate) ++injected_;
+  }
+  size_t end = req.find("\r\n\r\n");
+  req.insert(end + 2, "Connection: close\r\n");
+  int up = ConnectLoopback(upstream_);
+  if (up < 0) return;
+  WriteAll(up, req.data(), req.size());
+  std::string resp;
+  ssize_t n;
+  while ((n = ::recv(up, buf, sizeof buf, 0)) > 0) {
+    if (!truncate) {
+      if (!WriteAll(fd, buf, static_cast<size_t>(n))) break;
+    } else {
+      resp.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(up);
+  if (truncate) {
+    size_t body = resp.find("\r\n\r\n");
+    size_t keep = body == std::string::npos ? resp.size() / 2 : body + 4 + (resp.size() - body - 4) / 2;
+    WriteAll(fd, resp.data(), keep);
+  }
 }
 
 }  // namespace nfc::image::testing

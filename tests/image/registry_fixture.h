@@ -5,9 +5,12 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/error.h"
@@ -20,6 +23,9 @@ class LocalRegistry {
   // Starts the registry; user/password protect it with htpasswd.
   static Result<std::unique_ptr<LocalRegistry>> Start(const std::string& dir, const std::string& user,
                                                       const std::string& password);
+  // A second registry over plain HTTP without auth, serving the storage of another (for fault injection).
+  static Result<std::unique_ptr<LocalRegistry>> StartPlain(const std::string& dir,
+                                                           const std::string& storage);
   ~LocalRegistry();
 
   // Pushes an OCI layout tag to <host>/<repo>:<tag> (all platforms of an index).
@@ -32,6 +38,7 @@ class LocalRegistry {
   int CountBlobGets(const std::string& digest) const;
 
  private:
+  Status Launch(const std::string& config);
   std::string dir_;
   std::string user_, password_;
   int port_ = 0;
@@ -39,6 +46,30 @@ class LocalRegistry {
 };
 
 int FreePort();
+
+// A plain-HTTP proxy that injects faults: the first `fail_count` requests whose path contains fail_path get
+// a 500; every response for a path containing truncate_path is cut after half its body.
+class FaultProxy {
+ public:
+  static Result<std::unique_ptr<FaultProxy>> Start(int upstream_port);
+  ~FaultProxy();
+  void FailFirst(const std::string& path_part, int count);
+  void Truncate(const std::string& path_part);
+  int port() const { return port_; }
+  int faults_injected() const;
+
+ private:
+  void Serve();
+  void Handle(int fd);
+  int port_ = 0, upstream_ = 0;
+  int listen_fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::map<std::string, int> fail_;
+  std::string truncate_;
+  int injected_ = 0;
+};
 Status RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr);
 
 }  // namespace nfc::image::testing

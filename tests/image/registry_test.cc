@@ -355,6 +355,42 @@ TEST_F(RegistryTest, UnsupportedLayerMediaTypeFromAnOciLayout) {
   EXPECT_TRUE(testing::SnapshotExt4(good->rootfs_path)->count("/x"));
 }
 
+TEST_F(RegistryTest, RetriesServerErrorsAndReportsTruncatedTransfers) {
+  auto plain = testing::LocalRegistry::StartPlain(dir_ + "/plain", registry_->storage());
+  ASSERT_TRUE(plain.ok()) << plain.error().message();
+  std::string plain_host = (*plain)->host();
+  auto proxy = testing::FaultProxy::Start(std::stoi(plain_host.substr(plain_host.find(':') + 1)));
+  ASSERT_TRUE(proxy.ok()) << proxy.error().message();
+  const std::string host = "127.0.0.1:" + std::to_string((*proxy)->port());
+  PullOptions o;
+  o.docker_config = dir_ + "/no-docker-config.json";
+  o.timeout = std::chrono::seconds(120);
+
+  // 500 twice on the manifest and once on every blob, then success.
+  (*proxy)->FailFirst("/manifests/", 2);
+  (*proxy)->FailFirst("/blobs/", 1);
+  auto store = Store::Open({cache_});
+  ASSERT_TRUE(store.ok());
+  auto h = (*store)->Resolve(host + "/test/tiny:1", o);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  EXPECT_EQ((*proxy)->faults_injected(), 3);
+
+  // Every transfer of the app image's blobs is cut in half: a clear error after the retries, nothing cached.
+  (*proxy)->Truncate("/blobs/");
+  auto store2 = Store::Open({cache_ + "-truncated"});
+  ASSERT_TRUE(store2.ok());
+  auto t = (*store2)->Resolve(host + "/test/app:1", o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_TRUE(t.error().message().find("truncated") != std::string::npos ||
+              t.error().message().find("transfer closed") != std::string::npos)
+      << t.error().message();
+  cache_ += "-truncated";
+  ExpectNoPartialEntries();
+  auto blobs = ListDir(cache_ + "/blobs/sha256");
+  ASSERT_TRUE(blobs.ok());
+  EXPECT_TRUE(blobs->empty());
+}
+
 TEST_F(RegistryTest, LeasesKeepImagesFromGarbageCollection) {
   auto store = Store::Open({cache_, 1});  // a 1-byte budget: everything unleased goes
   ASSERT_TRUE(store.ok());
