@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/task_manager_factory.h"
 #include "driver/driver.h"
 #include "driver/naming.h"
 #include "driver/rpc/services.h"
@@ -68,7 +69,9 @@ void PrintUsage(int fd, std::string_view program) {
 }
 
 int Main(int argc, char** argv) {
-  if (plugin::LaunchedByPluginHost(plugin::ProcessEnv())) return driver::rpc::ServePlugin(argc, argv);
+  if (plugin::LaunchedByPluginHost(plugin::ProcessEnv())) {
+    return driver::rpc::ServePlugin(argc, argv, PluginTaskManagerFactory());
+  }
   const std::string program = argc > 0 ? argv[0] : "nomad-driver-firecracker";
   if (argc < 2) {
     PrintUsage(STDOUT_FILENO, program);

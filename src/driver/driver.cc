@@ -12,8 +12,11 @@ std::string_view PluginVersion() {
   return NFC_VERSION_STRING;
 }
 
-Driver::Driver(std::string name, std::unique_ptr<TaskManager> tasks)
-    : name_(std::move(name)), tasks_(std::move(tasks)) {}
+Driver::Driver(std::string name, std::unique_ptr<TaskManager> tasks, TaskEventHub* events)
+    : name_(std::move(name)),
+      own_events_(events ? nullptr : std::make_unique<TaskEventHub>()),
+      events_(events ? events : own_events_.get()),
+      tasks_(std::move(tasks)) {}
 
 Status Driver::SetConfig(std::string_view msgpack_config, bool runtime_instance) {
   NFC_ASSIGN_OR_RETURN(PluginConfig config, DecodePluginConfigMsgpack(msgpack_config));

@@ -24,7 +24,8 @@ std::string_view PluginVersion();
 
 class Driver {
  public:
-  Driver(std::string name, std::unique_ptr<TaskManager> tasks);
+  // `events` (not owned) must outlive the driver; null: the driver owns one.
+  Driver(std::string name, std::unique_ptr<TaskManager> tasks, TaskEventHub* events = nullptr);
 
   const std::string& name() const { return name_; }
 
@@ -43,12 +44,13 @@ class Driver {
   TaskManager::Capabilities Capabilities() const { return tasks_->capabilities(); }
 
   TaskManager& tasks() { return *tasks_; }
-  TaskEventHub& events() { return events_; }
+  TaskEventHub& events() { return *events_; }
 
  private:
   const std::string name_;
+  std::unique_ptr<TaskEventHub> own_events_;
+  TaskEventHub* events_;
   std::unique_ptr<TaskManager> tasks_;
-  TaskEventHub events_;
   mutable std::mutex mu_;
   PluginConfig config_;       // guarded by mu_
   bool warned_ = false;       // guarded by mu_

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
@@ -133,6 +134,27 @@ struct TaskStatsSample {
 // True once the caller went away (client cancelled the call, or the plugin is stopping).
 using CancelledFn = std::function<bool()>;
 
+// One interactive exec session (`nomad alloc exec`, ExecTaskStreaming, reference section 6). The RPC layer
+// reads client frames on one thread (SendStdin/CloseStdin/Resize) while another pulls output with Next();
+// Cancel() may come from a third (the user went away: kill the exec'd process). Implementations must allow
+// that concurrency.
+class ExecSession {
+ public:
+  struct Event {
+    enum class Kind { kStdout, kStderr, kStdoutClosed, kStderrClosed, kExited };
+    Kind kind = Kind::kStdout;
+    std::string data;   // kStdout / kStderr
+    ExitResult result;  // kExited: the last event of a session
+  };
+  virtual ~ExecSession() = default;
+  virtual Status SendStdin(std::string_view data) = 0;
+  virtual Status CloseStdin() = 0;
+  virtual Status Resize(unsigned rows, unsigned cols) = 0;
+  // Blocks for the next output event; polls `cancelled` while waiting (then returns kCancelled).
+  virtual Result<Event> Next(const CancelledFn& cancelled) = 0;
+  virtual void Cancel() = 0;
+};
+
 class TaskManager {
  public:
   virtual ~TaskManager() = default;
@@ -158,6 +180,15 @@ class TaskManager {
   virtual Status StreamTaskStats(const std::string& task_id, std::chrono::milliseconds interval,
                                  const std::function<bool(const TaskStatsSample&)>& emit,
                                  const CancelledFn& cancelled) = 0;
+
+  // Starts an interactive exec in the task. rows/cols are 0 until the client sends a terminal size.
+  virtual Result<std::unique_ptr<ExecSession>> ExecStreaming(const std::string& task_id,
+                                                             const std::vector<std::string>& argv, bool tty,
+                                                             unsigned rows, unsigned cols) {
+    (void)task_id, (void)argv, (void)tty, (void)rows, (void)cols;
+    return Error::Unimplemented(
+        "ExecTaskStreaming: `nomad alloc exec` is not implemented in this build of the driver yet");
+  }
 
   // What works today: Capabilities must never claim more.
   struct Capabilities {

@@ -5,6 +5,7 @@
 
 #include "base/log.h"
 #include "driver/naming.h"
+#include "driver/rpc/exec_stream.h"
 #include "driver/rpc/spec_proto.h"
 #include "driver/rpc/status.h"
 #include "driver/rpc/task_proto.h"
@@ -226,12 +227,9 @@ grpc::Status DriverService::ExecTask(grpc::ServerContext*, const drvpb::ExecTask
   return grpc::Status::OK;
 }
 
-grpc::Status DriverService::ExecTaskStreaming(
-    grpc::ServerContext*,
-    grpc::ServerReaderWriter<drvpb::ExecTaskStreamingResponse, drvpb::ExecTaskStreamingRequest>*) {
-  return grpc::Status(
-      grpc::StatusCode::UNIMPLEMENTED,
-      "ExecTaskStreaming: `nomad alloc exec` is not implemented in this build of the driver yet");
+grpc::ServerBidiReactor<drvpb::ExecTaskStreamingRequest, drvpb::ExecTaskStreamingResponse>*
+DriverService::ExecTaskStreaming(grpc::CallbackServerContext*) {
+  return NewExecReactor(&driver_->tasks(), stop_);
 }
 
 grpc::Status DriverService::CreateNetwork(grpc::ServerContext*, const drvpb::CreateNetworkRequest*,
@@ -260,7 +258,7 @@ grpc::Status DriverService::Shutdown(grpc::ServerContext*, const drvpb::Shutdown
   return grpc::Status::OK;
 }
 
-int ServePlugin(int argc, char** argv) {
+int ServePlugin(int argc, char** argv, const TaskManagerFactory& make_tasks) {
   log::Level level = log::Level::kDebug;
   std::chrono::milliseconds fingerprint_period = DriverService::kFingerprintPeriod;
   for (int i = 1; i < argc; i++) {
@@ -279,7 +277,11 @@ int ServePlugin(int argc, char** argv) {
   log::Configure(2, log::Format::kJson, level, name);
 
   plugin::PluginServer server;
-  Driver driver(name, std::make_unique<UnimplementedTaskManager>());
+  // The hub outlives the driver's services; the task manager gets a reference to publish events.
+  TaskEventHub events;
+  std::unique_ptr<TaskManager> tasks = make_tasks ? make_tasks(events) : nullptr;
+  if (!tasks) tasks = std::make_unique<UnimplementedTaskManager>();
+  Driver driver(name, std::move(tasks), &events);
   BasePluginService base(&driver);
   DriverService driver_service(&driver, &server.stop(), fingerprint_period);
   server.AddService(&base);

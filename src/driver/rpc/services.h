@@ -5,6 +5,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <memory>
 
 #include "driver/driver.h"
 #include "plugin/stop_signal.h"
@@ -30,7 +32,9 @@ class BasePluginService final : public basepb::BasePlugin::Service {
   Driver* driver_;
 };
 
-class DriverService final : public drvpb::Driver::Service {
+// ExecTaskStreaming uses the callback API (rpc/exec_stream.h); every other method is synchronous.
+class DriverService final
+    : public drvpb::Driver::WithCallbackMethod_ExecTaskStreaming<drvpb::Driver::Service> {
  public:
   // Nomad's built-in drivers re-fingerprint every 30 s.
   static constexpr std::chrono::seconds kFingerprintPeriod{30};
@@ -65,9 +69,8 @@ class DriverService final : public drvpb::Driver::Service {
                           drvpb::SignalTaskResponse*) override;
   grpc::Status ExecTask(grpc::ServerContext*, const drvpb::ExecTaskRequest*,
                         drvpb::ExecTaskResponse*) override;
-  grpc::Status ExecTaskStreaming(
-      grpc::ServerContext*,
-      grpc::ServerReaderWriter<drvpb::ExecTaskStreamingResponse, drvpb::ExecTaskStreamingRequest>*) override;
+  grpc::ServerBidiReactor<drvpb::ExecTaskStreamingRequest, drvpb::ExecTaskStreamingResponse>*
+  ExecTaskStreaming(grpc::CallbackServerContext*) override;
   grpc::Status CreateNetwork(grpc::ServerContext*, const drvpb::CreateNetworkRequest*,
                              drvpb::CreateNetworkResponse*) override;
   grpc::Status DestroyNetwork(grpc::ServerContext*, const drvpb::DestroyNetworkRequest*,
@@ -84,9 +87,13 @@ class DriverService final : public drvpb::Driver::Service {
   std::chrono::milliseconds fingerprint_period_;
 };
 
-// Runs the plugin process: builds the Driver (name from argv[0]), registers the services on a PluginServer
-// and serves until the host stops us. `argv` may carry "--log-level=<level>" (plugin block `args`). Returns
-// the exit code. Call from main before any thread exists.
-int ServePlugin(int argc, char** argv);
+// Builds the TaskManager the driver delegates the task lifecycle to; it publishes task events on `events`.
+using TaskManagerFactory = std::function<std::unique_ptr<TaskManager>(TaskEventHub& events)>;
+
+// Runs the plugin process: builds the Driver (name from argv[0]) with the factory's TaskManager (null
+// factory: UnimplementedTaskManager), registers the services on a PluginServer and serves until the host
+// stops us. `argv` may carry "--log-level=<level>" and "--fingerprint-period=<seconds>" (the plugin block's
+// `args`). Returns the exit code. Call from main before any thread exists.
+int ServePlugin(int argc, char** argv, const TaskManagerFactory& make_tasks = nullptr);
 
 }  // namespace nfc::driver::rpc
