@@ -5,12 +5,29 @@ package main
 import (
 	"fmt"
 	"sort"
-	"strings"
+	"strconv"
 	"time"
 
 	basepb "nfcproto/base"
 	drvpb "nfcproto/drivers"
+	"nfcproto/structs"
 )
+
+// renderAttribute shows a node attribute the way Nomad renders it (value, then unit).
+func renderAttribute(a *structs.Attribute) string {
+	var v string
+	switch x := a.GetValue().(type) {
+	case *structs.Attribute_StringVal:
+		v = x.StringVal
+	case *structs.Attribute_IntVal:
+		v = strconv.FormatInt(x.IntVal, 10)
+	case *structs.Attribute_BoolVal:
+		v = strconv.FormatBool(x.BoolVal)
+	case *structs.Attribute_FloatVal:
+		v = strconv.FormatFloat(x.FloatVal, 'g', -1, 64)
+	}
+	return v + a.GetUnit()
+}
 
 func runDemo(pluginPath string) error {
 	h, err := newH(pluginPath, "demo", false)
@@ -72,7 +89,7 @@ func runDemo(pluginPath string) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Printf("  %s = %s\n", k, strings.TrimSpace(fmt.Sprint(fp.GetAttributes()[k].GetValue())))
+		fmt.Printf("  %s = %s\n", k, renderAttribute(fp.GetAttributes()[k]))
 	}
 	caps, err := inst.Driver.Capabilities(ctx, &drvpb.CapabilitiesRequest{})
 	if err == nil {
