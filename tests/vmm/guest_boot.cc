@@ -1,0 +1,139 @@
+#include "guest_boot.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "base/process.h"
+#include "guest/initramfs_cpio.h"
+#include "guest/task_spec.h"
+
+namespace nfc::vmm::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool IsFile(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+Status Run(const std::vector<std::string>& argv) {
+  SpawnOptions o;
+  o.argv = argv;
+  NFC_ASSIGN_OR_RETURN(Child c, Spawn(o));
+  NFC_ASSIGN_OR_RETURN(int status, WaitForExit(c.pid));
+  if (status != 0) return Error::Internal(argv[0] + ": " + DescribeWaitStatus(status));
+  return Ok();
+}
+
+}  // namespace
+
+GuestArtifacts GuestArtifacts::Find() {
+  const char* env = std::getenv("NFC_GUEST_DIR");
+  std::string dir = env ? env : NFC_GUEST_DIR;
+  return {dir + "/vmlinux", dir + "/initramfs.cpio.gz"};
+}
+
+bool GuestArtifacts::ok() const {
+  return IsFile(vmlinux) && IsFile(initramfs);
+}
+
+Result<std::unique_ptr<GuestWorkdir>> GuestWorkdir::Create() {
+  char tmpl[] = "/tmp/nfc-vm-XXXXXX";
+  if (!mkdtemp(tmpl)) return Error::Errno("mkdtemp");
+  auto w = std::unique_ptr<GuestWorkdir>(new GuestWorkdir());
+  w->dir_ = tmpl;
+  // The workload's root: Debian's static busybox and the applet links the tests use.
+  std::string tree = w->dir_ + "/tree";
+  for (const char* d : {"", "/bin", "/etc", "/tmp"}) {
+    if (::mkdir((tree + d).c_str(), 0755) != 0) return Error::Errno("mkdir " + tree + d);
+  }
+  if (!IsFile("/bin/busybox"))
+    return Error::NotFound("/bin/busybox missing (apt-get install busybox-static)");
+  NFC_RETURN_IF_ERROR(Run({"cp", "/bin/busybox", tree + "/bin/busybox"}));
+  for (const char* applet : {"sh", "echo", "sleep", "cat", "true"}) {
+    if (::symlink("busybox", (tree + "/bin/" + applet).c_str()) != 0) return Error::Errno("symlink");
+  }
+  NFC_RETURN_IF_ERROR(Run({"mkfs.ext4", "-q", "-F", "-L", "root", "-d", tree, w->root_image(), "16M"}));
+  NFC_RETURN_IF_ERROR(Run({"mkfs.ext4", "-q", "-F", "-L", "scratch", w->scratch_image(), "32M"}));
+  return w;
+}
+
+GuestWorkdir::~GuestWorkdir() {
+  if (!dir_.empty()) (void)Run({"rm", "-rf", dir_});
+}
+
+Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdir& work,
+                              const std::string& name, const std::vector<std::string>& argv,
+                              std::chrono::milliseconds connect_timeout, bool quiet) {
+  guest::TaskSpec spec;
+  spec.task_id = "vmm-test/" + name;
+  spec.process.entrypoint = argv;
+  spec.hostname = name;
+  spec.root.device = "/dev/vda";
+  spec.scratch.device = "/dev/vdb";
+  std::string initrd = work.dir() + "/" + name + ".initrd";
+  NFC_RETURN_IF_ERROR(guest::WriteTaskInitramfs(artifacts.initramfs, spec, initrd));
+
+  VmConfig c;
+  c.id = name;
+  c.state_dir = work.dir();
+  c.kernel_path = artifacts.vmlinux;
+  c.initrd_path = initrd;
+  if (quiet) c.kernel_args = {"quiet"};
+  c.memory_mib = 256;
+  c.drives = {{"root", work.root_image(), true}, {"scratch", work.scratch_image(), false}};
+  c.guest_channel = GuestChannelConfig{work.dir() + "/" + name + ".agent.sock", 3, guest::kDefaultVsockPort,
+                                       std::string(guest::kDefaultSerialPortName)};
+  c.console = {ConsoleConfig::Mode::kFile, work.dir() + "/" + name + ".console.log", 1 << 20};
+  BootedGuest b;
+  NFC_ASSIGN_OR_RETURN(b.vmm, CreateVmm(Backend::kQemu, c));
+  b.t_start = Clock::now();
+  NFC_RETURN_IF_ERROR(b.vmm->Start());
+  b.t_started = Clock::now();
+  NFC_ASSIGN_OR_RETURN(UniqueFd fd, b.vmm->ConnectGuest(guest::kDefaultVsockPort, connect_timeout));
+  guest::AgentClient::Options opts;
+  opts.client_name = "vmm-test";
+  opts.handshake_timeout = connect_timeout;
+  NFC_ASSIGN_OR_RETURN(b.agent, guest::AgentClient::Connect(std::move(fd), opts));
+  b.t_connected = Clock::now();
+  return b;
+}
+
+Result<WorkloadResult> CollectWorkload(guest::AgentClient& agent, std::chrono::milliseconds timeout) {
+  WorkloadResult r;
+  auto deadline = Clock::now() + timeout;
+  std::optional<guest::ExitResult> exit;
+  for (;;) {
+    if (Clock::now() > deadline) return Error::Timeout("workload did not finish in time");
+    auto chunk = agent.NextLog(std::chrono::milliseconds(200));
+    if (!chunk.ok()) return std::move(chunk).error();
+    if (chunk->has_value()) {
+      auto& c = **chunk;
+      (c.stream == guest::LogStream::kStdout ? r.out : r.err) += c.data;
+      NFC_RETURN_IF_ERROR(agent.AckLog(c.stream, c.offset + c.data.size()));
+      continue;
+    }
+    if (!exit) {
+      auto e = agent.WaitExit(std::chrono::milliseconds(1));
+      if (e.ok()) {
+        exit = *e;
+        r.t_exit_received = Clock::now();
+      } else if (e.error().code() != ErrorCode::kTimeout) {
+        return std::move(e).error();
+      }
+    }
+    if (exit && r.out.size() >= exit->log_end.stdout_offset && r.err.size() >= exit->log_end.stderr_offset)
+      break;
+  }
+  r.exit = *exit;
+  auto status = agent.QueryStatus();
+  if (status.ok()) r.boot = status->boot;
+  NFC_RETURN_IF_ERROR(agent.AckExit());
+  return r;
+}
+
+}  // namespace nfc::vmm::testing

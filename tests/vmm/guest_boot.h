@@ -1,0 +1,61 @@
+// GuestBoot: boots the real guest (Debian cloud kernel + initramfs with nomad-init) under the QEMU backend
+// with a workload from a small ext4 image built from Debian's busybox-static, and talks to nomad-init over
+// the control channel with guest::AgentClient. Shared by the `vm` tests and the boot benchmark.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "guest/agent_client.h"
+#include "vmm/vmm.h"
+
+namespace nfc::vmm::testing {
+
+struct GuestArtifacts {
+  std::string vmlinux;
+  std::string initramfs;
+  // NFC_GUEST_DIR (CMake) or $NFC_GUEST_DIR; empty fields when not built.
+  static GuestArtifacts Find();
+  bool ok() const;
+};
+
+// A work directory with a busybox root image and an empty scratch disk, both ext4, made with mkfs.ext4 -d
+// (no loop mounts). Removed on destruction.
+class GuestWorkdir {
+ public:
+  static Result<std::unique_ptr<GuestWorkdir>> Create();
+  ~GuestWorkdir();
+  const std::string& dir() const { return dir_; }
+  std::string root_image() const { return dir_ + "/root.ext4"; }
+  std::string scratch_image() const { return dir_ + "/scratch.ext4"; }
+
+ private:
+  std::string dir_;
+};
+
+struct BootedGuest {
+  std::unique_ptr<Vmm> vmm;
+  std::unique_ptr<guest::AgentClient> agent;
+  std::chrono::steady_clock::time_point t_start;      // before Vmm::Start
+  std::chrono::steady_clock::time_point t_started;    // Start returned (QEMU up, vCPUs running)
+  std::chrono::steady_clock::time_point t_connected;  // AgentClient handshake done
+};
+
+// Writes the task initramfs for argv and boots it. The VM's console goes to <dir>/console.log.
+Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdir& work,
+                              const std::string& name, const std::vector<std::string>& argv,
+                              std::chrono::milliseconds connect_timeout, bool quiet = false);
+
+struct WorkloadResult {
+  guest::ExitResult exit;
+  std::string out, err;
+  std::chrono::steady_clock::time_point t_exit_received;
+  guest::BootTimes boot;  // nomad-init's timestamps, queried before the exit is acknowledged
+};
+// Reads logs until the exit result arrives and both streams reached its log_end; acknowledges everything.
+Result<WorkloadResult> CollectWorkload(guest::AgentClient& agent, std::chrono::milliseconds timeout);
+
+}  // namespace nfc::vmm::testing
