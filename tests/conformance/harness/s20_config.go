@@ -278,12 +278,31 @@ func startWithConfig(inst *Instance, packed []byte) error {
 	return err
 }
 
+// isolatedEnv keeps a task manager that really starts tasks from reaching the network or the host's state: the
+// configs below are only meant to pass validation, so any image pull must fail at once.
+var isolatedEnv = []string{"http_proxy=http://127.0.0.1:9", "https_proxy=http://127.0.0.1:9",
+	"HTTPS_PROXY=http://127.0.0.1:9", "ALL_PROXY=http://127.0.0.1:9", "all_proxy=http://127.0.0.1:9", "NO_PROXY=", "no_proxy="}
+
+func isolatedPluginConfig(h *H, inst *Instance) ([]byte, error) {
+	schema, err := pluginSchema(inst)
+	if err != nil {
+		return nil, err
+	}
+	packed, _, err := EncodeConfig(fmt.Sprintf("data_dir = %q\nkernel_path = %q\nbackend = \"firecracker\"\nfirecracker_path = %q\n",
+		h.Dir+"/data", h.Dir+"/no-kernel", h.Dir+"/no-firecracker"), schema)
+	return packed, err
+}
+
 func testTaskConfigForms(h *H) error {
-	inst, err := h.Launch(LaunchOptions{})
+	inst, err := h.Launch(LaunchOptions{Env: isolatedEnv})
 	if err != nil {
 		return err
 	}
-	if err := setConfig(inst, []byte{0x80}, true); err != nil {
+	cfg, err := isolatedPluginConfig(h, inst)
+	if err != nil {
+		return err
+	}
+	if err := setConfig(inst, cfg, true); err != nil {
 		return err
 	}
 	schema, err := taskSchema(inst)
@@ -303,17 +322,26 @@ func testTaskConfigForms(h *H) error {
 		if status.Code(err) == codes.InvalidArgument {
 			return fmt.Errorf("%s task config rejected by the plugin: %v", c.name, err)
 		}
+		if err == nil { // a lifecycle that started it anyway: clean up like the client does
+			ctx, cancel := ctxTimeout(30 * time.Second)
+			inst.Driver.DestroyTask(ctx, &drvpb.DestroyTaskRequest{TaskId: "alloc1/web/0000abcd", Force: true})
+			cancel()
+		}
 	}
 	_, err = inst.Kill(h)
 	return err
 }
 
 func testTaskConfigErrors(h *H) error {
-	inst, err := h.Launch(LaunchOptions{})
+	inst, err := h.Launch(LaunchOptions{Env: isolatedEnv})
 	if err != nil {
 		return err
 	}
-	if err := setConfig(inst, []byte{0x80}, true); err != nil {
+	cfg, err := isolatedPluginConfig(h, inst)
+	if err != nil {
+		return err
+	}
+	if err := setConfig(inst, cfg, true); err != nil {
 		return err
 	}
 	schema, err := taskSchema(inst)
