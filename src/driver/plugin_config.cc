@@ -146,8 +146,7 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
 
   NFC_ASSIGN_OR_RETURN(auto kernel, StringWithAlias(r, "kernel_path", "vmlinux_path"));
   if (kernel) config.kernel_path = *kernel;
-  NFC_RETURN_IF_ERROR(
-      RequireAbsolute(r, kernel ? "kernel_path" : "kernel_path (default)", config.kernel_path));
+  NFC_RETURN_IF_ERROR(RequireAbsolute(r, "kernel_path", config.kernel_path));
   NFC_ASSIGN_OR_RETURN(auto initrd, r.String("initrd_path"));
   if (initrd) config.initrd_path = *initrd;
   // An empty initrd_path is allowed: it means "boot without an initramfs" (a kernel with everything built
