@@ -478,6 +478,9 @@ void HostInit::Run() {
   while (true) {
     if (shutdown_ && (!agent_ || !agent_->running()) && (!shell_ || !shell_->running())) {
       if (agent_) agent_->PumpOutput();
+      // Our own open files (the agent log under /var) would keep the data partition busy.
+      agent_.reset();
+      shell_.reset();
       FinishShutdown(*shutdown_, std::chrono::seconds(5));
     }
     auto next = NextDeadline();

@@ -122,6 +122,10 @@ Status ModuleLoader::Load(const std::string& raw_name) {
   order.push_back(name);
   for (const auto& m : order) {
     if (done_.count(m)) continue;
+    if (::access(("/sys/module/" + m).c_str(), F_OK) == 0) {  // loaded earlier (by the initramfs stage)
+      done_.insert(m);
+      continue;
+    }
     std::string path = index_.PathOf(m);
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return Error::Errno("open " + path).Context("load module " + name);

@@ -219,7 +219,7 @@ void UnmountAll(std::chrono::milliseconds budget) {
     if (std::chrono::steady_clock::now() >= deadline) {
       // Still busy: read-only remounts flush and mark ext4 clean even when something holds a file open.
       for (const auto& m : ReadMounts()) {
-        if (m.type != "ext4") continue;
+        if (m.type != "ext4" || m.target == "/") continue;
         if (::mount(nullptr, m.target.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0) {
           log::Warn("busy; remounted read-only", {{"path", m.target}});
         } else {
