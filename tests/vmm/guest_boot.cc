@@ -68,7 +68,7 @@ GuestWorkdir::~GuestWorkdir() {
 
 Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdir& work,
                               const std::string& name, const std::vector<std::string>& argv,
-                              std::chrono::milliseconds connect_timeout, bool quiet) {
+                              std::chrono::milliseconds connect_timeout, bool quiet, bool console) {
   guest::TaskSpec spec;
   spec.task_id = "vmm-test/" + name;
   spec.process.entrypoint = argv;
@@ -88,7 +88,7 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
   c.drives = {{"root", work.root_image(), true}, {"scratch", work.scratch_image(), false}};
   c.guest_channel = GuestChannelConfig{work.dir() + "/" + name + ".agent.sock", 3, guest::kDefaultVsockPort,
                                        std::string(guest::kDefaultSerialPortName)};
-  c.console = {ConsoleConfig::Mode::kFile, work.dir() + "/" + name + ".console.log", 1 << 20};
+  if (console) c.console = {ConsoleConfig::Mode::kFile, work.dir() + "/" + name + ".console.log", 1 << 20};
   BootedGuest b;
   NFC_ASSIGN_OR_RETURN(b.vmm, CreateVmm(Backend::kQemu, c));
   b.t_start = Clock::now();

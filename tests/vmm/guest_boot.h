@@ -47,7 +47,8 @@ struct BootedGuest {
 // Writes the task initramfs for argv and boots it. The VM's console goes to <dir>/console.log.
 Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdir& work,
                               const std::string& name, const std::vector<std::string>& argv,
-                              std::chrono::milliseconds connect_timeout, bool quiet = false);
+                              std::chrono::milliseconds connect_timeout, bool quiet = false,
+                              bool console = true);
 
 struct WorkloadResult {
   guest::ExitResult exit;

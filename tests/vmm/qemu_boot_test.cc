@@ -63,6 +63,20 @@ TEST_F(QemuBootTest, RunsACommandAndReturnsItsOutputAndExitCode) {
   DumpConsole("exit7");
 }
 
+// Production runs without a serial console (no UART at all): nomad-init must not depend on one.
+TEST_F(QemuBootTest, BootsWithTheConsoleOff) {
+  auto b = BootGuest(artifacts_, *work_, "noconsole", {"/bin/echo", "quiet boot"}, kBootTimeout, true, false);
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  EXPECT_TRUE(b->vmm->Record().console_path.empty());
+  auto w = CollectWorkload(*b->agent, kBootTimeout);
+  ASSERT_TRUE(w.ok()) << w.error().message();
+  EXPECT_EQ(w->exit.exit_code, 0);
+  EXPECT_EQ(w->out, "quiet boot\n");
+  auto exit = b->vmm->Wait(kBootTimeout);
+  ASSERT_TRUE(exit.ok()) << exit.error().message();
+  EXPECT_EQ(exit->kind, VmExit::Kind::kGuestStopped) << exit->detail;
+}
+
 TEST_F(QemuBootTest, GracefulStopEndsTheVm) {
   auto b = BootGuest(artifacts_, *work_, "graceful", {"/bin/sleep", "1000"}, kBootTimeout);
   ASSERT_TRUE(b.ok()) << b.error().message();
