@@ -9,6 +9,7 @@ extern "C" {
 #include <unistd.h>
 
 #include <cstring>
+#include <mutex>
 
 #include "base/process.h"
 
@@ -104,6 +105,8 @@ Ext4Writer::~Ext4Writer() {
 
 Result<std::unique_ptr<Ext4Writer>> Ext4Writer::Create(const std::string& path, const Ext4Geometry& geometry,
                                                        const std::string& label) {
+  static std::once_flag error_table;
+  std::call_once(error_table, [] { initialize_ext2_error_table(); });  // readable libext2fs error messages
   std::unique_ptr<Ext4Writer> w(new Ext4Writer());
   w->path_ = path;
   Ext4Geometry g = geometry;
@@ -264,7 +267,9 @@ Status Ext4Writer::CreateEntry(Dentry* d, uint32_t parent_ino) {
   errcode_t e = ext2fs_new_inode(fs_, parent_ino, static_cast<int>(src.mode), nullptr, &ino);
   if (e) return Ext2Error(e, "allocate inode for " + path);
   if (S_ISDIR(src.mode)) {
-    if ((e = ext2fs_mkdir(fs_, parent_ino, ino, d->name.c_str()))) return Ext2Error(e, "mkdir " + path);
+    // Created unlinked, then linked by Link(), which grows a full parent directory (ext2fs_mkdir does not).
+    if ((e = ext2fs_mkdir(fs_, parent_ino, ino, nullptr))) return Ext2Error(e, "mkdir " + path);
+    NFC_RETURN_IF_ERROR(Link(parent_ino, d->name, ino, EXT2_FT_DIR));
     src.ext4_ino = ino;
     NFC_RETURN_IF_ERROR(SetInodeMetadata(ino, src, /*keep_links=*/true));
   } else if (S_ISLNK(src.mode)) {
