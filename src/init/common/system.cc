@@ -62,6 +62,27 @@ void EnsureStdio() {
   }
 }
 
+int ReserveStdio() {
+  int mask = 0;
+  for (int fd = 0; fd < 3; fd++) {
+    if (fcntl(fd, F_GETFD) >= 0) continue;
+    int p = ::open("/", O_RDONLY | O_DIRECTORY);  // lowest free number: fd itself, as 0..fd-1 are taken
+    if (p == fd) mask |= 1 << fd;
+  }
+  return mask;
+}
+
+void ReplaceStdioPlaceholders(int mask) {
+  for (int fd = 0; fd < 3; fd++) {
+    if (!(mask & (1 << fd))) continue;
+    int c = ::open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (c < 0) c = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (c < 0) continue;
+    dup2(c, fd);  // dup2 clears close-on-exec on fd
+    ::close(c);
+  }
+}
+
 Status SetRlimit(std::string_view name, uint64_t soft, uint64_t hard) {
   static const struct {
     const char* name;

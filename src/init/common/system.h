@@ -27,6 +27,12 @@ std::map<std::string, std::string> ReadKernelCmdline();
 // console). The kernel starts init without stdio when the initramfs has no /dev/console node.
 void EnsureStdio();
 
+// Before /dev exists: occupies closed fds 0-2 with placeholders so that the first descriptors init opens
+// (signalfd, epoll...) cannot become its stdio; returns a bitmask of the fds it filled.
+// ReplaceStdioPlaceholders later points them at /dev/console (or /dev/null).
+int ReserveStdio();
+void ReplaceStdioPlaceholders(int mask);
+
 // Sets an rlimit by its lower-case name without "RLIMIT_" ("nofile", "nproc", ...). RLIM_INFINITY is ~0.
 Status SetRlimit(std::string_view name, uint64_t soft, uint64_t hard);
 

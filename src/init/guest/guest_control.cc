@@ -308,6 +308,9 @@ void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
                                           std::to_string(nfc::guest::kProtocolVersion)));
       return;
     }
+    // A resent hello of the current session (the host retries every second while the guest boots, and a
+    // byte-stream port delivers the queued copies at once) is answered without restarting the session.
+    bool resend = c.greeted && c.session == h.session();
     // One host at a time: a new hello supersedes every other session (the old host is gone or restarting).
     std::vector<uint64_t> others;
     for (auto& [id, other] : conns_) {
@@ -321,7 +324,7 @@ void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
         CloseConnection(id, "superseded by a new host connection");
       }
     }
-    if (c.serial) {
+    if (c.serial && !resend) {
       // Frames queued for the previous session must not reach the new one.
       c.out.clear();
       c.out_pos = 0;
@@ -329,12 +332,14 @@ void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
     }
     auto resume = nfc::guest::OffsetsFromProto(h.resume());
     for (int s : {1, 2}) {
+      if (resend) break;
       uint64_t want = s == 1 ? resume.stdout_offset : resume.stderr_offset;
       logs_[s]->Ack(want);  // everything below the resume point was delivered
       c.sent[s] = std::max(std::min(want, logs_[s]->end()), logs_[s]->start());
     }
+    if (!resend) c.exit_sent = false;
     c.greeted = true;
-    c.exit_sent = false;
+    c.session = h.session();
     log::Debug("host said hello",
                {{"client", h.client()}, {"stdout_from", c.sent[1]}, {"stderr_from", c.sent[2]}});
     pb::GuestMessage reply;

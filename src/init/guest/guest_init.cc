@@ -115,20 +115,21 @@ void GuestInit::FailBoot(const Error& error, int exit_code) {
 }
 
 void GuestInit::Run() {
+  int stdio_placeholders = ReserveStdio();
   auto sigfd = BlockSignalsAndOpenSignalfd();
   if (!sigfd.ok()) FatalReboot(sigfd.error().ToString().c_str());
   signals_ = std::move(sigfd).value();
   env_ = DetectEnvironment();
   if (env_.from_initramfs) {
     auto early = MountEarly(DevMode::kDevtmpfs);
-    EnsureStdio();
+    ReplaceStdioPlaceholders(stdio_placeholders);
     if (!early.ok()) log::Error("early mounts", {{"error", early.error().ToString()}});
     // Ctrl-Alt-Del (Firecracker's SendCtrlAltDel) then reaches us as SIGINT instead of an immediate reset.
     reboot(RB_DISABLE_CAD);
     auto cmdline = ReadKernelCmdline();
     if (cmdline.count("nomad.debug")) args_.debug = true;
   } else {
-    EnsureStdio();
+    ReplaceStdioPlaceholders(stdio_placeholders);
   }
   log::Configure(2, log::Format::kText, args_.debug ? log::Level::kDebug : log::Level::kInfo, "nomad-init");
   if (env_.from_initramfs) LoadKernelModules();
@@ -282,9 +283,21 @@ void GuestInit::OnSignals() {
         log::Info("graceful stop requested", {{"signal", SignalName(sig)}});
         RequestStop(spec_.process.stop_signal, spec_.process.kill_timeout_ms);
         break;
-      default:
-        // Everything else (HUP, USR1, USR2, QUIT, WINCH, ...) is meant for the workload, as tini does.
+      case SIGHUP:
+      case SIGQUIT:
+      case SIGUSR1:
+      case SIGUSR2:
+      case SIGWINCH:
+        // Meant for the workload (an operator or the kernel addressed the VM's init), as tini forwards them.
         if (workload_pid_ > 0 && !workload_status_) kill(-workload_pid_, sig);
+        break;
+      default:
+        if (sig >= SIGRTMIN && sig <= SIGRTMAX) {
+          if (workload_pid_ > 0 && !workload_status_) kill(-workload_pid_, sig);
+        } else {
+          // SIGPIPE from a vanished peer, SIGTTOU/SIGTTIN/SIGTSTP from a terminal, ...: init's own business.
+          log::Debug("signal ignored", {{"signal", SignalName(sig)}});
+        }
         break;
     }
   }

@@ -52,6 +52,7 @@ struct Connection {
   bool serial = false;       // a virtio-serial port: one byte stream across host reconnects
   bool host_present = true;  // serial: false while the host side is disconnected (POLLHUP)
   bool greeted = false;      // a Hello was accepted on the current session
+  uint64_t session = 0;      // that Hello's session nonce
   nfc::guest::FrameDecoder decoder;
   std::string out;  // framed bytes not written yet
   size_t out_pos = 0;
