@@ -483,6 +483,25 @@ TEST_F(NomadOsBoot, VmdkMatchesRaw) {
   EXPECT_EQ(rc2, 0) << cmp;
 }
 
+// Same inputs, same bytes: a second build (raw only) matches the suite's image bit for bit.
+TEST_F(NomadOsBoot, BuildIsReproducible) {
+  std::string again = kWork + "/image-again";
+  fs::remove_all(again);
+  auto [rc, out] = RunCommand(
+      {NOMADOS_BUILDER, "build", "--init", NOMADOS_INIT, "--nomad", NOMADOS_TEST_AGENT, "--agent-config",
+       NOMADOS_AGENT_CONFIG, "--kernel-package", "linux-image-cloud-amd64", "--out", again, "--data-size",
+       "256M", "--formats", "raw", "--cmdline", "nomados.stop_timeout=30 nomados.loglevel=debug"},
+      {"NOMADOS_CACHE=" + kWork + "/cache"});
+  ASSERT_EQ(rc, 0) << out;
+  auto [rc1, sum1] = RunCommand({"sha256sum", kImageDir + "/nomados.raw"});
+  auto [rc2, sum2] = RunCommand({"sha256sum", again + "/nomados.raw"});
+  ASSERT_EQ(rc1, 0);
+  ASSERT_EQ(rc2, 0);
+  EXPECT_EQ(sum1.substr(0, 64), sum2.substr(0, 64));
+  EXPECT_EQ(Slurp(kImageDir + "/nomados.manifest"), Slurp(again + "/nomados.manifest"));
+  fs::remove_all(again);
+}
+
 // Missing inputs fail fast with an error naming the option.
 TEST_F(NomadOsBoot, BuilderNamesMissingInputs) {
   auto [rc, out] = RunCommand({NOMADOS_BUILDER, "build", "--init", NOMADOS_INIT, "--agent-config",
