@@ -15,6 +15,7 @@
 #include "base/process.h"
 #include "image/blob_source.h"
 #include "image/cache_fs.h"
+#include "image/docker_archive.h"
 #include "image/manifest.h"
 #include "image/reference.h"
 #include "image/registry_client.h"
@@ -284,8 +285,12 @@ class Store::Impl {
       NFC_ASSIGN_OR_RETURN(platform, ParsePlatform(opts.platform));
     }
     auto deadline = std::chrono::steady_clock::now() + opts.timeout;
-    if (reference.rfind("oci:", 0) == 0)
+    if (reference.rfind("oci:", 0) == 0) {
       return ResolveOciLayout(reference.substr(4), platform, opts, progress);
+    }
+    if (reference.rfind("docker-archive:", 0) == 0) {
+      return ResolveDockerArchive(reference.substr(15), opts, progress);
+    }
     NFC_ASSIGN_OR_RETURN(Reference ref, ParseReference(reference));
     const std::string normalized = ref.String();
     const std::string key = RefKey(normalized, platform.String());
@@ -383,6 +388,32 @@ class Store::Impl {
     auto h = Convert(desc.digest, body, m, source.get(), reference, opts, progress);
     if (!h.ok()) return std::move(h).error().Context("import " + reference);
     NFC_RETURN_IF_ERROR(WriteFileAtomic(RefKey(reference, platform.String()), desc.digest));
+    return h;
+  }
+
+  // "docker-archive:/path/image.tar[:name:tag]".
+  Result<ImageHandle> ResolveDockerArchive(const std::string& spec, const PullOptions& opts,
+                                           const ProgressFn& progress) {
+    std::string path = spec, tag;
+    if (size_t colon = spec.find(':'); colon != std::string::npos) {
+      path = spec.substr(0, colon);
+      tag = spec.substr(colon + 1);
+    }
+    std::string staging = opt_.root + "/tmp/" + TempName() + ".archive";
+    if (progress) progress({Progress::Phase::kResolving, "Reading " + path, 0, 0, 0, 0});
+    auto unpacked = UnpackDockerArchive(path, tag, staging);
+    if (!unpacked.ok()) {
+      (void)RemoveTree(staging);
+      return std::move(unpacked).error();
+    }
+    std::string reference = "docker-archive:" + spec;
+    auto source = DirectoryBlobSource(unpacked->blobs_dir);
+    auto h = Convert(unpacked->manifest_digest, unpacked->manifest_body, unpacked->manifest, source.get(),
+                     reference, opts, progress);
+    (void)RemoveTree(staging);
+    if (!h.ok()) return std::move(h).error().Context("import " + reference);
+    NFC_RETURN_IF_ERROR(
+        WriteFileAtomic(RefKey(reference, HostPlatform().String()), unpacked->manifest_digest));
     return h;
   }
 

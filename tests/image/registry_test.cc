@@ -1,5 +1,7 @@
 // Pulls from a real registry (Debian's docker-registry on loopback, TLS with a per-run CA, htpasswd auth):
 // conversion result, multi-platform index, zstd layers, errors, and single flight across concurrent pulls.
+#include <archive.h>
+#include <archive_entry.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -389,6 +391,53 @@ TEST_F(RegistryTest, RetriesServerErrorsAndReportsTruncatedTransfers) {
   auto blobs = ListDir(cache_ + "/blobs/sha256");
   ASSERT_TRUE(blobs.ok());
   EXPECT_TRUE(blobs->empty());
+}
+
+TEST_F(RegistryTest, ImportsADockerSaveArchive) {
+  // The legacy `docker save` layout: manifest.json, <config>.json, <id>/layer.tar (uncompressed).
+  std::string work = dir_ + "/docker-save";
+  ASSERT_TRUE(testing::RunCommand({"mkdir", "-p", work}).ok());
+  ASSERT_TRUE(
+      testing::WriteLayer(work + "/l0.tar", {{'f', "bin/app", 0755, "APP"}, {'f', "etc/x", 0644, "x"}}, "")
+          .ok());
+  ASSERT_TRUE(testing::WriteLayer(work + "/l1.tar", {{'f', "etc/.wh.x", 0}}, "gzip").ok());
+  std::string config = R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/app"]},"rootfs":{}})";
+  std::string manifest =
+      R"([{"Config":"cfg.json","RepoTags":["app:1"],"Layers":["a/layer.tar","b/layer.tar"]}])";
+  struct archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  ASSERT_EQ(archive_write_open_filename(a, (work + "/image.tar").c_str()), ARCHIVE_OK);
+  auto add = [&](const std::string& name, const std::string& data) {
+    struct archive_entry* e = archive_entry_new();
+    archive_entry_set_pathname(e, name.c_str());
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_size(e, static_cast<la_int64_t>(data.size()));
+    archive_write_header(a, e);
+    archive_write_data(a, data.data(), data.size());
+    archive_entry_free(e);
+  };
+  add("a/layer.tar", testing::ReadFileOrDie(work + "/l0.tar"));
+  add("b/layer.tar", testing::ReadFileOrDie(work + "/l1.tar"));
+  add("cfg.json", config);
+  add("manifest.json", manifest);
+  archive_write_close(a);
+  archive_write_free(a);
+  auto store = Store::Open({cache_});
+  ASSERT_TRUE(store.ok());
+  auto h = (*store)->Resolve("docker-archive:" + work + "/image.tar:app:1", PullOptions{});
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  auto snap = testing::SnapshotExt4(h->rootfs_path);
+  ASSERT_TRUE(snap.ok());
+  EXPECT_TRUE(snap->count("/bin/app"));
+  EXPECT_FALSE(snap->count("/etc/x"));
+  EXPECT_EQ(h->config.cmd, (std::vector<std::string>{"/bin/app"}));
+  auto missing = (*store)->Resolve("docker-archive:" + work + "/image.tar:other:2", PullOptions{});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message().find("other:2"), std::string::npos) << missing.error().message();
+  auto tmp = ListDir(cache_ + "/tmp");
+  ASSERT_TRUE(tmp.ok());
+  EXPECT_TRUE(tmp->empty());
 }
 
 TEST_F(RegistryTest, LeasesKeepImagesFromGarbageCollection) {
