@@ -154,6 +154,7 @@ TEST_F(VmmConfigTest, QemuCommandLineForTcgWithSerialChannel) {
   const std::string& append = cl.argv.back();
   EXPECT_NE(append.find("tsc_early_khz=2000000"), std::string::npos) << append;
   EXPECT_NE(append.find("reboot=a"), std::string::npos);
+  EXPECT_NE(append.find("tsc=reliable"), std::string::npos);
   EXPECT_EQ(append.substr(append.size() - 13), "nomad.debug=1");
 
   in.kvm = true;
@@ -164,6 +165,7 @@ TEST_F(VmmConfigTest, QemuCommandLineForTcgWithSerialChannel) {
   EXPECT_NE(all.find("-accel kvm -cpu host"), std::string::npos);
   EXPECT_NE(all.find("vhost-vsock-device,guest-cid=3"), std::string::npos);
   EXPECT_EQ(all.find("tsc_early_khz"), std::string::npos);
+  EXPECT_EQ(all.find("tsc=reliable"), std::string::npos);
 }
 
 }  // namespace

@@ -402,7 +402,14 @@ CommandLine BuildCommandLine(const VmConfig& c, const CommandInputs& in) {
     for (const char* s : {"reboot=a", "panic=1", "i8042.noaux", "i8042.nomux", "i8042.dumbkbd"})
       k.push_back(s);
     // Under TCG the guest hangs after "Marking TSC unstable" in most boots without an early TSC frequency.
-    if (!in.kvm) k.push_back("tsc_early_khz=" + std::to_string(in.tsc_khz ? in.tsc_khz : 2400000));
+    // tsc=reliable: TCG's guest TSC is the host's (constant, in sync); the clocksource watchdog compares it
+    // with a jiffies clock that lags whenever the host is busy, marks it unstable and falls back to jiffies,
+    // after which guest time (and nomad-init's boot timestamps) drift. Seen on the 2-core CI machines under
+    // load.
+    if (!in.kvm) {
+      k.push_back("tsc_early_khz=" + std::to_string(in.tsc_khz ? in.tsc_khz : 2400000));
+      k.push_back("tsc=reliable");
+    }
   }
   k.insert(k.end(), c.kernel_args.begin(), c.kernel_args.end());
   a.insert(a.end(), {"-append", JoinArgs(k)});
