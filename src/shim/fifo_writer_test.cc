@@ -26,13 +26,18 @@ class FifoWriterTest : public ::testing::Test {
   }
   void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
 
-  // Reads exactly n bytes from a reader fd.
+  // Reads exactly n bytes from a reader fd (giving up after 20 s). A FIFO read returns 0 while no writer is
+  // connected yet: keep trying.
   static std::string ReadN(int fd, size_t n) {
     std::string out;
     char buf[65536];
-    while (out.size() < n) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (out.size() < n && std::chrono::steady_clock::now() < until) {
       ssize_t r = read(fd, buf, std::min(sizeof buf, n - out.size()));
-      if (r <= 0) break;
+      if (r <= 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
+      }
       out.append(buf, static_cast<size_t>(r));
     }
     return out;

@@ -1,0 +1,96 @@
+// nfc::task::Manager: the task lifecycle behind the driver's gRPC service (driver::TaskManager). One task =
+// one state directory (shim/task_dir.h) + one detached nomad-fc-shim that owns the VM; this class only starts
+// shims, talks to them over their control sockets, and reads what they leave on disk. It keeps no state that
+// a fresh plugin process could not rebuild from a TaskHandle's driver_state (driver_state.h), which is what
+// makes RecoverTask work after the plugin is killed: it reattaches, never boots a second VM.
+//
+// Thread-safety: every method may be called concurrently (several WaitTask callers, a stats stream, exec).
+// Long calls (WaitTask, StopTask, exec, stats) hold no lock while they talk to a shim.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "driver/task_config.h"
+#include "driver/task_events.h"
+#include "driver/task_manager.h"
+#include "image/store.h"
+#include "shim/control_client.h"
+#include "task/driver_state.h"
+
+namespace nfc::task {
+
+class Manager final : public driver::TaskManager {
+ public:
+  Manager();
+  ~Manager() override;
+
+  // Task events ("Downloading image", "Booting VM", warnings) go here; set once before tasks start.
+  void SetEventSink(std::function<void(driver::TaskEvent)> sink);
+
+  Status Configure(const driver::PluginConfig& config) override;
+  Status Init() override;
+  Result<driver::StartedTask> StartTask(const driver::NomadTask& task) override;
+  Status RecoverTask(const driver::TaskHandle& handle) override;
+  Result<driver::ExitResult> WaitTask(const std::string& task_id,
+                                      const driver::CancelledFn& cancelled) override;
+  Status StopTask(const std::string& task_id, std::chrono::milliseconds timeout,
+                  const std::string& signal) override;
+  Status DestroyTask(const std::string& task_id, bool force) override;
+  Result<driver::TaskInspection> InspectTask(const std::string& task_id) override;
+  Status SignalTask(const std::string& task_id, const std::string& signal) override;
+  Result<driver::ExecOutput> ExecTask(const std::string& task_id, const std::vector<std::string>& argv,
+                                      std::chrono::milliseconds timeout) override;
+  Status StreamTaskStats(const std::string& task_id, std::chrono::milliseconds interval,
+                         const std::function<bool(const driver::TaskStatsSample&)>& emit,
+                         const driver::CancelledFn& cancelled) override;
+  Capabilities capabilities() const override;
+
+  // Interactive exec (ExecTaskStreaming), relayed through the task's shim. tty rows/cols may be 0.
+  Result<std::unique_ptr<driver::ExecSession>> ExecStreaming(const std::string& task_id,
+                                                             const std::vector<std::string>& argv, bool tty,
+                                                             unsigned rows, unsigned cols) override;
+
+  // StartTask with the task config already decoded (the CLI's `run` builds it directly; same code path).
+  Result<driver::StartedTask> StartDecoded(const driver::NomadTask& task, const driver::TaskConfig& config);
+
+  // Start-up timings of a task (for `run` and the benchmark): milliseconds.
+  struct StartTimings {
+    int64_t image_millis = 0;    // resolve (pull/convert or cache hit)
+    int64_t prepare_millis = 0;  // state dir, scratch disk, task initramfs
+    int64_t shim_millis = 0;     // shim spawned until the VMM runs
+    int64_t boot_millis = 0;     // VMM running until the guest reports the workload started
+    int64_t total_millis = 0;
+    int64_t guest_init_millis = 0;      // guest clock: kernel start -> nomad-init start
+    int64_t guest_workload_millis = 0;  // guest clock: kernel start -> workload execve
+  };
+  std::optional<StartTimings> Timings(const std::string& task_id) const;
+  // The driver state of a known task (CLI `run` keeps it to clean up).
+  std::optional<DriverState> State(const std::string& task_id) const;
+
+ private:
+  struct Task;
+  std::shared_ptr<Task> Find(const std::string& task_id) const;
+  void Emit(const driver::NomadTask& t, std::string message,
+            std::map<std::string, std::string> annotations = {});
+  Result<image::Store*> Images();
+  Result<std::string> ShimBinary() const;
+  Result<shim::ExitResult> ResultFromDisk(const Task& task) const;
+  Status RemoveTaskResources(const DriverState& state);
+
+  mutable std::mutex mu_;
+  driver::PluginConfig config_;
+  bool configured_ = false;
+  std::function<void(driver::TaskEvent)> sink_;
+  std::unique_ptr<image::Store> store_;
+  std::map<std::string, std::shared_ptr<Task>> tasks_;
+};
+
+// Converts the shim's exit result to the driver's.
+driver::ExitResult ToDriverResult(const shim::ExitResult& r);
+
+}  // namespace nfc::task
