@@ -1,11 +1,13 @@
 // Unit tests of the backend-independent parts: config validation, the record format, command-line building.
 #include "vmm/vmm.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <fstream>
 
+#include "vmm/console_pump.h"
 #include "vmm/firecracker/api_client.h"
 #include "vmm/firecracker/firecracker_vmm.h"
 #include "vmm/qemu/qemu_vmm.h"
@@ -166,6 +168,29 @@ TEST_F(VmmConfigTest, QemuCommandLineForTcgWithSerialChannel) {
   EXPECT_NE(all.find("vhost-vsock-device,guest-cid=3"), std::string::npos);
   EXPECT_EQ(all.find("tsc_early_khz"), std::string::npos);
   EXPECT_EQ(all.find("tsc=reliable"), std::string::npos);
+}
+
+TEST_F(VmmConfigTest, ConsolePumpKeepsTheFileBoundedAndTheNewestOutput) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  UniqueFd write_end(p[1]);
+  std::string path = dir_ + "/console.log";
+  {
+    ConsolePump pump;
+    ASSERT_TRUE(pump.Start(UniqueFd(p[0]), path, 4096).ok());
+    std::string all;
+    for (int i = 0; i < 1000; i++) all += "line " + std::to_string(i) + "\n";  // ~8.9 KB
+    ASSERT_EQ(::write(write_end.get(), all.data(), all.size()), static_cast<ssize_t>(all.size()));
+    write_end.Reset();  // EOF ends the pump
+    pump.Join();
+    EXPECT_EQ(pump.bytes_copied(), all.size());
+  }
+  std::ifstream cur(path), old(path + ".1");
+  std::string now((std::istreambuf_iterator<char>(cur)), std::istreambuf_iterator<char>());
+  std::string before((std::istreambuf_iterator<char>(old)), std::istreambuf_iterator<char>());
+  EXPECT_LE(now.size(), 4096u);
+  EXPECT_EQ(before.size(), 4096u);
+  EXPECT_EQ(now.substr(now.size() - 9), "line 999\n") << "the newest output must be kept";
 }
 
 }  // namespace
