@@ -103,6 +103,10 @@ struct VmConfig {
   std::string vmm_log_path;  // the VMM's own log (Firecracker logger, QEMU stderr); empty: discarded
   std::string metrics_path;  // Firecracker metrics file; ignored by QEMU
   bool allow_kvm = true;     // QEMU: use KVM if the probe says it works; false forces TCG
+  // SIGKILL the VMM when its owner goes away (PR_SET_PDEATHSIG). For tests and the CLI; a shim leaves it off
+  // so the VM survives the shim and can be found again from the VmRecord. Caveat: the kernel sends it when
+  // the *thread* that called Start() exits, so call Start() from a thread that lives as long as the VM.
+  bool kill_with_owner = false;
 };
 
 // Checks ids, paths and ranges; the message names the field and value.

@@ -79,6 +79,7 @@ class FirecrackerApiTest : public ::testing::TestWithParam<std::string> {
     c.console = {ConsoleConfig::Mode::kFile, dir_ + "/console.log", 4096};
     c.vmm_log_path = dir_ + "/fc.log";
     c.metrics_path = dir_ + "/fc.metrics";
+    c.kill_with_owner = true;
     return c;
   }
 

@@ -85,6 +85,7 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
   c.initrd_path = initrd;
   if (quiet) c.kernel_args = {"quiet"};
   c.memory_mib = 256;
+  c.kill_with_owner = true;  // a test killed by its ctest timeout must not leave QEMU running
   c.drives = {{"root", work.root_image(), true}, {"scratch", work.scratch_image(), false}};
   c.guest_channel = GuestChannelConfig{work.dir() + "/" + name + ".agent.sock", 3, guest::kDefaultVsockPort,
                                        std::string(guest::kDefaultSerialPortName)};

@@ -27,6 +27,7 @@ TEST(QemuQmpTest, InternalErrorThatDoesNotEndQemuIsDetected) {
   c.vmm_binary = wrapper;
   c.kernel_path = dir + "/vmlinux";
   c.allow_kvm = false;
+  c.kill_with_owner = true;
   auto v = CreateVmm(Backend::kQemu, c);
   ASSERT_TRUE(v.ok()) << v.error().message();
   ASSERT_TRUE((*v)->Start().ok());

@@ -181,6 +181,7 @@ class FirecrackerVmm final : public Vmm {
     o.new_session =
         true;  // terminal signals to the supervisor's group must not kill FC (it has no SIGINT handler)
     o.cwd = config_.state_dir;
+    if (config_.kill_with_owner) o.parent_death_signal = SIGKILL;
     NFC_RETURN_IF_ERROR_CTX(process_.Spawn(o), "spawn " + o.argv[0]);
     console_write.Reset();  // only FC holds the write end now: the pump sees EOF when FC is gone
     {

@@ -188,6 +188,7 @@ class QemuVmm final : public Vmm {
     o.stderr_fd = err_fd.get();
     o.new_session = true;
     o.cwd = config_.state_dir;
+    if (config_.kill_with_owner) o.parent_death_signal = SIGKILL;
     NFC_RETURN_IF_ERROR_CTX(process_.Spawn(o), "spawn " + binary);
     console_write.Reset();
     {
