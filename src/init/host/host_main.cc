@@ -243,6 +243,13 @@ void HostInit::Boot() {
 }
 
 void HostInit::StartNetwork() {
+  if (hostname_.empty()) {
+    // Until an interface (and its MAC, or DHCP) names the machine: /etc/hosts must resolve localhost
+    // regardless.
+    hostname_ = opts_.hostname.empty() ? "nomados" : opts_.hostname;
+    auto hs = SetHostname(hostname_);
+    if (!hs.ok()) log::Warn("hostname", {{"error", hs.error().message()}});
+  }
   auto rtnl = Rtnl::Open();
   auto lo = InterfaceIndex("lo");
   if (!rtnl.ok() || !lo.ok() || !rtnl->SetLinkUp(*lo).ok()) log::Error("loopback not brought up");
