@@ -60,12 +60,6 @@ std::string RandomHex(int bytes) {
   return out;
 }
 
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error::Errno("open " + path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 vmm::Backend PickBackend(const driver::PluginConfig& config, std::optional<driver::Backend> task_backend,
                          std::string* binary) {
   driver::Backend b = task_backend.value_or(config.backend);
@@ -322,9 +316,8 @@ Result<driver::StartedTask> Manager::StartDecoded(const driver::NomadTask& t, co
   spec.control.serial_port = std::string(guest::kDefaultSerialPortName);
   if (Status s = guest::ValidateTaskSpec(spec); !s.ok()) return fail(std::move(s).error());
   std::string initrd = dir.root + "/initramfs.img";
-  auto base = ReadFile(base_initrd);
-  if (!base.ok()) return fail(std::move(base).error().Context("guest initramfs"));
-  if (Status s = guest::WriteTaskInitramfs(*base, spec, initrd); !s.ok()) return fail(std::move(s).error());
+  if (Status s = guest::WriteTaskInitramfs(base_initrd, spec, initrd); !s.ok())
+    return fail(std::move(s).error());
 
   shim::ShimConfig sc;
   sc.task_id = t.id;

@@ -1,0 +1,203 @@
+#include "lifecycle_fixture.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <mutex>
+#include <random>
+
+#include "test_layers.h"
+
+namespace nfc::lifecycle_test {
+
+FifoToFile::FifoToFile(std::string fifo, std::string file) : fifo_(std::move(fifo)), file_(std::move(file)) {
+  ::mkfifo(fifo_.c_str(), 0600);
+  fd_ = ::open(fifo_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  thread_ = std::thread([this] {
+    int out = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    char buf[65536];
+    while (!stop_.load()) {
+      struct pollfd p = {fd_, POLLIN, 0};
+      int r = ::poll(&p, 1, 100);
+      if (r <= 0) continue;
+      ssize_t n = ::read(fd_, buf, sizeof buf);
+      if (n > 0) {
+        ssize_t w = ::write(out, buf, static_cast<size_t>(n));
+        (void)w;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // no writer at the moment
+      }
+    }
+    ::close(out);
+  });
+}
+
+FifoToFile::~FifoToFile() {
+  Stop();
+}
+
+void FifoToFile::Stop() {
+  if (stop_.exchange(true)) return;
+  thread_.join();
+  ::close(fd_);
+}
+
+std::string FifoToFile::Contents() const {
+  std::ifstream in(file_);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+namespace {
+
+std::string Hex(int n) {
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::string s;
+  for (int i = 0; i < n; i++) s += "0123456789abcdef"[rng() & 15];
+  return s;
+}
+
+void Configure(Env* env) {
+  std::string guest = NFC_GUEST_DIR;
+  env->config.data_dir = env->dir + "/data";
+  env->config.kernel_path = guest + "/vmlinux";
+  env->config.initrd_path = guest + "/initramfs.cpio.gz";
+  env->config.backend = driver::Backend::kQemu;
+  ::setenv("NFC_SHIM_PATH", NFC_SHIM_BINARY, 1);
+}
+
+Env* Build(std::string* why) {
+  auto env = std::make_unique<Env>();
+  // A helper process ("plugin") of a running test: reuse the parent's registry and directories.
+  if (const char* shared = std::getenv("NFC_LIFECYCLE_ENV"); shared && *shared) {
+    std::string v = shared;
+    auto a = v.find('|'), b = v.find('|', a + 1);
+    env->dir = v.substr(0, a);
+    env->image = v.substr(a + 1, b - a - 1);
+    Configure(env.get());
+    env->config.ca_file = v.substr(b + 1);
+    return env.release();
+  }
+  std::string guest = NFC_GUEST_DIR;
+  if (::access((guest + "/vmlinux").c_str(), R_OK) != 0 ||
+      ::access((guest + "/initramfs.cpio.gz").c_str(), R_OK) != 0) {
+    *why = "guest artifacts missing in " + guest + " (build the guest-artifacts target)";
+    return nullptr;
+  }
+  char tmpl[] = "/tmp/nfc-lifecycle-XXXXXX";
+  if (!::mkdtemp(tmpl)) {
+    *why = "mkdtemp failed";
+    return nullptr;
+  }
+  env->dir = tmpl;
+  auto registry = image::testing::LocalRegistry::Start(env->dir + "/registry", "nomad", "s3cret");
+  if (!registry.ok()) {
+    *why = "local registry: " + registry.error().message();
+    return nullptr;
+  }
+  env->registry = std::move(*registry);
+  // The demo image: Debian's static busybox and a few applet links.
+  using image::testing::E;
+  std::vector<E> entries = {{'d', "bin", 0755},
+                            {'f', "bin/busybox", 0755, image::testing::ReadFileOrDie("/bin/busybox")}};
+  for (const char* applet :
+       {"sh", "echo", "sleep", "cat", "kill", "seq", "tty", "true", "false", "ls", "yes"}) {
+    entries.push_back({'l', std::string("bin/") + applet, 0777, "busybox"});
+  }
+  entries.push_back({'d', "tmp", 01777});
+  image::testing::TestImage img;
+  img.layers = {{entries, "gzip"}};
+  img.config_json =
+      R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}})";
+  auto digest = image::testing::WriteOciLayout(env->dir + "/layout", "demo", {img});
+  if (!digest.ok()) {
+    *why = "oci layout: " + digest.error().message();
+    return nullptr;
+  }
+  if (Status s = env->registry->Push(env->dir + "/layout", "demo", "demo:1"); !s.ok()) {
+    *why = "push: " + s.error().message();
+    return nullptr;
+  }
+  env->image = env->registry->host() + "/demo:1";
+  Configure(env.get());
+  env->config.ca_file = env->registry->ca_file();
+  ::setenv("NFC_LIFECYCLE_ENV", (env->dir + "|" + env->image + "|" + env->config.ca_file).c_str(), 1);
+  return env.release();
+}
+
+}  // namespace
+
+Env* SharedEnv(std::string* why) {
+  static std::once_flag once;
+  static Env* env = nullptr;
+  static std::string reason;
+  std::call_once(once, [] {
+    env = Build(&reason);
+    if (env) {
+      // Clean up the registry and files at exit, also after failures.
+      std::atexit([] {
+        if (!env || !env->registry) return;  // helpers never clean up the parent's files
+        env->registry.reset();
+        std::string cmd = "rm -rf '" + env->dir + "'";
+        int r = std::system(cmd.c_str());
+        (void)r;
+      });
+    }
+  });
+  *why = reason;
+  return env;
+}
+
+std::unique_ptr<task::Manager> NewManager(Env* env) {
+  auto m = std::make_unique<task::Manager>();
+  (void)m->Configure(env->config);
+  (void)m->Init();
+  return m;
+}
+
+std::unique_ptr<NomadTaskFixture> MakeTask(Env* env, const std::string& name,
+                                           const std::vector<std::string>& argv) {
+  auto f = std::make_unique<NomadTaskFixture>();
+  std::string alloc = Hex(8) + "-" + Hex(4) + "-" + Hex(4) + "-" + Hex(4) + "-" + Hex(12);
+  std::string logs = env->dir + "/alloc-" + alloc;
+  ::mkdir(logs.c_str(), 0700);
+  f->task.id = alloc + "/" + name + "/" + Hex(8);
+  f->task.name = name;
+  f->task.alloc_id = alloc;
+  f->task.job_name = "lifecycle";
+  f->task.env = {{"NOMAD_ALLOC_ID", alloc}, {"NOMAD_TASK_NAME", name}};
+  f->task.resources.cpu_shares = 500;
+  f->task.resources.memory_mb = 128;
+  f->task.stdout_path = logs + "/." + name + ".stdout.fifo";
+  f->task.stderr_path = logs + "/." + name + ".stderr.fifo";
+  f->stdout_reader = std::make_unique<FifoToFile>(f->task.stdout_path, logs + "/" + name + ".stdout.0");
+  f->stderr_reader = std::make_unique<FifoToFile>(f->task.stderr_path, logs + "/" + name + ".stderr.0");
+  f->config.image = env->image;
+  f->config.args = argv;
+  f->config.auth = driver::RegistryAuth{"nomad", "s3cret", ""};
+  return f;
+}
+
+bool ProcessAlive(int pid) {
+  return pid > 0 && ::kill(pid, 0) == 0;
+}
+
+std::vector<int> ProcessesMentioning(const std::string& needle) {
+  std::vector<int> out;
+  DIR* d = ::opendir("/proc");
+  while (auto* e = ::readdir(d)) {
+    int pid = std::atoi(e->d_name);
+    if (pid <= 0) continue;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmd.find(needle) != std::string::npos) out.push_back(pid);
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace nfc::lifecycle_test

@@ -1,0 +1,65 @@
+// Shared fixture of the lifecycle tests: a real local registry (TLS + basic auth) holding a busybox image the
+// test builds, the guest kernel + initramfs from the guest-artifacts target, a task Manager configured like a
+// Nomad agent would configure the plugin (QEMU backend: TCG on the development machines), and a logmon-like
+// reader that owns Nomad's FIFOs and copies them into log files (it outlives "plugin" processes that tests
+// kill).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "driver/task_manager.h"
+#include "registry_fixture.h"
+#include "task/manager.h"
+
+namespace nfc::lifecycle_test {
+
+// Reads one FIFO into a file until Stop(), like Nomad's logmon.
+class FifoToFile {
+ public:
+  FifoToFile(std::string fifo, std::string file);
+  ~FifoToFile();
+  void Stop();
+  std::string Contents() const;
+
+ private:
+  std::string fifo_, file_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+struct Env {
+  std::string dir;  // everything of this test run
+  std::unique_ptr<image::testing::LocalRegistry> registry;
+  std::string image;  // "<host>/demo:1"
+  driver::PluginConfig config;
+};
+
+// Set up once per test binary; null with a reason in *why when the prerequisites are missing.
+Env* SharedEnv(std::string* why);
+
+// A task as Nomad would describe it, with its FIFOs and their readers.
+struct NomadTaskFixture {
+  driver::NomadTask task;
+  driver::TaskConfig config;
+  std::unique_ptr<FifoToFile> stdout_reader, stderr_reader;
+  std::string Stdout() const { return stdout_reader->Contents(); }
+  std::string Stderr() const { return stderr_reader->Contents(); }
+};
+std::unique_ptr<NomadTaskFixture> MakeTask(Env* env, const std::string& name,
+                                           const std::vector<std::string>& argv);
+
+// The msgpack the agent would send for `config { image = ..., args = [...] }` is what the harness tests; here
+// the Manager is driven with the decoded TaskConfig (StartDecoded), which is the same code path after
+// decoding.
+std::unique_ptr<task::Manager> NewManager(Env* env);
+
+bool ProcessAlive(int pid);
+// Numbers of processes whose /proc/<pid>/cwd or cmdline mentions `needle`.
+std::vector<int> ProcessesMentioning(const std::string& needle);
+
+}  // namespace nfc::lifecycle_test
