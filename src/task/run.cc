@@ -111,6 +111,9 @@ std::string ParseRunArgs(const std::vector<std::string>& args, RunOptions* o) {
 
 int RunImage(const RunOptions& o, const std::string& program_path) {
   ::signal(SIGPIPE, SIG_IGN);
+  // A person is reading: progress comes as "==>" lines; the library's info logs only with NFC_LOG_LEVEL=info.
+  const char* level = std::getenv("NFC_LOG_LEVEL");
+  log::Configure(2, log::Format::kText, log::ParseLevel(level ? level : "warn", log::Level::kWarn), "run");
   // The configuration a Nomad agent would send, with the guest artifacts of a build tree as a fallback.
   driver::PluginConfig config;
   if (!o.data_dir.empty())
