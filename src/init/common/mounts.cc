@@ -228,11 +228,11 @@ Result<std::vector<MountEntry>> ReadMounts() {
   return out;
 }
 
-std::vector<std::string> UnmountAll(int attempts) {
+std::vector<std::string> UnmountAll(const UnmountOptions& options) {
   static const std::set<std::string> kPseudo = {
-      "proc",     "sysfs",   "devtmpfs",    "devpts",     "mqueue", "cgroup2",
-      "cgroup",   "debugfs", "tracefs",     "securityfs", "pstore", "bpf",
-      "configfs", "fusectl", "binfmt_misc", "hugetlbfs",  "tmpfs",  "ramfs"};  // nothing to flush in memory
+      "proc",    "sysfs",      "devtmpfs", "devpts", "mqueue",   "cgroup2", "cgroup",      "debugfs",
+      "tracefs", "securityfs", "pstore",   "bpf",    "configfs", "fusectl", "binfmt_misc", "hugetlbfs"};
+  static const std::set<std::string> kMemory = {"tmpfs", "ramfs"};  // nothing to flush
   std::vector<std::string> stuck;
   auto mounts = ReadMounts();
   if (!mounts.ok()) {
@@ -241,8 +241,9 @@ std::vector<std::string> UnmountAll(int attempts) {
   }
   for (auto it = mounts->rbegin(); it != mounts->rend(); ++it) {
     if (it->mount_point == "/" || kPseudo.count(it->fstype)) continue;
+    if (kMemory.count(it->fstype) && !options.include_tmpfs) continue;
     bool done = false;
-    for (int i = 0; i < attempts && !done; i++) {
+    for (int i = 0; i < options.attempts && !done; i++) {
       if (::umount2(it->mount_point.c_str(), 0) == 0 || errno == EINVAL || errno == ENOENT) {
         done = true;
       } else if (errno == EBUSY) {
@@ -251,11 +252,23 @@ std::vector<std::string> UnmountAll(int attempts) {
         break;
       }
     }
-    if (!done) {
-      log::Warn("unmount failed, detaching lazily", {{"mount", it->mount_point}, {"error", strerror(errno)}});
-      ::umount2(it->mount_point.c_str(), MNT_DETACH);
-      stuck.push_back(it->mount_point);
+    if (done) {
+      if (options.log_unmounted) log::Info("unmounted", {{"path", it->mount_point}, {"type", it->fstype}});
+      continue;
     }
+    int err = errno;
+    stuck.push_back(it->mount_point);
+    if (options.remount_busy_read_only) {
+      if (::mount(nullptr, it->mount_point.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0) {
+        log::Warn("busy; remounted read-only", {{"mount", it->mount_point}});
+      } else {
+        log::Error("busy; could not remount read-only",
+                   {{"mount", it->mount_point}, {"error", strerror(errno)}});
+      }
+      continue;
+    }
+    log::Warn("unmount failed, detaching lazily", {{"mount", it->mount_point}, {"error", strerror(err)}});
+    ::umount2(it->mount_point.c_str(), MNT_DETACH);
   }
   if (::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY, nullptr) != 0 && errno != EBUSY) {
     log::Debug("remount / read-only failed", {{"error", strerror(errno)}});

@@ -48,9 +48,23 @@ struct MountEntry {
 // /proc/self/mountinfo in mount order.
 Result<std::vector<MountEntry>> ReadMounts();
 
-// Unmounts every mount except "/" in reverse mount order, retrying busy ones (attempts x 100 ms) and finally
-// detaching them lazily; then remounts "/" read-only. Pseudo-filesystems are skipped (nothing to flush).
-// Returns the mounts that could only be detached lazily or not at all (for the report).
-std::vector<std::string> UnmountAll(int attempts = 5);
+struct UnmountOptions {
+  int attempts = 5;  // per mount, 100 ms apart, while it is busy
+  // What to do with a mount that stays busy: detach it lazily (the default: a guest's disks are the host's
+  // files and are synced already), or remount it read-only, which flushes the journal and marks ext4 clean
+  // even while a process holds a file open (a NomadOS host's data partition must survive the reboot).
+  bool remount_busy_read_only = false;
+  // tmpfs/ramfs hold nothing to flush and are skipped by default; a host unmounts them too, because Nomad
+  // mounts tmpfs secrets directories inside allocation directories on the data partition, which would keep
+  // it busy.
+  bool include_tmpfs = false;
+  // Logs every unmounted filesystem at info level (a host's console is the record of a clean shutdown).
+  bool log_unmounted = false;
+};
+
+// Unmounts every mount except "/" in reverse mount order, retrying busy ones and then detaching them lazily
+// or remounting them read-only (options); then remounts "/" read-only. Pseudo-filesystems are skipped
+// (nothing to flush). Returns the mounts that could not be unmounted (for the report).
+std::vector<std::string> UnmountAll(const UnmountOptions& options = {});
 
 }  // namespace nfc::init

@@ -55,6 +55,12 @@ Result<std::vector<unsigned char>> ParseMac(const std::string& mac) {
   return out;
 }
 
+std::string CidrText(const Cidr& c) {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(c.family, c.addr, text, sizeof text);
+  return std::string(text) + "/" + std::to_string(c.prefix);
+}
+
 }  // namespace
 
 Result<Cidr> ParseAddress(const std::string& text) {
@@ -68,6 +74,14 @@ Result<Cidr> ParseAddress(const std::string& text) {
   } else {
     return Error::InvalidArgument("\"" + text + "\" is not an IPv4 or IPv6 address");
   }
+  return c;
+}
+
+Cidr Ipv4Cidr(in_addr address, int prefix) {
+  Cidr c;
+  c.family = AF_INET;
+  std::memcpy(c.addr, &address, sizeof address);
+  c.prefix = prefix;
   return c;
 }
 
@@ -198,7 +212,7 @@ Status Netlink::SetUp(int index, uint32_t mtu) {
                  "set interface " + std::to_string(index) + " up (mtu " + std::to_string(mtu) + ")");
 }
 
-Status Netlink::AddAddress(int index, const Cidr& a) {
+Status Netlink::AddAddress(int index, const Cidr& a, AddressOptions options) {
   ifaddrmsg ifa{};
   ifa.ifa_family = static_cast<unsigned char>(a.family);
   ifa.ifa_prefixlen = static_cast<unsigned char>(a.prefix);
@@ -209,19 +223,35 @@ Status Netlink::AddAddress(int index, const Cidr& a) {
   m.Attr(IFA_LOCAL, a.addr, len);
   m.Attr(IFA_ADDRESS, a.addr, len);
   if (a.family == AF_INET6) m.U32(IFA_FLAGS, IFA_F_NODAD);
-  char text[INET6_ADDRSTRLEN] = {};
-  inet_ntop(a.family, a.addr, text, sizeof text);
+  if (options.broadcast && a.family == AF_INET && a.prefix < 31) {
+    uint32_t address;
+    std::memcpy(&address, a.addr, sizeof address);
+    uint32_t mask = a.prefix == 0 ? 0 : htonl(~0u << (32 - a.prefix));
+    uint32_t broadcast = address | ~mask;
+    m.Attr(IFA_BROADCAST, &broadcast, sizeof broadcast);
+  }
   return Request(m.header(), m.size(),
-                 "add address " + std::string(text) + "/" + std::to_string(a.prefix) + " to interface " +
-                     std::to_string(index));
+                 "add address " + CidrText(a) + " to interface " + std::to_string(index));
 }
 
-Status Netlink::AddRoute(const Cidr& dst, const Cidr& gw, int index, uint32_t metric) {
+Status Netlink::DeleteAddress(int index, const Cidr& a) {
+  ifaddrmsg ifa{};
+  ifa.ifa_family = static_cast<unsigned char>(a.family);
+  ifa.ifa_prefixlen = static_cast<unsigned char>(a.prefix);
+  ifa.ifa_index = static_cast<unsigned>(index);
+  Message m(RTM_DELADDR, 0, &ifa, sizeof ifa);
+  m.Attr(IFA_LOCAL, a.addr, a.family == AF_INET ? 4 : 16);
+  return Request(m.header(), m.size(),
+                 "delete address " + CidrText(a) + " from interface " + std::to_string(index));
+}
+
+Status Netlink::AddRoute(const Cidr& dst, const Cidr& gw, int index, uint32_t metric,
+                         unsigned char protocol) {
   rtmsg rt{};
   rt.rtm_family = static_cast<unsigned char>(dst.family);
   rt.rtm_dst_len = static_cast<unsigned char>(dst.prefix);
   rt.rtm_table = RT_TABLE_MAIN;
-  rt.rtm_protocol = RTPROT_STATIC;
+  rt.rtm_protocol = protocol;
   rt.rtm_scope = gw.family == 0 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
   rt.rtm_type = RTN_UNICAST;
   Message m(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, &rt, sizeof rt);
@@ -234,9 +264,7 @@ Status Netlink::AddRoute(const Cidr& dst, const Cidr& gw, int index, uint32_t me
   }
   if (index > 0) m.U32(RTA_OIF, static_cast<uint32_t>(index));
   if (metric > 0) m.U32(RTA_PRIORITY, metric);
-  char text[INET6_ADDRSTRLEN] = {};
-  inet_ntop(dst.family, dst.addr, text, sizeof text);
-  return Request(m.header(), m.size(), "add route " + std::string(text) + "/" + std::to_string(dst.prefix));
+  return Request(m.header(), m.size(), "add route " + CidrText(dst));
 }
 
 }  // namespace nfc::init

@@ -3,6 +3,9 @@
 // PID 1 small and free of further libraries.
 #pragma once
 
+#include <linux/rtnetlink.h>
+#include <netinet/in.h>
+
 #include <cstdint>
 #include <string>
 
@@ -19,6 +22,14 @@ struct Cidr {
 // "10.0.0.2/24", "fd00::2/64"; a bare address gets /32 or /128. "default" is 0.0.0.0/0.
 Result<Cidr> ParseCidr(const std::string& text);
 Result<Cidr> ParseAddress(const std::string& text);  // no prefix allowed
+// An IPv4 address with a prefix length (what DHCP leases carry).
+Cidr Ipv4Cidr(in_addr address, int prefix);
+
+struct AddressOptions {
+  // IPv4 only: also set the subnet broadcast address (IFA_BROADCAST) for prefixes below /31, as a DHCP
+  // client does for the lease it applies.
+  bool broadcast = false;
+};
 
 class Netlink {
  public:
@@ -31,9 +42,12 @@ class Netlink {
   Status SetUp(int index, uint32_t mtu);  // mtu 0: unchanged
   // Adds an address; IPv6 addresses skip duplicate address detection (IFA_F_NODAD), as the host assigned
   // them.
-  Status AddAddress(int index, const Cidr& address);
-  // gateway.family 0: a connected route; index 0: the kernel picks the device from the gateway.
-  Status AddRoute(const Cidr& destination, const Cidr& gateway, int index, uint32_t metric);
+  Status AddAddress(int index, const Cidr& address, AddressOptions options = {});
+  Status DeleteAddress(int index, const Cidr& address);
+  // gateway.family 0: a connected route; index 0: the kernel picks the device from the gateway; metric 0:
+  // none. protocol is the rtm_protocol the route is tagged with (RTPROT_STATIC, RTPROT_DHCP).
+  Status AddRoute(const Cidr& destination, const Cidr& gateway, int index, uint32_t metric,
+                  unsigned char protocol = RTPROT_STATIC);
 
  private:
   explicit Netlink(UniqueFd fd) : fd_(std::move(fd)) {}

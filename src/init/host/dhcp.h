@@ -23,7 +23,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
-#include "init/host/rtnl.h"
+#include "init/host/interfaces.h"
 
 namespace nfc::init::host {
 

@@ -21,13 +21,14 @@
 
 #include "base/log.h"
 #include "base/process.h"
+#include "init/common/modules.h"
+#include "init/common/netlink.h"
 #include "init/host/cmdline.h"
 #include "init/host/dhcp.h"
 #include "init/host/host.h"
-#include "init/host/modules.h"
+#include "init/host/interfaces.h"
 #include "init/host/mounts.h"
 #include "init/host/power.h"
-#include "init/host/rtnl.h"
 #include "init/host/supervisor.h"
 #include "init/host/system.h"
 
@@ -250,9 +251,9 @@ void HostInit::StartNetwork() {
     auto hs = SetHostname(hostname_);
     if (!hs.ok()) log::Warn("hostname", {{"error", hs.error().message()}});
   }
-  auto rtnl = Rtnl::Open();
-  auto lo = InterfaceIndex("lo");
-  if (!rtnl.ok() || !lo.ok() || !rtnl->SetLinkUp(*lo).ok()) log::Error("loopback not brought up");
+  auto rtnl = Netlink::Open();
+  auto lo = rtnl.ok() ? rtnl->IndexByName("lo") : Result<int>(rtnl.error());
+  if (!rtnl.ok() || !lo.ok() || !rtnl->SetUp(*lo, 0).ok()) log::Error("loopback not brought up");
   network_deadline_ = Clock::now() + opts_.network_timeout;
 
   std::string want = opts_.interface.empty() && opts_.static_ip ? opts_.static_ip->device : opts_.interface;
@@ -273,7 +274,7 @@ void HostInit::StartNetwork() {
   auto hs = SetHostname(hostname_);
   if (!hs.ok()) log::Warn("hostname", {{"error", hs.error().message()}});
   if (rtnl.ok()) {
-    auto up = rtnl->SetLinkUp(nic_->ifindex);
+    auto up = rtnl->SetUp(nic_->ifindex, 0);
     if (!up.ok()) log::Error("link up", {{"interface", nic_->name}, {"error", up.error().message()}});
   }
   if (opts_.static_ip) {
@@ -306,20 +307,20 @@ void HostInit::StartNetwork() {
 }
 
 void HostInit::ApplyLease(const DhcpLease& lease) {
-  auto rtnl = Rtnl::Open();
+  auto rtnl = Netlink::Open();
   if (!rtnl.ok()) {
     log::Error("netlink", {{"error", rtnl.error().message()}});
     return;
   }
   if (lease_ && lease_->address.s_addr != lease.address.s_addr) {
-    auto d = rtnl->DeleteAddress(nic_->ifindex, lease_->address, lease_->prefix_len);
+    auto d = rtnl->DeleteAddress(nic_->ifindex, Ipv4Cidr(lease_->address, lease_->prefix_len));
     if (!d.ok()) log::Warn("remove old address", {{"error", d.error().message()}});
   }
   if (lease.mtu >= 576) {
-    auto m = rtnl->SetLinkUp(nic_->ifindex, lease.mtu);
+    auto m = rtnl->SetUp(nic_->ifindex, static_cast<uint32_t>(lease.mtu));
     if (!m.ok()) log::Warn("mtu", {{"error", m.error().message()}});
   }
-  auto a = rtnl->AddAddress(nic_->ifindex, lease.address, lease.prefix_len);
+  auto a = rtnl->AddAddress(nic_->ifindex, Ipv4Cidr(lease.address, lease.prefix_len), {.broadcast = true});
   if (!a.ok()) log::Error("address", {{"error", a.error().message()}});
   std::vector<DhcpRoute> routes = lease.classless_routes;
   if (routes.empty() && !lease.routers.empty()) routes.push_back({in_addr{}, 0, lease.routers[0]});
@@ -327,10 +328,12 @@ void HostInit::ApplyLease(const DhcpLease& lease) {
   for (const auto& r : routes) {
     // A gateway outside our subnet (clouds that hand out /32s) must first be reachable on the link.
     if (r.gateway.s_addr && (r.gateway.s_addr & mask) != (lease.address.s_addr & mask)) {
-      auto g = rtnl->AddRoute(r.gateway, 32, in_addr{}, nic_->ifindex);
+      auto g = rtnl->AddRoute(Ipv4Cidr(r.gateway, 32), Cidr{}, nic_->ifindex, 0, RTPROT_DHCP);
       if (!g.ok()) log::Warn("route to gateway", {{"error", g.error().message()}});
     }
-    auto s = rtnl->AddRoute(r.dst, r.prefix_len, r.gateway, nic_->ifindex);
+    auto s =
+        rtnl->AddRoute(Ipv4Cidr(r.dst, r.prefix_len), r.gateway.s_addr ? Ipv4Cidr(r.gateway, 32) : Cidr{},
+                       nic_->ifindex, 0, RTPROT_DHCP);
     if (!s.ok())
       log::Error("route", {{"dst", AddrString(r.dst) + "/" + std::to_string(r.prefix_len)},
                            {"error", s.error().message()}});

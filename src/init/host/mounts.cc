@@ -1,6 +1,5 @@
 #include "init/host/mounts.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
@@ -8,87 +7,19 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-#include <thread>
-#include <vector>
 
 #include "base/log.h"
+#include "init/common/mounts.h"
 
 namespace nfc::init::host {
-namespace {
-
-bool IsMountPoint(const char* path) {
-  struct stat st, parent;
-  std::string up = std::string(path) + "/..";
-  if (::stat(path, &st) != 0 || ::stat(up.c_str(), &parent) != 0) return false;
-  return st.st_dev != parent.st_dev || st.st_ino == parent.st_ino;
-}
-
-// Deletes the initramfs' files (recursively, staying on its device) so its memory is returned.
-void DeleteTree(int dirfd, dev_t dev) {
-  DIR* d = fdopendir(dirfd);
-  if (!d) {
-    ::close(dirfd);
-    return;
-  }
-  while (dirent* e = readdir(d)) {
-    if (!std::strcmp(e->d_name, ".") || !std::strcmp(e->d_name, "..")) continue;
-    struct stat st;
-    if (fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_dev != dev) continue;
-    if (S_ISDIR(st.st_mode)) {
-      int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-      if (sub >= 0) DeleteTree(sub, dev);
-      unlinkat(dirfd, e->d_name, AT_REMOVEDIR);
-    } else {
-      unlinkat(dirfd, e->d_name, 0);
-    }
-  }
-  closedir(d);
-}
-
-struct MountEntry {
-  std::string target;
-  std::string type;
-};
-
-std::vector<MountEntry> ReadMounts() {
-  std::vector<MountEntry> out;
-  std::ifstream f("/proc/self/mounts");
-  for (std::string line; std::getline(f, line);) {
-    std::istringstream w(line);
-    MountEntry e;
-    std::string source;
-    w >> source >> e.target >> e.type;
-    // /proc/mounts escapes spaces etc. as octal; our own mount points have none, Nomad's may.
-    std::string t;
-    for (size_t i = 0; i < e.target.size(); i++) {
-      if (e.target[i] == '\\' && i + 3 < e.target.size()) {
-        t.push_back(static_cast<char>(std::stoi(e.target.substr(i + 1, 3), nullptr, 8)));
-        i += 3;
-      } else {
-        t.push_back(e.target[i]);
-      }
-    }
-    e.target = t;
-    out.push_back(e);
-  }
-  return out;
-}
-
-}  // namespace
 
 Status MountIfAbsent(const char* source, const char* target, const char* type, unsigned long flags,
                      const char* data) {
   ::mkdir(target, 0755);  // fails harmlessly when it exists or / is read-only (then it must exist)
   if (IsMountPoint(target)) return Ok();
-  if (::mount(source, target, type, flags, data) != 0) {
-    return Error::Errno(std::string("mount ") + type + " on " + target);
-  }
-  return Ok();
+  return Mount(source, target, type, flags, data ? data : "");
 }
 
 Status MountEarly() {
@@ -158,24 +89,10 @@ Status SwitchToSystemRoot(const std::string& device) {
     return Error::FailedPrecondition("switch root: / is not an initramfs");
   }
   ::mkdir("/sysroot", 0755);
-  if (::mount(device.c_str(), "/sysroot", "ext4", MS_RDONLY | MS_NODEV, nullptr) != 0) {
-    return Error::Errno("mount " + device + " (ext4, read-only) on /sysroot");
-  }
-  for (const char* m : {"/dev", "/proc", "/sys"}) {
-    std::string target = std::string("/sysroot") + m;
-    if (::mount(m, target.c_str(), nullptr, MS_MOVE, nullptr) != 0) {
-      return Error::Errno(std::string("move ") + m + " to " + target);
-    }
-  }
-  if (::chdir("/sysroot") != 0) return Error::Errno("chdir /sysroot");
-  struct stat root_st;
-  if (::stat("/", &root_st) != 0) return Error::Errno("stat /");
-  int rootfd = ::open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (rootfd >= 0) DeleteTree(rootfd, root_st.st_dev);
-  if (::mount(".", "/", nullptr, MS_MOVE, nullptr) != 0) return Error::Errno("move /sysroot to /");
-  if (::chroot(".") != 0) return Error::Errno("chroot");
-  if (::chdir("/") != 0) return Error::Errno("chdir /");
-  return Ok();
+  NFC_RETURN_IF_ERROR(Mount(device, "/sysroot", "ext4", MS_RDONLY | MS_NODEV));
+  // Moves /dev, /proc and /sys along, deletes the initramfs' files (its memory is returned) and makes
+  // /sysroot the root.
+  return SwitchRoot("/sysroot", /*free_initramfs=*/true);
 }
 
 Status MountData(const std::string& device) {
@@ -196,41 +113,11 @@ Status MountData(const std::string& device) {
   return result;
 }
 
-void UnmountAll(std::chrono::milliseconds budget) {
-  const std::vector<std::string> keep = {"/", "/dev", "/proc", "/sys"};
-  auto deadline = std::chrono::steady_clock::now() + budget;
+void UnmountForShutdown() {
   ::sync();
-  for (int attempt = 0;; attempt++) {
-    auto mounts = ReadMounts();
-    int busy = 0;
-    for (auto it = mounts.rbegin(); it != mounts.rend(); ++it) {
-      if (std::find(keep.begin(), keep.end(), it->target) != keep.end()) continue;
-      if (it->target.rfind("/dev/", 0) == 0 || it->target.rfind("/proc/", 0) == 0 ||
-          (it->target.rfind("/sys/", 0) == 0)) {
-        continue;  // pseudo-filesystems hold no data
-      }
-      if (::umount2(it->target.c_str(), 0) == 0) {
-        log::Info("unmounted", {{"path", it->target}, {"type", it->type}});
-      } else if (errno != EINVAL && errno != ENOENT) {
-        busy++;
-      }
-    }
-    if (busy == 0) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      // Still busy: read-only remounts flush and mark ext4 clean even when something holds a file open.
-      for (const auto& m : ReadMounts()) {
-        if (m.type != "ext4" || m.target == "/") continue;
-        if (::mount(nullptr, m.target.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0) {
-          log::Warn("busy; remounted read-only", {{"path", m.target}});
-        } else {
-          log::Error("busy; could not remount read-only", {{"path", m.target}, {"errno", errno}});
-        }
-      }
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY, nullptr);
+  for (const auto& m : UnmountAll(
+           {.attempts = 50, .remount_busy_read_only = true, .include_tmpfs = true, .log_unmounted = true}))
+    log::Warn("filesystem left mounted", {{"path", m}});
   ::sync();
 }
 

@@ -7,7 +7,6 @@
 //         /run, /tmp   tmpfs
 #pragma once
 
-#include <chrono>
 #include <string>
 
 #include "base/error.h"
@@ -37,8 +36,9 @@ Status SwitchToSystemRoot(const std::string& device);
 // mounts a tmpfs instead and returns an error describing it (the node still comes up, without persistence).
 Status MountData(const std::string& device);
 
-// Shutdown: unmounts everything but the pseudo-filesystems in reverse mount order, retrying busy ones, falls
-// back to a read-only remount (which still flushes the journal), and remounts / read-only. Logs what it did.
-void UnmountAll(std::chrono::milliseconds budget);
+// Shutdown: init/common's UnmountAll with the host's policy: memory filesystems are unmounted too (Nomad's
+// tmpfs secrets directories live on the data partition), busy mounts are retried for up to 5 s and then
+// remounted read-only instead of being detached lazily, so ext4 still flushes its journal and stays clean.
+void UnmountForShutdown();
 
 }  // namespace nfc::init::host

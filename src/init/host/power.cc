@@ -5,15 +5,14 @@
 #include <linux/reboot.h>
 #include <signal.h>
 #include <sys/reboot.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <thread>
 
 #include "base/log.h"
+#include "init/common/shutdown.h"
 #include "init/host/mounts.h"
 
 namespace nfc::init::host {
@@ -105,23 +104,8 @@ bool ReadPowerButton(int fd) {
 
 [[noreturn]] void FinishShutdown(PowerAction action, std::chrono::milliseconds grace) {
   log::Info("stopping remaining processes");
-  ::kill(-1, SIGTERM);  // every process but PID 1
-  auto deadline = std::chrono::steady_clock::now() + grace;
-  while (true) {
-    pid_t p;
-    while ((p = ::waitpid(-1, nullptr, WNOHANG)) > 0) {
-    }
-    if (p < 0 && errno == ECHILD) break;  // nothing left
-    if (std::chrono::steady_clock::now() >= deadline) {
-      log::Warn("processes still running after the grace period; killing them");
-      ::kill(-1, SIGKILL);
-      while (::waitpid(-1, nullptr, 0) > 0 || errno == EINTR) {
-      }
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  UnmountAll(std::chrono::seconds(5));
+  TerminateAllProcesses(grace, nullptr);
+  UnmountForShutdown();
   log::Info("filesystems unmounted; " + std::string(PowerActionName(action)));
   ::sync();
   int cmd = action == PowerAction::kReboot ? RB_AUTOBOOT

@@ -1,4 +1,4 @@
-#include "init/host/modules.h"
+#include "init/common/modules.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-namespace nfc::init::host {
+namespace nfc::init {
 namespace {
 
 const char* kDep =
@@ -67,4 +67,4 @@ TEST(ReadModaliases, WalksTheTreeAndDeduplicates) {
 }
 
 }  // namespace
-}  // namespace nfc::init::host
+}  // namespace nfc::init
