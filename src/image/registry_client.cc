@@ -247,6 +247,19 @@ Status RegistryClient::Authenticate(const std::string& challenge, const std::str
   if (realm.rfind("https://", 0) != 0 && realm.rfind("http://", 0) != 0) {
     return Error(ErrorCode::kUnauthenticated, what + ": token realm \"" + realm + "\" is not an http(s) URL");
   }
+  if (realm.rfind("http://", 0) == 0) {
+    // Credentials must not cross the network in clear text: a plain-HTTP token server is used only where
+    // plain HTTP is allowed anyway (the registry is on loopback or marked insecure) or the token server is on
+    // loopback.
+    std::string_view rest = std::string_view(realm).substr(7);
+    std::string_view realm_host = rest.substr(0, rest.find_first_of("/?"));
+    if (!PlainHttpAllowed() && !IsLoopbackHost(realm_host)) {
+      return Error(ErrorCode::kUnauthenticated,
+                   what + ": token realm \"" + realm +
+                       "\" uses plain HTTP; refusing to send credentials there (add " + ref_.registry +
+                       " to insecure_registries to allow it)");
+    }
+  }
   std::string scope = "repository:" + ref_.repository + ":pull";
   std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&");
   if (!params["service"].empty()) url += "service=" + Escape(params["service"]) + "&";
