@@ -1,0 +1,61 @@
+// A task's place on Nomad's group ("bridge") network: owns the TAP device the microVM uses inside the
+// allocation's network namespace, and the tc redirect that joins it to the namespace's uplink.
+//
+// Nomad (its CNI bridge setup) gives the allocation a network namespace whose uplink (eth0) holds the
+// allocation's address, a default route and the port mappings on the host. A VM cannot use that interface
+// directly, so the guest takes over its identity: same MAC, addresses, MTU and gateway routes, while two tc
+// filters move every frame between the uplink and the TAP (ingress of one → egress of the other). The
+// namespace's own stack then sees no traffic on the uplink; the guest answers for the address. Port mappings,
+// which Nomad sets up on the host towards the address, reach the guest unchanged.
+//
+// Limits (see docs/networking.md): one VM per allocation can own the uplink; processes of the namespace
+// itself (e.g. a Consul Connect sidecar talking to 127.0.0.1) do not reach the guest.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace nfc::network {
+
+// The uplink as Nomad's CNI configuration left it.
+struct UplinkIdentity {
+  std::string name;  // "eth0"
+  std::string mac;   // "aa:bb:cc:dd:ee:ff"
+  uint32_t mtu = 0;
+  std::vector<std::string> addresses;  // CIDR, global scope only: "172.26.64.5/20"
+};
+
+// A route the guest must install: a gateway route of the namespace through the uplink.
+struct GatewayRoute {
+  std::string destination;  // CIDR; "0.0.0.0/0" or "::/0" for the default routes
+  std::string gateway;
+  uint32_t metric = 0;
+};
+
+struct TapAttachment {
+  std::string netns_path;
+  std::string tap;
+  UplinkIdentity uplink;
+  std::vector<GatewayRoute> routes;
+};
+
+// tc priority of our two filters; fixed so that DetachTap finds exactly ours.
+inline constexpr uint16_t kRedirectFilterPriority = 0xfc01;
+
+// Creates the persistent TAP `tap` in the namespace at `netns_path`, brings it up with the uplink's MTU, and
+// redirects the uplink's traffic to it and back. The uplink is `uplink_name`, or when empty the interface of
+// the IPv4 default route. Idempotent for the same tap; refuses when another TAP already owns the uplink.
+Result<TapAttachment> AttachTap(const std::string& netns_path, const std::string& tap,
+                                const std::string& uplink_name = "");
+
+// Removes our redirect from the uplink and deletes the TAP. Harmless when either is already gone, including
+// when Nomad has destroyed the namespace itself.
+Status DetachTap(const std::string& netns_path, const std::string& tap);
+
+// A TAP name for a task, unique per task ID, within the kernel's 15 characters.
+std::string TapNameForTask(const std::string& task_id);
+
+}  // namespace nfc::network
