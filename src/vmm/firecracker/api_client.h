@@ -1,8 +1,10 @@
-// ApiClient: Firecracker's HTTP/1.1 API over its unix socket, through libcurl (CURLOPT_UNIX_SOCKET_PATH).
+// ApiClient: Firecracker's HTTP/1.1 API over its unix socket, through our HttpOverUnix (http_over_unix.h says
+// why not libcurl: the static per-task shim links this).
 //
 // One keep-alive connection is reused across calls (Firecracker answers "Connection: keep-alive"; it serves
-// at most 10 connections). Calls are synchronous in Firecracker too: a 204 means the change was applied.
-// Error answers ({"fault_message": "..."}) come back verbatim inside the Error, prefixed with the request.
+// at most 10 connections); one Firecracker closed while idle is replaced transparently. Calls are synchronous
+// in Firecracker too: a 204 means the change was applied. Error answers ({"fault_message": "..."}) come back
+// verbatim inside the Error, prefixed with the request.
 //
 // Not thread-safe: one caller at a time (FirecrackerVmm holds a mutex around it).
 #pragma once
@@ -14,6 +16,7 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "vmm/firecracker/http_over_unix.h"
 
 namespace nfc::vmm::firecracker {
 
@@ -33,13 +36,14 @@ struct FirecrackerVersion {
 class ApiClient {
  public:
   explicit ApiClient(std::string socket_path, std::chrono::milliseconds timeout = std::chrono::seconds(10));
-  ~ApiClient();
+  ~ApiClient() = default;
   ApiClient(const ApiClient&) = delete;
   ApiClient& operator=(const ApiClient&) = delete;
 
   const std::string& socket_path() const { return socket_path_; }
 
-  // Sends one request; `body` empty means no body (GET). Transport failures are kUnavailable.
+  // Sends one request; `body` empty means no body (GET). Transport failures are kUnavailable, a request not
+  // answered within the timeout kTimeout, a malformed answer kDataLoss.
   Result<ApiResponse> Send(std::string_view method, std::string_view path, std::string_view body);
 
   // PUT/PATCH with a JSON body that must be answered 204; other answers become an error carrying
@@ -53,7 +57,7 @@ class ApiClient {
   Status Expect204(std::string_view method, std::string_view path, const nlohmann::json& body);
   std::string socket_path_;
   std::chrono::milliseconds timeout_;
-  void* curl_ = nullptr;  // CURL*, kept for connection reuse
+  HttpOverUnix http_;  // keeps the connection alive between calls
 };
 
 // Extracts fault_message from an error body, or returns the body itself when it is not the documented shape.
