@@ -11,7 +11,7 @@
 #include <mutex>
 #include <random>
 
-#include "test_layers.h"
+#include "demo_image.h"
 
 namespace nfc::lifecycle_test {
 
@@ -100,29 +100,12 @@ Env* Build(std::string* why) {
     return nullptr;
   }
   env->registry = std::move(*registry);
-  // The demo image: Debian's static busybox and a few applet links.
-  using image::testing::E;
-  std::vector<E> entries = {{'d', "bin", 0755},
-                            {'f', "bin/busybox", 0755, image::testing::ReadFileOrDie("/bin/busybox")}};
-  for (const char* applet :
-       {"sh", "echo", "sleep", "cat", "kill", "seq", "tty", "true", "false", "ls", "yes"}) {
-    entries.push_back({'l', std::string("bin/") + applet, 0777, "busybox"});
-  }
-  entries.push_back({'d', "tmp", 01777});
-  image::testing::TestImage img;
-  img.layers = {{entries, "gzip"}};
-  img.config_json =
-      R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}})";
-  auto digest = image::testing::WriteOciLayout(env->dir + "/layout", "demo", {img});
-  if (!digest.ok()) {
-    *why = "oci layout: " + digest.error().message();
+  auto image = PushDemoImage(env->registry.get(), env->dir);
+  if (!image.ok()) {
+    *why = image.error().message();
     return nullptr;
   }
-  if (Status s = env->registry->Push(env->dir + "/layout", "demo", "demo:1"); !s.ok()) {
-    *why = "push: " + s.error().message();
-    return nullptr;
-  }
-  env->image = env->registry->host() + "/demo:1";
+  env->image = *image;
   Configure(env.get());
   env->config.ca_file = env->registry->ca_file();
   ::setenv("NFC_LIFECYCLE_ENV", (env->dir + "|" + env->image + "|" + env->config.ca_file).c_str(), 1);

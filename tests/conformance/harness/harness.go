@@ -35,7 +35,10 @@ var nomadHandshake = plugin.HandshakeConfig{
 type Scenario struct {
 	Name    string
 	Timeout time.Duration // default 60 s
-	Run     func(h *H) error
+	// Guest scenarios boot real microVMs from a real registry: they run only with -lifecycle, inside
+	// nfc-harness-env (tests/lifecycle), which provides the registry, the guest artifacts and the shim.
+	Guest bool
+	Run   func(h *H) error
 }
 
 var scenarios []Scenario
@@ -50,6 +53,7 @@ type H struct {
 	verbose    bool
 	metrics    []string
 	instances  []*Instance
+	cleanups   []func() // run after the instances were killed, last registered first
 }
 
 func newH(pluginPath, name string, verbose bool) (*H, error) {
@@ -68,8 +72,14 @@ func (h *H) cleanup() {
 	for _, inst := range h.instances {
 		inst.client.Kill()
 	}
+	for i := len(h.cleanups) - 1; i >= 0; i-- {
+		h.cleanups[i]()
+	}
 	os.RemoveAll(h.Dir)
 }
+
+// OnCleanup registers f to run when the scenario ends (also after a failure or a time-out).
+func (h *H) OnCleanup(f func()) { h.cleanups = append(h.cleanups, f) }
 
 // Metric records a figure printed after all scenarios ("metric <name>=<value>").
 func (h *H) Metric(name string, value interface{}) {

@@ -5,6 +5,9 @@
 //
 // Usage: nfc-conformance -plugin PATH [-run REGEXP] [-v]
 //
+//	nfc-conformance -plugin PATH -lifecycle  (only the Guest scenarios: real microVMs from a real registry;
+//	                                          run inside tests/lifecycle's nfc-harness-env, see lifecycle.go)
+//
 //	nfc-conformance -plugin PATH -demo       (launch, print PluginInfo/ConfigSchema/Fingerprint, exit)
 //
 // Adding scenarios: create sNN_<topic>.go with `func init() { register(Scenario{Name: ..., Run: ...}) }`.
@@ -24,6 +27,7 @@ func main() {
 	runPattern := flag.String("run", "", "only run scenarios whose name matches this regular expression")
 	demo := flag.Bool("demo", false, "launch the plugin, print what a Nomad client learns from it, and exit")
 	verbose := flag.Bool("v", false, "print the plugin's log lines")
+	lifecycle := flag.Bool("lifecycle", false, "run only the scenarios that boot real guests (needs nfc-harness-env's environment)")
 	flag.Parse()
 	if *pluginPath == "" {
 		fmt.Fprintln(os.Stderr, "nfc-conformance: -plugin is required")
@@ -40,14 +44,25 @@ func main() {
 	if *runPattern != "" {
 		filter = regexp.MustCompile(*runPattern)
 	}
-	os.Exit(runAll(*pluginPath, filter, *verbose))
+	if *lifecycle {
+		env, err := loadGuestEnv()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nfc-conformance: -lifecycle: %v\n", err)
+			os.Exit(2)
+		}
+		guest = env
+	}
+	os.Exit(runAll(*pluginPath, filter, *verbose, *lifecycle))
 }
 
-func runAll(pluginPath string, filter *regexp.Regexp, verbose bool) int {
+func runAll(pluginPath string, filter *regexp.Regexp, verbose, lifecycle bool) int {
 	passed, failed := 0, 0
 	var metrics []string
 	for _, s := range scenarios {
 		if filter != nil && !filter.MatchString(s.Name) {
+			continue
+		}
+		if s.Guest != lifecycle {
 			continue
 		}
 		h, err := newH(pluginPath, s.Name, verbose)
