@@ -503,3 +503,16 @@ func describeExit(r *drvpb.WaitTaskResponse) string {
 	return fmt.Sprintf("exit_code=%d signal=%d oom=%v err=%q", r.GetResult().GetExitCode(), r.GetResult().GetSignal(),
 		r.GetResult().GetOomKilled(), r.GetErr())
 }
+
+// restarted is the same task restarted by the client in the same allocation (reference 5.1 "restart"): a new
+// task id, the same alloc dir and FIFOs (logmon keeps reading them), possibly another config.
+func (t *nomadTask) restarted(schema *hclspec.Spec, configHCL string) (*nomadTask, error) {
+	packed, _, err := EncodeConfig(configHCL, schema)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the task config: %v", err)
+	}
+	c := *t.Config
+	c.Id = c.AllocId + "/" + c.Name + "/" + randomHex(8)
+	c.MsgpackDriverConfig = packed
+	return &nomadTask{Config: &c, Stdout: t.Stdout, Stderr: t.Stderr}, nil
+}

@@ -152,14 +152,25 @@ func testStop(h *H) error {
 	if err != nil {
 		return err
 	}
+	// The client starts the tasks of a group concurrently.
+	type started struct {
+		handle *drvpb.TaskHandle
+		err    error
+	}
+	ignoreCh := make(chan started, 1)
+	go func() {
+		handle, _, err := rt.startTask(ignore)
+		ignoreCh <- started{handle, err}
+	}()
 	trapHandle, _, err := rt.startTask(trap)
+	other := <-ignoreCh
 	if err != nil {
 		return err
 	}
-	ignoreHandle, _, err := rt.startTask(ignore)
-	if err != nil {
-		return err
+	if other.err != nil {
+		return other.err
 	}
+	ignoreHandle := other.handle
 	for _, t := range []*nomadTask{trap, ignore} {
 		if err := waitForOutput(t.Stdout, "ready\n", 60*time.Second); err != nil {
 			return err
@@ -236,6 +247,19 @@ func testSignalExecStats(h *H) error {
 	id := t.Config.Id
 	if err := waitForOutput(t.Stdout, "ready\n", 60*time.Second); err != nil {
 		return err
+	}
+	// StartTask again with the same id (reference 5.3): an error, and the running task is left alone.
+	if _, _, err := rt.startTask(t); err == nil {
+		return fmt.Errorf("a second StartTask with the id of a running task succeeded")
+	} else if !strings.Contains(err.Error(), id) {
+		return fmt.Errorf("second StartTask: %v, want an error naming the task id", err)
+	}
+	state, err := decodeDriverState(handle.GetDriverState())
+	if err != nil {
+		return err
+	}
+	if !procAlive(state.Shim.Pid, state.TaskDir) {
+		return fmt.Errorf("the second StartTask took the running task's shim down")
 	}
 	info, err := rt.inspectTask(id)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 func init() {
 	register(
 		Scenario{Name: "lifecycle-recovery-after-plugin-kill9-and-agent-crash", Guest: true, Timeout: 4 * time.Minute, Run: testRecovery},
+		Scenario{Name: "lifecycle-restart-in-alloc-and-exit-while-plugin-down", Guest: true, Timeout: 3 * time.Minute, Run: testRestartAndExitWhileDown},
 		Scenario{Name: "lifecycle-bad-input-clear-errors-nothing-leaked", Guest: true, Timeout: 3 * time.Minute, Run: testBadInput},
 	)
 }
@@ -98,14 +99,28 @@ func testRecovery(h *H) error {
 	for k := 1; k <= kills; k++ {
 		before := countLines(t.Stdout)
 		pid := rt.client.ReattachConfig().Pid
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		if k == 2 {
+			// An agent restart instead of a crash: Shutdown, then go-plugin's Kill (GRPCController.Shutdown,
+			// SIGKILL after 2 s). Tasks must keep running, and the pending WaitTask must not be answered with a
+			// result (the client would take it for the task's exit).
+			ctx, cancel := ctxTimeout(5 * time.Second)
+			rt.Driver.Shutdown(ctx, &drvpb.ShutdownRequest{})
+			cancel()
+			if _, err := rt.Kill(h); err != nil {
+				return fmt.Errorf("kill %d (graceful): %v", k, err)
+			}
+		} else if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			return fmt.Errorf("kill -9 plugin %d: %v", pid, err)
 		}
-		// The task runner's WaitTask fails with UNAVAILABLE: the client's cue to re-dispense and recover (1.10).
+		// The task runner's WaitTask fails (UNAVAILABLE after a crash): the client's cue to re-dispense and
+		// recover (1.10).
 		select {
 		case w := <-waiter:
-			if w.err == nil || status.Code(unwrap(w.err)) != codes.Unavailable {
-				return fmt.Errorf("kill %d: WaitTask on the killed plugin returned %v / %v, want UNAVAILABLE", k, w.resp, w.err)
+			if w.err == nil {
+				return fmt.Errorf("kill %d: WaitTask on the stopping plugin answered %s while the task runs", k, describeExit(w.resp))
+			}
+			if k != 2 && status.Code(unwrap(w.err)) != codes.Unavailable {
+				return fmt.Errorf("kill %d: WaitTask on the killed plugin returned %v, want UNAVAILABLE", k, w.err)
 			}
 		case <-time.After(30 * time.Second):
 			return fmt.Errorf("kill %d: WaitTask on the killed plugin did not return", k)
@@ -230,6 +245,115 @@ func testRecovery(h *H) error {
 	}
 	took, err := inst.Kill(h)
 	h.Metric("kill_reattached_runtime_ms", took.Milliseconds())
+	return err
+}
+
+// The client restarts a task in its allocation (StopTask with the default signal, DestroyTask, StartTask with a
+// new id on the same FIFOs); then the plugin dies, the task exits while no plugin runs, and RecoverTask of a fresh
+// instance must give WaitTask the real result (reference 5.9).
+func testRestartAndExitWhileDown(h *H) error {
+	h.guestScenario()
+	rt, err := h.launchRuntime()
+	if err != nil {
+		return err
+	}
+	schema, err := taskSchema(rt.Instance)
+	if err != nil {
+		return err
+	}
+	first, err := h.newTaskWithSchema(schema, "web", taskHCL([]string{"/bin/sh", "-c",
+		"echo run1 start; trap 'echo run1 stopping; exit 0' TERM; while true; do sleep 0.2; done"}, ""))
+	if err != nil {
+		return err
+	}
+	handle, _, err := rt.startTask(first)
+	if err != nil {
+		return err
+	}
+	if err := waitForOutput(first.Stdout, "run1 start\n", 60*time.Second); err != nil {
+		return err
+	}
+	waiter := waitInBackground(rt, first.Config.Id)
+	if err := rt.stopTask(first.Config.Id, 10*time.Second, ""); err != nil { // no kill_signal: the driver's default
+		return err
+	}
+	select {
+	case w := <-waiter:
+		if w.err != nil || w.resp.GetResult().GetExitCode() != 0 || w.resp.GetResult().GetSignal() != 0 {
+			return fmt.Errorf("StopTask with the default signal: %v %v, want the trap's clean exit", w.resp, w.err)
+		}
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("WaitTask did not return after StopTask")
+	}
+	if err := rt.destroyAndCheck(first.Config.Id, handle); err != nil {
+		return err
+	}
+
+	second, err := first.restarted(schema, taskHCL([]string{"/bin/sh", "-c",
+		"echo run2; echo run2-err >&2; sleep 4; echo run2 done; exit 42"}, ""))
+	if err != nil {
+		return err
+	}
+	handle, _, err = rt.startTask(second)
+	if err != nil {
+		return fmt.Errorf("restart: %v", err)
+	}
+	stored := persisted(handle)
+	if err := waitForOutput(second.Stdout, "run2\n", 60*time.Second); err != nil {
+		return err
+	}
+	if err := syscall.Kill(rt.client.ReattachConfig().Pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	if err := waitForOutput(second.Stdout, "run2 done\n", 60*time.Second); err != nil {
+		return fmt.Errorf("the task did not go on without the plugin: %v", err)
+	}
+	state, err := decodeDriverState(handle.GetDriverState())
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for procAlive(state.Shim.Pid, state.TaskDir) && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond) // the shim ends with the VM once the exit is recorded
+	}
+	if rt, err = h.launchRuntime(); err != nil {
+		return err
+	}
+	ctx, cancel := ctxTimeout(60 * time.Second)
+	_, err = rt.Driver.RecoverTask(ctx, &drvpb.RecoverTaskRequest{Handle: stored})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("RecoverTask of a task that exited while the plugin was down: %v", err)
+	}
+	res, err := rt.waitTask(second.Config.Id, time.Minute)
+	if err != nil {
+		return err
+	}
+	if res.GetResult().GetExitCode() != 42 || res.GetErr() != "" {
+		return fmt.Errorf("WaitTask after recovering an exited task: %s, want exit 42", describeExit(res))
+	}
+	info, err := rt.inspectTask(second.Config.Id)
+	if err != nil {
+		return err
+	}
+	if info.GetTask().GetState() != drvpb.TaskState_EXITED || info.GetTask().GetResult().GetExitCode() != 42 {
+		return fmt.Errorf("InspectTask after recovering an exited task: %v", info.GetTask())
+	}
+	if err := waitForExactOutput(second.Stdout, "run1 start\nrun1 stopping\nrun2\nrun2 done\n", 5*time.Second); err != nil {
+		return fmt.Errorf("both runs' output in the alloc's log file: %v", err)
+	}
+	// StopTask's signal goes to the workload's process group: busybox sh reports its foreground `sleep` killed by
+	// it ("Terminated") before the trap runs.
+	if got := second.Stderr.Contents(); got != "run2-err\n" && got != "Terminated\nrun2-err\n" {
+		return fmt.Errorf("stderr of both runs: %q, want \"run2-err\\n\" (after run1's \"Terminated\")", got)
+	}
+	if err := rt.destroyAndCheck(second.Config.Id, handle); err != nil {
+		return err
+	}
+	if left := h.taskDirs(); len(left) > 0 {
+		return fmt.Errorf("task dirs left: %v", left)
+	}
+	_, err = rt.Kill(h)
 	return err
 }
 
