@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +64,8 @@ func testExitCodesAndOutput(h *H) error {
 			0, 0, "to-stdout\ntask=ok alloc=%ALLOC% dir=/local greeting=from-the-job-env-block\n", "to-stderr\n"},
 		{"three", "echo bye; echo err-bye >&2; exit 3", 3, 0, "bye\n", "err-bye\n"},
 		{"sig", "echo before; kill -USR1 $$; echo after", 128 + int32(syscall.SIGUSR1), int32(syscall.SIGUSR1), "before\n", ""},
+		// Volume: ~1.3 MB as fast as the guest writes it, every byte in order, then the exit.
+		{"bulk", "seq 1 200000; echo bulk-done >&2", 0, 0, seqText(200000), "bulk-done\n"},
 	}
 	var startTimes []string
 	for _, c := range cases {
@@ -98,7 +101,7 @@ func testExitCodesAndOutput(h *H) error {
 			return fmt.Errorf("%s: the second WaitTask caller got %v %v", c.name, w2.resp, w2.err)
 		}
 		wantOut := strings.ReplaceAll(c.stdout, "%ALLOC%", t.Config.AllocId)
-		if err := waitForExactOutput(t.Stdout, wantOut, 5*time.Second); err != nil {
+		if err := waitForExactOutput(t.Stdout, wantOut, 10*time.Second); err != nil {
 			return fmt.Errorf("%s: %v", c.name, err)
 		}
 		if err := waitForExactOutput(t.Stderr, c.stderr, 5*time.Second); err != nil {
@@ -132,6 +135,15 @@ func testExitCodesAndOutput(h *H) error {
 	}
 	_, err = rt.Kill(h)
 	return err
+}
+
+func seqText(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		b.WriteString(strconv.Itoa(i))
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // StopTask(timeout, "SIGTERM"): a workload trapping SIGTERM exits by itself well before the timeout; one ignoring
@@ -300,11 +312,28 @@ func testSignalExecStats(h *H) error {
 		return fmt.Errorf("ExecTask: stdout %q stderr %q result %v, want \"x\\n\" \"y\\n\" 7", ex.GetStdout(), ex.GetStderr(), ex.GetResult())
 	}
 
+	// ExecTask's timeout: the command is stopped and the call returns, with a failure the check can see.
+	ctx, cancel = ctxTimeout(60 * time.Second)
+	start = time.Now()
+	ex, err = rt.Driver.ExecTask(ctx, &drvpb.ExecTaskRequest{TaskId: id, Command: []string{"sleep", "120"},
+		Timeout: durationpb.New(2 * time.Second)})
+	cancel()
+	took := time.Since(start)
+	if took < 2*time.Second || took > 20*time.Second {
+		return fmt.Errorf("ExecTask with a 2 s timeout returned after %v", took)
+	}
+	if err == nil && ex.GetResult().GetExitCode() == 0 {
+		return fmt.Errorf("ExecTask past its timeout reported success: %v", ex)
+	}
+
 	if err := execStreamingPipes(rt, id); err != nil {
 		return fmt.Errorf("ExecTaskStreaming without TTY: %v", err)
 	}
 	if err := execStreamingTTY(rt, id); err != nil {
 		return fmt.Errorf("ExecTaskStreaming with TTY: %v", err)
+	}
+	if err := execStreamingCancel(rt, id); err != nil {
+		return fmt.Errorf("ExecTaskStreaming cancelled by the client: %v", err)
 	}
 	if err := checkStats(h, rt, id); err != nil {
 		return err
@@ -486,6 +515,52 @@ func execStreamingTTY(rt *Runtime, id string) error {
 		return fmt.Errorf("stderr %q exit %d, want everything on stdout (TTY) and exit 3", s.stderr.String(), s.exitCode)
 	}
 	return nil
+}
+
+// The user goes away (the call is cancelled): the exec'd process must be killed (reference 6).
+func execStreamingCancel(rt *Runtime, id string) error {
+	marker := "exec-marker-" + randomHex(8)
+	s, err := openExec(rt, id, []string{"/bin/sh", "-c", "echo started; while true; do sleep 0.1; done", marker}, false)
+	if err != nil {
+		return err
+	}
+	progress := make(chan string, 16)
+	s.receive(progress)
+	select {
+	case <-progress:
+	case err := <-s.ended:
+		return fmt.Errorf("ended before any output: %v", err)
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("no output within 60 s")
+	}
+	// Seen while the call runs (so the check below can fail), gone soon after the call is cancelled.
+	if running, err := guestRuns(rt, id, marker); err != nil || !running {
+		return fmt.Errorf("the exec'd process is not in the guest's process list while it runs (%v)", err)
+	}
+	s.cancel()
+	<-s.ended
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		running, err := guestRuns(rt, id, marker)
+		if err != nil {
+			return err
+		}
+		if !running {
+			return nil
+		}
+	}
+	return fmt.Errorf("the exec'd process still runs 20 s after the call was cancelled")
+}
+
+// guestRuns tells whether a process whose command line contains marker runs in the guest.
+func guestRuns(rt *Runtime, id, marker string) (bool, error) {
+	list := []string{"/bin/sh", "-c", "for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null; echo; done"}
+	ctx, cancel := ctxTimeout(30 * time.Second)
+	defer cancel()
+	ex, err := rt.Driver.ExecTask(ctx, &drvpb.ExecTaskRequest{TaskId: id, Command: list, Timeout: durationpb.New(20 * time.Second)})
+	if err != nil {
+		return false, fmt.Errorf("listing the guest's processes: %v", err)
+	}
+	return strings.Contains(string(ex.GetStdout()), marker), nil
 }
 
 // TaskStats at 500 ms: messages keep coming at about that pace, with plausible CPU and memory for a busy loop.
