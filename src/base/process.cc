@@ -1,6 +1,7 @@
 #include "base/process.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -69,7 +70,8 @@ Result<Child> Spawn(const SpawnOptions& o) {
   }
   std::vector<int> keep = {0, 1, 2};
   for (const auto& [from, to] : o.extra_fds) {
-    if (to < 3) return Error::InvalidArgument("spawn: extra fd target " + std::to_string(to) + " collides with stdio");
+    if (to < 3)
+      return Error::InvalidArgument("spawn: extra fd target " + std::to_string(to) + " collides with stdio");
     keep.push_back(to);
   }
   std::sort(keep.begin(), keep.end());
@@ -89,14 +91,15 @@ Result<Child> Spawn(const SpawnOptions& o) {
   if (pid < 0) return Error::Errno("spawn " + o.argv[0] + ": fork");
   if (pid == 0) {
     int rfd = report_w.get();
-    // Default signal dispositions and an empty mask: the parent's choices (ignored SIGPIPE, blocked signals for a
-    // signalfd loop) must not leak into programs we run.
+    // Default signal dispositions and an empty mask: the parent's choices (ignored SIGPIPE, blocked signals
+    // for a signalfd loop) must not leak into programs we run.
     sigset_t all;
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, nullptr);
     for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
     if (o.new_session && setsid() < 0) ChildFail(rfd, errno);
-    if (o.parent_death_signal != 0 && prctl(PR_SET_PDEATHSIG, o.parent_death_signal) != 0) ChildFail(rfd, errno);
+    if (o.parent_death_signal != 0 && prctl(PR_SET_PDEATHSIG, o.parent_death_signal) != 0)
+      ChildFail(rfd, errno);
     // Move passed fds out of the way first, so a source that equals another's target is not clobbered.
     for (size_t i = 0; i < o.extra_fds.size(); i++) {
       tmp[i] = fcntl(o.extra_fds[i].first, F_DUPFD_CLOEXEC, high_base + 64);
@@ -115,6 +118,11 @@ Result<Child> Spawn(const SpawnOptions& o) {
     }
     CloseAllExcept(rfd, keep.data(), keep.size());
     if (!o.cwd.empty() && chdir(o.cwd.c_str()) != 0) ChildFail(rfd, errno);
+    if (!o.netns_path.empty()) {
+      int ns = open(o.netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) ChildFail(rfd, errno);
+      close(ns);
+    }
     char** env = o.env ? envp.data() : environ;
     if (search_path) {
       execvpe(argv[0], argv.data(), env);

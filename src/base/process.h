@@ -28,6 +28,7 @@ struct SpawnOptions {
   bool new_session = false;                            // setsid(): detach from our session and process group
   std::string cwd;                                     // empty: inherit
   int parent_death_signal = 0;                         // PR_SET_PDEATHSIG; 0 = none
+  std::string netns_path;                              // non-empty: run in this network namespace
 };
 
 struct Child {

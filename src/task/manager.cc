@@ -21,6 +21,7 @@
 #include "shim/task_dir.h"
 #include "task/env.h"
 #include "task/manager_task.h"
+#include "task/network.h"
 #include "task/signals.h"
 #include "task/sizing.h"
 #include "task/stats.h"
@@ -284,6 +285,12 @@ Result<driver::StartedTask> Manager::StartDecoded(const driver::NomadTask& t, co
       !s.ok()) {
     return fail(std::move(s).error().Context("scratch disk"));
   }
+  auto net = AttachTaskNetwork(t);
+  if (!net.ok()) return fail(std::move(net).error().Context("network"));
+  state.network_mode = net->mode;
+  state.netns_path = net->netns_path;
+  state.tap_name = net->tap;
+  state.address = net->address;
 
   guest::TaskSpec spec;
   spec.task_id = t.alloc_id.empty() ? t.id : t.alloc_id + "/" + t.name;
@@ -310,7 +317,8 @@ Result<driver::StartedTask> Manager::StartDecoded(const driver::NomadTask& t, co
   }
   spec.hostname = t.name.substr(0, 63);
   if (t.network && !t.network->hostname.empty()) spec.hostname = t.network->hostname;
-  if (t.dns) spec.dns = guest::DnsConfig{t.dns->servers, t.dns->searches, t.dns->options};
+  spec.dns = GuestDns(t, *net);
+  spec.network = net->guest;
   spec.root.device = "/dev/vda";
   spec.scratch.device = "/dev/vdb";
   spec.control.serial_port = std::string(guest::kDefaultSerialPortName);
@@ -336,6 +344,7 @@ Result<driver::StartedTask> Manager::StartDecoded(const driver::NomadTask& t, co
   sc.vm.vcpus = static_cast<uint32_t>(size.vcpus);
   sc.vm.memory_mib = static_cast<uint32_t>(size.memory_mib);
   sc.vm.drives = {{"rootfs", image->rootfs_path, true}, {"scratch", dir.Scratch(), false}};
+  if (net->nic) sc.vm.nics.push_back(*net->nic);
   vmm::GuestChannelConfig channel;
   channel.socket_path = "agent.sock";  // relative to the task dir (the VMM's and the shim's cwd)
   channel.serial_port_name = std::string(guest::kDefaultSerialPortName);
@@ -363,6 +372,7 @@ Result<driver::StartedTask> Manager::StartDecoded(const driver::NomadTask& t, co
   SpawnOptions so;
   so.argv = {shim_binary, "start", dir.root};
   so.stdout_fd = write_end.get();
+  so.netns_path = state.netns_path;  // the shim and its VMM live in the allocation's network namespace
   auto child = Spawn(so);
   write_end.Reset();
   if (!child.ok()) return fail(std::move(child).error().Context("start nomad-fc-shim"));
@@ -429,6 +439,7 @@ Result<driver::StartedTask> Manager::StartDecoded(const driver::NomadTask& t, co
                              {"boot_ms", timings.boot_millis}});
   driver::StartedTask started;
   started.handle = task->handle;
+  if (!state.address.empty()) started.network = driver::NetworkOverride{{}, state.address, false};
   {
     std::lock_guard<std::mutex> lock(mu_);
     tasks_[t.id] = task;

@@ -10,6 +10,7 @@
 #include "shim/exit_record.h"
 #include "task/manager.h"
 #include "task/manager_task.h"
+#include "task/network.h"
 #include "task/signals.h"
 #include "task/sizing.h"
 #include "task/stats.h"
@@ -111,6 +112,7 @@ Status Manager::RemoveTaskResources(const DriverState& state) {
       }
     }
   }
+  keep(DetachTaskNetwork(state.netns_path, state.tap_name));
   if (!state.task_dir.empty()) {
     int r = ::nftw(
         state.task_dir.c_str(),
@@ -320,7 +322,7 @@ driver::TaskManager::Capabilities Manager::capabilities() const {
   c.send_signals = true;
   c.exec = true;
   c.host_networking = true;
-  c.group_networking = false;  // bridge mode (TAP in the alloc netns) is not implemented yet
+  c.group_networking = true;  // the VM takes over the allocation namespace's uplink (task/network.h)
   c.mounts = false;
   return c;
 }

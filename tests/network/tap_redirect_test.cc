@@ -2,6 +2,8 @@
 // and "alloc" (eth0 with the allocation's address and a default route), both namespaces made by the test.
 // Frames are read from and written to the TAP directly, standing in for the VM: that proves the redirect in
 // both directions without booting a guest.
+#include "network/tap_redirect.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -26,57 +28,20 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "netns_fixture.h"
 #include "network/netns.h"
-#include "network/tap_redirect.h"
 
 namespace nfc::network {
 namespace {
 
+using testing::InterfaceExists;
+using testing::MacOf;
+using testing::MakeBridgeLikePair;
+using testing::NetnsHolder;
+using testing::UdpSocketIn;
+
 using Frame = std::vector<uint8_t>;
 using Mac = std::array<uint8_t, 6>;
-
-// A process holding a fresh network namespace; killed with the test (PDEATHSIG) or in the destructor.
-class NetnsHolder {
- public:
-  NetnsHolder() {
-    int ready[2];
-    if (::pipe2(ready, O_CLOEXEC) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      char ok = ::unshare(CLONE_NEWNET) == 0 ? '1' : '0';
-      (void)!::write(ready[1], &ok, 1);
-      for (;;) ::pause();
-    }
-    ::close(ready[1]);
-    char ok = '0';
-    if (::read(ready[0], &ok, 1) != 1 || ok != '1') Kill();
-    ::close(ready[0]);
-  }
-  ~NetnsHolder() { Kill(); }
-  void Kill() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  bool ok() const { return pid_ > 0; }
-  std::string pid() const { return std::to_string(pid_); }
-  std::string path() const { return "/proc/" + pid() + "/ns/net"; }
-
- private:
-  pid_t pid_ = -1;
-};
-
-int Sh(const std::string& cmd) {
-  int rc = std::system(cmd.c_str());
-  if (rc != 0) ADD_FAILURE() << "command failed (" << rc << "): " << cmd;
-  return rc;
-}
-
-std::string In(const NetnsHolder& ns, const std::string& cmd) {
-  return "nsenter --net=" + ns.path() + " " + cmd + " >/dev/null";
-}
 
 Mac ParseMac(const std::string& text) {
   Mac m{};
@@ -169,42 +134,8 @@ class TapRedirectTest : public ::testing::Test {
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
     ASSERT_TRUE(outside_.ok() && alloc_.ok()) << "cannot create network namespaces";
-    // What Nomad's CNI bridge leaves in an allocation's namespace: eth0 with an address and a default route.
-    ASSERT_EQ(Sh(In(outside_, "ip link add name vout type veth peer name eth0 netns " + alloc_.pid())), 0);
-    ASSERT_EQ(Sh(In(outside_, "ip addr add 10.77.0.1/24 dev vout")), 0);
-    ASSERT_EQ(Sh(In(outside_, "ip link set vout up")), 0);
-    ASSERT_EQ(Sh(In(alloc_, "ip addr add 10.77.0.2/24 dev eth0")), 0);
-    ASSERT_EQ(Sh(In(alloc_, "ip link set eth0 mtu 1450 up")), 0);
-    ASSERT_EQ(Sh(In(alloc_, "ip route add default via 10.77.0.1")), 0);
-    ASSERT_EQ(Sh(In(alloc_, "ip route add 192.0.2.0/24 via 10.77.0.1 metric 7")), 0);
-  }
-
-  // /sys/class/net shows the namespace sysfs was mounted in, not the thread's: ask the kernel directly.
-  std::string MacInAlloc(const std::string& ifname) {
-    std::string text;
-    Status s = RunInNetns(alloc_.path(), [&]() -> Status {
-      UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-      ifreq ifr{};
-      std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
-      if (::ioctl(sock.get(), SIOCGIFHWADDR, &ifr) != 0) return Error::Errno("SIOCGIFHWADDR " + ifname);
-      char mac[18];
-      auto* b = reinterpret_cast<unsigned char*>(ifr.ifr_hwaddr.sa_data);
-      std::snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3], b[4], b[5]);
-      text = mac;
-      return Ok();
-    });
-    EXPECT_TRUE(s.ok()) << s.error().message();
-    return text;
-  }
-
-  bool InterfaceExists(const NetnsHolder& ns, const std::string& name) {
-    bool exists = false;
-    Status s = RunInNetns(ns.path(), [&]() -> Status {
-      exists = ::if_nametoindex(name.c_str()) != 0;
-      return Ok();
-    });
-    EXPECT_TRUE(s.ok());
-    return exists;
+    Status s = MakeBridgeLikePair(outside_, alloc_, 77, 1450);
+    ASSERT_TRUE(s.ok()) << s.error().message();
   }
 
   Result<UniqueFd> OpenTap(const std::string& name) {
@@ -222,19 +153,10 @@ class TapRedirectTest : public ::testing::Test {
     return fd;
   }
 
-  UniqueFd UdpSocketIn(const NetnsHolder& ns, const char* ip, uint16_t port) {
-    UniqueFd fd;
-    Status s = RunInNetns(ns.path(), [&]() -> Status {
-      fd.Reset(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(port);
-      a.sin_addr = Ip(ip);
-      if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return Error::Errno("bind");
-      return Ok();
-    });
-    EXPECT_TRUE(s.ok()) << s.error().message();
-    return fd;
+  static UniqueFd Udp(const NetnsHolder& ns, const char* ip, uint16_t port) {
+    auto fd = UdpSocketIn(ns, ip, port);
+    EXPECT_TRUE(fd.ok()) << fd.error().message();
+    return fd.ok() ? std::move(*fd) : UniqueFd();
   }
 
   static void SendTo(int fd, const char* ip, uint16_t port, const std::string& data) {
@@ -258,7 +180,9 @@ class TapRedirectTest : public ::testing::Test {
 };
 
 TEST_F(TapRedirectTest, GuestTakesOverTheUplinkInBothDirections) {
-  std::string eth0_mac = MacInAlloc("eth0");
+  auto mac = MacOf(alloc_, "eth0");
+  ASSERT_TRUE(mac.ok()) << mac.error().message();
+  std::string eth0_mac = *mac;
   auto attached = AttachTap(alloc_.path(), "nfctest0");
   ASSERT_TRUE(attached.ok()) << attached.error().message();
   EXPECT_EQ(attached->uplink.name, "eth0");
@@ -279,7 +203,7 @@ TEST_F(TapRedirectTest, GuestTakesOverTheUplinkInBothDirections) {
   Mac guest = ParseMac(eth0_mac);
 
   // outside → guest: the peer's ARP request and then its datagram arrive on the TAP, not in the namespace.
-  UniqueFd outside_sock = UdpSocketIn(outside_, "10.77.0.1", 5555);
+  UniqueFd outside_sock = Udp(outside_, "10.77.0.1", 5555);
   SendTo(outside_sock.get(), "10.77.0.2", 7777, "to the guest");
   Frame arp;
   ASSERT_TRUE(ReadFrame(
@@ -326,8 +250,8 @@ TEST_F(TapRedirectTest, DetachGivesTheNamespaceItsUplinkBack) {
   ASSERT_TRUE(s.ok()) << s.error().message();
   EXPECT_FALSE(InterfaceExists(alloc_, "nfctest0"));
   // Traffic reaches the namespace's own stack again.
-  UniqueFd inside = UdpSocketIn(alloc_, "10.77.0.2", 6000);
-  UniqueFd outside_sock = UdpSocketIn(outside_, "10.77.0.1", 5556);
+  UniqueFd inside = Udp(alloc_, "10.77.0.2", 6000);
+  UniqueFd outside_sock = Udp(outside_, "10.77.0.1", 5556);
   SendTo(outside_sock.get(), "10.77.0.2", 6000, "back home");
   EXPECT_EQ(Receive(inside.get()), "back home");
   // A second detach, and one after the namespace is gone, are harmless.

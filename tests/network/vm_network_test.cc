@@ -1,0 +1,235 @@
+// A real guest (QEMU microvm: TCG on the development machines) in Nomad's group network mode, driven through
+// the task Manager the gRPC layer calls: the VM owns the allocation's address, serves TCP to a peer on the
+// bridge side, sees the uplink's MAC, MTU, routes and the job's DNS; destroying the task gives the namespace
+// its uplink back.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "driver/task_config.h"
+#include "netns_fixture.h"
+#include "network/tap_redirect.h"
+#include "task/manager.h"
+#include "test_layers.h"
+
+namespace nfc {
+namespace {
+
+using namespace std::chrono_literals;
+using network::testing::ConnectFrom;
+using network::testing::InterfaceExists;
+using network::testing::MacOf;
+using network::testing::MakeBridgeLikePair;
+using network::testing::NetnsHolder;
+using network::testing::RunIn;
+
+// Reads a FIFO like Nomad's logmon would, keeping everything in memory.
+class FifoCapture {
+ public:
+  explicit FifoCapture(const std::string& path) {
+    if (::mkfifo(path.c_str(), 0600) != 0) return;
+    fd_ = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);  // RDWR: no EOF while the writer reopens
+    thread_ = std::thread([this] {
+      char buf[4096];
+      while (!stop_) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        ssize_t n = ::read(fd_, buf, sizeof(buf));
+        if (n <= 0) continue;
+        std::lock_guard<std::mutex> lock(mu_);
+        text_.append(buf, static_cast<size_t>(n));
+      }
+    });
+  }
+  ~FifoCapture() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  std::string Text() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return text_;
+  }
+
+ private:
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::string text_;
+  std::thread thread_;
+};
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds budget) {
+  auto deadline = std::chrono::steady_clock::now() + budget;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return done();
+}
+
+class VmNetworkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, TAP devices)";
+    std::string guest = NFC_GUEST_DIR;
+    if (::access((guest + "/vmlinux").c_str(), R_OK) != 0) GTEST_SKIP() << "no guest kernel in " << guest;
+    char tmpl[] = "/tmp/nfc-vmnet-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    // busybox with the applets the workload uses.
+    using image::testing::E;
+    std::vector<E> entries = {{'d', "bin", 0755},
+                              {'f', "bin/busybox", 0755, image::testing::ReadFileOrDie("/bin/busybox")},
+                              {'d', "etc", 0755},
+                              {'d', "tmp", 01777}};
+    for (const char* applet : {"sh", "echo", "cat", "ip", "nc", "sleep", "hostname"}) {
+      entries.push_back({'l', std::string("bin/") + applet, 0777, "busybox"});
+    }
+    image::testing::TestImage img;
+    img.layers = {{entries, "gzip"}};
+    img.config_json =
+        R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}})";
+    auto digest = image::testing::WriteOciLayout(dir_ + "/layout", "net", {img});
+    ASSERT_TRUE(digest.ok()) << digest.error().message();
+
+    driver::PluginConfig config;
+    config.data_dir = dir_ + "/data";
+    config.kernel_path = guest + "/vmlinux";
+    config.initrd_path = guest + "/initramfs.cpio.gz";
+    config.backend = driver::Backend::kQemu;
+    ::setenv("NFC_SHIM_PATH", NFC_SHIM_BINARY, 1);
+    ASSERT_TRUE(manager_.Configure(config).ok());
+    ASSERT_TRUE(manager_.Init().ok());
+  }
+
+  void TearDown() override {
+    if (!task_id_.empty()) (void)manager_.DestroyTask(task_id_, true);
+    stdout_.reset();
+    stderr_.reset();
+    if (!dir_.empty()) {
+      int r = std::system(("rm -rf '" + dir_ + "'").c_str());
+      (void)r;
+    }
+  }
+
+  driver::NomadTask Task(const std::string& netns) {
+    driver::NomadTask t;
+    t.alloc_id = "0f6e1c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+    t.name = "web";
+    t.id = t.alloc_id + "/web/" + std::to_string(::getpid());
+    t.job_name = "vmnet";
+    t.resources.cpu_shares = 500;
+    t.resources.memory_mb = 128;
+    t.stdout_path = dir_ + "/.web.stdout.fifo";
+    t.stderr_path = dir_ + "/.web.stderr.fifo";
+    stdout_ = std::make_unique<FifoCapture>(t.stdout_path);
+    stderr_ = std::make_unique<FifoCapture>(t.stderr_path);
+    t.network = driver::NetworkIsolation{driver::NetworkIsolation::Mode::kGroup, netns, {}, "", ""};
+    t.dns = driver::DnsSettings{{"192.0.2.53"}, {"service.consul"}, {}};
+    return t;
+  }
+
+  std::string dir_, task_id_;
+  std::unique_ptr<FifoCapture> stdout_, stderr_;
+  task::Manager manager_;
+};
+
+TEST_F(VmNetworkTest, GuestOwnsTheAllocationAddress) {
+  NetnsHolder outside, alloc;
+  ASSERT_TRUE(outside.ok() && alloc.ok());
+  Status net = MakeBridgeLikePair(outside, alloc, 78, 1400);
+  ASSERT_TRUE(net.ok()) << net.error().message();
+
+  driver::NomadTask t = Task(alloc.path());
+  driver::TaskConfig tc;
+  tc.image = "oci:" + dir_ + "/layout:net";
+  tc.command = "/bin/sh";
+  tc.args = std::vector<std::string>{
+      "-c",
+      "ip -o link show eth0; ip -o addr show eth0; ip route; cat /etc/resolv.conf; echo ready; "
+      "while :; do echo \"hello from $(hostname)\" | nc -l -p 8080; done"};
+  auto started = manager_.StartDecoded(t, tc);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  task_id_ = t.id;
+  ASSERT_TRUE(started->network.has_value());
+  EXPECT_EQ(started->network->address, "10.78.0.2");
+  std::string tap = network::TapNameForTask(t.id);
+  EXPECT_TRUE(InterfaceExists(alloc, tap));
+
+  ASSERT_TRUE(WaitFor([&] { return stdout_->Text().find("ready") != std::string::npos; }, 120s))
+      << "stdout: " << stdout_->Text() << "\nstderr: " << stderr_->Text();
+  std::string out = stdout_->Text();
+  auto mac = MacOf(alloc, "eth0");
+  ASSERT_TRUE(mac.ok()) << mac.error().message();
+  EXPECT_NE(out.find("link/ether " + *mac), std::string::npos)
+      << "the guest does not have eth0's MAC: " << out;
+  EXPECT_NE(out.find("mtu 1400"), std::string::npos) << out;
+  EXPECT_NE(out.find("inet 10.78.0.2/24"), std::string::npos) << out;
+  EXPECT_NE(out.find("default via 10.78.0.1"), std::string::npos) << out;
+  EXPECT_NE(out.find("192.0.2.0/24 via 10.78.0.1"), std::string::npos) << out;
+  EXPECT_NE(out.find("nameserver 192.0.2.53"), std::string::npos) << out;
+  EXPECT_NE(out.find("search service.consul"), std::string::npos) << out;
+
+  // A peer on the bridge side reaches the workload at the allocation's address.
+  auto conn = ConnectFrom(outside, "10.78.0.2", 8080, 60s);
+  ASSERT_TRUE(conn.ok()) << conn.error().message();
+  char buf[256] = {};
+  std::string got;
+  for (int i = 0; i < 20 && got.find('\n') == std::string::npos; i++) {
+    ssize_t n = ::read(conn->get(), buf, sizeof(buf));
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(got, "hello from web\n");
+
+  // Destroy gives the namespace its uplink back.
+  ASSERT_TRUE(manager_.StopTask(t.id, 2s, "SIGTERM").ok());
+  Status destroyed = manager_.DestroyTask(t.id, false);
+  ASSERT_TRUE(destroyed.ok()) << destroyed.error().message();
+  task_id_.clear();
+  EXPECT_FALSE(InterfaceExists(alloc, tap));
+  EXPECT_EQ(RunIn(alloc, "sh -c 'tc filter show dev eth0 ingress | grep -q mirred'"), 1)
+      << "the redirect is still on eth0";
+  // The namespace's own stack receives traffic for the address again.
+  auto inside = network::testing::UdpSocketIn(alloc, "10.78.0.2", 6000);
+  auto peer = network::testing::UdpSocketIn(outside, "10.78.0.1", 6001);
+  ASSERT_TRUE(inside.ok() && peer.ok());
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(6000);
+  ::inet_pton(AF_INET, "10.78.0.2", &to.sin_addr);
+  ASSERT_EQ(::sendto(peer->get(), "back", 4, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 4);
+  pollfd p{inside->get(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 5000), 1) << "the namespace's own stack does not receive after DestroyTask";
+}
+
+TEST_F(VmNetworkTest, AStartThatFailsLeavesTheNamespaceAsItWas) {
+  NetnsHolder outside, alloc;
+  ASSERT_TRUE(outside.ok() && alloc.ok());
+  ASSERT_TRUE(MakeBridgeLikePair(outside, alloc, 79, 1500).ok());
+  driver::NomadTask t = Task(alloc.path());
+  driver::TaskConfig tc;
+  tc.image = "oci:" + dir_ + "/layout:net";
+  tc.boot_args = "console=\"unterminated";  // refused after the network is attached
+  auto started = manager_.StartDecoded(t, tc);
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(started.error().message().find("boot_args"), std::string::npos) << started.error().message();
+  EXPECT_FALSE(InterfaceExists(alloc, network::TapNameForTask(t.id)));
+  EXPECT_EQ(RunIn(alloc, "sh -c 'tc filter show dev eth0 ingress | grep -q mirred'"), 1);
+}
+
+}  // namespace
+}  // namespace nfc
