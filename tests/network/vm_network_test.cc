@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -21,6 +22,7 @@
 #include "driver/task_config.h"
 #include "netns_fixture.h"
 #include "network/tap_redirect.h"
+#include "task/inventory.h"
 #include "task/manager.h"
 #include "test_layers.h"
 
@@ -71,6 +73,17 @@ class FifoCapture {
   std::thread thread_;
 };
 
+std::string Capture(const std::string& command) {
+  std::string out;
+  if (FILE* f = ::popen(command.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    ::pclose(f);
+  }
+  return out;
+}
+
 bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds budget) {
   auto deadline = std::chrono::steady_clock::now() + budget;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -106,7 +119,8 @@ class VmNetworkTest : public ::testing::Test {
     ASSERT_TRUE(digest.ok()) << digest.error().message();
 
     driver::PluginConfig config;
-    config.data_dir = dir_ + "/data";
+    data_dir_ = dir_ + "/data";
+    config.data_dir = data_dir_;
     config.kernel_path = guest + "/vmlinux";
     config.initrd_path = guest + "/initramfs.cpio.gz";
     config.backend = driver::Backend::kQemu;
@@ -142,7 +156,7 @@ class VmNetworkTest : public ::testing::Test {
     return t;
   }
 
-  std::string dir_, task_id_;
+  std::string dir_, data_dir_, task_id_;
   std::unique_ptr<FifoCapture> stdout_, stderr_;
   task::Manager manager_;
 };
@@ -182,6 +196,22 @@ TEST_F(VmNetworkTest, GuestOwnsTheAllocationAddress) {
   EXPECT_NE(out.find("192.0.2.0/24 via 10.78.0.1"), std::string::npos) << out;
   EXPECT_NE(out.find("nameserver 192.0.2.53"), std::string::npos) << out;
   EXPECT_NE(out.find("search service.consul"), std::string::npos) << out;
+
+  // What an operator sees: `ps` and `logs` of the plugin binary on the same data directory.
+  auto tasks = task::ListTasks(data_dir_);
+  ASSERT_TRUE(tasks.ok()) << tasks.error().message();
+  ASSERT_EQ(tasks->size(), 1u);
+  EXPECT_EQ((*tasks)[0].task_id, t.id);
+  EXPECT_EQ((*tasks)[0].state, "running");
+  EXPECT_EQ((*tasks)[0].driver_state.address, "10.78.0.2");
+  EXPECT_GT((*tasks)[0].vmm_pid, 0);
+  EXPECT_FALSE((*tasks)[0].guest_boot_id.empty());
+  std::string ps = Capture(std::string(NFC_PLUGIN_BINARY) + " ps --data-dir " + data_dir_);
+  EXPECT_NE(ps.find(t.id), std::string::npos) << ps;
+  EXPECT_NE(ps.find("running"), std::string::npos) << ps;
+  EXPECT_NE(ps.find("10.78.0.2"), std::string::npos) << ps;
+  std::string console = Capture(std::string(NFC_PLUGIN_BINARY) + " logs --data-dir " + data_dir_ + " web");
+  EXPECT_NE(console.find("nomad-init: workload started"), std::string::npos) << console;
 
   // A peer on the bridge side reaches the workload at the allocation's address.
   auto conn = ConnectFrom(outside, "10.78.0.2", 8080, 60s);
