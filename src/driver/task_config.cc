@@ -187,7 +187,7 @@ Result<TaskConfig> DecodeTaskConfig(const CtyValue& value) {
                                   " and its alias \"vpu_count\" = " + std::to_string(*vpu) +
                                   "; set only \"vcpu_count\"");
   }
-  config.vcpu_count = vcpu.value_or(vpu.value_or(1));
+  config.vcpu_count = vcpu ? vcpu : vpu;
   NFC_ASSIGN_OR_RETURN(config.mem_size_mib, r.Integer("mem_size", kMinMemSizeMiB, kMaxMemSizeMiB));
 
   NFC_ASSIGN_OR_RETURN(config.entrypoint, r.StringList("entrypoint"));

@@ -32,7 +32,8 @@ inline constexpr int64_t kMinMemSizeMiB = 16;
 
 struct TaskConfig {
   std::string image;                                     // OCI reference, required
-  int64_t vcpu_count = 1;                                // vcpu_count, or the seed's vpu_count
+  std::optional<int64_t> vcpu_count;                     // vcpu_count, or the seed's vpu_count; unset: sized
+                                                         // from Nomad's resources
   std::optional<int64_t> mem_size_mib;                   // unset: the task's `resources { memory }`
   std::optional<std::vector<std::string>> entrypoint;    // replaces the image's ENTRYPOINT
   std::optional<std::string> command;                    // replaces the image's CMD[0] (seed style)

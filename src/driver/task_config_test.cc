@@ -23,6 +23,16 @@ std::string ErrorOf(const CtyValue& v) {
   return r.ok() ? "" : r.error().message();
 }
 
+TEST(TaskConfigTest, VcpuCountUnsetIsNotOne) {
+  // Unset means "size from Nomad's resources"; an explicit 1 must win over `resources { cores = 4 }`.
+  Result<TaskConfig> unset = DecodeTaskConfig(Obj({{"image", Str("a")}, {"vcpu_count", CtyValue()}}));
+  ASSERT_TRUE(unset.ok()) << unset.error().message();
+  EXPECT_FALSE(unset->vcpu_count.has_value());
+  Result<TaskConfig> one = DecodeTaskConfig(Obj({{"image", Str("a")}, {"vcpu_count", CtyValue::Int(1)}}));
+  ASSERT_TRUE(one.ok()) << one.error().message();
+  EXPECT_EQ(one->vcpu_count, 1);
+}
+
 TEST(TaskConfigTest, SeedExampleVerbatim) {
   Result<TaskConfig> r = DecodeTaskConfig(Obj({
       {"image", Str("ubuntu:20.04")},
@@ -37,7 +47,7 @@ TEST(TaskConfigTest, SeedExampleVerbatim) {
   }));
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->image, "ubuntu:20.04");
-  EXPECT_EQ(r->vcpu_count, 1);
+  EXPECT_EQ(r->vcpu_count, 1);  // the seed's vpu_count
   EXPECT_EQ(r->mem_size_mib, 512);
   EXPECT_EQ(r->command, "/bin/bash");
   EXPECT_EQ(r->args, (std::vector<std::string>{"-c", "echo Hello from Firecracker VM && sleep 30"}));

@@ -213,7 +213,7 @@ Result<driver::StartedTask> Manager::StartDecoded(const driver::NomadTask& t, co
   if (t.id.empty()) return Error::InvalidArgument("task has no id");
   // 1. Sizing, backend, guest artifacts, env: all checked before anything is created.
   SizingInput sizing;
-  sizing.vcpus_config = tc.vcpu_count > 1 ? static_cast<int>(tc.vcpu_count) : 0;
+  sizing.vcpus_config = static_cast<int>(tc.vcpu_count.value_or(0));
   sizing.memory_config_mib = tc.mem_size_mib.value_or(0);
   sizing.cpu_shares_mhz = t.resources.cpu_shares;
   sizing.cpuset_cpus = t.resources.cpuset_cpus;
