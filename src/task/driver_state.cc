@@ -89,4 +89,30 @@ Result<DriverState> DriverState::Decode(std::string_view bytes) {
   return s;
 }
 
+std::string StartRecord::Encode() const {
+  nlohmann::json j = {{"version", kDriverStateVersion},
+                      {"task_id", task_id},
+                      {"image_digest", image_digest},
+                      {"starter", {{"pid", starter.pid}, {"start_time", starter.start_time}}}};
+  return j.dump();
+}
+
+Result<StartRecord> StartRecord::Decode(std::string_view bytes) {
+  nlohmann::json j = nlohmann::json::parse(bytes, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Error::InvalidArgument("start record is not a JSON object");
+  try {
+    if (j.at("version").get<int>() != kDriverStateVersion) {
+      return Error::InvalidArgument("start record has version " + j.at("version").dump());
+    }
+    StartRecord r;
+    r.task_id = j.at("task_id").get<std::string>();
+    r.image_digest = j.at("image_digest").get<std::string>();
+    r.starter.pid = j.at("starter").at("pid").get<pid_t>();
+    r.starter.start_time = j.at("starter").at("start_time").get<unsigned long long>();
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    return Error::InvalidArgument(std::string("start record: ") + e.what());
+  }
+}
+
 }  // namespace nfc::task

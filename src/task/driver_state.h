@@ -57,4 +57,21 @@ struct DriverState {
   static Result<DriverState> Decode(std::string_view bytes);
 };
 
+// StartRecord: written into a new task dir (`start.json`) before anything else of the task exists:
+//   {"version": 1, "task_id": "...", "image_digest": "sha256:...", "starter": {"pid": N, "start_time": T}}
+// A task dir with a start record whose starter (the plugin process running StartTask) is gone and without
+// driver_state.json (written once the workload runs, right before StartTask returns) belongs to a StartTask
+// interrupted by the plugin's death: Nomad got no handle, restarts the task under a new id and never calls
+// RecoverTask or DestroyTask for it, so the next runtime instance removes it (Manager::Init).
+inline constexpr std::string_view kStartRecordFile = "start.json";
+
+struct StartRecord {
+  std::string task_id;
+  std::string image_digest;  // the image lease held under task_id
+  ProcessIdentity starter;
+
+  std::string Encode() const;
+  static Result<StartRecord> Decode(std::string_view bytes);
+};
+
 }  // namespace nfc::task

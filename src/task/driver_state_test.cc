@@ -85,5 +85,23 @@ TEST(DriverState, MalformedHandlesGiveClearErrors) {
   }
 }
 
+TEST(StartRecord, RoundTripsAndRejectsGarbage) {
+  StartRecord r{"a1/web/0badf00d", "sha256:abc", ProcessIdentity{4242, 987654321}};
+  auto back = StartRecord::Decode(r.Encode());
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_EQ(back->task_id, "a1/web/0badf00d");
+  EXPECT_EQ(back->image_digest, "sha256:abc");
+  EXPECT_EQ(back->starter.pid, 4242);
+  EXPECT_EQ(back->starter.start_time, 987654321u);
+  for (std::string bad :
+       {"", "garbage", R"({"version": 2, "task_id": "x"})", R"({"version": 1, "task_id": 5})",
+        R"({"version": 1, "task_id": "x", "image_digest": "d"})"}) {
+    auto out = StartRecord::Decode(bad);
+    ASSERT_FALSE(out.ok()) << bad;
+    EXPECT_EQ(out.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(out.error().message().find("start record"), std::string::npos) << out.error().message();
+  }
+}
+
 }  // namespace
 }  // namespace nfc::task

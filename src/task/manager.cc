@@ -1,5 +1,6 @@
 #include "task/manager.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -118,7 +119,44 @@ Status Manager::Init() {
   // Only the runtime instance gets here: creating directories is allowed now (never in Configure).
   NFC_RETURN_IF_ERROR(MakeDir(config.data_dir, 0700));
   NFC_RETURN_IF_ERROR(MakeDir(config.data_dir + "/tasks", 0700));
+  RemoveInterruptedStarts(config.data_dir);
   return Ok();
+}
+
+void Manager::RemoveInterruptedStarts(const std::string& data_dir) {
+  std::string tasks = data_dir + "/tasks";
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(tasks.c_str())) {
+    while (auto* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') names.push_back(e->d_name);
+    }
+    ::closedir(d);
+  }
+  for (const auto& name : names) {
+    shim::TaskDir dir{tasks + "/" + name};
+    if (::access(dir.DriverState().c_str(), F_OK) == 0) continue;  // a complete start: Nomad may recover it
+    std::ifstream in(dir.root + "/" + std::string(kStartRecordFile));
+    if (!in) continue;  // just created by a live StartTask (the record follows the mkdir), or not ours
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto record = StartRecord::Decode(text);
+    if (!record.ok() || record->starter.IsAlive()) continue;  // unreadable, or still in flight
+    DriverState state;
+    state.task_id = record->task_id;
+    state.task_dir = dir.root;
+    state.control_socket = dir.ControlSocket();
+    state.exit_record = dir.ExitRecord();
+    state.image_digest = record->image_digest;
+    std::ifstream pid_file(dir.ShimPid());
+    pid_t pid = 0;
+    unsigned long long start_time = 0;
+    if (pid_file >> pid >> start_time) state.shim = ProcessIdentity{pid, start_time};
+    log::Warn("removing a task whose StartTask was interrupted by the death of its plugin process",
+              {{"task_id", state.task_id}, {"task_dir", dir.root}, {"plugin_pid", record->starter.pid}});
+    if (Status s = RemoveTaskResources(state); !s.ok()) {
+      log::Warn("could not remove all of an interrupted start",
+                {{"task_id", state.task_id}, {"error", s.error().message()}});
+    }
+  }
 }
 
 void Manager::Emit(const driver::NomadTask& t, std::string message,
@@ -280,6 +318,15 @@ Result<driver::StartedTask> Manager::StartDecoded(const driver::NomadTask& t, co
       e = Error(ErrorCode::kAlreadyExists, "task directory " + dir.root + " already exists");
     (void)store->ReleaseLease(image->manifest_digest, t.id);
     return e;
+  }
+  {
+    StartRecord record{t.id, image->manifest_digest, {}};
+    if (auto self = IdentifyProcess(::getpid()); self.ok()) record.starter = *self;
+    if (Status s =
+            shim::WriteFileDurably(dir.root + "/" + std::string(kStartRecordFile), record.Encode(), 0600);
+        !s.ok()) {
+      return fail(std::move(s).error().Context("start record"));
+    }
   }
   if (Status s = image::CreateScratchDisk(dir.Scratch(), 2ULL << 30, config.data_dir + "/scratch-templates");
       !s.ok()) {

@@ -81,6 +81,8 @@ class Manager final : public driver::TaskManager {
   Result<std::string> ShimBinary() const;
   Result<shim::ExitResult> ResultFromDisk(const Task& task) const;
   Status RemoveTaskResources(const DriverState& state);
+  // Removes tasks whose StartTask was interrupted by the death of the plugin running it (see StartRecord).
+  void RemoveInterruptedStarts(const std::string& data_dir);
 
   mutable std::mutex mu_;
   driver::PluginConfig config_;

@@ -8,6 +8,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,6 +29,7 @@ func init() {
 	register(
 		Scenario{Name: "lifecycle-recovery-after-plugin-kill9-and-agent-crash", Guest: true, Timeout: 4 * time.Minute, Run: testRecovery},
 		Scenario{Name: "lifecycle-restart-in-alloc-and-exit-while-plugin-down", Guest: true, Timeout: 3 * time.Minute, Run: testRestartAndExitWhileDown},
+		Scenario{Name: "lifecycle-plugin-killed-during-start-leaves-no-vm", Guest: true, Timeout: 3 * time.Minute, Run: testKilledDuringStart},
 		Scenario{Name: "lifecycle-bad-input-clear-errors-nothing-leaked", Guest: true, Timeout: 3 * time.Minute, Run: testBadInput},
 	)
 }
@@ -348,6 +351,104 @@ func testRestartAndExitWhileDown(h *H) error {
 		return fmt.Errorf("stderr of both runs: %q, want \"run2-err\\n\" (after run1's \"Terminated\")", got)
 	}
 	if err := rt.destroyAndCheck(second.Config.Id, handle); err != nil {
+		return err
+	}
+	if left := h.taskDirs(); len(left) > 0 {
+		return fmt.Errorf("task dirs left: %v", left)
+	}
+	_, err = rt.Kill(h)
+	return err
+}
+
+// The plugin dies while StartTask boots the VM (agent restart or plugin crash at the wrong moment). The client
+// got no handle, so it will never call RecoverTask or DestroyTask for that task: the next runtime instance must
+// remove the half-started VM by itself, and must leave a task whose start completed alone.
+func testKilledDuringStart(h *H) error {
+	h.guestScenario()
+	rt, err := h.launchRuntime()
+	if err != nil {
+		return err
+	}
+	keep, err := h.newTask(rt.Instance, "keep", taskHCL([]string{"/bin/sh", "-c", "echo kept; while true; do sleep 1; done"}, ""))
+	if err != nil {
+		return err
+	}
+	keepHandle, _, err := rt.startTask(keep)
+	if err != nil {
+		return err
+	}
+	keepState, err := decodeDriverState(keepHandle.GetDriverState())
+	if err != nil {
+		return err
+	}
+	lost, err := h.newTask(rt.Instance, "lost", taskHCL([]string{"/bin/sh", "-c", "echo lost-started; while true; do sleep 1; done"}, ""))
+	if err != nil {
+		return err
+	}
+	startErr := make(chan error, 1)
+	go func() {
+		_, _, err := rt.startTask(lost)
+		startErr <- err
+	}()
+	// Kill the plugin once the shim of the new task runs (the VM is booting).
+	var lostDir string
+	for deadline := time.Now().Add(60 * time.Second); lostDir == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, d := range h.taskDirs() {
+			dir := filepath.Join(h.dataDir(), "tasks", d)
+			if dir == keepState.TaskDir {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(dir, "shim.pid")); err == nil {
+				lostDir = dir
+			}
+		}
+	}
+	if lostDir == "" {
+		return fmt.Errorf("the second task's shim did not appear")
+	}
+	if err := syscall.Kill(rt.client.ReattachConfig().Pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	if err := <-startErr; err == nil {
+		h.Metric("killed_during_start_note", "StartTask completed before the kill landed")
+	}
+	if len(processesMentioning(lostDir)) == 0 {
+		return fmt.Errorf("no process of the half-started task to check (the shim was expected to outlive the plugin)")
+	}
+	// The next runtime instance (SetConfig, Init, Fingerprint, TaskEvents), then RecoverTask for the handle the
+	// client has.
+	if rt, err = h.launchRuntime(); err != nil {
+		return err
+	}
+	ctx, cancel := ctxTimeout(60 * time.Second)
+	_, err = rt.Driver.RecoverTask(ctx, &drvpb.RecoverTaskRequest{Handle: persisted(keepHandle)})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("RecoverTask of the completed task: %v", err)
+	}
+	var left []string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		left = processesMentioning(lostDir)
+		if _, err := os.Stat(lostDir); len(left) == 0 && err != nil {
+			break
+		}
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("the VM of the StartTask interrupted by the plugin's death still runs 30 s after a new runtime instance started: %v", left)
+	}
+	if _, err := os.Stat(lostDir); err == nil {
+		return fmt.Errorf("the task dir of the interrupted StartTask %s is still there", lostDir)
+	}
+	if !procAlive(keepState.Shim.Pid, keepState.TaskDir) {
+		return fmt.Errorf("the completed task was removed too")
+	}
+	if err := waitForExactOutput(keep.Stdout, "kept\n", 5*time.Second); err != nil {
+		return err
+	}
+	if err := rt.stopTask(keep.Config.Id, time.Second, "SIGKILL"); err != nil {
+		return err
+	}
+	if err := rt.destroyAndCheck(keep.Config.Id, keepHandle); err != nil {
 		return err
 	}
 	if left := h.taskDirs(); len(left) > 0 {
