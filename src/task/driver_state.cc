@@ -94,6 +94,7 @@ std::string StartRecord::Encode() const {
                       {"task_id", task_id},
                       {"image_digest", image_digest},
                       {"starter", {{"pid", starter.pid}, {"start_time", starter.start_time}}}};
+  if (!tap.empty()) j["network"] = {{"netns", netns_path}, {"tap", tap}};
   return j.dump();
 }
 
@@ -109,6 +110,10 @@ Result<StartRecord> StartRecord::Decode(std::string_view bytes) {
     r.image_digest = j.at("image_digest").get<std::string>();
     r.starter.pid = j.at("starter").at("pid").get<pid_t>();
     r.starter.start_time = j.at("starter").at("start_time").get<unsigned long long>();
+    if (j.contains("network")) {
+      r.netns_path = j.at("network").at("netns").get<std::string>();
+      r.tap = j.at("network").at("tap").get<std::string>();
+    }
     return r;
   } catch (const nlohmann::json::exception& e) {
     return Error::InvalidArgument(std::string("start record: ") + e.what());

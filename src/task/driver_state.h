@@ -58,7 +58,8 @@ struct DriverState {
 };
 
 // StartRecord: written into a new task dir (`start.json`) before anything else of the task exists:
-//   {"version": 1, "task_id": "...", "image_digest": "sha256:...", "starter": {"pid": N, "start_time": T}}
+//   {"version": 1, "task_id": "...", "image_digest": "sha256:...", "starter": {"pid": N, "start_time": T},
+//    "network": {"netns": "...", "tap": "..."}}                      network: bridge mode only
 // A task dir with a start record whose starter (the plugin process running StartTask) is gone and without
 // driver_state.json (written once the workload runs, right before StartTask returns) belongs to a StartTask
 // interrupted by the plugin's death: Nomad got no handle, restarts the task under a new id and never calls
@@ -69,6 +70,7 @@ struct StartRecord {
   std::string task_id;
   std::string image_digest;  // the image lease held under task_id
   ProcessIdentity starter;
+  std::string netns_path, tap;  // the TAP the start may have created (bridge mode), so cleanup removes it
 
   std::string Encode() const;
   static Result<StartRecord> Decode(std::string_view bytes);

@@ -93,6 +93,13 @@ TEST(StartRecord, RoundTripsAndRejectsGarbage) {
   EXPECT_EQ(back->image_digest, "sha256:abc");
   EXPECT_EQ(back->starter.pid, 4242);
   EXPECT_EQ(back->starter.start_time, 987654321u);
+  EXPECT_TRUE(back->tap.empty());
+  r.netns_path = "/var/run/netns/a1";
+  r.tap = "nfc0123456789";
+  back = StartRecord::Decode(r.Encode());
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_EQ(back->netns_path, "/var/run/netns/a1");
+  EXPECT_EQ(back->tap, "nfc0123456789");
   for (std::string bad :
        {"", "garbage", R"({"version": 2, "task_id": "x"})", R"({"version": 1, "task_id": 5})",
         R"({"version": 1, "task_id": "x", "image_digest": "d"})"}) {

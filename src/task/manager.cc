@@ -146,6 +146,8 @@ void Manager::RemoveInterruptedStarts(const std::string& data_dir) {
     state.control_socket = dir.ControlSocket();
     state.exit_record = dir.ExitRecord();
     state.image_digest = record->image_digest;
+    state.netns_path = record->netns_path;
+    state.tap_name = record->tap;
     std::ifstream pid_file(dir.ShimPid());
     pid_t pid = 0;
     unsigned long long start_time = 0;
@@ -320,7 +322,8 @@ Result<driver::StartedTask> Manager::StartDecoded(const driver::NomadTask& t, co
     return e;
   }
   {
-    StartRecord record{t.id, image->manifest_digest, {}};
+    StartRecord record{t.id, image->manifest_digest, {}, "", PlannedTap(t)};
+    if (!record.tap.empty()) record.netns_path = t.network->netns_path;
     if (auto self = IdentifyProcess(::getpid()); self.ok()) record.starter = *self;
     if (Status s =
             shim::WriteFileDurably(dir.root + "/" + std::string(kStartRecordFile), record.Encode(), 0600);

@@ -7,13 +7,19 @@
 
 namespace nfc::task {
 
+std::string PlannedTap(const driver::NomadTask& task) {
+  bool group = task.network && task.network->mode == driver::NetworkIsolation::Mode::kGroup &&
+               !task.network->netns_path.empty();
+  return group ? network::TapNameForTask(task.id) : "";
+}
+
 Result<TaskNetwork> AttachTaskNetwork(const driver::NomadTask& task) {
   TaskNetwork out;
   if (!task.network || task.network->mode != driver::NetworkIsolation::Mode::kGroup) return out;
   if (task.network->netns_path.empty()) {
     return Error::InvalidArgument("network isolation mode is group but network_isolation_spec.path is empty");
   }
-  std::string tap = network::TapNameForTask(task.id);
+  std::string tap = PlannedTap(task);
   NFC_ASSIGN_OR_RETURN(network::TapAttachment a, network::AttachTap(task.network->netns_path, tap));
   out.mode = "group";
   out.netns_path = a.netns_path;

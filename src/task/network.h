@@ -22,6 +22,9 @@ struct TaskNetwork {
   guest::NetworkConfig guest;
 };
 
+// The TAP AttachTaskNetwork will create for this task, or "" when it creates none.
+std::string PlannedTap(const driver::NomadTask& task);
+
 // Attaches the task to its allocation's network (group mode); a no-op returning mode "none" otherwise.
 Result<TaskNetwork> AttachTaskNetwork(const driver::NomadTask& task);
 

@@ -8,12 +8,14 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -22,8 +24,11 @@
 #include "driver/task_config.h"
 #include "netns_fixture.h"
 #include "network/tap_redirect.h"
+#include "shim/task_dir.h"
+#include "task/driver_state.h"
 #include "task/inventory.h"
 #include "task/manager.h"
+#include "task/network.h"
 #include "test_layers.h"
 
 namespace nfc {
@@ -259,6 +264,37 @@ TEST_F(VmNetworkTest, AStartThatFailsLeavesTheNamespaceAsItWas) {
   EXPECT_NE(started.error().message().find("boot_args"), std::string::npos) << started.error().message();
   EXPECT_FALSE(InterfaceExists(alloc, network::TapNameForTask(t.id)));
   EXPECT_EQ(RunIn(alloc, "sh -c 'tc filter show dev eth0 ingress | grep -q mirred'"), 1);
+}
+
+// A plugin that died during StartTask after attaching the TAP: Nomad never calls DestroyTask for that task,
+// so the next runtime instance's Init removes the TAP along with the rest of the half-started task.
+TEST_F(VmNetworkTest, InterruptedStartLosesNoTap) {
+  NetnsHolder outside, alloc;
+  ASSERT_TRUE(outside.ok() && alloc.ok());
+  ASSERT_TRUE(MakeBridgeLikePair(outside, alloc, 80, 1500).ok());
+  driver::NomadTask t = Task(alloc.path());
+  std::string tap = task::PlannedTap(t);
+  ASSERT_FALSE(tap.empty());
+  ASSERT_TRUE(network::AttachTap(alloc.path(), tap).ok());
+
+  pid_t dead = ::fork();  // the "plugin" that was running StartTask
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  shim::TaskDir dir = shim::TaskDirFor(data_dir_, t.id);
+  ASSERT_EQ(::mkdir(dir.root.c_str(), 0700), 0);
+  task::StartRecord record{t.id, "sha256:0", {dead, 1}, alloc.path(), tap};
+  std::ofstream(dir.root + "/" + std::string(task::kStartRecordFile)) << record.Encode();
+
+  task::Manager next;
+  driver::PluginConfig config;
+  config.data_dir = data_dir_;
+  config.kernel_path = std::string(NFC_GUEST_DIR) + "/vmlinux";
+  config.initrd_path = std::string(NFC_GUEST_DIR) + "/initramfs.cpio.gz";
+  ASSERT_TRUE(next.Configure(config).ok());
+  ASSERT_TRUE(next.Init().ok());
+  EXPECT_FALSE(InterfaceExists(alloc, tap)) << "the interrupted start's TAP survived";
+  EXPECT_EQ(RunIn(alloc, "sh -c 'tc filter show dev eth0 ingress | grep -q mirred'"), 1);
+  EXPECT_NE(::access(dir.root.c_str(), F_OK), 0) << "the interrupted start's task dir survived";
 }
 
 }  // namespace
