@@ -54,6 +54,14 @@ TaskSummary Summarize(const shim::TaskDir& dir, std::chrono::milliseconds timeou
     }
   }
   if (state.ok() && !shim_alive && s.state != "exited") s.state = "lost";
+  if (!state.ok()) {
+    // A start whose plugin died: the next runtime instance's Init removes it (Manager::Init).
+    auto start = StartRecord::Decode(ReadFile(dir.root + "/" + std::string(kStartRecordFile)));
+    if (start.ok()) {
+      s.task_id = start->task_id;
+      if (!start->starter.IsAlive()) s.state = "interrupted";
+    }
+  }
   return s;
 }
 

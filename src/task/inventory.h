@@ -15,7 +15,8 @@ namespace nfc::task {
 struct TaskSummary {
   std::string dir;      // the task directory
   std::string task_id;  // empty when the start never got far enough to record it
-  std::string state;    // "starting", "running", "stopping", "exited", "lost" (shim gone, no exit record)
+  std::string state;    // "starting", "running", "stopping", "exited", "lost" (shim gone, no exit record),
+                        // "interrupted" (the plugin died during StartTask; removed by the next plugin's Init)
   std::string result;   // for exited tasks: "exit code 3", "signal 9", "error: ..."
   DriverState driver_state;  // zero values while starting
   int vmm_pid = 0;

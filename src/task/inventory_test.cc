@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 
 #include "shim/exit_record.h"
 
@@ -66,18 +67,25 @@ TEST_F(InventoryTest, StatesFromDiskWhenShimsAreGone) {
   ASSERT_TRUE(shim::WriteExitRecord(exited + "/exit.json", shim::ExitResult{3, 0, false, "", 1}).ok());
   AddTask("5f4c0b7e-aaaa", "db", 100);  // no exit record, shim gone: lost
   ASSERT_EQ(::mkdir((data_ + "/tasks/half-started").c_str(), 0700), 0);
+  std::string interrupted = data_ + "/tasks/interrupted";
+  ASSERT_EQ(::mkdir(interrupted.c_str(), 0700), 0);
+  std::ofstream(interrupted + "/" + std::string(kStartRecordFile))
+      << StartRecord{"5f4c0b7e-aaaa/cache/0123abcd", "sha256:0", {dead_pid_, 1}, "", ""}.Encode();
 
   auto tasks = ListTasks(data_, std::chrono::milliseconds(200));
   ASSERT_TRUE(tasks.ok()) << tasks.error().message();
-  ASSERT_EQ(tasks->size(), 3u);
-  // Sorted by start time; the half-started one has none yet.
-  EXPECT_EQ((*tasks)[0].state, "starting");
-  EXPECT_TRUE((*tasks)[0].task_id.empty());
-  EXPECT_EQ((*tasks)[1].task_id, "5f4c0b7e-aaaa/db/0123abcd");
-  EXPECT_EQ((*tasks)[1].state, "lost");
-  EXPECT_EQ((*tasks)[2].state, "exited");
-  EXPECT_EQ((*tasks)[2].result, "exit code 3");
-  EXPECT_EQ((*tasks)[2].driver_state.image_reference, "demo:1");
+  ASSERT_EQ(tasks->size(), 4u);
+  // Sorted by start time; the half-started ones have none yet.
+  std::map<std::string, std::string> early;
+  for (int i = 0; i < 2; i++)
+    early[(*tasks)[i].dir.substr((*tasks)[i].dir.rfind('/') + 1)] = (*tasks)[i].state;
+  EXPECT_EQ(early["half-started"], "starting");
+  EXPECT_EQ(early["interrupted"], "interrupted");
+  EXPECT_EQ((*tasks)[2].task_id, "5f4c0b7e-aaaa/db/0123abcd");
+  EXPECT_EQ((*tasks)[2].state, "lost");
+  EXPECT_EQ((*tasks)[3].state, "exited");
+  EXPECT_EQ((*tasks)[3].result, "exit code 3");
+  EXPECT_EQ((*tasks)[3].driver_state.image_reference, "demo:1");
 }
 
 TEST_F(InventoryTest, FindTaskByIdNameOrAllocPrefix) {
