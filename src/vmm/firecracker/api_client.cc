@@ -1,16 +1,29 @@
 #include "vmm/firecracker/api_client.h"
 
-#include <cstdio>
+#include <charconv>
 
 namespace nfc::vmm::firecracker {
 Result<FirecrackerVersion> FirecrackerVersion::Parse(std::string_view text) {
   FirecrackerVersion v;
   v.text = std::string(text);
-  std::string s(text);
-  if (!s.empty() && s[0] == 'v') s.erase(0, 1);
-  if (std::sscanf(s.c_str(), "%d.%d.%d", &v.major, &v.minor, &v.patch) < 2) {
-    return Error::InvalidArgument("cannot parse Firecracker version '" + std::string(text) + "'");
+  std::string_view s = text;
+  if (!s.empty() && s[0] == 'v') s.remove_prefix(1);
+  // MAJOR.MINOR[.PATCH][anything]: from_chars rather than sscanf keeps scanf out of the static shim.
+  int* fields[] = {&v.major, &v.minor, &v.patch};
+  int parsed = 0;
+  const char* p = s.data();
+  const char* end = s.data() + s.size();
+  for (int* field : fields) {
+    if (parsed > 0) {
+      if (p == end || *p != '.') break;
+      ++p;
+    }
+    auto [next, ec] = std::from_chars(p, end, *field);
+    if (ec != std::errc()) break;
+    p = next;
+    ++parsed;
   }
+  if (parsed < 2) return Error::InvalidArgument("cannot parse Firecracker version '" + std::string(text) + "'");
   return v;
 }
 
