@@ -6,31 +6,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "base/log.h"
 #include "base/process.h"
-#include "vmm/console_pump.h"
+#include "vmm/backend_vmm.h"
 #include "vmm/firecracker/api_client.h"
-#include "vmm/vmm_process.h"
 
 namespace nfc::vmm::firecracker {
 namespace {
 
 using namespace std::chrono_literals;
 
-constexpr auto kSocketWait = 10s;     // FC binds its socket in ~12 ms typically (SPECIFICATION.md)
-constexpr auto kSocketPoll = 10ms;    // the go-sdk's poll interval
-constexpr size_t kStderrTail = 2048;  // how much of FC's stderr goes into an error message
-
-Status RemoveStale(const std::string& path) {
-  if (path.empty()) return Ok();
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Error::Errno("remove stale socket " + path);
-  return Ok();
-}
+constexpr auto kSocketWait = 10s;   // FC binds its socket in ~12 ms typically (SPECIFICATION.md)
+constexpr auto kSocketPoll = 10ms;  // the go-sdk's poll interval
 
 // Before 1.14 Firecracker opens log and metrics paths without O_CREAT: they must exist.
 Status EnsureFile(const std::string& path) {
@@ -38,15 +28,6 @@ Status EnsureFile(const std::string& path) {
   if (fd < 0) return Error::Errno("create " + path);
   ::close(fd);
   return Ok();
-}
-
-std::string Tail(const std::string& path, size_t max) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return {};
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (s.size() > max) s = "..." + s.substr(s.size() - max);
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
 }
 
 std::string Join(const std::vector<std::string>& args) {
@@ -58,146 +39,70 @@ std::string Join(const std::vector<std::string>& args) {
   return s;
 }
 
-class FirecrackerVmm final : public Vmm {
+class FirecrackerVmm final : public BackendVmm {
  public:
   explicit FirecrackerVmm(VmConfig config)
-      : config_(std::move(config)),
-        api_socket_(config_.state_dir + "/firecracker.sock"),
-        stderr_path_(config_.state_dir + "/firecracker.stderr"),
-        api_(api_socket_) {}
+      : BackendVmm("Firecracker", std::move(config), config.state_dir + "/firecracker.sock",
+                   config.state_dir + "/firecracker.stderr"),
+        api_(control_socket_) {}
 
   // Attached to a VMM an earlier process started.
-  explicit FirecrackerVmm(const VmRecord& record) : api_socket_(record.api_socket), api_(record.api_socket) {
-    config_.id = record.id;
-    record_ = record;
-    attached_ = true;
-  }
+  explicit FirecrackerVmm(const VmRecord& record)
+      : BackendVmm("Firecracker", record), api_(control_socket_) {}
 
-  ~FirecrackerVmm() override {
-    if (started_ && !attached_ && !process_.Exited()) {
-      // The owner dropped us without waiting: do not leave an unsupervised VMM behind.
-      (void)process_.Signal(SIGKILL);
-      (void)process_.WaitExit(5s);
-    }
-    console_.Join();
-  }
-
-  Status AdoptFromRecord() { return process_.Adopt(record_.pid, record_.start_time); }
-
-  Status Start() override {
-    if (attached_) return Error::FailedPrecondition("Start on an attached Firecracker VMM");
-    {
-      std::lock_guard lock(mu_);
-      if (started_) return Error::FailedPrecondition("Firecracker VMM " + config_.id + " already started");
-      started_ = true;
-    }
-    Status s = StartLocked();
-    if (!s.ok()) {
-      (void)process_.Signal(SIGKILL);
-      if (process_.pid() > 0) (void)process_.WaitExit(5s);
-      Cleanup();
-      return std::move(s).error().Context("start Firecracker VM " + config_.id);
-    }
-    return Ok();
-  }
+  Status Adopt() { return AdoptProcess(); }
 
   Result<VmExit> Wait(std::chrono::milliseconds timeout) override {
     NFC_ASSIGN_OR_RETURN(std::optional<int> status, process_.WaitExit(timeout));
-    if (!status) return Error::Timeout("Firecracker VM " + config_.id + " still running");
+    if (!status) return Error::Timeout(Subject() + " still running");
     std::lock_guard lock(exit_mu_);
     if (exit_) return *exit_;
     VmExit e;
-    e.wait_status = *status;
-    if (*status == -1) {
-      e.kind = VmExit::Kind::kUnknown;
-      e.detail = "Firecracker process " + std::to_string(process_.pid()) + " is gone; exit status unknown";
-    } else if (process_.killed_by_us()) {
-      e.kind = VmExit::Kind::kKilled;
-      e.detail = DescribeWaitStatus(*status);
+    if (auto common = CommonExit(*status)) {
+      e = *common;
     } else if (WIFEXITED(*status) && WEXITSTATUS(*status) == 0) {
       // FC exits 0 only when the guest reset the CPU (reboot=k, triple fault): vmm.md 2.1.
+      e.wait_status = *status;
       e.kind = VmExit::Kind::kGuestStopped;
       e.detail = "guest reset (exit status 0)";
     } else {
+      e.wait_status = *status;
       e.kind = VmExit::Kind::kVmmCrashed;
       e.detail = DescribeWaitStatus(*status);
       if (WIFEXITED(*status)) e.detail += " (" + std::string(DescribeExitCode(WEXITSTATUS(*status))) + ")";
-      std::string tail = Tail(stderr_path_, kStderrTail);
-      if (!tail.empty()) e.detail += "; stderr: " + tail;
+      e.detail += StderrSuffix();
     }
-    console_.Join();
-    Cleanup();
+    AfterExit();
     exit_ = e;
     return e;
   }
 
   Status RequestShutdown() override {
     std::lock_guard lock(mu_);
-    if (process_.Exited()) return Error::FailedPrecondition("Firecracker VM " + config_.id + " has ended");
+    if (process_.Exited()) return Error::FailedPrecondition(Subject() + " has ended");
     // The guest's i8042 gets Ctrl+Alt+Del; nomad-init disabled CAD reboots, so the kernel sends it SIGINT.
     return api_.Put("/actions", {{"action_type", "SendCtrlAltDel"}});
   }
 
-  Status Kill() override { return process_.Signal(SIGKILL); }
-
-  Result<UniqueFd> ConnectGuest(uint32_t port, std::chrono::milliseconds timeout) override {
-    VmRecord r = Record();
-    if (!r.guest) return Error::FailedPrecondition("Firecracker VM " + config_.id + " has no guest channel");
-    return ConnectGuestEndpoint(*r.guest, port, timeout);
-  }
-
-  VmRecord Record() const override {
-    std::lock_guard lock(record_mu_);
-    return record_;
-  }
-
  private:
-  Status StartLocked() {
-    // Stale sockets make FC fail: the API socket at startup, the vsock uds_path at PUT /vsock
-    // (vmm.md 1.1, 1.3).
-    NFC_RETURN_IF_ERROR(RemoveStale(api_socket_));
-    if (config_.guest_channel) NFC_RETURN_IF_ERROR(RemoveStale(config_.guest_channel->socket_path));
-
-    UniqueFd err_fd(::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
-    if (!err_fd) return Error::Errno("open " + stderr_path_);
-    // Without /serial (1.14+) FC writes the guest's serial console to its stdout.
-    UniqueFd console_write;
-    if (config_.console.mode == ConsoleConfig::Mode::kFile) {
-      int p[2];
-      if (pipe2(p, O_CLOEXEC) != 0) return Error::Errno("pipe2 for the console");
-      UniqueFd r(p[0]);
-      console_write.Reset(p[1]);
-      NFC_RETURN_IF_ERROR(console_.Start(std::move(r), config_.console.path, config_.console.max_bytes));
-    }
-
+  Status Launch() override {
     // The jailer (a later step) wraps this argv: `jailer --id --exec-file <fc> --uid --gid ... -- <args>`,
     // with paths rewritten into the chroot. The child stays FC itself (no --daemonize/--new-pid-ns),
-    // vmm.md 4.4.
-    SpawnOptions o;
-    o.argv = {config_.vmm_binary.empty() ? "firecracker" : config_.vmm_binary, "--api-sock", api_socket_,
-              "--id", config_.id};
-    o.stdout_fd = console_write ? console_write.get() : -1;
-    o.stderr_fd = err_fd.get();
-    o.new_session =
-        true;  // terminal signals to the supervisor's group must not kill FC (it has no SIGINT handler)
-    o.cwd = config_.state_dir;
-    if (config_.kill_with_owner) o.parent_death_signal = SIGKILL;
-    NFC_RETURN_IF_ERROR_CTX(process_.Spawn(o), "spawn " + o.argv[0]);
-    console_write.Reset();  // only FC holds the write end now: the pump sees EOF when FC is gone
-    {
-      std::lock_guard lock(record_mu_);
-      record_.backend = Backend::kFirecracker;
-      record_.id = config_.id;
-      record_.pid = process_.pid();
-      record_.start_time = process_.start_time();
-      record_.api_socket = api_socket_;
-      record_.kvm = true;
-      if (config_.console.mode == ConsoleConfig::Mode::kFile) record_.console_path = config_.console.path;
-      if (config_.guest_channel) {
-        record_.guest = GuestEndpoint{GuestTransport::kFirecrackerVsock, config_.guest_channel->socket_path,
-                                      config_.guest_channel->guest_cid, config_.guest_channel->port};
-      }
+    // vmm.md 4.4. Without /serial (1.14+) FC writes the guest's serial console to its stdout.
+    SpawnSpec spawn;
+    spawn.argv = {config_.vmm_binary.empty() ? "firecracker" : config_.vmm_binary, "--api-sock",
+                  control_socket_, "--id", config_.id};
+    spawn.backend = Backend::kFirecracker;
+    spawn.kvm = true;
+    // Stale sockets make FC fail: the API socket at startup, the vsock uds_path at PUT /vsock
+    // (vmm.md 1.1, 1.3).
+    spawn.stale_sockets = {control_socket_};
+    if (config_.guest_channel) {
+      spawn.stale_sockets.push_back(config_.guest_channel->socket_path);
+      spawn.guest = GuestEndpoint{GuestTransport::kFirecrackerVsock, config_.guest_channel->socket_path,
+                                  config_.guest_channel->guest_cid, config_.guest_channel->port};
     }
+    NFC_RETURN_IF_ERROR(SpawnVmm(std::move(spawn)));
 
     std::lock_guard lock(mu_);
     NFC_RETURN_IF_ERROR(WaitForApi());
@@ -216,10 +121,10 @@ class FirecrackerVmm final : public Vmm {
       auto st = process_.WaitExit(0ms);
       if (st.ok() && st->has_value()) {
         return Error::Unavailable("firecracker exited before its API came up: " + DescribeWaitStatus(**st) +
-                                  "; stderr: " + Tail(stderr_path_, kStderrTail));
+                                  StderrSuffix());
       }
       struct stat sb;
-      if (::stat(api_socket_.c_str(), &sb) == 0) {
+      if (::stat(control_socket_.c_str(), &sb) == 0) {
         auto info = api_.Get("/");
         if (info.ok()) {
           std::string v = info->value("vmm_version", "");
@@ -229,15 +134,14 @@ class FirecrackerVmm final : public Vmm {
             v = vj.value("firecracker_version", "");
           }
           NFC_ASSIGN_OR_RETURN(version_, FirecrackerVersion::Parse(v));
-          std::lock_guard lock(record_mu_);
-          record_.vmm_version = version_.text;
+          SetRecordedVersion(version_.text);
           return Ok();
         }
         last = std::move(info).error();
       }
       std::this_thread::sleep_for(kSocketPoll);
     }
-    return Error::Timeout("Firecracker API socket " + api_socket_ + " not ready after " +
+    return Error::Timeout("Firecracker API socket " + control_socket_ + " not ready after " +
                           std::to_string(kSocketWait.count()) + " s: " + last.message());
   }
 
@@ -293,25 +197,9 @@ class FirecrackerVmm final : public Vmm {
     return Ok();
   }
 
-  void Cleanup() {
-    (void)RemoveStale(api_socket_);
-    if (config_.guest_channel) (void)RemoveStale(config_.guest_channel->socket_path);
-  }
-
-  VmConfig config_;
-  std::string api_socket_;
-  std::string stderr_path_;
-  bool attached_ = false;
-
-  std::mutex mu_;  // serializes API calls and Start
-  bool started_ = false;
+  std::mutex mu_;  // serializes API calls
   ApiClient api_;
   FirecrackerVersion version_;
-  VmmProcess process_;
-  ConsolePump console_;
-
-  mutable std::mutex record_mu_;
-  VmRecord record_;
 
   std::mutex exit_mu_;
   std::optional<VmExit> exit_;
@@ -377,7 +265,7 @@ Result<std::unique_ptr<Vmm>> CreateFirecrackerVmm(VmConfig config) {
 
 Result<std::unique_ptr<Vmm>> AttachFirecrackerVmm(const VmRecord& record) {
   auto vmm = std::make_unique<FirecrackerVmm>(record);
-  NFC_RETURN_IF_ERROR_CTX(vmm->AdoptFromRecord(), "attach Firecracker VM " + record.id);
+  NFC_RETURN_IF_ERROR_CTX(vmm->Adopt(), "attach Firecracker VM " + record.id);
   return std::unique_ptr<Vmm>(std::move(vmm));
 }
 

@@ -9,11 +9,10 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 
 #include "base/log.h"
 #include "base/process.h"
-#include "vmm/console_pump.h"
+#include "vmm/backend_vmm.h"
 #include "vmm/qemu/qmp_client.h"
 #include "vmm/vmm_process.h"
 
@@ -25,17 +24,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kQmpWait = 10s;
 constexpr auto kStatusPoll = 500ms;  // how often Wait() asks QMP for the run state
-constexpr size_t kStderrTail = 2048;
 constexpr const char* kDefaultBinary = "qemu-system-x86_64";
-
-std::string Tail(const std::string& path, size_t max) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return {};
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (s.size() > max) s = "..." + s.substr(s.size() - max);
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
-}
 
 std::string JoinArgs(const std::vector<std::string>& args) {
   std::string s;
@@ -53,53 +42,18 @@ std::string QemuEscape(const std::string& s) {
   return out;
 }
 
-void Unlink(const std::string& path) {
-  if (!path.empty()) ::unlink(path.c_str());
-}
-
-class QemuVmm final : public Vmm {
+class QemuVmm final : public BackendVmm {
  public:
   explicit QemuVmm(VmConfig config)
-      : config_(std::move(config)),
-        qmp_socket_(config_.state_dir + "/qmp.sock"),
-        stderr_path_(config_.vmm_log_path.empty() ? config_.state_dir + "/qemu.stderr"
-                                                  : config_.vmm_log_path) {}
+      : BackendVmm("QEMU", std::move(config), config.state_dir + "/qmp.sock",
+                   config.vmm_log_path.empty() ? config.state_dir + "/qemu.stderr" : config.vmm_log_path) {}
 
-  explicit QemuVmm(const VmRecord& record) : qmp_socket_(record.api_socket) {
-    config_.id = record.id;
-    record_ = record;
-    attached_ = true;
-  }
-
-  ~QemuVmm() override {
-    if (started_ && !attached_ && !process_.Exited()) {
-      (void)process_.Signal(SIGKILL);
-      (void)process_.WaitExit(5s);
-    }
-    console_.Join();
-  }
+  explicit QemuVmm(const VmRecord& record) : BackendVmm("QEMU", record) {}
 
   Status Adopt() {
-    NFC_RETURN_IF_ERROR(process_.Adopt(record_.pid, record_.start_time));
+    NFC_RETURN_IF_ERROR(AdoptProcess());
     std::lock_guard lock(mu_);
-    return qmp_.Connect(qmp_socket_, 2s);
-  }
-
-  Status Start() override {
-    if (attached_) return Error::FailedPrecondition("Start on an attached QEMU VMM");
-    {
-      std::lock_guard lock(mu_);
-      if (started_) return Error::FailedPrecondition("QEMU VM " + config_.id + " already started");
-      started_ = true;
-    }
-    Status s = StartImpl();
-    if (!s.ok()) {
-      (void)process_.Signal(SIGKILL);
-      if (process_.pid() > 0) (void)process_.WaitExit(5s);
-      Cleanup();
-      return std::move(s).error().Context("start QEMU VM " + config_.id);
-    }
-    return Ok();
+    return qmp_.Connect(control_socket_, 2s);
   }
 
   Result<VmExit> Wait(std::chrono::milliseconds timeout) override {
@@ -111,22 +65,22 @@ class QemuVmm final : public Vmm {
                            process_.WaitExit(std::min<std::chrono::milliseconds>(left, kStatusPoll)));
       if (status) return Finish(*status);
       CheckRunState();
-      if (Clock::now() >= deadline) return Error::Timeout("QEMU VM " + config_.id + " still running");
+      if (Clock::now() >= deadline) return Error::Timeout(Subject() + " still running");
     }
   }
 
   Status RequestShutdown() override {
     std::lock_guard lock(mu_);
-    if (process_.Exited()) return Error::FailedPrecondition("QEMU VM " + config_.id + " has ended");
+    if (process_.Exited()) return Error::FailedPrecondition(Subject() + " has ended");
     // Ctrl+Alt+Del on the i8042 we add: the same signal path as Firecracker's SendCtrlAltDel (nomad-init gets
     // SIGINT). Then the ACPI power button, for guests that handle KEY_POWER instead.
     auto cad = qmp_.Execute("send-key", {{"keys",
                                           {{{"type", "qcode"}, {"data", "ctrl"}},
                                            {{"type", "qcode"}, {"data", "alt"}},
                                            {{"type", "qcode"}, {"data", "delete"}}}}});
-    if (!cad.ok()) return std::move(cad).error().Context("QEMU VM " + config_.id + ": graceful stop");
+    if (!cad.ok()) return std::move(cad).error().Context(Subject() + ": graceful stop");
     auto pd = qmp_.Execute("system_powerdown");
-    if (!pd.ok()) return std::move(pd).error().Context("QEMU VM " + config_.id + ": graceful stop");
+    if (!pd.ok()) return std::move(pd).error().Context(Subject() + ": graceful stop");
     return Ok();
   }
 
@@ -137,26 +91,15 @@ class QemuVmm final : public Vmm {
     }
     // SIGKILL straight away: `quit` would be as final but can hang behind a stuck QMP; we report kKilled
     // anyway.
-    return process_.Signal(SIGKILL);
-  }
-
-  Result<UniqueFd> ConnectGuest(uint32_t port, std::chrono::milliseconds timeout) override {
-    VmRecord r = Record();
-    if (!r.guest) return Error::FailedPrecondition("QEMU VM " + config_.id + " has no guest channel");
-    return ConnectGuestEndpoint(*r.guest, port, timeout);
-  }
-
-  VmRecord Record() const override {
-    std::lock_guard lock(record_mu_);
-    return record_;
+    return BackendVmm::Kill();
   }
 
  private:
-  Status StartImpl() {
+  Status Launch() override {
     std::string binary = config_.vmm_binary.empty() ? kDefaultBinary : config_.vmm_binary;
     CommandInputs in;
-    in.qmp_socket = qmp_socket_;
-    in.console = config_.console.mode == ConsoleConfig::Mode::kFile;
+    in.qmp_socket = control_socket_;
+    in.console = console_on();
     in.vhost_vsock = config_.guest_channel && VhostVsockAvailable();
     if (config_.allow_kvm) {
       KvmProbe probe = ProbeKvm(binary, config_.kernel_path);
@@ -167,62 +110,33 @@ class QemuVmm final : public Vmm {
     if (!in.kvm) in.tsc_khz = HostTscKhz();
     CommandLine cl = BuildCommandLine(config_, in);
     cl.argv[0] = binary;
-
-    // Stale sockets: QEMU does not remove its listening sockets on exit.
-    Unlink(qmp_socket_);
-    if (config_.guest_channel && !in.vhost_vsock) Unlink(config_.guest_channel->socket_path);
-
-    UniqueFd err_fd(::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
-    if (!err_fd) return Error::Errno("open " + stderr_path_);
-    UniqueFd console_write;
-    if (in.console) {
-      int p[2];
-      if (pipe2(p, O_CLOEXEC) != 0) return Error::Errno("pipe2 for the console");
-      UniqueFd r(p[0]);
-      console_write.Reset(p[1]);
-      NFC_RETURN_IF_ERROR(console_.Start(std::move(r), config_.console.path, config_.console.max_bytes));
-    }
-    SpawnOptions o;
-    o.argv = cl.argv;
-    o.stdout_fd = console_write ? console_write.get() : -1;
-    o.stderr_fd = err_fd.get();
-    o.new_session = true;
-    o.cwd = config_.state_dir;
-    if (config_.kill_with_owner) o.parent_death_signal = SIGKILL;
-    NFC_RETURN_IF_ERROR_CTX(process_.Spawn(o), "spawn " + binary);
-    console_write.Reset();
-    {
-      std::lock_guard lock(record_mu_);
-      record_.backend = Backend::kQemu;
-      record_.id = config_.id;
-      record_.pid = process_.pid();
-      record_.start_time = process_.start_time();
-      record_.api_socket = qmp_socket_;
-      record_.kvm = in.kvm;
-      if (in.console) record_.console_path = config_.console.path;
-      if (config_.guest_channel) {
-        GuestEndpoint e;
-        e.transport = in.vhost_vsock ? GuestTransport::kAfVsock : GuestTransport::kVirtioSerial;
-        e.socket_path = in.vhost_vsock ? "" : config_.guest_channel->socket_path;
-        e.guest_cid = config_.guest_channel->guest_cid;
-        e.port = config_.guest_channel->port;
-        record_.guest = e;
-      }
-    }
     log::Debug("qemu command line", {{"vm", config_.id}, {"argv", JoinArgs(cl.argv)}});
 
+    SpawnSpec spawn;
+    spawn.argv = std::move(cl.argv);
+    spawn.backend = Backend::kQemu;
+    spawn.kvm = in.kvm;
+    // QEMU does not remove its listening sockets on exit, and refuses to bind over them.
+    spawn.stale_sockets = {control_socket_};
+    if (config_.guest_channel) {
+      GuestEndpoint e;
+      e.transport = in.vhost_vsock ? GuestTransport::kAfVsock : GuestTransport::kVirtioSerial;
+      e.socket_path = in.vhost_vsock ? "" : config_.guest_channel->socket_path;
+      e.guest_cid = config_.guest_channel->guest_cid;
+      e.port = config_.guest_channel->port;
+      if (!in.vhost_vsock) spawn.stale_sockets.push_back(config_.guest_channel->socket_path);
+      spawn.guest = e;
+    }
+    NFC_RETURN_IF_ERROR(SpawnVmm(std::move(spawn)));
+
     std::lock_guard lock(mu_);
-    Status connected = qmp_.Connect(qmp_socket_, kQmpWait);
+    Status connected = qmp_.Connect(control_socket_, kQmpWait);
     if (!connected.ok()) {
       auto st = process_.WaitExit(200ms);
       std::string why = st.ok() && st->has_value() ? "; QEMU " + DescribeWaitStatus(**st) : "";
-      return std::move(connected).error().Context("QEMU did not come up" + why +
-                                                  "; stderr: " + Tail(stderr_path_, kStderrTail));
+      return std::move(connected).error().Context("QEMU did not come up" + why + StderrSuffix());
     }
-    {
-      std::lock_guard rl(record_mu_);
-      record_.vmm_version = qmp_.version();
-    }
+    SetRecordedVersion(qmp_.version());
     // QEMU was started with -S: the guest runs only now, after QMP is ready to watch it.
     auto cont = qmp_.Execute("cont");
     if (!cont.ok()) return std::move(cont).error();
@@ -263,22 +177,17 @@ class QemuVmm final : public Vmm {
     e.wait_status = status;
     if (!stop_reason_.empty()) {
       e.kind = VmExit::Kind::kInternalError;
-      e.detail = "VM stopped with status " + stop_reason_ +
-                 "; QEMU killed. stderr: " + Tail(stderr_path_, kStderrTail);
-    } else if (status == -1) {
-      e.kind = VmExit::Kind::kUnknown;
-      e.detail = "QEMU process " + std::to_string(process_.pid()) + " is gone; exit status unknown";
-    } else if (process_.killed_by_us()) {
-      e.kind = VmExit::Kind::kKilled;
-      e.detail = DescribeWaitStatus(status);
+      e.detail = "VM stopped with status " + stop_reason_ + "; QEMU killed" + StderrSuffix();
+    } else if (auto common = CommonExit(status)) {
+      e = *common;
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
                (shutdown_reason_.rfind("guest-", 0) == 0 || shutdown_reason_.empty())) {
       // guest-shutdown (ACPI S5), guest-reset (reboot with -no-reboot) or guest-panic. An empty reason means
       // the event was lost; a host signal would have printed "terminating on signal" to stderr.
-      std::string tail = Tail(stderr_path_, kStderrTail);
+      std::string tail = StderrSuffix();
       if (shutdown_reason_.empty() && tail.find("terminating on signal") != std::string::npos) {
         e.kind = VmExit::Kind::kVmmCrashed;
-        e.detail = "QEMU terminated by a signal: " + tail;
+        e.detail = "QEMU terminated by a signal" + tail;
       } else {
         e.kind = VmExit::Kind::kGuestStopped;
         e.detail = shutdown_reason_.empty() ? "exit status 0" : shutdown_reason_;
@@ -287,38 +196,20 @@ class QemuVmm final : public Vmm {
       e.kind = VmExit::Kind::kVmmCrashed;
       e.detail = DescribeWaitStatus(status);
       if (!shutdown_reason_.empty()) e.detail += " (" + shutdown_reason_ + ")";
-      std::string tail = Tail(stderr_path_, kStderrTail);
-      if (!tail.empty()) e.detail += "; stderr: " + tail;
+      e.detail += StderrSuffix();
     }
     qmp_.Close();
-    console_.Join();
-    Cleanup();
+    AfterExit();
     exit_ = e;
     return e;
   }
 
-  void Cleanup() {
-    Unlink(qmp_socket_);
-    if (config_.guest_channel) Unlink(config_.guest_channel->socket_path);
-  }
-
-  VmConfig config_;
-  std::string qmp_socket_;
-  std::string stderr_path_;
-  bool attached_ = false;
-
   std::mutex mu_;  // guards qmp_ and the fields below
-  bool started_ = false;
   bool killing_ = false;
   std::string stop_reason_;
   std::string shutdown_reason_;
   std::optional<VmExit> exit_;
   QmpClient qmp_;
-
-  VmmProcess process_;
-  ConsolePump console_;
-  mutable std::mutex record_mu_;
-  VmRecord record_;
 };
 
 }  // namespace

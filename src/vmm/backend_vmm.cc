@@ -1,0 +1,169 @@
+#include "vmm/backend_vmm.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+
+#include "base/process.h"
+
+namespace nfc::vmm {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr size_t kStderrTail = 2048;  // how much of the VMM's stderr goes into a message
+
+Status RemoveStale(const std::string& path) {
+  if (path.empty()) return Ok();
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Error::Errno("remove stale socket " + path);
+  return Ok();
+}
+
+}  // namespace
+
+std::string FileTail(const std::string& path, size_t max) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return {};
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (s.size() > max) s = "..." + s.substr(s.size() - max);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+BackendVmm::BackendVmm(std::string_view name, VmConfig&& config, std::string control_socket,
+                       std::string stderr_path)
+    : config_(std::move(config)),
+      name_(name),
+      control_socket_(std::move(control_socket)),
+      stderr_path_(std::move(stderr_path)),
+      attached_(false) {}
+
+BackendVmm::BackendVmm(std::string_view name, const VmRecord& record)
+    : name_(name), control_socket_(record.api_socket), attached_(true), record_(record) {
+  config_.id = record.id;
+}
+
+BackendVmm::~BackendVmm() {
+  bool started;
+  {
+    std::lock_guard lock(start_mu_);
+    started = started_;
+  }
+  if (started && !attached_ && !process_.Exited()) {
+    // The owner dropped us without waiting: do not leave an unsupervised VMM behind.
+    (void)process_.Signal(SIGKILL);
+    (void)process_.WaitExit(5s);
+  }
+  console_.Join();
+}
+
+Status BackendVmm::Start() {
+  if (attached_) return Error::FailedPrecondition("Start on an attached " + name_ + " VMM");
+  {
+    std::lock_guard lock(start_mu_);
+    if (started_) return Error::FailedPrecondition(Subject() + " already started");
+    started_ = true;
+  }
+  Status s = Launch();
+  if (!s.ok()) {
+    (void)process_.Signal(SIGKILL);
+    if (process_.pid() > 0) (void)process_.WaitExit(5s);
+    RemoveSockets();
+    return std::move(s).error().Context("start " + Subject());
+  }
+  return Ok();
+}
+
+Result<UniqueFd> BackendVmm::ConnectGuest(uint32_t port, std::chrono::milliseconds timeout) {
+  VmRecord r = Record();
+  if (!r.guest) return Error::FailedPrecondition(Subject() + " has no guest channel");
+  return ConnectGuestEndpoint(*r.guest, port, timeout);
+}
+
+VmRecord BackendVmm::Record() const {
+  std::lock_guard lock(record_mu_);
+  return record_;
+}
+
+Status BackendVmm::SpawnVmm(SpawnSpec spec) {
+  for (const auto& path : spec.stale_sockets) NFC_RETURN_IF_ERROR(RemoveStale(path));
+  UniqueFd err_fd(::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+  if (!err_fd) return Error::Errno("open " + stderr_path_);
+  UniqueFd console_write;
+  if (console_on()) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return Error::Errno("pipe2 for the console");
+    UniqueFd read_end(p[0]);
+    console_write.Reset(p[1]);
+    NFC_RETURN_IF_ERROR(console_.Start(std::move(read_end), config_.console.path, config_.console.max_bytes));
+  }
+  SpawnOptions o;
+  o.argv = std::move(spec.argv);
+  o.stdout_fd = console_write ? console_write.get() : -1;
+  o.stderr_fd = err_fd.get();
+  // Own session: terminal signals to the supervisor's group must not reach the VMM (Firecracker has no SIGINT
+  // handler; QEMU would quit).
+  o.new_session = true;
+  o.cwd = config_.state_dir;
+  if (config_.kill_with_owner) o.parent_death_signal = SIGKILL;
+  NFC_RETURN_IF_ERROR_CTX(process_.Spawn(o), "spawn " + o.argv[0]);
+  console_write.Reset();  // only the VMM holds the write end now: the pump sees EOF when the VMM is gone
+
+  std::lock_guard lock(record_mu_);
+  record_.backend = spec.backend;
+  record_.id = config_.id;
+  record_.pid = process_.pid();
+  record_.start_time = process_.start_time();
+  record_.api_socket = control_socket_;
+  record_.kvm = spec.kvm;
+  if (console_on()) record_.console_path = config_.console.path;
+  record_.guest = std::move(spec.guest);
+  return Ok();
+}
+
+Status BackendVmm::AdoptProcess() {
+  VmRecord r = Record();
+  return process_.Adopt(r.pid, r.start_time);
+}
+
+void BackendVmm::SetRecordedVersion(std::string version) {
+  std::lock_guard lock(record_mu_);
+  record_.vmm_version = std::move(version);
+}
+
+std::optional<VmExit> BackendVmm::CommonExit(int status) {
+  VmExit e;
+  e.wait_status = status;
+  if (status == -1) {
+    e.kind = VmExit::Kind::kUnknown;
+    e.detail = name_ + " process " + std::to_string(process_.pid()) + " is gone; exit status unknown";
+    return e;
+  }
+  if (process_.killed_by_us()) {
+    e.kind = VmExit::Kind::kKilled;
+    e.detail = DescribeWaitStatus(status);
+    return e;
+  }
+  return std::nullopt;
+}
+
+std::string BackendVmm::StderrSuffix() const {
+  if (stderr_path_.empty()) return {};
+  std::string tail = FileTail(stderr_path_, kStderrTail);
+  return tail.empty() ? std::string() : "; stderr: " + tail;
+}
+
+void BackendVmm::AfterExit() {
+  console_.Join();
+  RemoveSockets();
+}
+
+void BackendVmm::RemoveSockets() {
+  (void)RemoveStale(control_socket_);
+  if (config_.guest_channel) (void)RemoveStale(config_.guest_channel->socket_path);
+}
+
+}  // namespace nfc::vmm
