@@ -16,12 +16,11 @@
 #include <vector>
 
 #include "base/error.h"
+#include "guest/control_channel.h"  // kDefaultVsockPort, kDefaultSerialPortName
 
 namespace nfc::guest {
 
 inline constexpr int kTaskSpecVersion = 1;
-inline constexpr uint32_t kDefaultVsockPort = 1024;
-inline constexpr std::string_view kDefaultSerialPortName = "nfc.agent";
 inline constexpr std::string_view kTaskSpecPathInInitramfs = "nomad/task.json";
 
 // What the image says (OCI image config), passed through unchanged.

@@ -29,6 +29,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "guest/control_channel.h"
 
 namespace nfc::vmm {
 
@@ -58,8 +59,8 @@ struct NetworkInterface {
 struct GuestChannelConfig {
   std::string socket_path;
   uint32_t guest_cid = 3;
-  uint32_t port = 1024;
-  std::string serial_port_name = "nfc.agent";  // guest::kDefaultSerialPortName
+  uint32_t port = guest::kDefaultVsockPort;
+  std::string serial_port_name{guest::kDefaultSerialPortName};
 };
 
 enum class GuestTransport { kFirecrackerVsock, kAfVsock, kVirtioSerial };

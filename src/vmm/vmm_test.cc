@@ -138,7 +138,8 @@ TEST_F(VmmConfigTest, FirecrackerKernelArgsFollowTheConsoleSetting) {
 }
 
 TEST_F(VmmConfigTest, QemuCommandLineForTcgWithSerialChannel) {
-  config_.guest_channel = GuestChannelConfig{dir_ + "/agent,sock", 3, 1024, "org.nomad.init.control"};
+  config_.guest_channel = GuestChannelConfig{};
+  config_.guest_channel->socket_path = dir_ + "/agent,sock";
   config_.kernel_args = {"nomad.debug=1"};
   qemu::CommandInputs in;
   in.qmp_socket = dir_ + "/qmp.sock";
@@ -149,7 +150,9 @@ TEST_F(VmmConfigTest, QemuCommandLineForTcgWithSerialChannel) {
   for (const auto& a : cl.argv) all += a + " ";
   EXPECT_NE(all.find("-accel tcg"), std::string::npos) << all;
   EXPECT_NE(all.find("-no-reboot"), std::string::npos);
-  EXPECT_NE(all.find("virtserialport,chardev=agent,name=org.nomad.init.control"), std::string::npos);
+  // The default port name is the one nomad-init looks for (guest/control_channel.h).
+  EXPECT_NE(all.find("virtserialport,chardev=agent,name=nfc.agent"), std::string::npos) << all;
+  EXPECT_EQ(config_.guest_channel->serial_port_name, guest::kDefaultSerialPortName);
   EXPECT_NE(all.find("agent,,sock"), std::string::npos)
       << "commas in paths must be doubled for QEMU: " << all;
   EXPECT_NE(all.find("readonly=on"), std::string::npos);
