@@ -330,8 +330,12 @@ Result<TapAttachment> AttachTap(const std::string& netns_path, const std::string
 }
 
 Status DetachTap(const std::string& netns_path, const std::string& tap) {
+  // Nomad destroyed the namespace (the path is gone, or left as a plain file after the unmount): the TAP went
+  // with it.
   auto ns = OpenNetns(netns_path);
-  if (!ns.ok() && ns.error().sys_errno() == ENOENT) return Ok();  // Nomad destroyed it: the TAP went with it
+  if (!ns.ok() && (ns.error().sys_errno() == ENOENT || ns.error().code() == ErrorCode::kInvalidArgument)) {
+    return Ok();
+  }
   Status s = RunInNetns(netns_path, [&] { return DetachInNetns(tap); });
   if (!s.ok()) return std::move(s).error().Context("detach TAP " + tap + " in " + netns_path);
   return Ok();
