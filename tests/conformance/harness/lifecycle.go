@@ -316,6 +316,19 @@ func (h *H) newTaskWithSchema(schema *hclspec.Spec, name, configHCL string) (*no
 	return t, nil
 }
 
+// startShell prepares a task running `/bin/sh -c script` from the demo image and starts it on rt.
+func (h *H) startShell(rt *Runtime, name, script string) (*nomadTask, *drvpb.TaskHandle, error) {
+	t, err := h.newTask(rt.Instance, name, taskHCL([]string{"/bin/sh", "-c", script}, ""))
+	if err != nil {
+		return nil, nil, err
+	}
+	handle, _, err := rt.startTask(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, handle, nil
+}
+
 // startTask calls StartTask and checks the handle the client will persist (reference 5.3).
 func (rt *Runtime) startTask(t *nomadTask) (*drvpb.TaskHandle, time.Duration, error) {
 	ctx, cancel := ctxTimeout(3 * time.Minute)

@@ -247,12 +247,7 @@ func testSignalExecStats(h *H) error {
 	if err != nil {
 		return err
 	}
-	t, err := h.newTask(rt.Instance, "busy", taskHCL([]string{"/bin/sh", "-c",
-		"trap 'echo got-hup' HUP; echo ready; while true; do :; done"}, ""))
-	if err != nil {
-		return err
-	}
-	handle, _, err := rt.startTask(t)
+	t, handle, err := h.startShell(rt, "busy", "trap 'echo got-hup' HUP; echo ready; while true; do :; done")
 	if err != nil {
 		return err
 	}

@@ -72,12 +72,8 @@ func testRecovery(h *H) error {
 	if err != nil {
 		return err
 	}
-	t, err := h.newTask(rt.Instance, "counter", taskHCL([]string{"/bin/sh", "-c",
-		"cat /proc/sys/kernel/random/boot_id; i=0; while true; do i=$((i+1)); echo line $i; sleep 0.02; done"}, ""))
-	if err != nil {
-		return err
-	}
-	handle, _, err := rt.startTask(t)
+	t, handle, err := h.startShell(rt, "counter",
+		"cat /proc/sys/kernel/random/boot_id; i=0; while true; do i=$((i+1)); echo line $i; sleep 0.02; done")
 	if err != nil {
 		return err
 	}
@@ -369,11 +365,7 @@ func testKilledDuringStart(h *H) error {
 	if err != nil {
 		return err
 	}
-	keep, err := h.newTask(rt.Instance, "keep", taskHCL([]string{"/bin/sh", "-c", "echo kept; while true; do sleep 1; done"}, ""))
-	if err != nil {
-		return err
-	}
-	keepHandle, _, err := rt.startTask(keep)
+	keep, keepHandle, err := h.startShell(rt, "keep", "echo kept; while true; do sleep 1; done")
 	if err != nil {
 		return err
 	}
