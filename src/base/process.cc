@@ -11,8 +11,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+
+#include "base/proc.h"
 
 namespace nfc {
 namespace {
@@ -151,46 +151,16 @@ Result<Child> Spawn(const SpawnOptions& o) {
   return child;
 }
 
-namespace {
-
-struct StatFields {
-  char state = '?';
-  unsigned long long start_time = 0;
-};
-
-// State (field 3) and start time (field 22) from one read of /proc/<pid>/stat.
-Result<StatFields> ReadStat(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/stat";
-  std::ifstream f(path);
-  if (!f) return Error::NotFound("process " + std::to_string(pid) + " does not exist");
-  std::string content((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  // comm (field 2) may contain spaces and parentheses: parse from the last ')'.
-  size_t close = content.rfind(')');
-  if (close == std::string::npos) return Error::Internal("malformed " + path);
-  std::istringstream rest(content.substr(close + 2));
-  StatFields out;
-  std::string field;
-  // Fields after comm start at 3 (state); starttime is field 22.
-  for (int i = 3; i < 22; i++) {
-    if (!(rest >> field)) return Error::Internal("malformed " + path);
-    if (i == 3) out.state = field[0];
-  }
-  if (!(rest >> out.start_time)) return Error::Internal("malformed " + path);
-  return out;
-}
-
-}  // namespace
-
 Result<unsigned long long> ProcessStartTime(pid_t pid) {
-  NFC_ASSIGN_OR_RETURN(StatFields stat, ReadStat(pid));
-  return stat.start_time;
+  NFC_ASSIGN_OR_RETURN(ProcStat stat, ReadProcStat(pid));
+  return static_cast<unsigned long long>(stat.start_time);
 }
 
 bool ProcessIdentity::IsAlive() const {
   if (pid <= 0) return false;
-  auto stat = ReadStat(pid);
+  auto stat = ReadProcStat(pid);
   // A zombie still has a /proc entry; it is not alive for our purposes.
-  return stat.ok() && stat->start_time == start_time && stat->state != 'Z' && stat->state != 'X';
+  return stat.ok() && stat->start_time == start_time && !stat->Exited();
 }
 
 Result<ProcessIdentity> IdentifyProcess(pid_t pid) {
