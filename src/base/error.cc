@@ -23,6 +23,14 @@ std::string_view ErrorCodeName(ErrorCode code) {
   return "unknown";
 }
 
+ErrorCode ErrorCodeFromName(std::string_view name) {
+  for (int i = 0; i <= static_cast<int>(ErrorCode::kInternal); i++) {
+    auto code = static_cast<ErrorCode>(i);
+    if (ErrorCodeName(code) == name) return code;
+  }
+  return ErrorCode::kInternal;
+}
+
 static ErrorCode CodeForErrno(int err) {
   switch (err) {
     case ENOENT: return ErrorCode::kNotFound;

@@ -31,6 +31,9 @@ enum class ErrorCode {
 };
 
 std::string_view ErrorCodeName(ErrorCode code);
+// The inverse of ErrorCodeName, for codes carried by name across a process boundary (names survive new codes
+// being added; ordinals do not). Unknown names are kInternal.
+ErrorCode ErrorCodeFromName(std::string_view name);
 
 class Error {
  public:

@@ -5,7 +5,7 @@
 
 namespace nfc::cli {
 
-// The factory ServePlugin uses. Returns null to use driver::UnimplementedTaskManager.
+// The factory ServePlugin uses: the task lifecycle of src/task, publishing its events on the hub.
 driver::rpc::TaskManagerFactory PluginTaskManagerFactory();
 
 }  // namespace nfc::cli

@@ -8,7 +8,8 @@
 //   - start failures are errors; transient ones (kUnavailable, kTimeout, kResourceExhausted) reach Nomad as
 //     recoverable (its restart policy retries), everything else as final. Never as gRPC UNAVAILABLE, which
 //     the client reads as "the plugin crashed" (rpc/status.h does this mapping).
-// The current implementation (UnimplementedTaskManager) answers every lifecycle call with kUnimplemented.
+// The task config arrives decoded (TaskConfig): the RPC layer decodes msgpack_driver_config once, at the edge.
+// The implementation is task::Manager (src/task/manager.h); cli/task_manager_factory.cc plugs it in.
 #pragma once
 
 #include <chrono>
@@ -23,6 +24,7 @@
 
 #include "base/error.h"
 #include "driver/plugin_config.h"
+#include "driver/task_config.h"
 
 namespace nfc::driver {
 
@@ -65,7 +67,8 @@ struct DnsSettings {
   std::vector<std::string> servers, searches, options;
 };
 
-// Nomad's TaskConfig message: one task (re)start as the client describes it.
+// Nomad's TaskConfig message: one task (re)start as the client describes it, without its driver config (decoded
+// into a TaskConfig by the RPC layer; the handle's echo of the raw bytes stays there too).
 struct NomadTask {
   std::string id;  // "<alloc_id>/<task>/<random>", new for every start
   std::string name, alloc_id, job_name, job_id, task_group_name, namespace_name, node_name, node_id;
@@ -76,7 +79,6 @@ struct NomadTask {
   std::vector<DeviceSpec> devices;
   std::optional<NetworkIsolation> network;
   std::optional<DnsSettings> dns;
-  std::string driver_config_msgpack;  // decode with DecodeTaskConfigMsgpack (empty after an agent restart)
 };
 
 enum class TaskState { kUnknown, kRunning, kExited };
@@ -165,7 +167,7 @@ class TaskManager {
   // work such as creating data_dir belongs here, never in Configure.
   virtual Status Init() = 0;
 
-  virtual Result<StartedTask> StartTask(const NomadTask& task) = 0;
+  virtual Result<StartedTask> StartTask(const NomadTask& task, const TaskConfig& config) = 0;
   virtual Status RecoverTask(const TaskHandle& handle) = 0;
   // Blocks until the task exits or `cancelled()`; then returns kCancelled.
   virtual Result<ExitResult> WaitTask(const std::string& task_id, const CancelledFn& cancelled) = 0;
@@ -199,39 +201,6 @@ class TaskManager {
     bool mounts = false;            // host volumes / CSI
   };
   virtual Capabilities capabilities() const = 0;
-};
-
-// Every lifecycle call answers kUnimplemented with a message naming the call; Configure/Init succeed.
-class UnimplementedTaskManager final : public TaskManager {
- public:
-  Status Configure(const PluginConfig&) override { return Ok(); }
-  Status Init() override { return Ok(); }
-  Result<StartedTask> StartTask(const NomadTask&) override { return Missing("StartTask"); }
-  Status RecoverTask(const TaskHandle&) override { return Missing("RecoverTask"); }
-  Result<ExitResult> WaitTask(const std::string&, const CancelledFn&) override { return Missing("WaitTask"); }
-  Status StopTask(const std::string&, std::chrono::milliseconds, const std::string&) override {
-    return Missing("StopTask");
-  }
-  Status DestroyTask(const std::string&, bool) override { return Missing("DestroyTask"); }
-  Result<TaskInspection> InspectTask(const std::string&) override { return Missing("InspectTask"); }
-  Status SignalTask(const std::string&, const std::string&) override { return Missing("SignalTask"); }
-  Result<ExecOutput> ExecTask(const std::string&, const std::vector<std::string>&,
-                              std::chrono::milliseconds) override {
-    return Missing("ExecTask");
-  }
-  Status StreamTaskStats(const std::string&, std::chrono::milliseconds,
-                         const std::function<bool(const TaskStatsSample&)>&, const CancelledFn&) override {
-    return Missing("TaskStats");
-  }
-  Capabilities capabilities() const override { return {}; }
-
- private:
-  static Error Missing(std::string_view call) {
-    return Error::Unimplemented(
-        std::string(call) +
-        ": running tasks is not implemented in this build of the driver yet (the plugin "
-        "protocol, configuration and fingerprinting are)");
-  }
 };
 
 }  // namespace nfc::driver

@@ -1,27 +1,35 @@
 // nomad-fc-shim: the per-task supervisor (see supervisor.h, docs/lifecycle.md).
 //
-//   nomad-fc-shim start <task_dir>   detach (fork + setsid), boot the VM, then print "ok <pid>" or
-//                                    "error: <message>" on stdout and exit; the detached shim lives on
+//   nomad-fc-shim start <task_dir>   detach (fork + setsid), boot the VM, and once the workload runs (or the
+//                                    start failed) print the readiness reply (shim/readiness.h) on stdout and
+//                                    exit; the detached shim lives on
 //   nomad-fc-shim run <task_dir>     the same in the foreground (debugging)
 //
-// The shim never inherits the plugin's stdio (the plugin spawns it with /dev/null and a pipe for the one
-// status line), runs in its own session, ignores SIGPIPE (log readers and control clients come and go) and
-// logs to <task_dir>/shim.log.
+// Process hygiene, as a container shim does it: the shim never inherits the plugin's stdio (the plugin spawns it
+// with /dev/null and a pipe for the reply), runs in its own session, logs to <task_dir>/shim.log, and is a child
+// subreaper, so whatever its VMM leaves behind is re-parented to it (not to the host's init) and reaped here.
+// Signals are blocked in every thread and taken by one (ShimSignals below): SIGTERM/SIGINT stop the task the way
+// StopTask does (the exit is recorded), SIGHUP/SIGQUIT are ignored, SIGCHLD reaps orphans; SIGPIPE is ignored
+// (log readers and control clients come and go).
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <thread>
 
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/process.h"
 #include "shim/control_server.h"
-#include "shim/exit_record.h"
+#include "shim/readiness.h"
 #include "shim/supervisor.h"
 #include "shim/task_dir.h"
 #include "shim/wire.h"
@@ -30,88 +38,138 @@ namespace {
 
 using namespace nfc;
 using namespace nfc::shim;
+using namespace std::chrono_literals;
 
-void Report(int fd, const std::string& line) {
+constexpr size_t kShimConfigLimit = 4 << 20;
+
+// The one signal thread of the shim.
+class ShimSignals {
+ public:
+  // Blocks the handled signals in the calling thread; every thread created afterwards inherits the mask (Spawn
+  // gives the VMM an empty one).
+  static sigset_t Block() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&set, sig);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    return set;
+  }
+
+  ShimSignals(sigset_t set, Supervisor* supervisor) : set_(set), supervisor_(supervisor) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~ShimSignals() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    bool stopping = false;
+    while (!stop_) {
+      struct timespec slice = {0, 500 * 1000 * 1000};
+      int sig = sigtimedwait(&set_, nullptr, &slice);
+      if (sig == SIGTERM || sig == SIGINT) {
+        if (!stopping) {
+          stopping = true;
+          log::Info("stopping the task on a signal to the shim", {{"signal", sig}});
+          auto stopped = supervisor_->Stop(0, 5s);
+          if (!stopped.ok()) log::Warn("stop on signal failed", {{"error", stopped.error().message()}});
+        }
+      } else if (sig == SIGHUP || sig == SIGQUIT) {
+        log::Info("ignoring a signal to the shim", {{"signal", sig}});
+      }
+      ReapOrphans();  // also on timeouts: a SIGCHLD that arrived while the VMM's own waiter held it
+    }
+  }
+
+  // Reaps exited processes re-parented to this subreaper, never the VMM: its waiter (src/vmm) owns that status.
+  void ReapOrphans() {
+    pid_t vmm = supervisor_->VmmPid();
+    for (;;) {
+      siginfo_t info = {};
+      if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+      if (info.si_pid == vmm) return;
+      if (waitpid(info.si_pid, nullptr, WNOHANG) <= 0) return;
+      log::Debug("reaped an orphaned process", {{"pid", info.si_pid}});
+    }
+  }
+
+  sigset_t set_;
+  Supervisor* supervisor_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+void Reply(int fd, const std::string& line) {
   if (fd < 0) return;
-  std::string text = line + "\n";
-  ssize_t ignored = ::write(fd, text.data(), text.size());
-  (void)ignored;
-}
-
-Result<std::string> ReadSmallFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) return Error::Errno("open " + path);
-  std::string text;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+  // Best effort by design: a starter that went away (the plugin died) cannot be told, and the start record plus
+  // shim.pid let the next plugin instance clean up.
+  for (size_t off = 0; off < line.size();) {
+    ssize_t n = ::write(fd, line.data() + off, line.size() - off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::Errno("read " + path);
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > (4 << 20)) return Error::InvalidArgument(path + " is larger than 4 MiB");
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
   }
-  return text;
 }
 
-// Runs the shim in this process. ready_fd gets the one status line.
-int Serve(const std::string& task_dir, int ready_fd) {
-  if (::chdir(task_dir.c_str()) != 0) {
-    Report(ready_fd, "error: " + Error::Errno("chdir " + task_dir).message());
-    return 1;
-  }
+Status RecordShimPid(const TaskDir& dir) {
+  NFC_ASSIGN_OR_RETURN(ProcessIdentity me, IdentifyProcess(::getpid()));
+  return fs::WriteFileDurably(dir.ShimPid(),
+                              std::to_string(me.pid) + " " + std::to_string(me.start_time) + "\n", 0600);
+}
+
+// Everything before the VM exists; on error nothing runs.
+Result<ShimConfig> Prepare(const std::string& task_dir) {
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return Error::Errno("prctl(PR_SET_CHILD_SUBREAPER)");
+  if (::chdir(task_dir.c_str()) != 0) return Error::Errno("chdir " + task_dir);
   TaskDir dir{task_dir};
   int log_fd = ::open(dir.ShimLog().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-  auto text = ReadSmallFile(dir.ShimConfig());
-  if (!text.ok()) {
-    Report(ready_fd, "error: " + text.error().message());
-    return 1;
-  }
-  auto config = ShimConfig::FromJson(*text);
-  if (!config.ok()) {
-    Report(ready_fd, "error: " + config.error().message());
-    return 1;
-  }
+  NFC_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(dir.ShimConfig(), kShimConfigLimit));
+  NFC_ASSIGN_OR_RETURN(ShimConfig config, ShimConfig::FromJson(text));
   log::Configure(log_fd >= 0 ? log_fd : 2, log::Format::kText,
-                 log::ParseLevel(config->log_level, log::Level::kInfo), "shim");
-  log::Info("shim starting", {{"task_id", config->task_id}, {"pid", ::getpid()}});
+                 log::ParseLevel(config.log_level, log::Level::kInfo), "shim");
+  log::Info("shim starting", {{"task_id", config.task_id}, {"pid", ::getpid()}});
+  // Before the VM: whoever cleans up after a failed or interrupted start finds the shim through it.
+  NFC_RETURN_IF_ERROR_CTX(RecordShimPid(dir), "record the shim's pid");
+  return config;
+}
 
+// Runs the shim in this process. The readiness reply goes to ready_fd.
+int Serve(const std::string& task_dir, int ready_fd, const sigset_t& signals) {
+  auto config = Prepare(task_dir);
+  if (!config.ok()) {
+    Reply(ready_fd, EncodeNotReady(config.error()));
+    return 1;
+  }
   // Relative: the task dir may be deeper than a unix socket path allows.
   auto listener = ListenUnix("control.sock");
   if (!listener.ok()) {
-    Report(ready_fd, "error: " + listener.error().message());
+    Reply(ready_fd, EncodeNotReady(listener.error()));
     return 1;
   }
   Supervisor supervisor(std::move(*config));
   ControlServer server(std::move(*listener), &supervisor);
   std::thread serve([&] { server.Serve(); });
+  ShimSignals signal_thread(signals, &supervisor);
 
   Status booted = supervisor.Boot();
-  if (!booted.ok()) {
+  if (booted.ok()) {
+    auto ready = supervisor.AwaitStarted();
+    Reply(ready_fd, ready.ok() ? EncodeReady(*ready) : EncodeNotReady(ready.error()));
+    if (ready_fd >= 0) ::close(ready_fd);
+    supervisor.Run();
+    // The exit is durable in exit.json; linger briefly so waiting callers get their answers, or until destroyed.
+    supervisor.WaitForShutdown(3s);
+  } else {
     log::Error("boot failed", {{"error", booted.error().message()}});
-    Report(ready_fd, "error: " + booted.error().message());
-    server.Close();
-    serve.join();
-    ::unlink("control.sock");
-    return 1;
+    Reply(ready_fd, EncodeNotReady(booted.error()));
   }
-  auto me = IdentifyProcess(::getpid());
-  if (me.ok()) {
-    (void)WriteFileDurably(dir.ShimPid(),
-                           std::to_string(me->pid) + " " + std::to_string(me->start_time) + "\n");
-  }
-  Report(ready_fd, "ok " + std::to_string(::getpid()));
-  if (ready_fd >= 0) ::close(ready_fd);
-
-  supervisor.Run();
-  // The exit is durable in exit.json; linger briefly so waiting callers get their answers, or until
-  // destroyed.
-  supervisor.WaitForShutdown(std::chrono::seconds(3));
   server.Close();
   serve.join();
   ::unlink("control.sock");
   log::Info("shim exiting");
-  return 0;
+  return booted.ok() ? 0 : 1;
 }
 
 int Usage() {
@@ -120,6 +178,47 @@ int Usage() {
       "usage: nomad-fc-shim start|run <task_dir>\n"
       "The per-task supervisor of nomad-driver-firecracker; started by the driver, not by people.\n");
   return 2;
+}
+
+// `start`: the detached shim in a child; this process relays its reply and exits.
+int StartDetached(const std::string& task_dir, const sigset_t& signals) {
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
+    std::fputs(EncodeNotReady(Error::Errno("pipe")).c_str(), stdout);
+    return 1;
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::fputs(EncodeNotReady(Error::Errno("fork")).c_str(), stdout);
+    return 1;
+  }
+  if (pid == 0) {
+    // The detached shim: own session, stdio on /dev/null, parent (the plugin's short-lived helper) gone soon.
+    ::close(pipefd[0]);
+    ::setsid();
+    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_fd >= 0) {
+      for (int fd = 0; fd <= 2; fd++) ::dup2(null_fd, fd);
+      if (null_fd > 2) ::close(null_fd);
+    }
+    ::_exit(Serve(task_dir, pipefd[1], signals));
+  }
+  ::close(pipefd[1]);
+  std::string line;
+  char buf[512];
+  for (;;) {
+    ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  if (line.empty()) {
+    line = EncodeNotReady(
+        Error::Internal("the shim exited before it was ready (see shim.log in " + task_dir + ")"));
+  }
+  std::fputs(line.c_str(), stdout);
+  std::fflush(stdout);
+  return DecodeReadiness(line).ok() ? 0 : 1;
 }
 
 }  // namespace
@@ -137,43 +236,8 @@ int main(int argc, char** argv) {
   ::mallopt(M_MMAP_THRESHOLD, 64 * 1024);  // fixed: no dynamic growth that keeps big freed blocks in the heap
   ::signal(SIGPIPE, SIG_IGN);
   ::umask(0077);
-  if (mode == "run") return Serve(task_dir, STDOUT_FILENO);
+  sigset_t signals = ShimSignals::Block();
+  if (mode == "run") return Serve(task_dir, STDOUT_FILENO, signals);
   if (mode != "start") return Usage();
-
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
-    std::printf("error: pipe: %s\n", std::strerror(errno));
-    return 1;
-  }
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    std::printf("error: fork: %s\n", std::strerror(errno));
-    return 1;
-  }
-  if (pid == 0) {
-    // The detached shim: own session, stdio on /dev/null, parent (the plugin's short-lived helper) gone soon.
-    ::close(pipefd[0]);
-    ::setsid();
-    int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null_fd >= 0) {
-      ::dup2(null_fd, 0);
-      ::dup2(null_fd, 1);
-      ::dup2(null_fd, 2);
-      if (null_fd > 2) ::close(null_fd);
-    }
-    ::_exit(Serve(task_dir, pipefd[1]));
-  }
-  ::close(pipefd[1]);
-  std::string line;
-  char buf[512];
-  for (;;) {
-    ssize_t n = ::read(pipefd[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    line.append(buf, static_cast<size_t>(n));
-  }
-  if (line.empty()) line = "error: the shim exited before it was ready (see shim.log in " + task_dir + ")\n";
-  std::fputs(line.c_str(), stdout);
-  std::fflush(stdout);
-  return line.rfind("ok ", 0) == 0 ? 0 : 1;
+  return StartDetached(task_dir, signals);
 }

@@ -87,6 +87,7 @@ Status Supervisor::Boot() {
   started_unix_nanos_ = UnixNanos();
   NFC_ASSIGN_OR_RETURN(vmm_, vmm::CreateVmm(config_.backend, config_.vm));
   NFC_RETURN_IF_ERROR_CTX(vmm_->Start(), "start the VM");
+  vmm_pid_ = vmm_->Record().pid;
   {
     std::lock_guard<std::mutex> lock(mu_);
     vmm_started_millis_ = MillisSinceStart();
@@ -631,5 +632,30 @@ void Supervisor::AfterShutdownReply() {
   shutdown_answered_ = true;
   cv_.notify_all();
 }
+
+Result<ShimReady> Supervisor::AwaitStarted() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return state_ != TaskState::kStarting || exit_.has_value(); });
+  if (exit_ && boot_id_ == 0) {
+    ErrorCode code = fatal_error_.empty() ? ErrorCode::kInternal : ErrorCode::kTimeout;
+    return Error(code, "the VM did not boot: " + exit_->err);
+  }
+  ShimReady ready;
+  auto me = IdentifyProcess(::getpid());
+  if (!me.ok()) return std::move(me).error().Context("identify the shim");
+  ready.shim = *me;
+  ready.vmm_pid = vmm_ ? vmm_->Record().pid : 0;
+  ready.started_at_unix_nanos = started_unix_nanos_;
+  ready.exited = exit_.has_value();
+  ready.guest_boot_id = boot_id_ ? std::to_string(boot_id_) : "";
+  ready.vmm_started_millis = vmm_started_millis_;
+  ready.guest_connected_millis = guest_connected_millis_;
+  ready.workload_started_millis = workload_started_millis_;
+  ready.guest_init_millis = static_cast<int64_t>(boot_times_.init_start_ns / 1000000);
+  ready.guest_workload_exec_millis = static_cast<int64_t>(boot_times_.workload_execve_ns / 1000000);
+  return ready;
+}
+
+pid_t Supervisor::VmmPid() const { return vmm_pid_.load(); }
 
 }  // namespace nfc::shim

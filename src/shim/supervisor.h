@@ -31,6 +31,7 @@
 #include "guest/agent_client.h"
 #include "shim/control_server.h"
 #include "shim/fifo_writer.h"
+#include "shim/readiness.h"
 #include "shim/shim_config.h"
 #include "shim/task_dir.h"
 #include "vmm/vmm.h"
@@ -46,6 +47,12 @@ class Supervisor final : public ControlHandler {
   Status Boot();
   // Blocks until the VM has ended and the exit result is durable.
   void Run();
+  // Blocks until the workload runs or the task ended (a short job: still started). An end before the guest
+  // ever answered is the boot's failure, with a code: kTimeout for a boot timeout (recoverable for Nomad),
+  // kInternal otherwise. For the readiness reply (readiness.h).
+  Result<ShimReady> AwaitStarted();
+  // The VMM's pid, 0 before it runs: the shim's orphan reaper must leave that one to the VMM's waiter.
+  pid_t VmmPid() const;
   // True once a Shutdown request was answered (the shim should exit now).
   bool WaitForShutdown(std::chrono::milliseconds timeout);
 
@@ -78,6 +85,7 @@ class Supervisor final : public ControlHandler {
   ShimConfig config_;
   TaskDir dir_;
   std::unique_ptr<vmm::Vmm> vmm_;
+  std::atomic<pid_t> vmm_pid_{0};  // read by the shim's signal thread
   FifoWriter stdout_;
   FifoWriter stderr_;
   std::atomic<bool> abandon_log_writes_{false};  // set when the final flush ran out of time

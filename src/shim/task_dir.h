@@ -1,17 +1,24 @@
 // The per-task state directory: the one place on disk that describes a task, shared by the plugin (which
-// creates it and writes the shim's config), the shim (which owns everything in it while the task lives) and
-// DestroyTask (which removes it). Layout under <data_dir>/tasks/<TaskDirName(task id)>/:
+// creates it and writes the boot files), the shim (which owns everything in it while the task lives) and
+// DestroyTask (which removes it). TaskDir is the one owner of its file names; docs/lifecycle.md has the table.
+// Layout under <data_dir>/tasks/<TaskDirName(task id)>/:
 //
-//   shim.json          the shim's configuration (written by the plugin before the shim starts)
-//   driver_state.json  a copy of the TaskHandle's driver_state (for `ps`, and for humans)
+//   start.json         the start record (task/driver_state.h StartRecord), written first by the plugin
+//   initramfs.img      the shared initramfs + the task's cpio (the guest TaskSpec), written by the plugin
+//   scratch.img        the writable scratch disk (sparse), created by the plugin
+//   shim.json          the shim's configuration, written by the plugin before the shim starts
+//   driver_state.json  a copy of the TaskHandle's driver_state, written once the workload runs: its absence
+//                      marks an interrupted start (Manager::Init)
 //   control.sock       the shim's control socket (control.proto)
 //   shim.pid           "<pid> <start time>" of the shim, written by the shim once it serves
+//   vmm.json           the VMM's record (pid + start time, sockets), written by the shim right after the VMM
+//                      started, so DestroyTask can kill a VMM whose shim was killed
 //   exit.json          the durable exit record (exit_record.h), written once
+//   agent.sock         the guest channel's host end (hybrid vsock or virtio-serial socket), made by the VMM
 //   shim.log           the shim's own log (hclog text)
 //   console.log        the guest's serial console, bounded
-//   task.cpio          the guest's task description (appended to the shared initramfs)
-//   scratch.img        the writable scratch disk (sparse)
-//   vmm/               the VMM's sockets and files
+//   vmm.log            the VMM's own log (Firecracker logger, QEMU stderr)
+// The VMM backends add their own API sockets beside these (firecracker.sock, qmp.sock; src/vmm).
 #pragma once
 
 #include <string>
@@ -27,6 +34,12 @@ std::string TaskDirName(std::string_view task_id);
 struct TaskDir {
   std::string root;
 
+  // Relative name of the guest channel socket: the VMM and the shim run with the task dir as their cwd, and
+  // a relative path keeps deep data dirs within the 108-byte limit of unix socket paths.
+  static constexpr std::string_view kAgentSocketName = "agent.sock";
+
+  std::string StartRecord() const { return root + "/start.json"; }
+  std::string Initramfs() const { return root + "/initramfs.img"; }
   std::string ShimConfig() const { return root + "/shim.json"; }
   std::string DriverState() const { return root + "/driver_state.json"; }
   std::string ControlSocket() const { return root + "/control.sock"; }
@@ -34,9 +47,9 @@ struct TaskDir {
   std::string ExitRecord() const { return root + "/exit.json"; }
   std::string ShimLog() const { return root + "/shim.log"; }
   std::string ConsoleLog() const { return root + "/console.log"; }
-  std::string TaskCpio() const { return root + "/task.cpio"; }
+  std::string VmmLog() const { return root + "/vmm.log"; }
+  std::string VmmRecord() const { return root + "/vmm.json"; }
   std::string Scratch() const { return root + "/scratch.img"; }
-  std::string VmmDir() const { return root + "/vmm"; }
 };
 
 inline TaskDir TaskDirFor(const std::string& data_dir, std::string_view task_id) {

@@ -1,32 +1,20 @@
 #include "task/manager.h"
 
 #include <dirent.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <random>
-#include <thread>
 
+#include "base/clock.h"
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/process.h"
 #include "driver/host_probe.h"
-#include "driver/task_config.h"
-#include "guest/initramfs_cpio.h"
-#include "guest/task_spec.h"
 #include "shim/exit_record.h"
-#include "shim/shim_config.h"
 #include "shim/task_dir.h"
-#include "task/env.h"
 #include "task/manager_task.h"
-#include "task/network.h"
 #include "task/signals.h"
-#include "task/sizing.h"
-#include "task/stats.h"
-#include "vmm/vmm.h"
 
 namespace nfc::task {
 
@@ -35,26 +23,14 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-int64_t MillisSince(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
+// Every task gets a 2 GiB (apparent) sparse scratch disk: the overlay's upper layer.
+constexpr uint64_t kScratchBytes = 2ULL << 30;
 
-int64_t UnixNanosNow() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-Status MakeDir(const std::string& path, mode_t mode) {
-  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return Error::Errno("mkdir " + path);
-  return Ok();
-}
-
-std::string RandomHex(int bytes) {
+std::string RandomVmId() {
   std::random_device rd;
-  std::string out;
   static const char* hex = "0123456789abcdef";
-  for (int i = 0; i < bytes; i++) {
+  std::string out = "nfc-";
+  for (int i = 0; i < 8; i++) {
     unsigned v = rd() & 0xff;
     out += hex[v >> 4];
     out += hex[v & 15];
@@ -62,25 +38,11 @@ std::string RandomHex(int bytes) {
   return out;
 }
 
-vmm::Backend PickBackend(const driver::PluginConfig& config, std::optional<driver::Backend> task_backend,
-                         std::string* binary) {
-  driver::Backend b = task_backend.value_or(config.backend);
-  if (b == driver::Backend::kAuto) {
-    // Firecracker when it is installed, else QEMU (which probes KVM itself and falls back to TCG).
-    b = driver::ResolveProgram(config.firecracker_path).ok() ? driver::Backend::kFirecracker
-                                                             : driver::Backend::kQemu;
-  }
-  if (b == driver::Backend::kFirecracker) {
-    auto p = driver::ResolveProgram(config.firecracker_path);
-    *binary = p.ok() ? *p : config.firecracker_path;
-    return vmm::Backend::kFirecracker;
-  }
-  auto p = driver::ResolveProgram(config.qemu_path);
-  *binary = p.ok() ? *p : config.qemu_path;
-  return vmm::Backend::kQemu;
+int64_t MillisBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
 }
 
-// "exit status 1" style words for logs.
+// "exit code 1, signal SIGKILL, OOM killed: why" for logs.
 std::string Describe(const shim::ExitResult& r) {
   std::string s = "exit code " + std::to_string(r.exit_code);
   if (r.signal) s += ", signal " + SignalName(r.signal);
@@ -89,13 +51,66 @@ std::string Describe(const shim::ExitResult& r) {
   return s;
 }
 
+// The image store under data_dir, opened on the first start that needs it (Configure may not create files).
+class StoreImages final : public ImageSource {
+ public:
+  explicit StoreImages(std::function<driver::PluginConfig()> config) : config_(std::move(config)) {}
+
+  Result<image::ImageHandle> Resolve(std::string_view reference, const image::PullOptions& options,
+                                     const image::ProgressFn& progress) override {
+    NFC_ASSIGN_OR_RETURN(image::Store * store, Open());
+    return store->Resolve(reference, options, progress);
+  }
+  Status ReleaseLease(std::string_view digest, std::string_view holder) override {
+    NFC_ASSIGN_OR_RETURN(image::Store * store, Open());
+    return store->ReleaseLease(digest, holder);
+  }
+
+ private:
+  Result<image::Store*> Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (store_) return store_.get();
+    driver::PluginConfig config = config_();
+    image::StoreOptions o;
+    o.root = config.data_dir + "/images";
+    o.max_bytes = config.image_cache_bytes;
+    NFC_RETURN_IF_ERROR(fs::MakeDir(config.data_dir, 0700));
+    NFC_ASSIGN_OR_RETURN(store_, image::Store::Open(o));
+    return store_.get();
+  }
+
+  std::function<driver::PluginConfig()> config_;
+  std::mutex mu_;
+  std::unique_ptr<image::Store> store_;
+};
+
 }  // namespace
+
+StartHost ProbeStartHost(const driver::PluginConfig& config) {
+  StartHost host;
+  host.machine = HostFacts::Detect();
+  if (auto fc = driver::ResolveProgram(config.firecracker_path); fc.ok()) host.firecracker_binary = *fc;
+  if (auto qemu = driver::ResolveProgram(config.qemu_path); qemu.ok()) host.qemu_binary = *qemu;
+  return host;
+}
 
 driver::ExitResult ToDriverResult(const shim::ExitResult& r) {
   return {r.exit_code, r.signal, r.oom_killed, r.err};
 }
 
-Manager::Manager() = default;
+Manager::Manager(ManagerDeps deps) : deps_(std::move(deps)) {
+  if (!deps_.env) deps_.env = &DefaultEnv();
+  if (!deps_.images) {
+    deps_.images = std::make_unique<StoreImages>([this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      return config_;
+    });
+  }
+  if (!deps_.launcher) deps_.launcher = MakeShimLauncher();
+  if (!deps_.probe_host) deps_.probe_host = ProbeStartHost;
+  if (!deps_.new_vm_id) deps_.new_vm_id = RandomVmId;
+}
+
 Manager::~Manager() = default;
 
 void Manager::SetEventSink(std::function<void(driver::TaskEvent)> sink) {
@@ -117,8 +132,8 @@ Status Manager::Init() {
     config = config_;
   }
   // Only the runtime instance gets here: creating directories is allowed now (never in Configure).
-  NFC_RETURN_IF_ERROR(MakeDir(config.data_dir, 0700));
-  NFC_RETURN_IF_ERROR(MakeDir(config.data_dir + "/tasks", 0700));
+  NFC_RETURN_IF_ERROR(deps_.env->MakeDir(config.data_dir, 0700));
+  NFC_RETURN_IF_ERROR(deps_.env->MakeDir(config.data_dir + "/tasks", 0700));
   RemoveInterruptedStarts(config.data_dir);
   return Ok();
 }
@@ -134,11 +149,10 @@ void Manager::RemoveInterruptedStarts(const std::string& data_dir) {
   }
   for (const auto& name : names) {
     shim::TaskDir dir{tasks + "/" + name};
-    if (::access(dir.DriverState().c_str(), F_OK) == 0) continue;  // a complete start: Nomad may recover it
-    std::ifstream in(dir.root + "/" + std::string(kStartRecordFile));
-    if (!in) continue;  // just created by a live StartTask (the record follows the mkdir), or not ours
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto record = StartRecord::Decode(text);
+    if (deps_.env->Exists(dir.DriverState())) continue;  // a complete start: Nomad may recover it
+    auto text = deps_.env->ReadFile(dir.StartRecord(), 64 << 10);
+    if (!text.ok()) continue;  // just created by a live StartTask (the record follows the mkdir), or not ours
+    auto record = StartRecord::Decode(*text);
     if (!record.ok() || record->starter.IsAlive()) continue;  // unreadable, or still in flight
     DriverState state;
     state.task_id = record->task_id;
@@ -148,10 +162,6 @@ void Manager::RemoveInterruptedStarts(const std::string& data_dir) {
     state.image_digest = record->image_digest;
     state.netns_path = record->netns_path;
     state.tap_name = record->tap;
-    std::ifstream pid_file(dir.ShimPid());
-    pid_t pid = 0;
-    unsigned long long start_time = 0;
-    if (pid_file >> pid >> start_time) state.shim = ProcessIdentity{pid, start_time};
     log::Warn("removing a task whose StartTask was interrupted by the death of its plugin process",
               {{"task_id", state.task_id}, {"task_dir", dir.root}, {"plugin_pid", record->starter.pid}});
     if (Status s = RemoveTaskResources(state); !s.ok()) {
@@ -180,42 +190,9 @@ void Manager::Emit(const driver::NomadTask& t, std::string message,
   sink(std::move(e));
 }
 
-Result<image::Store*> Manager::Images() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!store_) {
-    image::StoreOptions o;
-    o.root = config_.data_dir + "/images";
-    o.max_bytes = config_.image_cache_bytes;
-    NFC_RETURN_IF_ERROR(MakeDir(config_.data_dir, 0700));
-    NFC_ASSIGN_OR_RETURN(store_, image::Store::Open(o));
-  }
-  return store_.get();
-}
+Result<ImageSource*> Manager::Images() { return deps_.images.get(); }
 
-Result<std::string> Manager::ShimBinary() const {
-  // NFC_SHIM_PATH, then beside our own binary (and the build tree's src/shim), then the install location.
-  // Never put nomad-fc-shim into Nomad's plugin_dir: Nomad would try to load it as a plugin.
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("NFC_SHIM_PATH"); env && *env) candidates.push_back(env);
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    std::string dir(self, static_cast<size_t>(n));
-    dir = dir.substr(0, dir.rfind('/'));
-    candidates.push_back(dir + "/nomad-fc-shim");
-    candidates.push_back(dir + "/../shim/nomad-fc-shim");
-    candidates.push_back(dir + "/../src/shim/nomad-fc-shim");
-    candidates.push_back(dir + "/../lib/nomad-firecracker/nomad-fc-shim");
-  }
-  candidates.push_back("/usr/lib/nomad-firecracker/nomad-fc-shim");
-  candidates.push_back("/usr/local/lib/nomad-firecracker/nomad-fc-shim");
-  for (const auto& c : candidates) {
-    if (::access(c.c_str(), X_OK) == 0) return c;
-  }
-  return Error::NotFound(
-      "nomad-fc-shim not found (looked in $NFC_SHIM_PATH, beside the driver binary and in "
-      "/usr/lib/nomad-firecracker); install it there");
-}
+StartDeps Manager::StartDepsFor() { return StartDeps{deps_.env, deps_.images.get(), deps_.launcher.get(), deps_.network}; }
 
 std::shared_ptr<Manager::Task> Manager::Find(const std::string& task_id) const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -235,248 +212,85 @@ std::optional<DriverState> Manager::State(const std::string& task_id) const {
   return t->state;
 }
 
-Result<driver::StartedTask> Manager::StartTask(const driver::NomadTask& t) {
-  if (t.driver_config_msgpack.empty())
-    return Error::InvalidArgument("task has no driver config (config { image = ... })");
-  NFC_ASSIGN_OR_RETURN(driver::TaskConfig tc, driver::DecodeTaskConfigMsgpack(t.driver_config_msgpack));
-  return StartDecoded(t, tc);
+Result<driver::PluginConfig> Manager::ConfigForNewTask(const std::string& task_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (tasks_.count(task_id)) return Error(ErrorCode::kAlreadyExists, "task " + task_id + " is already running");
+  return config_;
 }
 
-Result<driver::StartedTask> Manager::StartDecoded(const driver::NomadTask& t, const driver::TaskConfig& tc) {
-  auto t0 = Clock::now();
-  driver::PluginConfig config;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    config = config_;
-    if (tasks_.count(t.id)) return Error(ErrorCode::kAlreadyExists, "task " + t.id + " is already running");
-  }
-  if (t.id.empty()) return Error::InvalidArgument("task has no id");
-  // 1. Sizing, backend, guest artifacts, env: all checked before anything is created.
-  SizingInput sizing;
-  sizing.vcpus_config = static_cast<int>(tc.vcpu_count.value_or(0));
-  sizing.memory_config_mib = tc.mem_size_mib.value_or(0);
-  sizing.cpu_shares_mhz = t.resources.cpu_shares;
-  sizing.cpuset_cpus = t.resources.cpuset_cpus;
-  sizing.memory_mb = t.resources.memory_mb;
-  sizing.memory_max_mb = t.resources.memory_max_mb;
-  NFC_ASSIGN_OR_RETURN(VmSize size, SizeVm(sizing, HostFacts::Detect()));
-  std::string vmm_binary;
-  vmm::Backend backend = PickBackend(config, tc.backend, &vmm_binary);
-  std::string kernel = tc.kernel.value_or(config.kernel_path);
-  std::string base_initrd = tc.initrd.value_or(config.initrd_path);
-  NFC_RETURN_IF_ERROR_CTX(driver::CheckReadableFile(kernel), "guest kernel");
-  NFC_RETURN_IF_ERROR_CTX(driver::CheckReadableFile(base_initrd), "guest initramfs");
-  NFC_ASSIGN_OR_RETURN(std::string shim_binary, ShimBinary());
-  std::map<std::string, std::string> task_env;
-  for (const auto& [k, v] : tc.env) task_env[k] = v;  // later entries win
-  NFC_ASSIGN_OR_RETURN(auto env, TaskEnvOverrides(task_env, t.env));
+Status Manager::CheckArtifacts(const VmPlan& plan) {
+  NFC_RETURN_IF_ERROR_CTX(driver::CheckReadableFile(plan.kernel_path), "guest kernel");
+  NFC_RETURN_IF_ERROR_CTX(driver::CheckReadableFile(plan.base_initrd_path), "guest initramfs");
+  return deps_.launcher->Check();
+}
 
-  // 2. The image (cache hit, or pull + convert), leased for this task.
-  Emit(t, "Downloading image", {{"image", tc.image}});
-  NFC_ASSIGN_OR_RETURN(image::Store * store, Images());
-  image::PullOptions pull;
-  if (tc.auth) pull.auth = image::RegistryAuth{tc.auth->username, tc.auth->password, ""};
-  pull.force_pull = tc.force_pull;
-  pull.insecure_registries = config.insecure_registries;
-  pull.ca_file = config.ca_file;
-  pull.lease_holder = t.id;
+// The image, the task dir with its start record, the scratch disk and the network, in that order: the start
+// record names the image lease and the TAP before either can leak.
+Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::NomadTask& t, const VmPlan& vm,
+                                       const driver::PluginConfig& config, uint64_t scratch_bytes) {
+  Provisioned p;
+  Emit(t, "Downloading image", {{"image", vm.image}});
   bool building_reported = false;
-  auto image = store->Resolve(tc.image, pull, [&](const image::Progress& p) {
-    if (p.phase == image::Progress::Phase::kBuildingRootfs && !building_reported) {
+  NFC_ASSIGN_OR_RETURN(p.image, txn.LeaseImage(vm, [&](const image::Progress& progress) {
+    if (progress.phase == image::Progress::Phase::kBuildingRootfs && !building_reported) {
       building_reported = true;
-      Emit(t, "Building root filesystem", {{"image", tc.image}});
+      Emit(t, "Building root filesystem", {{"image", vm.image}});
     }
-  });
-  if (!image.ok()) return std::move(image).error().Context("image " + tc.image);
+  }));
+  p.dir = shim::TaskDirFor(config.data_dir, t.id);
+  StartRecord record{t.id, p.image.manifest_digest, {}, "", vm.planned_tap};
+  if (!record.tap.empty()) record.netns_path = t.network->netns_path;
+  NFC_ASSIGN_OR_RETURN(record.starter, IdentifyProcess(::getpid()));
+  NFC_RETURN_IF_ERROR(txn.CreateTaskDir(p.dir, record));
+  NFC_RETURN_IF_ERROR(txn.CreateScratchDisk(scratch_bytes, config.data_dir + "/scratch-templates"));
+  NFC_ASSIGN_OR_RETURN(p.network, txn.AttachNetwork(t));
+  if (p.network.mode == "group") {
+    // The guest cannot reach the host's local resolver; GuestDns keeps the host's other servers.
+    p.host_resolv_conf = deps_.env->ReadFile("/etc/resolv.conf", 64 << 10).value_or("");
+  }
+  p.vm_id = deps_.new_vm_id();
+  return p;
+}
+
+Result<driver::StartedTask> Manager::StartTask(const driver::NomadTask& t, const driver::TaskConfig& tc) {
+  auto t0 = Clock::now();
+  NFC_ASSIGN_OR_RETURN(driver::PluginConfig config, ConfigForNewTask(t.id));
+  // plan: every policy decision, before anything is downloaded or created.
+  NFC_ASSIGN_OR_RETURN(VmPlan vm, PlanVm(t, tc, config, deps_.probe_host(config)));
+  NFC_RETURN_IF_ERROR(CheckArtifacts(vm));
+  // provision: undone by the transaction unless the start commits.
+  StartTransaction txn(StartDepsFor(), t.id);
+  NFC_ASSIGN_OR_RETURN(Provisioned provisioned, Provision(txn, t, vm, config, kScratchBytes));
   auto t_image = Clock::now();
-
-  // 3. The state directory and everything the VM boots from. From here on, failures clean up.
-  shim::TaskDir dir = shim::TaskDirFor(config.data_dir, t.id);
-  DriverState state;
-  state.task_id = t.id;
-  state.alloc_id = t.alloc_id;
-  state.task_name = t.name;
-  state.task_dir = dir.root;
-  state.control_socket = dir.ControlSocket();
-  state.exit_record = dir.ExitRecord();
-  state.backend = std::string(vmm::BackendName(backend));
-  state.vcpus = size.vcpus;
-  state.memory_mib = size.memory_mib;
-  state.image_reference = image->reference;
-  state.image_digest = image->manifest_digest;
-  state.image_rootfs = image->rootfs_path;
-  state.network_mode = "none";
-  state.config = {{"image", tc.image}, {"vcpus_from", size.vcpus_from}, {"memory_from", size.memory_from}};
-  bool shim_started = false;
-  auto fail = [&](Error e) -> Error {
-    if (shim_started) (void)shim::ControlClient(state.control_socket).Shutdown();
-    (void)RemoveTaskResources(state);
-    return e;
-  };
-  NFC_RETURN_IF_ERROR(MakeDir(config.data_dir + "/tasks", 0700));
-  if (::mkdir(dir.root.c_str(), 0700) != 0) {
-    Error e = Error::Errno("create task directory " + dir.root);
-    if (errno == EEXIST)
-      e = Error(ErrorCode::kAlreadyExists, "task directory " + dir.root + " already exists");
-    (void)store->ReleaseLease(image->manifest_digest, t.id);
-    return e;
-  }
-  {
-    StartRecord record{t.id, image->manifest_digest, {}, "", PlannedTap(t)};
-    if (!record.tap.empty()) record.netns_path = t.network->netns_path;
-    if (auto self = IdentifyProcess(::getpid()); self.ok()) record.starter = *self;
-    if (Status s =
-            shim::WriteFileDurably(dir.root + "/" + std::string(kStartRecordFile), record.Encode(), 0600);
-        !s.ok()) {
-      return fail(std::move(s).error().Context("start record"));
-    }
-  }
-  if (Status s = image::CreateScratchDisk(dir.Scratch(), 2ULL << 30, config.data_dir + "/scratch-templates");
-      !s.ok()) {
-    return fail(std::move(s).error().Context("scratch disk"));
-  }
-  auto net = AttachTaskNetwork(t);
-  if (!net.ok()) return fail(std::move(net).error().Context("network"));
-  state.network_mode = net->mode;
-  state.netns_path = net->netns_path;
-  state.tap_name = net->tap;
-  state.address = net->address;
-
-  guest::TaskSpec spec;
-  spec.task_id = t.alloc_id.empty() ? t.id : t.alloc_id + "/" + t.name;
-  spec.image.entrypoint = image->config.entrypoint;
-  spec.image.cmd = image->config.cmd;
-  spec.image.env = image->config.env;
-  spec.image.working_dir = image->config.working_dir;
-  spec.image.user = image->config.user;
-  spec.process.entrypoint = tc.entrypoint;
-  if (tc.command) {
-    std::vector<std::string> args = {*tc.command};
-    if (tc.args) args.insert(args.end(), tc.args->begin(), tc.args->end());
-    spec.process.args = args;
-  } else if (tc.args) {
-    spec.process.args = tc.args;
-  }
-  spec.process.env = env;
-  spec.process.working_dir = tc.work_dir.value_or("");
-  // The task config's user wins over Nomad's task `user`, which wins over the image's USER.
-  spec.process.user = tc.user.value_or(t.user);
-  if (!image->config.stop_signal.empty()) {
-    auto sig = ParseSignal(image->config.stop_signal);
-    if (sig.ok()) spec.process.stop_signal = *sig;
-  }
-  spec.hostname = t.name.substr(0, 63);
-  if (t.network && !t.network->hostname.empty()) spec.hostname = t.network->hostname;
-  spec.dns = GuestDns(t, *net);
-  spec.network = net->guest;
-  spec.root.device = "/dev/vda";
-  spec.scratch.device = "/dev/vdb";
-  spec.control.serial_port = std::string(guest::kDefaultSerialPortName);
-  if (Status s = guest::ValidateTaskSpec(spec); !s.ok()) return fail(std::move(s).error());
-  std::string initrd = dir.root + "/initramfs.img";
-  if (Status s = guest::WriteTaskInitramfs(base_initrd, spec, initrd); !s.ok())
-    return fail(std::move(s).error());
-
-  shim::ShimConfig sc;
-  sc.task_id = t.id;
-  sc.task_dir = dir.root;
-  sc.backend = backend;
-  sc.vm.id = "nfc-" + RandomHex(8);
-  sc.vm.state_dir = dir.root;
-  sc.vm.vmm_binary = vmm_binary;
-  sc.vm.kernel_path = kernel;
-  sc.vm.initrd_path = initrd;
-  if (tc.boot_args) {
-    auto words = driver::SplitShellWords(*tc.boot_args);
-    if (!words.ok()) return fail(std::move(words).error().Context("boot_args"));
-    sc.vm.kernel_args = *words;
-  }
-  sc.vm.vcpus = static_cast<uint32_t>(size.vcpus);
-  sc.vm.memory_mib = static_cast<uint32_t>(size.memory_mib);
-  sc.vm.drives = {{"rootfs", image->rootfs_path, true}, {"scratch", dir.Scratch(), false}};
-  if (net->nic) sc.vm.nics.push_back(*net->nic);
-  vmm::GuestChannelConfig channel;
-  channel.socket_path = "agent.sock";  // relative to the task dir (the VMM's and the shim's cwd)
-  channel.serial_port_name = std::string(guest::kDefaultSerialPortName);
-  channel.port = guest::kDefaultVsockPort;
-  sc.vm.guest_channel = channel;
-  sc.guest_port = guest::kDefaultVsockPort;
-  sc.vm.console.mode = vmm::ConsoleConfig::Mode::kFile;
-  sc.vm.console.path = dir.ConsoleLog();
-  sc.vm.vmm_log_path = dir.root + "/vmm.log";
-  sc.stdout_path = t.stdout_path.empty() ? "/dev/null" : t.stdout_path;
-  sc.stderr_path = t.stderr_path.empty() ? "/dev/null" : t.stderr_path;
-  if (Status s = vmm::ValidateConfig(sc.vm); !s.ok()) return fail(std::move(s).error());
-  if (Status s = shim::WriteFileDurably(dir.ShimConfig(), sc.ToJson(), 0600); !s.ok())
-    return fail(std::move(s).error());
+  NFC_ASSIGN_OR_RETURN(BootPlan boot, PlanBoot(vm, t, tc, provisioned));
+  NFC_RETURN_IF_ERROR(txn.WriteBootFiles(boot, vm.base_initrd_path));
   auto t_prepared = Clock::now();
-
-  // 4. The shim: detached, reports one line, then lives on its own.
+  // launch: the shim answers once the workload runs (or the start failed, with its error code).
   Emit(t, "Booting VM",
-       {{"backend", state.backend},
-        {"vcpus", std::to_string(size.vcpus)},
-        {"memory_mib", std::to_string(size.memory_mib)}});
-  int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return fail(Error::Errno("pipe"));
-  UniqueFd read_end(out[0]), write_end(out[1]);
-  SpawnOptions so;
-  so.argv = {shim_binary, "start", dir.root};
-  so.stdout_fd = write_end.get();
-  so.netns_path = state.netns_path;  // the shim and its VMM live in the allocation's network namespace
-  auto child = Spawn(so);
-  write_end.Reset();
-  if (!child.ok()) return fail(std::move(child).error().Context("start nomad-fc-shim"));
-  std::string line;
-  char buf[1024];
-  for (;;) {
-    ssize_t n = ::read(read_end.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    line.append(buf, static_cast<size_t>(n));
-  }
-  (void)WaitForExit(child->pid);
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-  if (line.rfind("ok ", 0) != 0) {
-    std::string why = line.rfind("error: ", 0) == 0 ? line.substr(7) : line;
-    return fail(Error::Internal("the VM did not start: " + (why.empty() ? "task shim failed" : why)));
-  }
-  shim_started = true;
-  auto shim_id = IdentifyProcess(static_cast<pid_t>(std::atoi(line.c_str() + 3)));
-  if (!shim_id.ok()) return fail(std::move(shim_id).error().Context("task shim"));
-  state.shim = *shim_id;
-  auto t_shim = Clock::now();
-
-  // 5. Until the workload runs (or already ended): the shim knows.
-  shim::ControlClient client(state.control_socket);
-  shim::InspectInfo info;
-  for (;;) {
-    auto i = client.Inspect();
-    if (!i.ok()) return fail(std::move(i).error().Context("task shim"));
-    info = *i;
-    if (info.state == shim::TaskState::kRunning || info.exited) break;
-    if (!state.shim.IsAlive())
-      return fail(Error::Internal("task shim exited during boot; see " + dir.ShimLog()));
-    std::this_thread::sleep_for(50ms);
-  }
-  if (info.exited && !info.result.err.empty() && info.guest_boot_id.empty()) {
-    return fail(Error::Internal("the VM did not boot: " + info.result.err));
-  }
+       {{"backend", boot.state.backend},
+        {"vcpus", std::to_string(vm.size.vcpus)},
+        {"memory_mib", std::to_string(vm.size.memory_mib)}});
+  NFC_ASSIGN_OR_RETURN(shim::ShimReady ready, txn.LaunchShim(boot.state.netns_path));
+  DriverState state = boot.state;
+  state.shim = ready.shim;
+  state.started_at_unix_nanos = ready.started_at_unix_nanos ? ready.started_at_unix_nanos : UnixNanosNow();
+  NFC_RETURN_IF_ERROR(txn.Commit(state));
   auto t_running = Clock::now();
-  state.started_at_unix_nanos = info.started_at_unix_nanos ? info.started_at_unix_nanos : UnixNanosNow();
-  (void)shim::WriteFileDurably(dir.DriverState(), state.Encode(), 0600);
+  StartTimings timings;
+  timings.image_millis = MillisBetween(t0, t_image);
+  timings.prepare_millis = MillisBetween(t_image, t_prepared);
+  timings.shim_millis = std::min(ready.vmm_started_millis, MillisBetween(t_prepared, t_running));
+  timings.boot_millis = MillisBetween(t_prepared, t_running) - timings.shim_millis;
+  timings.total_millis = MillisBetween(t0, t_running);
+  timings.guest_init_millis = ready.guest_init_millis;
+  timings.guest_workload_millis = ready.guest_workload_exec_millis;
+  return Register(t, state, timings);
+}
 
+driver::StartedTask Manager::Register(const driver::NomadTask& t, const DriverState& state, StartTimings timings) {
   auto task = std::make_shared<Task>(state);
   task->started_at =
       std::chrono::system_clock::time_point(std::chrono::nanoseconds(state.started_at_unix_nanos));
-  StartTimings timings;
-  timings.image_millis = std::chrono::duration_cast<std::chrono::milliseconds>(t_image - t0).count();
-  timings.prepare_millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(t_prepared - t_image).count();
-  timings.shim_millis = std::chrono::duration_cast<std::chrono::milliseconds>(t_shim - t_prepared).count();
-  timings.boot_millis = std::chrono::duration_cast<std::chrono::milliseconds>(t_running - t_shim).count();
-  timings.total_millis = MillisSince(t0);
-  timings.guest_init_millis = info.guest_init_started_millis;
-  timings.guest_workload_millis = info.guest_workload_exec_millis;
   task->timings = timings;
   task->handle.version = kTaskHandleVersion;
   task->handle.config = t;
@@ -490,10 +304,8 @@ Result<driver::StartedTask> Manager::StartDecoded(const driver::NomadTask& t, co
   driver::StartedTask started;
   started.handle = task->handle;
   if (!state.address.empty()) started.network = driver::NetworkOverride{{}, state.address, false};
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    tasks_[t.id] = task;
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  tasks_[t.id] = task;
   return started;
 }
 

@@ -15,18 +15,36 @@
 #include <optional>
 #include <string>
 
+#include "base/env.h"
 #include "driver/task_config.h"
 #include "driver/task_events.h"
 #include "driver/task_manager.h"
 #include "image/store.h"
 #include "shim/control_client.h"
 #include "task/driver_state.h"
+#include "task/plan.h"
+#include "task/provision.h"
+#include "task/shim_launcher.h"
 
 namespace nfc::task {
 
+// The Manager's seams to the OS and its collaborators; every unset one is the real thing. Tests inject
+// stand-ins (manager_test.cc) to drive the start pipeline and its failures without a VM.
+struct ManagerDeps {
+  Env* env = nullptr;                           // null: DefaultEnv()
+  std::unique_ptr<ImageSource> images;          // null: the image store under data_dir, opened on first use
+  std::unique_ptr<ShimLauncher> launcher;       // null: MakeShimLauncher()
+  NetworkOps network;                           // default: task/network.h
+  std::function<StartHost(const driver::PluginConfig&)> probe_host;  // null: ProbeStartHost
+  std::function<std::string()> new_vm_id;       // null: "nfc-" + 16 random hex digits
+};
+
+// What this host offers a start: machine facts and the installed VMM binaries.
+StartHost ProbeStartHost(const driver::PluginConfig& config);
+
 class Manager final : public driver::TaskManager {
  public:
-  Manager();
+  explicit Manager(ManagerDeps deps = {});
   ~Manager() override;
 
   // Task events ("Downloading image", "Booting VM", warnings) go here; set once before tasks start.
@@ -34,7 +52,9 @@ class Manager final : public driver::TaskManager {
 
   Status Configure(const driver::PluginConfig& config) override;
   Status Init() override;
-  Result<driver::StartedTask> StartTask(const driver::NomadTask& task) override;
+  // The start pipeline (docs/lifecycle.md "StartTask"): plan -> provision -> launch -> commit. The CLI's `run`
+  // and the RPC handler both come here with the task config already decoded.
+  Result<driver::StartedTask> StartTask(const driver::NomadTask& task, const driver::TaskConfig& config) override;
   Status RecoverTask(const driver::TaskHandle& handle) override;
   Result<driver::ExitResult> WaitTask(const std::string& task_id,
                                       const driver::CancelledFn& cancelled) override;
@@ -55,9 +75,6 @@ class Manager final : public driver::TaskManager {
                                                              const std::vector<std::string>& argv, bool tty,
                                                              unsigned rows, unsigned cols) override;
 
-  // StartTask with the task config already decoded (the CLI's `run` builds it directly; same code path).
-  Result<driver::StartedTask> StartDecoded(const driver::NomadTask& task, const driver::TaskConfig& config);
-
   // Start-up timings of a task (for `run` and the benchmark): milliseconds.
   struct StartTimings {
     int64_t image_millis = 0;    // resolve (pull/convert or cache hit)
@@ -77,18 +94,23 @@ class Manager final : public driver::TaskManager {
   std::shared_ptr<Task> Find(const std::string& task_id) const;
   void Emit(const driver::NomadTask& t, std::string message,
             std::map<std::string, std::string> annotations = {});
-  Result<image::Store*> Images();
-  Result<std::string> ShimBinary() const;
+  Result<driver::PluginConfig> ConfigForNewTask(const std::string& task_id) const;
+  Status CheckArtifacts(const VmPlan& plan);
+  Result<Provisioned> Provision(StartTransaction& txn, const driver::NomadTask& t, const VmPlan& vm,
+                                const driver::PluginConfig& config, uint64_t scratch_bytes);
+  driver::StartedTask Register(const driver::NomadTask& t, const DriverState& state, StartTimings timings);
+  StartDeps StartDepsFor();
+  Result<ImageSource*> Images();
   Result<shim::ExitResult> ResultFromDisk(const Task& task) const;
   Status RemoveTaskResources(const DriverState& state);
   // Removes tasks whose StartTask was interrupted by the death of the plugin running it (see StartRecord).
   void RemoveInterruptedStarts(const std::string& data_dir);
 
+  ManagerDeps deps_;
   mutable std::mutex mu_;
   driver::PluginConfig config_;
   bool configured_ = false;
   std::function<void(driver::TaskEvent)> sink_;
-  std::unique_ptr<image::Store> store_;
   std::map<std::string, std::shared_ptr<Task>> tasks_;
 };
 

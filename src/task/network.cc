@@ -1,6 +1,5 @@
 #include "task/network.h"
 
-#include <fstream>
 #include <sstream>
 
 #include "network/tap_redirect.h"
@@ -42,12 +41,12 @@ Status DetachTaskNetwork(const std::string& netns_path, const std::string& tap) 
 }
 
 std::optional<guest::DnsConfig> GuestDns(const driver::NomadTask& task, const TaskNetwork& network,
-                                         const std::string& host_resolv_conf) {
+                                         std::string_view host_resolv_conf) {
   if (task.dns && (!task.dns->servers.empty() || !task.dns->searches.empty() || !task.dns->options.empty())) {
     return guest::DnsConfig{task.dns->servers, task.dns->searches, task.dns->options};
   }
   if (network.mode != "group") return std::nullopt;
-  std::ifstream in(host_resolv_conf);
+  std::istringstream in{std::string(host_resolv_conf)};
   guest::DnsConfig dns;
   std::string line;
   while (std::getline(in, line)) {

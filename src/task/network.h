@@ -32,8 +32,9 @@ Result<TaskNetwork> AttachTaskNetwork(const driver::NomadTask& task);
 Status DetachTaskNetwork(const std::string& netns_path, const std::string& tap);
 
 // DNS for the guest: Nomad's dns block when the job has one; in group mode otherwise the host's resolv.conf
-// without loopback servers (a guest cannot reach the host's local resolver); else nullopt (the image's own).
+// (its text, read by the caller) without loopback servers (a guest cannot reach the host's local resolver);
+// else nullopt (the image's own). Pure.
 std::optional<guest::DnsConfig> GuestDns(const driver::NomadTask& task, const TaskNetwork& network,
-                                         const std::string& host_resolv_conf = "/etc/resolv.conf");
+                                         std::string_view host_resolv_conf);
 
 }  // namespace nfc::task

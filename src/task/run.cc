@@ -206,7 +206,7 @@ int RunImage(const RunOptions& o, const std::string& program_path) {
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
 
-  auto started = manager.StartDecoded(task, tc);
+  auto started = manager.StartTask(task, tc);
   if (!started.ok()) {
     std::fprintf(stderr, "error: %s\n", started.error().message().c_str());
     cleanup_logs();

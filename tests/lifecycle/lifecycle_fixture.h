@@ -54,7 +54,7 @@ std::unique_ptr<NomadTaskFixture> MakeTask(Env* env, const std::string& name,
                                            const std::vector<std::string>& argv);
 
 // The msgpack the agent would send for `config { image = ..., args = [...] }` is what the harness tests; here
-// the Manager is driven with the decoded TaskConfig (StartDecoded), which is the same code path after
+// the Manager is driven with the decoded TaskConfig (StartTask), which is the same code path after
 // decoding.
 std::unique_ptr<task::Manager> NewManager(Env* env);
 

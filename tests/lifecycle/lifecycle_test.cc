@@ -51,7 +51,7 @@ void RunToExit(Env* env, const std::string& name, const std::vector<std::string>
                int want_signal, const std::string& want_stdout, const std::string& want_stderr) {
   auto m = NewManager(env);
   auto t = MakeTask(env, name, argv);
-  auto started = m->StartDecoded(t->task, t->config);
+  auto started = m->StartTask(t->task, t->config);
   ASSERT_TRUE(started.ok()) << started.error().message();
   auto state = m->State(t->task.id);
   ASSERT_TRUE(state.has_value());
@@ -97,7 +97,7 @@ struct Running {
 
 Running StartRunning(Env* env, const std::string& name, const std::string& script) {
   Running r{NewManager(env), MakeTask(env, name, {"/bin/sh", "-c", script})};
-  auto started = r.m->StartDecoded(r.t->task, r.t->config);
+  auto started = r.m->StartTask(r.t->task, r.t->config);
   EXPECT_TRUE(started.ok()) << started.error().message();
   return r;
 }
@@ -235,7 +235,7 @@ int PluginHelper(const std::string& mode, const std::string& arg) {
     c.auth = driver::RegistryAuth{"nomad", "s3cret", ""};
     c.args = std::vector<std::string>{"/bin/sh", "-c",
                                       "i=0; while true; do i=$((i+1)); echo line $i; sleep 0.01; done"};
-    auto started = m->StartDecoded(t, c);
+    auto started = m->StartTask(t, c);
     if (!started.ok()) {
       std::cout << "error " << started.error().message() << std::endl;
       return 1;
@@ -410,7 +410,7 @@ TEST(Lifecycle, BadInputsGiveClearErrorsAndLeakNothing) {
   {
     auto t = MakeTask(env, "noimage", {"/bin/true"});
     t->config.image = env->registry->host() + "/does-not-exist:1";
-    auto r = m->StartDecoded(t->task, t->config);
+    auto r = m->StartTask(t->task, t->config);
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message().find("does-not-exist"), std::string::npos) << r.error().message();
   }
@@ -418,14 +418,14 @@ TEST(Lifecycle, BadInputsGiveClearErrorsAndLeakNothing) {
     auto t = MakeTask(env, "badauth", {"/bin/true"});
     t->config.auth = driver::RegistryAuth{"nomad", "wrong", ""};
     t->config.force_pull = true;
-    auto r = m->StartDecoded(t->task, t->config);
+    auto r = m->StartTask(t->task, t->config);
     ASSERT_FALSE(r.ok());
     std::cout << "bad auth: " << r.error().message() << "\n";
   }
   {
     auto t = MakeTask(env, "hugemem", {"/bin/true"});
     t->config.mem_size_mib = 1 << 22;
-    auto r = m->StartDecoded(t->task, t->config);
+    auto r = m->StartTask(t->task, t->config);
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.error().message().find("mem_size"), std::string::npos) << r.error().message();
   }

@@ -180,7 +180,7 @@ TEST_F(VmNetworkTest, GuestOwnsTheAllocationAddress) {
       "-c",
       "ip -o link show eth0; ip -o addr show eth0; ip route; cat /etc/resolv.conf; echo ready; "
       "while :; do echo \"hello from $(hostname)\" | nc -l -p 8080; done"};
-  auto started = manager_.StartDecoded(t, tc);
+  auto started = manager_.StartTask(t, tc);
   ASSERT_TRUE(started.ok()) << started.error().message();
   task_id_ = t.id;
   ASSERT_TRUE(started->network.has_value());
@@ -259,7 +259,7 @@ TEST_F(VmNetworkTest, AStartThatFailsLeavesTheNamespaceAsItWas) {
   driver::TaskConfig tc;
   tc.image = "oci:" + dir_ + "/layout:net";
   tc.boot_args = "console=\"unterminated";  // refused after the network is attached
-  auto started = manager_.StartDecoded(t, tc);
+  auto started = manager_.StartTask(t, tc);
   ASSERT_FALSE(started.ok());
   EXPECT_NE(started.error().message().find("boot_args"), std::string::npos) << started.error().message();
   EXPECT_FALSE(InterfaceExists(alloc, network::TapNameForTask(t.id)));

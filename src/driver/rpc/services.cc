@@ -139,15 +139,18 @@ grpc::Status DriverService::TaskEvents(grpc::ServerContext* ctx, const drvpb::Ta
 
 grpc::Status DriverService::StartTask(grpc::ServerContext*, const drvpb::StartTaskRequest* req,
                                       drvpb::StartTaskResponse* resp) {
-  // Validate the task's config block before anything else, so a bad job fails with an error naming the
-  // option.
-  if (Result<TaskConfig> config = DecodeTaskConfigMsgpack(req->task().msgpack_driver_config());
-      !config.ok()) {
-    return ToGrpcStatus(config.error());
+  // Decoded once, here: a bad job fails with an error naming the option before anything else happens.
+  const std::string& msgpack = req->task().msgpack_driver_config();
+  if (msgpack.empty()) {
+    return ToGrpcStatus(Error::InvalidArgument("task has no driver config (config { image = ... })"));
   }
-  Result<StartedTask> started = driver_->tasks().StartTask(TaskFromProto(req->task()));
+  Result<TaskConfig> config = DecodeTaskConfigMsgpack(msgpack);
+  if (!config.ok()) return ToGrpcStatus(config.error());
+  Result<StartedTask> started = driver_->tasks().StartTask(TaskFromProto(req->task()), *config);
   if (!started.ok()) return ToGrpcStatusForStart(started.error());
   HandleToProto(started->handle, resp->mutable_handle());
+  // The client persists the handle with the task as it sent it, driver config included.
+  resp->mutable_handle()->mutable_config()->set_msgpack_driver_config(msgpack);
   if (started->network) NetworkOverrideToProto(*started->network, resp->mutable_network_override());
   return grpc::Status::OK;
 }
@@ -279,8 +282,7 @@ int ServePlugin(int argc, char** argv, const TaskManagerFactory& make_tasks) {
   plugin::PluginServer server;
   // The hub outlives the driver's services; the task manager gets a reference to publish events.
   TaskEventHub events;
-  std::unique_ptr<TaskManager> tasks = make_tasks ? make_tasks(events) : nullptr;
-  if (!tasks) tasks = std::make_unique<UnimplementedTaskManager>();
+  std::unique_ptr<TaskManager> tasks = make_tasks(events);
   Driver driver(name, std::move(tasks), &events);
   BasePluginService base(&driver);
   DriverService driver_service(&driver, &server.stop(), fingerprint_period);

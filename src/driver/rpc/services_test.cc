@@ -74,8 +74,12 @@ class ScriptedTasks final : public TaskManager {
  public:
   Status Configure(const PluginConfig&) override { return Ok(); }
   Status Init() override { return Ok(); }
-  Result<StartedTask> StartTask(const NomadTask& task) override {
+  Result<StartedTask> StartTask(const NomadTask& task, const TaskConfig& config) override {
     starts++;
+    {
+      std::lock_guard lock(mu);
+      last_image = config.image;
+    }
     if (task.name == "flaky") return Error::Unavailable("registry unreachable");
     StartedTask started;
     started.handle.config = task;
@@ -122,6 +126,8 @@ class ScriptedTasks final : public TaskManager {
   Capabilities capabilities() const override { return {.send_signals = true, .exec = true}; }
 
   std::atomic<int> starts{0};
+  std::mutex mu;
+  std::string last_image;  // guarded by mu: the decoded task config reached the task manager
   std::atomic<bool> wait_saw_cancel{false};
   std::atomic<bool> exec_cancelled{false};
   std::chrono::milliseconds last_stop_timeout{0};
@@ -192,6 +198,8 @@ TEST_F(ServicesTest, StartTaskEchoesTheConfigInTheHandle) {
   EXPECT_EQ(resp.handle().config().msgpack_driver_config(), testing::Hex(kAlpineConfig));
   EXPECT_EQ(resp.handle().state(), drvpb::RUNNING);
   EXPECT_EQ(resp.handle().driver_state(), "state-of-alloc/web/1234");
+  std::lock_guard lock(tasks_->mu);
+  EXPECT_EQ(tasks_->last_image, "alpine");
 }
 
 TEST_F(ServicesTest, TransientStartFailureIsRecoverable) {

@@ -81,7 +81,6 @@ NomadTask TaskFromProto(const pb::TaskConfig& in) {
   t.stderr_path = in.stderr_path();
   t.env = ToStdMap(in.env());
   t.device_env = ToStdMap(in.device_env());
-  t.driver_config_msgpack = in.msgpack_driver_config();
   if (in.has_resources()) {
     const auto& r = in.resources();
     t.resources.cpu_shares = r.allocated_resources().cpu().cpu_shares();
@@ -134,7 +133,6 @@ void TaskToProto(const NomadTask& t, pb::TaskConfig* out) {
   out->set_stderr_path(t.stderr_path);
   out->mutable_env()->insert(t.env.begin(), t.env.end());
   out->mutable_device_env()->insert(t.device_env.begin(), t.device_env.end());
-  out->set_msgpack_driver_config(t.driver_config_msgpack);
   auto* r = out->mutable_resources();
   r->mutable_allocated_resources()->mutable_cpu()->set_cpu_shares(t.resources.cpu_shares);
   r->mutable_allocated_resources()->mutable_memory()->set_memory_mb(t.resources.memory_mb);

@@ -1,0 +1,248 @@
+// The start pipeline of task::Manager with stand-ins for the image store and the shim, and a file system that
+// fails on request: what a start creates, that a failure at any step leaves nothing behind, and that error codes
+// survive (a transient boot failure stays transient).
+#include "task/manager.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+
+#include "base/fault_env.h"
+#include "base/fs.h"
+#include "task/driver_state.h"
+
+namespace nfc::task {
+namespace {
+
+using Op = FaultInjectingEnv::Op;
+
+class FakeImages final : public ImageSource {
+ public:
+  explicit FakeImages(std::string rootfs) : rootfs_(std::move(rootfs)) {}
+  Result<image::ImageHandle> Resolve(std::string_view reference, const image::PullOptions& options,
+                                     const image::ProgressFn&) override {
+    resolves++;
+    if (fail) return *fail;
+    image::ImageHandle h;
+    h.reference = std::string(reference);
+    h.manifest_digest = "sha256:feed";
+    h.rootfs_path = rootfs_;
+    h.config.cmd = {"/bin/sh"};
+    leases.insert(options.lease_holder);
+    return h;
+  }
+  Status ReleaseLease(std::string_view digest, std::string_view holder) override {
+    EXPECT_EQ(digest, "sha256:feed");
+    leases.erase(std::string(holder));
+    return Ok();
+  }
+  int resolves = 0;
+  std::optional<Error> fail;
+  std::set<std::string> leases;
+
+ private:
+  std::string rootfs_;
+};
+
+// Launches a `sleep` standing in for the shim, so that the identity in the reply is a live process.
+class FakeLauncher final : public ShimLauncher {
+ public:
+  ~FakeLauncher() override {
+    for (pid_t pid : children_) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  Status Check() override { return Ok(); }
+  Result<shim::ShimReady> Launch(const shim::TaskDir& dir, const std::string&) override {
+    launches++;
+    seen_shim_config = fs::Exists(dir.ShimConfig());
+    seen_initramfs = fs::Exists(dir.Initramfs());
+    seen_scratch = fs::Exists(dir.Scratch());
+    if (fail) return *fail;
+    SpawnOptions so;
+    so.argv = {"/bin/sleep", "60"};
+    NFC_ASSIGN_OR_RETURN(Child child, Spawn(so));
+    children_.push_back(child.pid);
+    shim::ShimReady ready;
+    NFC_ASSIGN_OR_RETURN(ready.shim, IdentifyProcess(child.pid));
+    ready.started_at_unix_nanos = 1700000000000000000;
+    ready.vmm_started_millis = 5;
+    return ready;
+  }
+  Status Stop(const shim::TaskDir&, std::optional<ProcessIdentity> shim) override {
+    stops++;
+    if (shim) {
+      ::kill(shim->pid, SIGKILL);
+      ::waitpid(shim->pid, nullptr, 0);
+      std::erase(children_, shim->pid);
+    }
+    return Ok();
+  }
+  int launches = 0, stops = 0;
+  bool seen_shim_config = false, seen_initramfs = false, seen_scratch = false;
+  std::optional<Error> fail;
+
+ private:
+  std::vector<pid_t> children_;
+};
+
+class ManagerStartTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/nfc-manager-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    WriteFile(root_ + "/vmlinux", "kernel");
+    WriteFile(root_ + "/initramfs.cpio.gz", "base initramfs");
+    WriteFile(root_ + "/rootfs.ext4", "rootfs");
+    auto images = std::make_unique<FakeImages>(root_ + "/rootfs.ext4");
+    auto launcher = std::make_unique<FakeLauncher>();
+    images_ = images.get();
+    launcher_ = launcher.get();
+    ManagerDeps deps;
+    deps.env = &env_;
+    deps.images = std::move(images);
+    deps.launcher = std::move(launcher);
+    deps.probe_host = [](const driver::PluginConfig&) {
+      StartHost host;
+      host.machine = {4, 2000, 8192};
+      host.qemu_binary = "/bin/true";
+      return host;
+    };
+    deps.new_vm_id = [] { return std::string("nfc-00000000000000aa"); };
+    manager_ = std::make_unique<Manager>(std::move(deps));
+    driver::PluginConfig config;
+    config.data_dir = root_ + "/data";
+    config.kernel_path = root_ + "/vmlinux";
+    config.initrd_path = root_ + "/initramfs.cpio.gz";
+    config.backend = driver::Backend::kQemu;
+    ASSERT_TRUE(manager_->Configure(config).ok());
+    ASSERT_TRUE(manager_->Init().ok());
+    task_.id = "alloc-1/web/00000001";
+    task_.name = "web";
+    task_.alloc_id = "alloc-1";
+    task_.resources.memory_mb = 128;
+    task_config_.image = "busybox:1.36";
+  }
+  void TearDown() override {
+    manager_.reset();
+    ASSERT_TRUE(fs::RemoveTree(root_).ok());
+  }
+
+  static void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+  std::string TaskDir() const { return shim::TaskDirFor(root_ + "/data", task_.id).root; }
+
+  // Nothing of the start is left: no task dir, no lease, no shim, and the task is unknown.
+  void ExpectNothingLeft() {
+    EXPECT_FALSE(fs::Exists(TaskDir())) << TaskDir();
+    EXPECT_TRUE(images_->leases.empty());
+    EXPECT_EQ(launcher_->stops, launcher_->launches);
+    auto inspected = manager_->InspectTask(task_.id);
+    ASSERT_FALSE(inspected.ok());
+    EXPECT_EQ(inspected.error().code(), ErrorCode::kNotFound);
+  }
+
+  std::string root_;
+  FaultInjectingEnv env_;
+  FakeImages* images_ = nullptr;
+  FakeLauncher* launcher_ = nullptr;
+  std::unique_ptr<Manager> manager_;
+  driver::NomadTask task_;
+  driver::TaskConfig task_config_;
+};
+
+TEST_F(ManagerStartTest, AStartWritesEveryBootFileLaunchesOnceAndRecordsTheTask) {
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  EXPECT_EQ(launcher_->launches, 1);
+  EXPECT_EQ(launcher_->stops, 0);
+  EXPECT_TRUE(launcher_->seen_shim_config);
+  EXPECT_TRUE(launcher_->seen_initramfs);
+  EXPECT_TRUE(launcher_->seen_scratch);
+  EXPECT_EQ(images_->leases, std::set<std::string>{task_.id});
+  shim::TaskDir dir{TaskDir()};
+  EXPECT_TRUE(fs::Exists(dir.StartRecord()));
+  auto on_disk = fs::ReadFile(dir.DriverState(), 1 << 20);
+  ASSERT_TRUE(on_disk.ok()) << on_disk.error().message();
+  EXPECT_EQ(*on_disk, started->handle.driver_state);
+  auto state = DriverState::Decode(started->handle.driver_state);
+  ASSERT_TRUE(state.ok()) << state.error().message();
+  EXPECT_TRUE(state->shim.IsAlive());
+  EXPECT_EQ(state->started_at_unix_nanos, 1700000000000000000);
+  EXPECT_EQ(state->image_digest, "sha256:feed");
+  EXPECT_EQ(started->handle.config.id, task_.id);
+  auto again = manager_->StartTask(task_, task_config_);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);
+}
+
+TEST_F(ManagerStartTest, AFailedDriverStateWriteFailsTheStartAndLeavesNothing) {
+  env_.FailOn(Op::kWriteFileDurably, "/driver_state.json", ENOSPC);
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_NE(started.error().message().find("driver state"), std::string::npos) << started.error().message();
+  EXPECT_EQ(env_.Failures(Op::kWriteFileDurably), 1);
+  EXPECT_EQ(launcher_->launches, 1);
+  ExpectNothingLeft();
+  // The next plugin instance has nothing to remove or recover either.
+  EXPECT_TRUE(manager_->Init().ok());
+  EXPECT_FALSE(fs::Exists(TaskDir()));
+}
+
+TEST_F(ManagerStartTest, AFailedStartRecordWriteUndoesTheLeaseAndTheTaskDir) {
+  env_.FailOn(Op::kWriteFileDurably, "/start.json");
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(started.error().message().find("start record"), std::string::npos) << started.error().message();
+  EXPECT_EQ(launcher_->launches, 0);
+  ExpectNothingLeft();
+}
+
+TEST_F(ManagerStartTest, ATransientBootFailureKeepsItsCodeAndIsRolledBack) {
+  launcher_->fail = Error::Timeout("the guest agent did not answer within 180 s of the VM starting");
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().code(), ErrorCode::kTimeout);
+  EXPECT_EQ(launcher_->stops, 1);  // a shim that failed after starting may still be there: stopped
+  EXPECT_FALSE(fs::Exists(TaskDir()));
+  EXPECT_TRUE(images_->leases.empty());
+}
+
+TEST_F(ManagerStartTest, AnImageFailureCreatesNothing) {
+  images_->fail = Error::NotFound("manifest unknown: busybox:1.36");
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(started.error().message().rfind("image busybox:1.36", 0), 0u) << started.error().message();
+  EXPECT_EQ(env_.Calls(Op::kWriteFileDurably), 0);
+  ExpectNothingLeft();
+}
+
+TEST_F(ManagerStartTest, ABadJobFailsBeforeAnyDownload) {
+  task_config_.vcpu_count = 64;
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(images_->resolves, 0);
+  ExpectNothingLeft();
+}
+
+TEST_F(ManagerStartTest, AMissingGuestKernelIsNamedBeforeAnyDownload) {
+  task_config_.kernel = root_ + "/no-such-vmlinux";
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(started.error().message().find("guest kernel"), std::string::npos) << started.error().message();
+  EXPECT_NE(started.error().message().find("no-such-vmlinux"), std::string::npos) << started.error().message();
+  EXPECT_EQ(images_->resolves, 0);
+}
+
+}  // namespace
+}  // namespace nfc::task

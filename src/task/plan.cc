@@ -1,0 +1,178 @@
+#include "task/plan.h"
+
+#include "guest/control_channel.h"
+#include "task/env.h"
+#include "task/signals.h"
+
+namespace nfc::task {
+namespace {
+
+// The backend the task asks for (or the plugin's), "auto" settled by what is installed.
+void PickBackend(const driver::PluginConfig& plugin, std::optional<driver::Backend> task_backend,
+                 const StartHost& host, VmPlan& plan) {
+  driver::Backend b = task_backend.value_or(plugin.backend);
+  if (b == driver::Backend::kAuto) {
+    // QEMU probes KVM itself and falls back to TCG, so it is the fallback wherever Firecracker is missing.
+    b = host.firecracker_binary ? driver::Backend::kFirecracker : driver::Backend::kQemu;
+  }
+  if (b == driver::Backend::kFirecracker) {
+    plan.backend = vmm::Backend::kFirecracker;
+    plan.vmm_binary = host.firecracker_binary.value_or(plugin.firecracker_path);
+  } else {
+    plan.backend = vmm::Backend::kQemu;
+    plan.vmm_binary = host.qemu_binary.value_or(plugin.qemu_path);
+  }
+}
+
+SizingInput SizingFor(const driver::NomadTask& task, const driver::TaskConfig& config) {
+  SizingInput in;
+  in.vcpus_config = static_cast<int>(config.vcpu_count.value_or(0));
+  in.memory_config_mib = config.mem_size_mib.value_or(0);
+  in.cpu_shares_mhz = task.resources.cpu_shares;
+  in.cpuset_cpus = task.resources.cpuset_cpus;
+  in.memory_mb = task.resources.memory_mb;
+  in.memory_max_mb = task.resources.memory_max_mb;
+  return in;
+}
+
+Result<guest::ProcessOverrides> ProcessFor(const driver::NomadTask& task, const driver::TaskConfig& config) {
+  guest::ProcessOverrides p;
+  std::map<std::string, std::string> config_env;
+  for (const auto& [k, v] : config.env) config_env[k] = v;  // later entries win
+  NFC_ASSIGN_OR_RETURN(p.env, TaskEnvOverrides(config_env, task.env));
+  p.entrypoint = config.entrypoint;
+  if (config.command) {
+    std::vector<std::string> args = {*config.command};
+    if (config.args) args.insert(args.end(), config.args->begin(), config.args->end());
+    p.args = std::move(args);
+  } else if (config.args) {
+    p.args = config.args;
+  }
+  p.working_dir = config.work_dir.value_or("");
+  p.user = config.user.value_or(task.user);
+  return p;
+}
+
+image::PullOptions PullFor(const driver::NomadTask& task, const driver::TaskConfig& config,
+                           const driver::PluginConfig& plugin) {
+  image::PullOptions pull;
+  if (config.auth) pull.auth = image::RegistryAuth{config.auth->username, config.auth->password, ""};
+  pull.force_pull = config.force_pull;
+  pull.insecure_registries = plugin.insecure_registries;
+  pull.ca_file = plugin.ca_file;
+  pull.lease_holder = task.id;
+  return pull;
+}
+
+guest::TaskSpec SpecFor(const VmPlan& vm, const driver::NomadTask& task, const Provisioned& p) {
+  guest::TaskSpec spec;
+  spec.task_id = task.alloc_id.empty() ? task.id : task.alloc_id + "/" + task.name;
+  const image::ImageConfig& image = p.image.config;
+  spec.image.entrypoint = image.entrypoint;
+  spec.image.cmd = image.cmd;
+  spec.image.env = image.env;
+  spec.image.working_dir = image.working_dir;
+  spec.image.user = image.user;
+  spec.process = vm.process;
+  // The image's STOPSIGNAL, when it names a signal; an unknown name keeps SIGTERM rather than failing a job
+  // whose image Docker would run.
+  if (!image.stop_signal.empty()) {
+    if (auto sig = ParseSignal(image.stop_signal); sig.ok()) spec.process.stop_signal = *sig;
+  }
+  spec.hostname = vm.hostname;
+  spec.dns = GuestDns(task, p.network, p.host_resolv_conf);
+  spec.network = p.network.guest;
+  spec.root.device = "/dev/vda";
+  spec.scratch.device = "/dev/vdb";
+  spec.control.serial_port = std::string(guest::kDefaultSerialPortName);
+  return spec;
+}
+
+shim::ShimConfig ShimFor(const VmPlan& vm, const driver::NomadTask& task, const Provisioned& p) {
+  shim::ShimConfig sc;
+  sc.task_id = task.id;
+  sc.task_dir = p.dir.root;
+  sc.backend = vm.backend;
+  sc.vm.id = p.vm_id;
+  sc.vm.state_dir = p.dir.root;
+  sc.vm.vmm_binary = vm.vmm_binary;
+  sc.vm.kernel_path = vm.kernel_path;
+  sc.vm.initrd_path = p.dir.Initramfs();
+  sc.vm.kernel_args = vm.kernel_args;
+  sc.vm.vcpus = static_cast<uint32_t>(vm.size.vcpus);
+  sc.vm.memory_mib = static_cast<uint32_t>(vm.size.memory_mib);
+  sc.vm.drives = {{"rootfs", p.image.rootfs_path, true}, {"scratch", p.dir.Scratch(), false}};
+  if (p.network.nic) sc.vm.nics.push_back(*p.network.nic);
+  vmm::GuestChannelConfig channel;
+  channel.socket_path = std::string(shim::TaskDir::kAgentSocketName);  // relative: the VMM's and shim's cwd
+  channel.serial_port_name = std::string(guest::kDefaultSerialPortName);
+  channel.port = guest::kDefaultVsockPort;
+  sc.vm.guest_channel = channel;
+  sc.guest_port = guest::kDefaultVsockPort;
+  sc.vm.console.mode = vmm::ConsoleConfig::Mode::kFile;
+  sc.vm.console.path = p.dir.ConsoleLog();
+  sc.vm.vmm_log_path = p.dir.VmmLog();
+  sc.stdout_path = task.stdout_path.empty() ? "/dev/null" : task.stdout_path;
+  sc.stderr_path = task.stderr_path.empty() ? "/dev/null" : task.stderr_path;
+  return sc;
+}
+
+DriverState StateFor(const VmPlan& vm, const driver::NomadTask& task, const driver::TaskConfig& config,
+                     const Provisioned& p) {
+  DriverState state;
+  state.task_id = task.id;
+  state.alloc_id = task.alloc_id;
+  state.task_name = task.name;
+  state.task_dir = p.dir.root;
+  state.control_socket = p.dir.ControlSocket();
+  state.exit_record = p.dir.ExitRecord();
+  state.backend = std::string(vmm::BackendName(vm.backend));
+  state.vcpus = vm.size.vcpus;
+  state.memory_mib = vm.size.memory_mib;
+  state.image_reference = p.image.reference;
+  state.image_digest = p.image.manifest_digest;
+  state.image_rootfs = p.image.rootfs_path;
+  state.network_mode = p.network.mode;
+  state.netns_path = p.network.netns_path;
+  state.tap_name = p.network.tap;
+  state.address = p.network.address;
+  state.config = {
+      {"image", config.image}, {"vcpus_from", vm.size.vcpus_from}, {"memory_from", vm.size.memory_from}};
+  return state;
+}
+
+}  // namespace
+
+Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& config,
+                      const driver::PluginConfig& plugin, const StartHost& host) {
+  if (task.id.empty()) return Error::InvalidArgument("task has no id");
+  VmPlan plan;
+  NFC_ASSIGN_OR_RETURN(plan.size, SizeVm(SizingFor(task, config), host.machine));
+  PickBackend(plugin, config.backend, host, plan);
+  plan.kernel_path = config.kernel.value_or(plugin.kernel_path);
+  plan.base_initrd_path = config.initrd.value_or(plugin.initrd_path);
+  if (config.boot_args) {
+    auto words = driver::SplitShellWords(*config.boot_args);
+    if (!words.ok()) return std::move(words).error().Context("boot_args");
+    plan.kernel_args = std::move(*words);
+  }
+  plan.image = config.image;
+  plan.pull = PullFor(task, config, plugin);
+  NFC_ASSIGN_OR_RETURN(plan.process, ProcessFor(task, config));
+  plan.hostname = task.name.substr(0, 63);
+  if (task.network && !task.network->hostname.empty()) plan.hostname = task.network->hostname;
+  plan.planned_tap = PlannedTap(task);
+  return plan;
+}
+
+Result<BootPlan> PlanBoot(const VmPlan& vm, const driver::NomadTask& task, const driver::TaskConfig& config,
+                          const Provisioned& provisioned) {
+  BootPlan plan;
+  plan.spec = SpecFor(vm, task, provisioned);
+  NFC_RETURN_IF_ERROR(guest::ValidateTaskSpec(plan.spec));
+  plan.shim = ShimFor(vm, task, provisioned);
+  plan.state = StateFor(vm, task, config, provisioned);
+  return plan;
+}
+
+}  // namespace nfc::task
