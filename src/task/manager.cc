@@ -91,10 +91,6 @@ std::string Describe(const shim::ExitResult& r) {
 
 }  // namespace
 
-driver::ExitResult ToDriverResult(const shim::ExitResult& r) {
-  return {r.exit_code, r.signal, r.oom_killed, r.err};
-}
-
 Manager::Manager() = default;
 Manager::~Manager() = default;
 

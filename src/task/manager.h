@@ -51,7 +51,7 @@ class Manager final : public driver::TaskManager {
   Capabilities capabilities() const override;
 
   // Interactive exec (ExecTaskStreaming), relayed through the task's shim. tty rows/cols may be 0.
-  Result<std::unique_ptr<driver::ExecSession>> ExecStreaming(const std::string& task_id,
+  Result<std::unique_ptr<driver::RpcExecSession>> ExecStreaming(const std::string& task_id,
                                                              const std::vector<std::string>& argv, bool tty,
                                                              unsigned rows, unsigned cols) override;
 
@@ -91,8 +91,5 @@ class Manager final : public driver::TaskManager {
   std::unique_ptr<image::Store> store_;
   std::map<std::string, std::shared_ptr<Task>> tasks_;
 };
-
-// Converts the shim's exit result to the driver's.
-driver::ExitResult ToDriverResult(const shim::ExitResult& r);
 
 }  // namespace nfc::task
