@@ -538,7 +538,7 @@ TEST_F(InitNamespaceTest, MalformedConfigIsReportedAndInitKeepsServing) {
   auto exit = c->WaitExit(5s);
   ASSERT_TRUE(exit.ok());
   EXPECT_EQ(exit->exit_code, 125);
-  EXPECT_NE(exit->error.find("process.usr"), std::string::npos);
+  EXPECT_NE(exit->err.find("process.usr"), std::string::npos);
   AckAndWaitForShutdown(*c);
 }
 
