@@ -37,6 +37,9 @@ class ShimExecServer {
   virtual int input_fd() const = 0;
 };
 
+// The task behind the socket. Each operation is checked against the task's phase by the handler itself (the
+// Supervisor, under the lock that guards the phase, with shim::Allowed), so a check and the state it checks
+// cannot drift apart; the server only decodes and encodes.
 class ControlHandler {
  public:
   virtual ~ControlHandler() = default;
