@@ -24,10 +24,11 @@ struct Manager::Task {
   std::optional<ExitResult> exit;
   shim::Phase last_phase = shim::Phase::kRunning;  // StartTask and RecoverTask hand over a running task
   shim::Phase phase() const { return exit ? shim::Phase::kExited : last_phase; }
-  // Refuses `op` if the cached phase does not allow it. Takes mu.
+  // Refuses `op` when the task is known to have exited and the shim would refuse it too; any other phase may
+  // have moved on since it was learned, so then the shim decides. Takes mu.
   Status Check(shim::Op op) {
     std::lock_guard<std::mutex> lock(mu);
-    return shim::Allowed(op, phase());
+    return phase() == shim::Phase::kExited ? shim::Allowed(op, shim::Phase::kExited) : Ok();
   }
 
   explicit Task(DriverState s) : state(std::move(s)), client(state.control_socket) {}
