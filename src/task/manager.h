@@ -52,8 +52,9 @@ class Manager final : public driver::TaskManager {
 
   // Interactive exec (ExecTaskStreaming), relayed through the task's shim. tty rows/cols may be 0.
   Result<std::unique_ptr<driver::RpcExecSession>> ExecStreaming(const std::string& task_id,
-                                                             const std::vector<std::string>& argv, bool tty,
-                                                             unsigned rows, unsigned cols) override;
+                                                                const std::vector<std::string>& argv,
+                                                                bool tty, unsigned rows,
+                                                                unsigned cols) override;
 
   // StartTask with the task config already decoded (the CLI's `run` builds it directly; same code path).
   Result<driver::StartedTask> StartDecoded(const driver::NomadTask& task, const driver::TaskConfig& config);

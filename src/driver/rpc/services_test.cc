@@ -113,8 +113,8 @@ class ScriptedTasks final : public TaskManager {
     return Ok();
   }
   Result<std::unique_ptr<RpcExecSession>> ExecStreaming(const std::string& id,
-                                                     const std::vector<std::string>& argv, bool, unsigned,
-                                                     unsigned) override {
+                                                        const std::vector<std::string>& argv, bool, unsigned,
+                                                        unsigned) override {
     if (id == "unknown") return Error::NotFound("task unknown not found");
     last_exec_argv = argv;
     return std::unique_ptr<RpcExecSession>(new EchoSession(&exec_cancelled));
