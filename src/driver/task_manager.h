@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/exit_result.h"
 #include "driver/plugin_config.h"
 #include "driver/task_config.h"
 
@@ -101,12 +102,8 @@ struct StartedTask {
   std::optional<NetworkOverride> network;
 };
 
-struct ExitResult {
-  int32_t exit_code = 0;
-  int32_t signal = 0;  // number
-  bool oom_killed = false;
-  std::string err;  // non-empty: the task failed with this message
-};
+// How a task ended (base/exit_result.h): the same value the guest reported and the shim recorded.
+using ExitResult = nfc::ExitResult;
 
 struct TaskInspection {
   std::string id, name;
@@ -136,11 +133,12 @@ struct TaskStatsSample {
 // True once the caller went away (client cancelled the call, or the plugin is stopping).
 using CancelledFn = std::function<bool()>;
 
-// One interactive exec session (`nomad alloc exec`, ExecTaskStreaming, reference section 6). The RPC layer
+// One interactive exec session as the RPC layer drives it (`nomad alloc exec`, ExecTaskStreaming, reference
+// section 6; driver/rpc/exec_stream.cc). The RPC layer
 // reads client frames on one thread (SendStdin/CloseStdin/Resize) while another pulls output with Next();
 // Cancel() may come from a third (the user went away: kill the exec'd process). Implementations must allow
 // that concurrency.
-class ExecSession {
+class RpcExecSession {
  public:
   struct Event {
     enum class Kind { kStdout, kStderr, kStdoutClosed, kStderrClosed, kExited };
@@ -148,7 +146,7 @@ class ExecSession {
     std::string data;   // kStdout / kStderr
     ExitResult result;  // kExited: the last event of a session
   };
-  virtual ~ExecSession() = default;
+  virtual ~RpcExecSession() = default;
   virtual Status SendStdin(std::string_view data) = 0;
   virtual Status CloseStdin() = 0;
   virtual Status Resize(unsigned rows, unsigned cols) = 0;
@@ -184,9 +182,9 @@ class TaskManager {
                                  const CancelledFn& cancelled) = 0;
 
   // Starts an interactive exec in the task. rows/cols are 0 until the client sends a terminal size.
-  virtual Result<std::unique_ptr<ExecSession>> ExecStreaming(const std::string& task_id,
-                                                             const std::vector<std::string>& argv, bool tty,
-                                                             unsigned rows, unsigned cols) {
+  virtual Result<std::unique_ptr<RpcExecSession>> ExecStreaming(const std::string& task_id,
+                                                                const std::vector<std::string>& argv,
+                                                                bool tty, unsigned rows, unsigned cols) {
     (void)task_id, (void)argv, (void)tty, (void)rows, (void)cols;
     return Error::Unimplemented(
         "ExecTaskStreaming: `nomad alloc exec` is not implemented in this build of the driver yet");

@@ -53,7 +53,7 @@ Status WriteAll(int fd, std::string_view data, std::chrono::milliseconds timeout
   return Ok();
 }
 
-// Shared state of a connection; ExecSessions keep it alive after the client is gone.
+// Shared state of a connection; GuestExecClients keep it alive after the client is gone.
 class Core : public std::enable_shared_from_this<Core> {
  public:
   struct Exec {
@@ -285,15 +285,15 @@ class Core : public std::enable_shared_from_this<Core> {
   LogOffsets delivered_;  // next offset expected per stream
   LogOffsets acked_;
   uint64_t gap_bytes_ = 0;
-  std::optional<ExitResult> exit_;
+  std::optional<ExitReport> exit_;
   std::map<uint64_t, Exec> execs_;
 };
 
-class ExecSessionImpl : public ExecSession {
+class GuestExecClientImpl : public GuestExecClient {
  public:
-  ExecSessionImpl(std::shared_ptr<Core> core, uint64_t id, int pid)
+  GuestExecClientImpl(std::shared_ptr<Core> core, uint64_t id, int pid)
       : core_(std::move(core)), id_(id), pid_(pid) {}
-  ~ExecSessionImpl() override {
+  ~GuestExecClientImpl() override {
     std::lock_guard<std::mutex> lock(core_->mu_);
     core_->execs_.erase(id_);
   }
@@ -413,7 +413,7 @@ class AgentClientImpl : public AgentClient {
     return core_->acked_;
   }
 
-  Result<ExitResult> WaitExit(std::chrono::milliseconds timeout) override {
+  Result<ExitReport> WaitExit(std::chrono::milliseconds timeout) override {
     std::unique_lock<std::mutex> lock(core_->mu_);
     bool ready =
         core_->cv_.wait_for(lock, timeout, [&] { return core_->exit_.has_value() || core_->disconnected_; });
@@ -478,7 +478,7 @@ class AgentClientImpl : public AgentClient {
     return Ok();
   }
 
-  Result<std::unique_ptr<ExecSession>> Exec(const ExecOptions& o) override {
+  Result<std::unique_ptr<GuestExecClient>> Exec(const ExecOptions& o) override {
     if (o.argv.empty()) return Error::InvalidArgument("exec: empty argv");
     pb::HostMessage m;
     auto* e = m.mutable_exec_start();
@@ -491,8 +491,8 @@ class AgentClientImpl : public AgentClient {
     e->set_cols(o.cols);
     NFC_ASSIGN_OR_RETURN(pb::GuestMessage r, core_->Call(m));
     if (!r.has_exec_started()) return Error::Internal("guest answered exec with something else");
-    return std::unique_ptr<ExecSession>(
-        new ExecSessionImpl(core_, r.exec_started().exec_id(), r.exec_started().pid()));
+    return std::unique_ptr<GuestExecClient>(
+        new GuestExecClientImpl(core_, r.exec_started().exec_id(), r.exec_started().pid()));
   }
 
   void Close() override { core_->Close(); }

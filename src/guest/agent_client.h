@@ -4,7 +4,7 @@
 // virtio-serial chardev, a Firecracker hybrid-vsock UDS after the CONNECT handshake (DialFirecrackerVsock),
 // or the unix socket of a test. Connect() performs the hello/version negotiation and then runs one reader
 // thread that sorts incoming messages: log chunks and the exit result queue up for the caller; replies wake
-// the request that is waiting for them; exec output goes to its ExecSession.
+// the request that is waiting for them; exec output goes to its GuestExecClient.
 //
 // Exactly-once logs: the caller reads chunks with NextLog(), writes them where they belong, then acknowledges
 // with AckLog(). After a disconnect the caller connects again with Options::resume = the offsets it
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/exit_result.h"
 #include "base/unique_fd.h"
 
 namespace nfc::guest {
@@ -36,6 +37,8 @@ struct LogOffsets {
   uint64_t at(LogStream s) const { return s == LogStream::kStdout ? stdout_offset : stderr_offset; }
 };
 
+// The guest init's phase as the wire carries it (agent.proto Phase); init/guest/guest_init.h mirrors the
+// names.
 enum class GuestPhase { kUnknown = 0, kBooting, kRunning, kStopping, kExited, kFailed, kShuttingDown };
 std::string_view GuestPhaseName(GuestPhase phase);
 
@@ -49,11 +52,13 @@ struct BootTimes {
   uint64_t workload_exit_ns = 0;
 };
 
-struct ExitResult {
-  int exit_code = 0;  // 128+signal when killed; 125 init failure, 126 not executable, 127 not found
-  int signal = 0;
-  bool oom_killed = false;
-  std::string error;  // why init could not start the workload
+// How the workload (or an exec'd command) ended: the project's one exit type. The guest fills exit_code,
+// signal, oom_killed and, when it could not start the workload, err; the host stamps completed_at.
+using ExitResult = nfc::ExitResult;
+
+// The guest's report of the workload's end: the result, and where its log streams end (the host records the
+// exit only after the logs up to there are written).
+struct ExitReport : ExitResult {
   LogOffsets log_end;
 };
 
@@ -61,7 +66,7 @@ struct GuestStatus {
   GuestPhase phase = GuestPhase::kUnknown;
   std::string error;
   BootTimes boot;
-  std::optional<ExitResult> exit;
+  std::optional<ExitReport> exit;
   LogOffsets log_acked;
   LogOffsets log_written;
   int workload_pid = 0;
@@ -98,10 +103,11 @@ struct ExecOptions {
   uint32_t cols = 80;
 };
 
-// One command started with AgentClient::Exec. Output of a TTY session arrives as kStdout.
-class ExecSession {
+// The host's handle on one command started with AgentClient::Exec. Output of a TTY session arrives as
+// kStdout.
+class GuestExecClient {
  public:
-  virtual ~ExecSession() = default;
+  virtual ~GuestExecClient() = default;
   virtual uint64_t id() const = 0;
   virtual int pid() const = 0;
   virtual Status Write(std::string_view data) = 0;
@@ -152,7 +158,7 @@ class AgentClient {
   virtual LogOffsets acked() const = 0;
 
   // Blocks until the guest reports the workload's exit (or init's failure to start it).
-  virtual Result<ExitResult> WaitExit(std::chrono::milliseconds timeout) = 0;
+  virtual Result<ExitReport> WaitExit(std::chrono::milliseconds timeout) = 0;
   // The host has recorded the exit result; the guest may shut down once logs are acked too.
   virtual Status AckExit() = 0;
 
@@ -162,7 +168,7 @@ class AgentClient {
   virtual Status Signal(int signal, bool process_only = false) = 0;
   // Graceful stop: the stop signal (0 = the task's), then SIGKILL after kill_timeout (0 = the task's).
   virtual Status Shutdown(int signal = 0, std::chrono::milliseconds kill_timeout = {}) = 0;
-  virtual Result<std::unique_ptr<ExecSession>> Exec(const ExecOptions& options) = 0;
+  virtual Result<std::unique_ptr<GuestExecClient>> Exec(const ExecOptions& options) = 0;
 
   // Closes the connection; the reader thread ends. Idempotent.
   virtual void Close() = 0;

@@ -20,21 +20,21 @@ void AddOffsets(const LogOffsets& offsets, google::protobuf::RepeatedPtrField<v1
   b->set_offset(offsets.stderr_offset);
 }
 
-ExitResult FromProto(const v1::ExitResult& e) {
-  ExitResult r;
+ExitReport FromProto(const v1::ExitResult& e) {
+  ExitReport r;
   r.exit_code = e.exit_code();
   r.signal = e.signal();
   r.oom_killed = e.oom_killed();
-  r.error = e.error();
+  r.err = e.error();
   r.log_end = OffsetsFromProto(e.log_end());
   return r;
 }
 
-void ToProto(const ExitResult& e, v1::ExitResult* out) {
+void ToProto(const ExitReport& e, v1::ExitResult* out) {
   out->set_exit_code(e.exit_code);
   out->set_signal(e.signal);
   out->set_oom_killed(e.oom_killed);
-  out->set_error(e.error);
+  out->set_error(e.err);
   AddOffsets(e.log_end, out->mutable_log_end());
 }
 

@@ -15,8 +15,8 @@ namespace nfc::guest {
 inline constexpr uint32_t kProtocolVersion = 1;
 
 GuestStatus FromProto(const v1::Status& status);
-ExitResult FromProto(const v1::ExitResult& exit);
-void ToProto(const ExitResult& exit, v1::ExitResult* out);
+ExitReport FromProto(const v1::ExitResult& exit);
+void ToProto(const ExitReport& exit, v1::ExitResult* out);
 void ToProto(const BootTimes& boot, v1::BootTimes* out);
 void AddOffsets(const LogOffsets& offsets, google::protobuf::RepeatedPtrField<v1::StreamOffset>* out);
 LogOffsets OffsetsFromProto(const google::protobuf::RepeatedPtrField<v1::StreamOffset>& in);

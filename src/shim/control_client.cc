@@ -75,7 +75,7 @@ Result<ExecResult> ControlClient::Exec(const ExecRequest& request) const {
   return r;
 }
 
-Result<std::unique_ptr<ExecStream>> ControlClient::ExecStreaming(const ExecRequest& request) const {
+Result<std::unique_ptr<ShimExecClient>> ControlClient::ExecStreaming(const ExecRequest& request) const {
   control::Request req;
   ToProto(request, req.mutable_exec());
   req.mutable_exec()->set_streaming(true);
@@ -83,7 +83,7 @@ Result<std::unique_ptr<ExecStream>> ControlClient::ExecStreaming(const ExecReque
   // The shim acknowledges the start of the session with an empty Response before streaming.
   NFC_ASSIGN_OR_RETURN(auto resp, Call(socket_path_, std::move(req), quick_timeout_ms + 20000, nullptr, &fd));
   (void)resp;
-  return std::make_unique<ExecStream>(std::move(fd));
+  return std::make_unique<ShimExecClient>(std::move(fd));
 }
 
 Result<StatsSample> ControlClient::Stats() const {
@@ -110,19 +110,19 @@ Status ControlClient::Shutdown() const {
   return Ok();
 }
 
-Status ExecStream::SendStdin(std::string_view data) {
+Status ShimExecClient::SendStdin(std::string_view data) {
   control::ExecInput in;
   in.set_stdin(std::string(data));
   return WriteFrame(fd_.get(), in);
 }
 
-Status ExecStream::CloseStdin() {
+Status ShimExecClient::CloseStdin() {
   control::ExecInput in;
   in.set_stdin_close(true);
   return WriteFrame(fd_.get(), in);
 }
 
-Status ExecStream::Resize(unsigned rows, unsigned cols) {
+Status ShimExecClient::Resize(unsigned rows, unsigned cols) {
   if (rows == 0 || cols == 0) return Ok();
   control::ExecInput in;
   in.set_rows(rows);
@@ -130,7 +130,7 @@ Status ExecStream::Resize(unsigned rows, unsigned cols) {
   return WriteFrame(fd_.get(), in);
 }
 
-Result<ExecStream::Event> ExecStream::Next(const std::function<bool()>& cancelled) {
+Result<ShimExecClient::Event> ShimExecClient::Next(const std::function<bool()>& cancelled) {
   // One wire frame may carry several facts (data and a close); hand them out one at a time, exit last.
   Event ev;
   if (!pending_stderr_.empty()) {
@@ -187,7 +187,7 @@ Result<ExecStream::Event> ExecStream::Next(const std::function<bool()>& cancelle
   }
 }
 
-void ExecStream::Cancel() {
+void ShimExecClient::Cancel() {
   if (fd_) ::shutdown(fd_.get(), SHUT_RDWR);
 }
 

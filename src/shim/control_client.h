@@ -18,7 +18,7 @@ namespace nfc::shim {
 // One `nomad alloc exec` session relayed through the shim. Send* may be called from one thread while another
 // calls Next(). Destroying the stream (or Cancel()) closes the connection, which makes the shim kill the
 // command.
-class ExecStream {
+class ShimExecClient {
  public:
   struct Event {
     enum class Kind { kStdout, kStderr, kStdoutClosed, kStderrClosed, kExited };
@@ -27,7 +27,7 @@ class ExecStream {
     ExitResult result;  // kExited
   };
 
-  explicit ExecStream(UniqueFd fd) : fd_(std::move(fd)) {}
+  explicit ShimExecClient(UniqueFd fd) : fd_(std::move(fd)) {}
   Status SendStdin(std::string_view data);
   Status CloseStdin();
   Status Resize(unsigned rows, unsigned cols);
@@ -54,7 +54,7 @@ class ControlClient {
   Result<ExitResult> Stop(int signal, std::chrono::milliseconds timeout) const;
   Status Signal(int signal) const;
   Result<ExecResult> Exec(const ExecRequest& request) const;
-  Result<std::unique_ptr<ExecStream>> ExecStreaming(const ExecRequest& request) const;
+  Result<std::unique_ptr<ShimExecClient>> ExecStreaming(const ExecRequest& request) const;
   Result<StatsSample> Stats() const;
   Result<InspectInfo> Inspect() const;
   // Hard-stops the VM if needed and makes the shim exit.

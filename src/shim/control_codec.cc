@@ -49,35 +49,40 @@ StatsSample FromProto(const control::StatsResponse& in) {
 }
 
 namespace {
-control::TaskState StateToProto(TaskState s) {
-  switch (s) {
-    case TaskState::kStarting:
-      return control::TASK_STATE_STARTING;
-    case TaskState::kRunning:
+control::TaskState PhaseToProto(Phase phase) {
+  switch (phase) {
+    case Phase::kCreated:
+      return control::TASK_STATE_CREATED;
+    case Phase::kBooting:
+      return control::TASK_STATE_BOOTING;
+    case Phase::kRunning:
       return control::TASK_STATE_RUNNING;
-    case TaskState::kStopping:
+    case Phase::kStopping:
       return control::TASK_STATE_STOPPING;
-    case TaskState::kExited:
+    case Phase::kExited:
+    case Phase::kShutDown:
       return control::TASK_STATE_EXITED;
   }
   return control::TASK_STATE_UNSPECIFIED;
 }
-TaskState StateFromProto(control::TaskState s) {
-  switch (s) {
+Phase PhaseFromProto(control::TaskState state) {
+  switch (state) {
+    case control::TASK_STATE_CREATED:
+      return Phase::kCreated;
     case control::TASK_STATE_RUNNING:
-      return TaskState::kRunning;
+      return Phase::kRunning;
     case control::TASK_STATE_STOPPING:
-      return TaskState::kStopping;
+      return Phase::kStopping;
     case control::TASK_STATE_EXITED:
-      return TaskState::kExited;
+      return Phase::kExited;
     default:
-      return TaskState::kStarting;
+      return Phase::kBooting;
   }
 }
 }  // namespace
 
 void ToProto(const InspectInfo& in, control::InspectResponse* out) {
-  out->set_state(StateToProto(in.state));
+  out->set_state(PhaseToProto(in.state));
   out->set_started_at_unix_nanos(in.started_at_unix_nanos);
   if (in.exited) ToProto(in.result, out->mutable_result());
   out->set_guest_boot_id(in.guest_boot_id);
@@ -96,7 +101,7 @@ void ToProto(const InspectInfo& in, control::InspectResponse* out) {
 
 InspectInfo FromProto(const control::InspectResponse& in) {
   InspectInfo i;
-  i.state = StateFromProto(in.state());
+  i.state = PhaseFromProto(in.state());
   i.started_at_unix_nanos = in.started_at_unix_nanos();
   i.exited = in.has_result();
   if (i.exited) i.result = FromProto(in.result());

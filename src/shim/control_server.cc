@@ -22,9 +22,9 @@ bool PeerGone(int fd) {
 }
 
 // Output may be written from several threads (stdout and stderr pumps); frames must not interleave.
-class SocketExecSession : public ExecSession {
+class SocketExecServer : public ShimExecServer {
  public:
-  explicit SocketExecSession(int fd) : fd_(fd) {}
+  explicit SocketExecServer(int fd) : fd_(fd) {}
 
   Result<std::optional<Input>> ReadInput(int timeout_ms) override {
     control::ExecInput in;
@@ -163,7 +163,7 @@ void ControlServer::HandleConnection(UniqueFd conn) {
       if (req.exec().streaming()) {
         // Acknowledge, then the connection becomes the session's stream.
         (void)WriteFrame(fd, resp);
-        SocketExecSession session(fd);
+        SocketExecServer session(fd);
         Status s = handler_->ExecStreaming(er, session);
         if (!s.ok()) {
           control::ExecOutput out;

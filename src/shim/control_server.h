@@ -17,14 +17,14 @@
 namespace nfc::shim {
 
 // The server half of one streaming exec session.
-class ExecSession {
+class ShimExecServer {
  public:
   struct Input {
     std::string stdin_data;
     bool stdin_close = false;
     unsigned rows = 0, cols = 0;  // non-zero: resize
   };
-  virtual ~ExecSession() = default;
+  virtual ~ShimExecServer() = default;
   // Next input from the client, waiting up to timeout_ms. nullopt on timeout; kUnavailable once the client
   // left.
   virtual Result<std::optional<Input>> ReadInput(int timeout_ms) = 0;
@@ -37,6 +37,9 @@ class ExecSession {
   virtual int input_fd() const = 0;
 };
 
+// The task behind the socket. Each operation is checked against the task's phase by the handler itself (the
+// Supervisor, under the lock that guards the phase, with shim::Allowed), so a check and the state it checks
+// cannot drift apart; the server only decodes and encodes.
 class ControlHandler {
  public:
   virtual ~ControlHandler() = default;
@@ -47,7 +50,7 @@ class ControlHandler {
   virtual Result<ExecResult> Exec(const ExecRequest& request) = 0;
   // Runs one interactive session to the end. Errors returned before anything was streamed reach the client as
   // the answer to its request; later ones end the stream with an error frame.
-  virtual Status ExecStreaming(const ExecRequest& request, ExecSession& session) = 0;
+  virtual Status ExecStreaming(const ExecRequest& request, ShimExecServer& session) = 0;
   virtual Result<StatsSample> Stats() = 0;
   virtual InspectInfo Inspect() = 0;
   // Hard-stops the VM if it runs. Called before the answer is sent; AfterShutdownReply afterwards.

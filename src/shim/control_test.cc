@@ -52,7 +52,7 @@ class FakeTask : public ControlHandler {
     out.result.exit_code = 7;
     return out;
   }
-  Status ExecStreaming(const ExecRequest& r, ExecSession& s) override {
+  Status ExecStreaming(const ExecRequest& r, ShimExecServer& s) override {
     if (r.argv[0] == "fail") return Error::NotFound("no such command: fail");
     // Echo stdin to stdout until stdin closes; resizes are reported on stderr.
     for (;;) {
@@ -203,7 +203,7 @@ TEST_F(ControlTest, ExecStreamingRelaysInputOutputResizeAndExit) {
   for (;;) {
     auto ev = stream.Next();
     ASSERT_TRUE(ev.ok()) << ev.error().message();
-    using K = ExecStream::Event::Kind;
+    using K = ShimExecClient::Event::Kind;
     if (ev->kind == K::kStdout) out += ev->data;
     if (ev->kind == K::kStderr) err += ev->data;
     if (ev->kind == K::kStdoutClosed) out_closed = true;

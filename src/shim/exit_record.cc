@@ -107,18 +107,4 @@ Result<std::optional<ExitResult>> ReadExitRecord(const std::string& path) {
   return std::optional<ExitResult>(std::move(r));
 }
 
-const char* TaskStateName(TaskState state) {
-  switch (state) {
-    case TaskState::kStarting:
-      return "starting";
-    case TaskState::kRunning:
-      return "running";
-    case TaskState::kStopping:
-      return "stopping";
-    case TaskState::kExited:
-      return "exited";
-  }
-  return "unknown";
-}
-
 }  // namespace nfc::shim

@@ -67,8 +67,9 @@ bool ProcessCost(int pid, uint64_t* user_ns, uint64_t* system_ns, uint64_t* rss)
 
 }  // namespace
 
-Supervisor::Supervisor(ShimConfig config)
-    : config_(std::move(config)),
+Supervisor::Supervisor(ShimConfig config, VmmFactory make_vmm)
+    : make_vmm_(std::move(make_vmm)),
+      config_(std::move(config)),
       dir_{config_.task_dir},
       stdout_(config_.stdout_path),
       stderr_(config_.stderr_path) {}
@@ -85,25 +86,44 @@ int64_t Supervisor::MillisSinceStart() const {
 Status Supervisor::Boot() {
   started_ = std::chrono::steady_clock::now();
   started_unix_nanos_ = UnixNanos();
-  NFC_ASSIGN_OR_RETURN(vmm_, vmm::CreateVmm(config_.backend, config_.vm));
-  NFC_RETURN_IF_ERROR_CTX(vmm_->Start(), "start the VM");
-  vmm_pid_ = vmm_->Record().pid;
-  {
+  Status started = StartVmm();
+  if (!started.ok()) {
+    // Nothing runs. Waiters get the error; no exit.json: StartTask reports the failure and removes the dir.
     std::lock_guard<std::mutex> lock(mu_);
-    vmm_started_millis_ = MillisSinceStart();
+    exit_ = ExitResult{1, 0, false, started.error().message(), UnixNanos()};
+    vm_exit_ = vmm::VmExit{vmm::VmExit::Kind::kUnknown, -1, "the VMM did not start"};  // nothing to stop
+    lifecycle_.Apply(Event::kStartFailed);
+    cv_.notify_all();
+    return started;
   }
+  guest_thread_ = std::thread([this] { GuestLoop(); });
+  return Ok();
+}
+
+Status Supervisor::StartVmm() {
+  NFC_ASSIGN_OR_RETURN(std::unique_ptr<vmm::Vmm> vmm, make_vmm_(config_.backend, config_.vm));
+  NFC_RETURN_IF_ERROR_CTX(vmm->Start(), "start the VM");
   // The record lets DestroyTask find and kill the VMM even if this shim is killed.
-  Status recorded = WriteFileDurably(dir_.root + "/vmm.json", vmm_->Record().ToJson(), 0600);
+  Status recorded = WriteFileDurably(dir_.root + "/vmm.json", vmm->Record().ToJson(), 0600);
   if (!recorded.ok()) {
-    (void)vmm_->Kill();
-    (void)vmm_->Wait(10s);
+    Status killed = vmm->Kill();
+    if (!killed.ok()) log::Warn("could not kill the VMM", {{"error", killed.error().message()}});
+    (void)vmm->Wait(10s);  // best effort: a VMM that outlives this is found by DestroyTask through its pid
     return std::move(recorded).error().Context("record the VMM");
   }
+  std::lock_guard<std::mutex> lock(mu_);
+  vmm_ = std::move(vmm);
+  vmm_pid_ = vmm_->Record().pid;
+  vmm_started_millis_ = MillisSinceStart();
+  lifecycle_.Apply(Event::kVmmStarted);
   log::Info("VM started", {{"backend", std::string(vmm::BackendName(config_.backend))},
                            {"vmm_pid", vmm_->Record().pid},
                            {"millis", vmm_started_millis_}});
-  guest_thread_ = std::thread([this] { GuestLoop(); });
   return Ok();
+}
+
+bool Supervisor::RecordedLocked() const {
+  return lifecycle_.phase() == Phase::kExited || lifecycle_.phase() == Phase::kShutDown;
 }
 
 std::shared_ptr<guest::AgentClient> Supervisor::CurrentAgent() {
@@ -111,12 +131,17 @@ std::shared_ptr<guest::AgentClient> Supervisor::CurrentAgent() {
   return agent_;
 }
 
-Result<std::shared_ptr<guest::AgentClient>> Supervisor::RequireAgent(const char* what) {
+Status Supervisor::Check(Op op) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (exit_) return Error::FailedPrecondition(std::string(what) + ": the task has exited");
+  return Allowed(op, lifecycle_.phase());
+}
+
+Result<std::shared_ptr<guest::AgentClient>> Supervisor::RequireAgent(Op op) {
+  std::lock_guard<std::mutex> lock(mu_);
+  NFC_RETURN_IF_ERROR(Allowed(op, lifecycle_.phase()));
   if (!agent_ || !agent_->connected()) {
-    return Error::FailedPrecondition(std::string(what) + ": the guest is not connected yet (task " +
-                                     TaskStateName(state_) + ")");
+    return Error::FailedPrecondition(std::string(OpName(op)) + ": the guest is not connected yet (task " +
+                                     PhaseName(lifecycle_.phase()) + ")");
   }
   return agent_;
 }
@@ -127,7 +152,7 @@ void Supervisor::GuestLoop() {
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (vm_gone_ || exit_) break;
+      if (vm_exit_ || RecordedLocked()) break;
     }
     auto now = std::chrono::steady_clock::now();
     if (!ever_connected && now > boot_deadline) {
@@ -140,9 +165,10 @@ void Supervisor::GuestLoop() {
         std::lock_guard<std::mutex> lock(mu_);
         last_error_ = why;
         fatal_error_ = why;
-        stop_requested_ = true;
+        lifecycle_.Apply(Event::kStopRequested);
       }
-      (void)vmm_->Kill();
+      Status killed = vmm_->Kill();
+      if (!killed.ok()) log::Error("could not kill the VMM", {{"error", killed.error().message()}});
       break;
     }
     auto fd = vmm_->ConnectGuest(config_.guest_port, 2s);
@@ -192,9 +218,9 @@ void Supervisor::ServeConnection(const std::shared_ptr<guest::AgentClient>& agen
   auto note_status = [this](const guest::GuestStatus& st) {
     std::lock_guard<std::mutex> lock(mu_);
     boot_times_ = st.boot;
-    if (state_ == TaskState::kStarting &&
+    if (lifecycle_.phase() == Phase::kBooting &&
         (st.phase == guest::GuestPhase::kRunning || st.boot.workload_execve_ns)) {
-      state_ = TaskState::kRunning;
+      lifecycle_.Apply(Event::kWorkloadStarted);
       workload_started_millis_ = MillisSinceStart();
       cv_.notify_all();
     }
@@ -224,8 +250,8 @@ void Supervisor::ServeConnection(const std::shared_ptr<guest::AgentClient>& agen
     bool starting;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      starting = state_ == TaskState::kStarting;
-      if (vm_gone_) break;
+      starting = lifecycle_.phase() == Phase::kBooting;
+      if (vm_exit_) break;
     }
     if (starting && std::chrono::steady_clock::now() >= next_status_poll) {
       next_status_poll = std::chrono::steady_clock::now() + 250ms;
@@ -259,7 +285,7 @@ Status Supervisor::WriteLog(const guest::LogChunk& chunk) {
 }
 
 void Supervisor::WaitForExitReport(std::shared_ptr<guest::AgentClient> agent) {
-  guest::ExitResult reported;
+  guest::ExitReport reported;
   for (;;) {
     auto r = agent->WaitExit(1s);
     if (r.ok()) {
@@ -268,11 +294,11 @@ void Supervisor::WaitForExitReport(std::shared_ptr<guest::AgentClient> agent) {
     }
     if (r.error().code() != ErrorCode::kTimeout) return;  // connection gone; the next connection waits again
     std::lock_guard<std::mutex> lock(mu_);
-    if (exit_ || vm_gone_) return;
+    if (RecordedLocked() || vm_exit_) return;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (exit_) {
+    if (RecordedLocked()) {
       (void)
           agent->AckExit();  // recorded during an earlier connection; the guest asks again after a reconnect
       return;
@@ -296,11 +322,8 @@ void Supervisor::WaitForExitReport(std::shared_ptr<guest::AgentClient> agent) {
                  {"stderr_end", reported.log_end.stderr_offset}});
     }
   }
-  ExitResult result;
-  result.exit_code = reported.exit_code;
-  result.signal = reported.signal;
-  result.oom_killed = reported.oom_killed;
-  if (!reported.error.empty()) result.err = "workload could not start: " + reported.error;
+  ExitResult result = reported;  // without the log offsets
+  if (!result.err.empty()) result.err = "workload could not start: " + result.err;
   result.completed_at_unix_nanos = UnixNanos();
   RecordExit(result);
   Status acked = agent->AckExit();
@@ -310,7 +333,7 @@ void Supervisor::WaitForExitReport(std::shared_ptr<guest::AgentClient> agent) {
 
 void Supervisor::RecordExit(ExitResult result) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (exit_) return;
+  if (RecordedLocked()) return;
   Status s = WriteExitRecord(dir_.ExitRecord(), result);
   if (!s.ok()) log::Error("could not write the exit record", {{"error", s.error().message()}});
   log::Info("task exited", {{"exit_code", result.exit_code},
@@ -318,7 +341,7 @@ void Supervisor::RecordExit(ExitResult result) {
                             {"oom_killed", result.oom_killed ? "true" : "false"},
                             {"err", result.err}});
   exit_ = std::move(result);
-  state_ = TaskState::kExited;
+  lifecycle_.Apply(Event::kExitRecorded);
   cv_.notify_all();
 }
 
@@ -331,7 +354,9 @@ ExitResult Supervisor::DescribeUnreportedEnd(const vmm::VmExit& vm_exit) {
   std::string fatal_error;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_requested = stop_requested_;
+    // Only called before an exit is recorded, so a stop asked by anyone (StopTask, Shutdown, the boot
+    // timeout) still shows as the phase.
+    stop_requested = lifecycle_.phase() == Phase::kStopping;
     fatal_error = fatal_error_;
   }
   switch (vm_exit.kind) {
@@ -385,7 +410,6 @@ void Supervisor::Run() {
   log::Info("VM ended", {{"kind", std::string(vmm::ExitKindName(vm_exit.kind))}, {"detail", vm_exit.detail}});
   {
     std::lock_guard<std::mutex> lock(mu_);
-    vm_gone_ = true;
     vm_exit_ = vm_exit;
     cv_.notify_all();
   }
@@ -408,34 +432,35 @@ void Supervisor::Run() {
 
 bool Supervisor::WaitExitRecorded(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return exit_.has_value(); });
+  return cv_.wait_for(lock, timeout, [&] { return RecordedLocked(); });
 }
 
 bool Supervisor::WaitVmGone(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return vm_gone_ && exit_.has_value(); });
+  return cv_.wait_for(lock, timeout, [&] { return vm_exit_.has_value() && RecordedLocked(); });
 }
 
 bool Supervisor::WaitForShutdown(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return shutdown_answered_; });
+  return cv_.wait_for(lock, timeout, [&] { return lifecycle_.phase() == Phase::kShutDown; });
 }
 
 Result<ExitResult> Supervisor::Wait(const std::function<bool()>& client_gone) {
   std::unique_lock<std::mutex> lock(mu_);
-  while (!exit_) {
+  NFC_RETURN_IF_ERROR(Allowed(Op::kWait, lifecycle_.phase()));
+  while (!RecordedLocked()) {
     if (client_gone()) return Error(ErrorCode::kCancelled, "wait: caller went away");
     cv_.wait_for(lock, 200ms);
   }
-  return *exit_;
+  return exit_;
 }
 
 Result<ExitResult> Supervisor::Stop(int signal, std::chrono::milliseconds timeout) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (exit_ && vm_gone_) return *exit_;
-    stop_requested_ = true;
-    if (state_ != TaskState::kExited) state_ = TaskState::kStopping;
+    NFC_RETURN_IF_ERROR(Allowed(Op::kStop, lifecycle_.phase()));
+    if (RecordedLocked() && vm_exit_) return exit_;
+    lifecycle_.Apply(Event::kStopRequested);
   }
   log::Info("stop requested", {{"signal", signal}, {"timeout_ms", static_cast<long long>(timeout.count())}});
   auto agent = CurrentAgent();
@@ -461,17 +486,17 @@ Result<ExitResult> Supervisor::Stop(int signal, std::chrono::milliseconds timeou
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (!exit_) return Error::Internal("stop: the VM did not end");
-  return *exit_;
+  if (!RecordedLocked()) return Error::Internal("stop: the VM did not end");
+  return exit_;
 }
 
 Status Supervisor::Signal(int signal) {
-  NFC_ASSIGN_OR_RETURN(auto agent, RequireAgent("signal"));
+  NFC_ASSIGN_OR_RETURN(auto agent, RequireAgent(Op::kSignal));
   return agent->Signal(signal);
 }
 
 Result<ExecResult> Supervisor::Exec(const ExecRequest& request) {
-  NFC_ASSIGN_OR_RETURN(auto agent, RequireAgent("exec"));
+  NFC_ASSIGN_OR_RETURN(auto agent, RequireAgent(Op::kExec));
   guest::ExecOptions options;
   options.argv = request.argv;
   options.tty = request.tty;
@@ -504,22 +529,18 @@ Result<ExecResult> Supervisor::Exec(const ExecRequest& request) {
     if ((*chunk)->data.size() > room) out.output_truncated = true;
     dst.append((*chunk)->data, 0, std::min(room, (*chunk)->data.size()));
   }
-  NFC_ASSIGN_OR_RETURN(auto r, session->Wait(30s));
-  out.result.exit_code = r.exit_code;
-  out.result.signal = r.signal;
-  out.result.oom_killed = r.oom_killed;
-  if (!r.error.empty()) out.result.err = r.error;
+  NFC_ASSIGN_OR_RETURN(out.result, session->Wait(30s));
   return out;
 }
 
-Status Supervisor::ExecStreaming(const ExecRequest& request, ExecSession& client) {
-  NFC_ASSIGN_OR_RETURN(auto agent, RequireAgent("exec"));
+Status Supervisor::ExecStreaming(const ExecRequest& request, ShimExecServer& client) {
+  NFC_ASSIGN_OR_RETURN(auto agent, RequireAgent(Op::kExec));
   guest::ExecOptions options;
   options.argv = request.argv;
   options.tty = request.tty;
   if (request.rows) options.rows = request.rows;
   if (request.cols) options.cols = request.cols;
-  NFC_ASSIGN_OR_RETURN(std::shared_ptr<guest::ExecSession> session, agent->Exec(options));
+  NFC_ASSIGN_OR_RETURN(std::shared_ptr<guest::GuestExecClient> session, agent->Exec(options));
   std::atomic<bool> client_gone{false};
   std::atomic<bool> done{false};
   // Client -> guest: stdin, close, resize. Ends when the client leaves or the command is done.
@@ -562,7 +583,8 @@ Status Supervisor::ExecStreaming(const ExecRequest& request, ExecSession& client
     if (r.ok()) {
       (void)client.CloseStdout();
       (void)client.CloseStderr();
-      ExitResult result{r->exit_code, r->signal, r->oom_killed, r->error, UnixNanos()};
+      ExitResult result = *r;
+      result.completed_at_unix_nanos = UnixNanos();
       (void)client.WriteExit(result);
     } else {
       status = std::move(r).error();
@@ -574,10 +596,11 @@ Status Supervisor::ExecStreaming(const ExecRequest& request, ExecSession& client
 }
 
 Result<StatsSample> Supervisor::Stats() {
+  NFC_RETURN_IF_ERROR(Check(Op::kStats));  // from booting on, vmm_ is set and never changes
   StatsSample s;
   s.sampled_at_unix_nanos = UnixNanos();
   s.vcpus = config_.vm.vcpus;
-  s.vmm_pid = vmm_ ? vmm_->Record().pid : 0;
+  s.vmm_pid = vmm_->Record().pid;
   if (s.vmm_pid > 0) ProcessCost(s.vmm_pid, &s.vmm_cpu_user_nanos, &s.vmm_cpu_system_nanos, &s.vmm_rss_bytes);
   if (auto agent = CurrentAgent(); agent && agent->connected()) {
     auto g = agent->QueryStats();
@@ -596,10 +619,10 @@ Result<StatsSample> Supervisor::Stats() {
 InspectInfo Supervisor::Inspect() {
   std::lock_guard<std::mutex> lock(mu_);
   InspectInfo i;
-  i.state = state_;
+  i.state = lifecycle_.phase();  // inspect is allowed in every phase
   i.started_at_unix_nanos = started_unix_nanos_;
-  i.exited = exit_.has_value();
-  if (exit_) i.result = *exit_;
+  i.exited = RecordedLocked();
+  if (i.exited) i.result = exit_;
   i.guest_boot_id = boot_id_ ? std::to_string(boot_id_) : "";
   i.shim_pid = ::getpid();
   i.vmm_pid = vmm_ ? vmm_->Record().pid : 0;
@@ -618,10 +641,12 @@ InspectInfo Supervisor::Inspect() {
 Status Supervisor::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_requested_ = true;
+    NFC_RETURN_IF_ERROR(Allowed(Op::kShutdown, lifecycle_.phase()));
+    lifecycle_.Apply(Event::kStopRequested);
   }
   if (!WaitVmGone(0ms)) {
-    (void)vmm_->Kill();
+    Status killed = vmm_->Kill();
+    if (!killed.ok()) log::Warn("could not kill the VMM", {{"error", killed.error().message()}});
     if (!WaitVmGone(30s)) return Error::Timeout("shutdown: the VMM did not end within 30 s of SIGKILL");
   }
   return Ok();
@@ -629,16 +654,19 @@ Status Supervisor::Shutdown() {
 
 void Supervisor::AfterShutdownReply() {
   std::lock_guard<std::mutex> lock(mu_);
-  shutdown_answered_ = true;
+  if (!lifecycle_.Apply(Event::kShutdownAnswered)) {
+    log::Warn("shutdown answered in an unexpected phase", {{"phase", PhaseName(lifecycle_.phase())}});
+  }
   cv_.notify_all();
 }
 
 Result<ShimReady> Supervisor::AwaitStarted() {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return state_ != TaskState::kStarting || exit_.has_value(); });
-  if (exit_ && boot_id_ == 0) {
+  cv_.wait(lock, [&] { return lifecycle_.phase() == Phase::kRunning || RecordedLocked(); });
+  const bool ended = RecordedLocked();
+  if (ended && boot_id_ == 0) {
     ErrorCode code = fatal_error_.empty() ? ErrorCode::kInternal : ErrorCode::kTimeout;
-    return Error(code, "the VM did not boot: " + exit_->err);
+    return Error(code, "the VM did not boot: " + exit_.err);
   }
   ShimReady ready;
   auto me = IdentifyProcess(::getpid());
@@ -646,7 +674,7 @@ Result<ShimReady> Supervisor::AwaitStarted() {
   ready.shim = *me;
   ready.vmm_pid = vmm_ ? vmm_->Record().pid : 0;
   ready.started_at_unix_nanos = started_unix_nanos_;
-  ready.exited = exit_.has_value();
+  ready.exited = ended;
   ready.guest_boot_id = boot_id_ ? std::to_string(boot_id_) : "";
   ready.vmm_started_millis = vmm_started_millis_;
   ready.guest_connected_millis = guest_connected_millis_;

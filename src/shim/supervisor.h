@@ -4,7 +4,9 @@
 //
 // Lifecycle, in the shim's main thread: Boot() starts the VMM; Run() blocks until the VM is gone and the exit
 // is recorded. Meanwhile one guest thread (re)connects to the agent, pumps logs and waits for the workload's
-// exit; control connections run on their own threads.
+// exit; control connections run on their own threads. The task's phase is one shim::Lifecycle
+// (shim/lifecycle.h): every event goes through its table, and every control operation is checked against the
+// phase here, at the top of each ControlHandler method, under mu_ ("signal: task is exited").
 //
 // Exactly-once logs: a chunk is acknowledged to the guest only after every byte of it was accepted by the
 // FIFO (FifoWriter::Write). After a reconnect the guest resends from the acknowledged offsets; bytes below
@@ -22,6 +24,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -31,6 +34,7 @@
 #include "guest/agent_client.h"
 #include "shim/control_server.h"
 #include "shim/fifo_writer.h"
+#include "shim/lifecycle.h"
 #include "shim/readiness.h"
 #include "shim/shim_config.h"
 #include "shim/task_dir.h"
@@ -40,7 +44,10 @@ namespace nfc::shim {
 
 class Supervisor final : public ControlHandler {
  public:
-  explicit Supervisor(ShimConfig config);
+  // Makes the (not yet started) VMM. The seam for tests, which pass a fake.
+  using VmmFactory = std::function<Result<std::unique_ptr<vmm::Vmm>>(vmm::Backend, vmm::VmConfig)>;
+
+  explicit Supervisor(ShimConfig config, VmmFactory make_vmm = vmm::CreateVmm);
   ~Supervisor() override;
 
   // Starts the VMM and the guest thread. On error nothing is left running.
@@ -61,13 +68,14 @@ class Supervisor final : public ControlHandler {
   Result<ExitResult> Stop(int signal, std::chrono::milliseconds timeout) override;
   Status Signal(int signal) override;
   Result<ExecResult> Exec(const ExecRequest& request) override;
-  Status ExecStreaming(const ExecRequest& request, ExecSession& session) override;
+  Status ExecStreaming(const ExecRequest& request, ShimExecServer& session) override;
   Result<StatsSample> Stats() override;
   InspectInfo Inspect() override;
   Status Shutdown() override;
   void AfterShutdownReply() override;
 
  private:
+  Status StartVmm();
   void GuestLoop();
   // One connection's life: returns when the connection is lost or the task is over.
   void ServeConnection(const std::shared_ptr<guest::AgentClient>& agent);
@@ -76,14 +84,22 @@ class Supervisor final : public ControlHandler {
   void RecordExit(ExitResult result);
   ExitResult DescribeUnreportedEnd(const vmm::VmExit& vm_exit);
   std::shared_ptr<guest::AgentClient> CurrentAgent();
-  Result<std::shared_ptr<guest::AgentClient>> RequireAgent(const char* what);
+  // Allowed(op, phase) under mu_.
+  Status Check(Op op) const;
+  // Check(op), and the guest connected.
+  Result<std::shared_ptr<guest::AgentClient>> RequireAgent(Op op);
+  // The exit is recorded (phase exited or later). Requires mu_.
+  bool RecordedLocked() const;
   // Waits until the exit is recorded or the timeout passes; true if recorded.
   bool WaitExitRecorded(std::chrono::milliseconds timeout);
   bool WaitVmGone(std::chrono::milliseconds timeout);
   int64_t MillisSinceStart() const;
 
+  VmmFactory make_vmm_;
   ShimConfig config_;
   TaskDir dir_;
+  // Set under mu_ when the VMM started (kBooting), never changed afterwards: code that checked the phase
+  // under mu_ (booting or later) may then use it without the lock.
   std::unique_ptr<vmm::Vmm> vmm_;
   std::atomic<pid_t> vmm_pid_{0};  // read by the shim's signal thread
   FifoWriter stdout_;
@@ -93,18 +109,16 @@ class Supervisor final : public ControlHandler {
   std::chrono::steady_clock::time_point started_;
   int64_t started_unix_nanos_ = 0;
 
+  // Everything below up to log_mu_ is guarded by mu_. Lock order: log_mu_, then mu_.
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  TaskState state_ = TaskState::kStarting;
-  std::optional<ExitResult> exit_;             // recorded (durable) result
-  std::optional<guest::ExitResult> reported_;  // what the guest said, before the record is written
+  std::condition_variable cv_;  // notified on every phase change and log acknowledgement
+  Lifecycle lifecycle_;
+  ExitResult exit_;                            // the recorded result, from kExited on
+  std::optional<guest::ExitReport> reported_;  // what the guest said, before the record is written
   std::shared_ptr<guest::AgentClient> agent_;
   guest::LogOffsets acked_;
   uint64_t boot_id_ = 0;
-  bool vm_gone_ = false;
-  bool stop_requested_ = false;
-  bool shutdown_answered_ = false;
-  std::optional<vmm::VmExit> vm_exit_;
+  std::optional<vmm::VmExit> vm_exit_;  // set once the VMM process is gone (not a phase: see lifecycle.h)
   std::string last_error_;
   std::string fatal_error_;  // why the shim itself ended the VM (boot timeout)
   int64_t vmm_started_millis_ = 0;

@@ -7,23 +7,19 @@
 #include <string>
 #include <vector>
 
+#include "base/exit_result.h"
+#include "shim/lifecycle.h"
+
 namespace nfc::shim {
 
-// How a task ended. `err` is non-empty when the VM ended without the guest reporting the workload's result
-// (VMM crash, guest kernel panic, forced stop); a person reads it in `nomad alloc status`.
-struct ExitResult {
-  int exit_code = 0;
-  int signal = 0;
-  bool oom_killed = false;
-  std::string err;
-  int64_t completed_at_unix_nanos = 0;
+// How a task ended: the one exit type of the project (base/exit_result.h).
+using ExitResult = nfc::ExitResult;
 
-  bool Successful() const { return exit_code == 0 && signal == 0 && err.empty(); }
-  bool operator==(const ExitResult&) const = default;
-};
-
-enum class TaskState { kStarting, kRunning, kStopping, kExited };
-const char* TaskStateName(TaskState state);
+// The wire and older callers name the phase "task state"; shim/lifecycle.h is where it is defined.
+using TaskState = Phase;
+inline const char* TaskStateName(Phase phase) {
+  return PhaseName(phase);
+}
 
 // Cumulative counters sampled at one instant; rates come from the difference of two samples.
 struct StatsSample {
@@ -43,7 +39,7 @@ struct StatsSample {
 };
 
 struct InspectInfo {
-  TaskState state = TaskState::kStarting;
+  Phase state = Phase::kCreated;
   int64_t started_at_unix_nanos = 0;
   bool exited = false;
   ExitResult result;  // valid when exited

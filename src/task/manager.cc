@@ -94,10 +94,6 @@ StartHost ProbeStartHost(const driver::PluginConfig& config) {
   return host;
 }
 
-driver::ExitResult ToDriverResult(const shim::ExitResult& r) {
-  return {r.exit_code, r.signal, r.oom_killed, r.err};
-}
-
 Manager::Manager(ManagerDeps deps) : deps_(std::move(deps)) {
   if (!deps_.env) deps_.env = &DefaultEnv();
   if (!deps_.images) {

@@ -71,9 +71,10 @@ class Manager final : public driver::TaskManager {
   Capabilities capabilities() const override;
 
   // Interactive exec (ExecTaskStreaming), relayed through the task's shim. tty rows/cols may be 0.
-  Result<std::unique_ptr<driver::ExecSession>> ExecStreaming(const std::string& task_id,
-                                                             const std::vector<std::string>& argv, bool tty,
-                                                             unsigned rows, unsigned cols) override;
+  Result<std::unique_ptr<driver::RpcExecSession>> ExecStreaming(const std::string& task_id,
+                                                                const std::vector<std::string>& argv,
+                                                                bool tty, unsigned rows,
+                                                                unsigned cols) override;
 
   // Start-up timings of a task (for `run` and the benchmark): milliseconds.
   struct StartTimings {
@@ -113,8 +114,5 @@ class Manager final : public driver::TaskManager {
   std::function<void(driver::TaskEvent)> sink_;
   std::map<std::string, std::shared_ptr<Task>> tasks_;
 };
-
-// Converts the shim's exit result to the driver's.
-driver::ExitResult ToDriverResult(const shim::ExitResult& r);
 
 }  // namespace nfc::task

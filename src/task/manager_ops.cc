@@ -40,10 +40,10 @@ Result<driver::ExitResult> Manager::WaitTask(const std::string& task_id,
   if (!task) return NotFound(task_id);
   {
     std::lock_guard<std::mutex> lock(task->mu);
-    if (task->exit) return ToDriverResult(*task->exit);
+    if (task->exit) return *task->exit;
   }
   auto r = task->client.Wait(cancelled);
-  shim::ExitResult result;
+  ExitResult result;
   if (r.ok()) {
     result = *r;
   } else if (r.error().code() == ErrorCode::kCancelled) {
@@ -62,7 +62,7 @@ Result<driver::ExitResult> Manager::WaitTask(const std::string& task_id,
   }
   std::lock_guard<std::mutex> lock(task->mu);
   task->exit = result;
-  return ToDriverResult(result);
+  return result;
 }
 
 Status Manager::StopTask(const std::string& task_id, std::chrono::milliseconds timeout,
@@ -165,7 +165,7 @@ Result<driver::TaskInspection> Manager::InspectTask(const std::string& task_id) 
                            {"image", task->state.image_reference},
                            {"image_digest", task->state.image_digest},
                            {"shim_pid", std::to_string(task->state.shim.pid)}};
-  std::optional<shim::ExitResult> exit;
+  std::optional<ExitResult> exit;
   {
     std::lock_guard<std::mutex> lock(task->mu);
     exit = task->exit;
@@ -176,17 +176,20 @@ Result<driver::TaskInspection> Manager::InspectTask(const std::string& task_id) 
       out.driver_attributes["guest_boot_id"] = info->guest_boot_id;
       out.driver_attributes["vmm_pid"] = std::to_string(info->vmm_pid);
       if (info->exited) exit = info->result;
+      std::lock_guard<std::mutex> lock(task->mu);
+      task->last_phase = info->state;
+      if (info->exited) task->exit = info->result;  // final: later calls need not ask
     } else {
       auto disk = ResultFromDisk(*task);
       if (disk.ok())
         exit = *disk;
       else
-        exit = shim::ExitResult{1, 0, false, disk.error().message(), 0};
+        exit = ExitResult{1, 0, false, disk.error().message(), 0};
     }
   }
   if (exit) {
     out.state = driver::TaskState::kExited;
-    out.result = ToDriverResult(*exit);
+    out.result = *exit;
     out.completed_at =
         std::chrono::system_clock::time_point(std::chrono::nanoseconds(exit->completed_at_unix_nanos));
   } else {
@@ -199,7 +202,8 @@ Status Manager::SignalTask(const std::string& task_id, const std::string& signal
   auto task = Find(task_id);
   if (!task) return NotFound(task_id);
   NFC_ASSIGN_OR_RETURN(int sig, ParseSignal(signal));
-  NFC_RETURN_IF_ERROR_CTX(task->client.Signal(sig), "signal task " + task_id);
+  Status allowed = task->Check(shim::Op::kSignal);  // the shim's own answer, without asking it
+  NFC_RETURN_IF_ERROR_CTX(allowed.ok() ? task->client.Signal(sig) : allowed, "signal task " + task_id);
   return Ok();
 }
 
@@ -208,6 +212,7 @@ Result<driver::ExecOutput> Manager::ExecTask(const std::string& task_id, const s
   auto task = Find(task_id);
   if (!task) return NotFound(task_id);
   if (argv.empty()) return Error::InvalidArgument("exec: empty command");
+  NFC_RETURN_IF_ERROR_CTX(task->Check(shim::Op::kExec), "exec in task " + task_id);
   shim::ExecRequest req;
   req.argv = argv;
   req.timeout_millis = timeout.count();
@@ -216,23 +221,23 @@ Result<driver::ExecOutput> Manager::ExecTask(const std::string& task_id, const s
   driver::ExecOutput out;
   out.stdout_data = std::move(r->stdout_data);
   out.stderr_data = std::move(r->stderr_data);
-  out.result = ToDriverResult(r->result);
+  out.result = std::move(r->result);
   return out;
 }
 
 namespace {
 
-// driver::ExecSession over the shim's exec stream.
-class ShimExecSession final : public driver::ExecSession {
+// driver::RpcExecSession over the shim's exec stream.
+class RelayedExecSession final : public driver::RpcExecSession {
  public:
-  explicit ShimExecSession(std::unique_ptr<shim::ExecStream> stream) : stream_(std::move(stream)) {}
+  explicit RelayedExecSession(std::unique_ptr<shim::ShimExecClient> stream) : stream_(std::move(stream)) {}
   Status SendStdin(std::string_view data) override { return stream_->SendStdin(data); }
   Status CloseStdin() override { return stream_->CloseStdin(); }
   Status Resize(unsigned rows, unsigned cols) override { return stream_->Resize(rows, cols); }
   Result<Event> Next(const driver::CancelledFn& cancelled) override {
     NFC_ASSIGN_OR_RETURN(auto ev, stream_->Next(cancelled));
     Event out;
-    using K = shim::ExecStream::Event::Kind;
+    using K = shim::ShimExecClient::Event::Kind;
     switch (ev.kind) {
       case K::kStdout:
         out.kind = Event::Kind::kStdout;
@@ -251,23 +256,25 @@ class ShimExecSession final : public driver::ExecSession {
         break;
     }
     out.data = std::move(ev.data);
-    out.result = ToDriverResult(ev.result);
+    out.result = std::move(ev.result);
     return out;
   }
   void Cancel() override { stream_->Cancel(); }
 
  private:
-  std::unique_ptr<shim::ExecStream> stream_;
+  std::unique_ptr<shim::ShimExecClient> stream_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<driver::ExecSession>> Manager::ExecStreaming(const std::string& task_id,
-                                                                    const std::vector<std::string>& argv,
-                                                                    bool tty, unsigned rows, unsigned cols) {
+Result<std::unique_ptr<driver::RpcExecSession>> Manager::ExecStreaming(const std::string& task_id,
+                                                                       const std::vector<std::string>& argv,
+                                                                       bool tty, unsigned rows,
+                                                                       unsigned cols) {
   auto task = Find(task_id);
   if (!task) return NotFound(task_id);
   if (argv.empty()) return Error::InvalidArgument("exec: empty command");
+  NFC_RETURN_IF_ERROR_CTX(task->Check(shim::Op::kExec), "exec in task " + task_id);
   shim::ExecRequest req;
   req.argv = argv;
   req.tty = tty;
@@ -275,7 +282,7 @@ Result<std::unique_ptr<driver::ExecSession>> Manager::ExecStreaming(const std::s
   req.cols = cols;
   auto stream = task->client.ExecStreaming(req);
   if (!stream.ok()) return std::move(stream).error().Context("exec in task " + task_id);
-  return std::unique_ptr<driver::ExecSession>(std::make_unique<ShimExecSession>(std::move(*stream)));
+  return std::unique_ptr<driver::RpcExecSession>(std::make_unique<RelayedExecSession>(std::move(*stream)));
 }
 
 Status Manager::StreamTaskStats(const std::string& task_id, std::chrono::milliseconds interval,

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <optional>
 
+#include "shim/lifecycle.h"
 #include "task/manager.h"
 
 namespace nfc::task {
@@ -17,7 +18,19 @@ struct Manager::Task {
   std::chrono::system_clock::time_point started_at;
   std::optional<StartTimings> timings;
   std::mutex mu;
-  std::optional<shim::ExitResult> exit;  // guarded by mu; cached once known
+  // Guarded by mu: what the plugin last learned about the task's phase. The exit result is cached once known
+  // (the shim's "exited" is final); other phases may have moved on since, so only an exited task answers a
+  // call without asking the shim, with the message the shim would give (shim::Allowed).
+  std::optional<ExitResult> exit;
+  shim::Phase last_phase = shim::Phase::kRunning;  // StartTask and RecoverTask hand over a running task
+  shim::Phase phase() const { return exit ? shim::Phase::kExited : last_phase; }
+  // Refuses `op` when the task is known to have exited and the shim would refuse it too; any other phase may
+  // have moved on since it was learned, so then the shim decides. Takes mu.
+  Status Check(shim::Op op) {
+    std::lock_guard<std::mutex> lock(mu);
+    return phase() == shim::Phase::kExited ? shim::Allowed(op, shim::Phase::kExited) : Ok();
+  }
+
   explicit Task(DriverState s) : state(std::move(s)), client(state.control_socket) {}
 };
 

@@ -53,7 +53,7 @@ std::string ReadText(const std::string& path) {
 // What a task produced, as the host saw it through the control channel.
 struct Outcome {
   std::string out, err;
-  ExitResult exit;
+  ExitReport exit;
   GuestStatus status;
 };
 
@@ -155,7 +155,7 @@ class InitNamespaceTest : public ::testing::Test {
     Outcome o;
     LogOffsets got = c.acked();
     auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::optional<ExitResult> exit;
+    std::optional<ExitReport> exit;
     while (std::chrono::steady_clock::now() < deadline) {
       auto chunk = c.NextLog(20ms);
       if (!chunk.ok()) break;
@@ -520,8 +520,8 @@ TEST_F(InitNamespaceTest, MissingExecutableIs127WithAClearError) {
   spec.process.entrypoint = std::vector<std::string>{"no-such-program"};
   auto o = RunToEnd(spec);
   EXPECT_EQ(o.exit.exit_code, 127);
-  EXPECT_NE(o.exit.error.find("\"no-such-program\": executable file not found in $PATH"), std::string::npos)
-      << o.exit.error;
+  EXPECT_NE(o.exit.err.find("\"no-such-program\": executable file not found in $PATH"), std::string::npos)
+      << o.exit.err;
   EXPECT_EQ(o.status.phase, GuestPhase::kFailed);
 }
 
@@ -538,7 +538,7 @@ TEST_F(InitNamespaceTest, MalformedConfigIsReportedAndInitKeepsServing) {
   auto exit = c->WaitExit(5s);
   ASSERT_TRUE(exit.ok());
   EXPECT_EQ(exit->exit_code, 125);
-  EXPECT_NE(exit->error.find("process.usr"), std::string::npos);
+  EXPECT_NE(exit->err.find("process.usr"), std::string::npos);
   AckAndWaitForShutdown(*c);
 }
 

@@ -176,8 +176,8 @@ TEST(Lifecycle, ExecWithAndWithoutTtyAndStats) {
   for (int i = 0; i < 1000; i++) {
     auto ev = (*session)->Next([] { return false; });
     ASSERT_TRUE(ev.ok()) << ev.error().message();
-    if (ev->kind == driver::ExecSession::Event::Kind::kStdout) tty_out += ev->data;
-    if (ev->kind == driver::ExecSession::Event::Kind::kExited) {
+    if (ev->kind == driver::RpcExecSession::Event::Kind::kStdout) tty_out += ev->data;
+    if (ev->kind == driver::RpcExecSession::Event::Kind::kExited) {
       exit_code = ev->result.exit_code;
       break;
     }

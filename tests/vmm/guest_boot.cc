@@ -107,7 +107,7 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
 Result<WorkloadResult> CollectWorkload(guest::AgentClient& agent, std::chrono::milliseconds timeout) {
   WorkloadResult r;
   auto deadline = Clock::now() + timeout;
-  std::optional<guest::ExitResult> exit;
+  std::optional<guest::ExitReport> exit;
   for (;;) {
     if (Clock::now() > deadline) return Error::Timeout("workload did not finish in time");
     auto chunk = agent.NextLog(std::chrono::milliseconds(200));

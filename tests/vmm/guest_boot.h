@@ -51,7 +51,7 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
                               bool console = true);
 
 struct WorkloadResult {
-  guest::ExitResult exit;
+  guest::ExitReport exit;
   std::string out, err;
   std::chrono::steady_clock::time_point t_exit_received;
   guest::BootTimes boot;  // nomad-init's timestamps, queried before the exit is acknowledged

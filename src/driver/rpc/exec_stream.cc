@@ -42,7 +42,7 @@ class ExecStreamReactor final : public ExecReactor {
         rows = static_cast<unsigned>(std::max(0, request_.tty_size().height()));
         cols = static_cast<unsigned>(std::max(0, request_.tty_size().width()));
       }
-      Result<std::unique_ptr<ExecSession>> session = tasks_->ExecStreaming(
+      Result<std::unique_ptr<RpcExecSession>> session = tasks_->ExecStreaming(
           setup.task_id(), std::vector<std::string>(setup.command().begin(), setup.command().end()),
           setup.tty(), rows, cols);
       if (!session.ok()) {
@@ -58,7 +58,7 @@ class ExecStreamReactor final : public ExecReactor {
         session_ = std::move(*session);
       }
       pump_ = std::thread([this] { Pump(); });
-    } else if (ExecSession* session = Session()) {
+    } else if (RpcExecSession* session = Session()) {
       // Heartbeats (none of setup/tty_size/stdin set) need no action.
       Status s = Ok();
       if (request_.has_tty_size()) {
@@ -95,7 +95,7 @@ class ExecStreamReactor final : public ExecReactor {
   }
 
  private:
-  ExecSession* Session() {
+  RpcExecSession* Session() {
     std::lock_guard lock(mu_);
     return session_.get();
   }
@@ -116,7 +116,7 @@ class ExecStreamReactor final : public ExecReactor {
   void Pump() {
     const CancelledFn cancelled = [this] { return cancelled_.load() || stop_->triggered(); };
     for (;;) {
-      Result<ExecSession::Event> event = session_->Next(cancelled);
+      Result<RpcExecSession::Event> event = session_->Next(cancelled);
       if (!event.ok()) {
         Enqueue(std::nullopt, event.error().code() == ErrorCode::kCancelled
                                   ? grpc::Status(grpc::StatusCode::CANCELLED, "exec cancelled")
@@ -125,19 +125,19 @@ class ExecStreamReactor final : public ExecReactor {
       }
       pb::ExecTaskStreamingResponse frame;
       switch (event->kind) {
-        case ExecSession::Event::Kind::kStdout:
+        case RpcExecSession::Event::Kind::kStdout:
           frame.mutable_stdout()->set_data(std::move(event->data));
           break;
-        case ExecSession::Event::Kind::kStderr:
+        case RpcExecSession::Event::Kind::kStderr:
           frame.mutable_stderr()->set_data(std::move(event->data));
           break;
-        case ExecSession::Event::Kind::kStdoutClosed:
+        case RpcExecSession::Event::Kind::kStdoutClosed:
           frame.mutable_stdout()->set_close(true);
           break;
-        case ExecSession::Event::Kind::kStderrClosed:
+        case RpcExecSession::Event::Kind::kStderrClosed:
           frame.mutable_stderr()->set_close(true);
           break;
-        case ExecSession::Event::Kind::kExited:
+        case RpcExecSession::Event::Kind::kExited:
           frame.set_exited(true);
           ExitResultToProto(event->result, frame.mutable_result());
           Enqueue(std::move(frame), grpc::Status::OK);
@@ -190,7 +190,7 @@ class ExecStreamReactor final : public ExecReactor {
 
   std::mutex ops_mu_;  // serializes StartRead/StartWrite/Finish; never held while waiting for anything
   std::mutex mu_;
-  std::unique_ptr<ExecSession> session_;             // guarded by mu_ (set once, before the pump starts)
+  std::unique_ptr<RpcExecSession> session_;          // guarded by mu_ (set once, before the pump starts)
   std::deque<pb::ExecTaskStreamingResponse> queue_;  // guarded by mu_
   pb::ExecTaskStreamingResponse current_;            // the frame being written; guarded by writing_
   bool writing_ = false;                             // guarded by mu_

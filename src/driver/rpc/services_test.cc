@@ -23,7 +23,7 @@ namespace {
 constexpr char kAlpineConfig[] = "81 a5 69 6d 61 67 65 a6 61 6c 70 69 6e 65";  // {"image": "alpine"}
 
 // Echoes stdin to stdout; exits with status 3 when stdin closes.
-class EchoSession final : public ExecSession {
+class EchoSession final : public RpcExecSession {
  public:
   explicit EchoSession(std::atomic<bool>* cancelled_flag) : cancelled_flag_(cancelled_flag) {}
   Status SendStdin(std::string_view data) override {
@@ -116,12 +116,12 @@ class ScriptedTasks final : public TaskManager {
                          const std::function<bool(const TaskStatsSample&)>&, const CancelledFn&) override {
     return Ok();
   }
-  Result<std::unique_ptr<ExecSession>> ExecStreaming(const std::string& id,
-                                                     const std::vector<std::string>& argv, bool, unsigned,
-                                                     unsigned) override {
+  Result<std::unique_ptr<RpcExecSession>> ExecStreaming(const std::string& id,
+                                                        const std::vector<std::string>& argv, bool, unsigned,
+                                                        unsigned) override {
     if (id == "unknown") return Error::NotFound("task unknown not found");
     last_exec_argv = argv;
-    return std::unique_ptr<ExecSession>(new EchoSession(&exec_cancelled));
+    return std::unique_ptr<RpcExecSession>(new EchoSession(&exec_cancelled));
   }
   Capabilities capabilities() const override { return {.send_signals = true, .exec = true}; }
 

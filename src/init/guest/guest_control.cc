@@ -408,7 +408,7 @@ void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
       return;
     }
     case pb::HostMessage::kExecInput: {
-      ExecSession* e = FindExec(m.exec_input().exec_id());
+      GuestExec* e = FindExec(m.exec_input().exec_id());
       if (!e || e->conn_id != c.id)
         return SendReply(c, rid,
                          Error::NotFound("no exec session " + std::to_string(m.exec_input().exec_id())));
@@ -419,7 +419,7 @@ void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
       return;
     }
     case pb::HostMessage::kExecResize: {
-      ExecSession* e = FindExec(m.exec_resize().exec_id());
+      GuestExec* e = FindExec(m.exec_resize().exec_id());
       if (!e || e->conn_id != c.id)
         return SendReply(c, rid,
                          Error::NotFound("no exec session " + std::to_string(m.exec_resize().exec_id())));
@@ -432,7 +432,7 @@ void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
       return SendReply(c, rid, Ok());
     }
     case pb::HostMessage::kExecSignal: {
-      ExecSession* e = FindExec(m.exec_signal().exec_id());
+      GuestExec* e = FindExec(m.exec_signal().exec_id());
       if (!e || e->conn_id != c.id)
         return SendReply(c, rid,
                          Error::NotFound("no exec session " + std::to_string(m.exec_signal().exec_id())));

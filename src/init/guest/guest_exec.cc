@@ -45,7 +45,7 @@ uint64_t MeminfoKb(const std::string& meminfo, const std::string& key) {
 
 }  // namespace
 
-ExecSession* GuestInit::FindExec(uint64_t id) {
+GuestExec* GuestInit::FindExec(uint64_t id) {
   auto it = execs_.find(id);
   return it == execs_.end() ? nullptr : it->second.get();
 }
@@ -75,7 +75,7 @@ Status GuestInit::StartExec(Connection& c, uint64_t request_id, const pb::ExecSt
   std::vector<std::string> argv(e.argv().begin(), e.argv().end());
   NFC_ASSIGN_OR_RETURN(std::string exe, LookPath(argv[0], env));
 
-  auto s = std::make_unique<ExecSession>();
+  auto s = std::make_unique<GuestExec>();
   s->id = next_exec_id_++;
   s->conn_id = c.id;
   s->tty = e.tty();
@@ -132,7 +132,7 @@ Status GuestInit::StartExec(Connection& c, uint64_t request_id, const pb::ExecSt
   return Ok();
 }
 
-void GuestInit::FlushExecInput(ExecSession& s) {
+void GuestInit::FlushExecInput(GuestExec& s) {
   if (!s.in) return;
   while (!s.in_buf.empty()) {
     ssize_t n = write(s.in.get(), s.in_buf.data(), s.in_buf.size());
@@ -160,7 +160,7 @@ void GuestInit::FlushExecInput(ExecSession& s) {
 }
 
 void GuestInit::OnExecFd(uint64_t id, int which, uint32_t events) {
-  ExecSession* s = FindExec(id);
+  GuestExec* s = FindExec(id);
   if (!s) return;
   if (which == 2) {
     if (events & (EPOLLERR | EPOLLHUP)) s->in_buf.clear();
@@ -193,7 +193,7 @@ void GuestInit::OnExecFd(uint64_t id, int which, uint32_t events) {
 }
 
 void GuestInit::FinishExecIfDone(uint64_t id) {
-  ExecSession* s = FindExec(id);
+  GuestExec* s = FindExec(id);
   if (!s || !s->status || s->out || s->err) return;
   auto conn = conns_.find(s->conn_id);
   if (conn != conns_.end()) {

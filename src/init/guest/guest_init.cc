@@ -105,9 +105,9 @@ void GuestInit::FailBoot(const Error& error, int exit_code) {
   log::Error("task not started", {{"error", error.ToString()}, {"exit_code", exit_code}});
   phase_ = Phase::kFailed;
   error_ = error.ToString();
-  nfc::guest::ExitResult r;
+  nfc::guest::ExitReport r;
   r.exit_code = exit_code;
-  r.error = error_;
+  r.err = error_;
   exit_ = r;
   if (spec_.control.exit_ack_timeout_ms > 0) {
     exit_ack_deadline_ns_ = MonotonicNs() + uint64_t{spec_.control.exit_ack_timeout_ms} * 1000000;
@@ -357,7 +357,7 @@ void GuestInit::CheckWorkloadFinished() {
 
 void GuestInit::FinalizeExit() {
   int status = *workload_status_;
-  nfc::guest::ExitResult r;
+  nfc::guest::ExitReport r;
   r.exit_code = ExitCodeFromWaitStatus(status);
   r.signal = SignalFromWaitStatus(status);
   r.oom_killed = OomHappened() && (r.signal == SIGKILL || r.signal == 0);

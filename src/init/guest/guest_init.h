@@ -63,7 +63,8 @@ struct Connection {
   size_t pending() const { return out.size() - out_pos; }
 };
 
-struct ExecSession {
+// One command exec'd in the guest for the host (its host-side handle is guest::GuestExecClient).
+struct GuestExec {
   uint64_t id = 0;
   uint64_t conn_id = 0;
   pid_t pid = -1;
@@ -83,6 +84,8 @@ class GuestInit {
   [[noreturn]] void Run();
 
  private:
+  // Mirrors guest::GuestPhase (the wire's Phase) name for name; kept separate because the guest shares no
+  // code with the host client.
   enum class Phase { kBooting, kRunning, kStopping, kExited, kFailed, kShuttingDown };
 
   // guest_init.cc: lifecycle
@@ -126,8 +129,8 @@ class GuestInit {
   void OnExecFd(uint64_t id, int which, uint32_t events);
   void FinishExecIfDone(uint64_t id);
   void KillExecsOf(uint64_t conn_id);
-  ExecSession* FindExec(uint64_t id);
-  void FlushExecInput(ExecSession& s);
+  GuestExec* FindExec(uint64_t id);
+  void FlushExecInput(GuestExec& s);
   void FillStats(pb::Stats* s) const;
 
   // Registration helpers: tokens carry kind and index.
@@ -158,7 +161,7 @@ class GuestInit {
   uint64_t vmstat_oom_at_start_ = 0;
 
   // Exit handling.
-  std::optional<nfc::guest::ExitResult> exit_;
+  std::optional<nfc::guest::ExitReport> exit_;
   bool exit_acked_ = false;
   uint64_t stop_kill_at_ns_ = 0;       // SIGKILL the workload's group at this time (graceful stop)
   uint64_t leftovers_kill_at_ns_ = 0;  // SIGKILL everything left after the workload's exit
@@ -171,7 +174,7 @@ class GuestInit {
   uint64_t next_conn_id_ = 1;
   uint64_t serial_retry_at_ns_ = 0;
   uint64_t serial_give_up_at_ns_ = 0;
-  std::map<uint64_t, std::unique_ptr<ExecSession>> execs_;
+  std::map<uint64_t, std::unique_ptr<GuestExec>> execs_;
   uint64_t next_exec_id_ = 1;
 };
 
