@@ -208,8 +208,14 @@ class FirecrackerApiTest : public ::testing::TestWithParam<std::string> {
     ::close(err_fd);
     ASSERT_TRUE(child.ok()) << child.error().message();
     fake_pid_ = child->pid;
-    for (int i = 0; i < 200 && !Exists(sock); i++) std::this_thread::sleep_for(10ms);
     api_ = std::make_unique<firecracker::ApiClient>(sock);
+    // The socket file appears at bind(), before listen(): wait for an answer, as the backend does.
+    bool serving = false;
+    for (int i = 0; i < 500 && !serving; i++) {
+      serving = Exists(sock) && api_->Send("GET", "/", "").ok();
+      if (!serving) std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_TRUE(serving) << "fake-firecracker did not answer on " << sock;
   }
 
   // Sends a request the fake must refuse with 400; returns the fault message.
@@ -452,7 +458,7 @@ TEST_P(FirecrackerApiTest, ReattachFromTheRecord) {
 
 // The fake must be strict enough that a malformed request fails: each of these gets Firecracker's 400.
 TEST_P(FirecrackerApiTest, FakeRejectsMalformedRequests) {
-  SpawnFake();
+  ASSERT_NO_FATAL_FAILURE(SpawnFake());
   std::string k = dir_ + "/vmlinux";
   EXPECT_HAS(Fault("PUT", "/boot-source", R"({"kernel_image_path":")" + k + R"(","bogus":1})"),
              "unknown field `bogus`");
@@ -488,7 +494,7 @@ TEST_P(FirecrackerApiTest, FakeRejectsMalformedRequests) {
 
 // serde takes null only for Option fields, i.e. the ones the spec does not require.
 TEST_P(FirecrackerApiTest, FakeRefusesNullForRequiredFields) {
-  SpawnFake();
+  ASSERT_NO_FATAL_FAILURE(SpawnFake());
   EXPECT_HAS(Fault("PUT", "/drives/x", R"({"drive_id":"x","is_root_device":null})"),
              "invalid type: null, expected a boolean at `is_root_device`");
   EXPECT_HAS(Fault("PUT", "/machine-config", R"({"vcpu_count":null,"mem_size_mib":128})"),
@@ -504,7 +510,7 @@ TEST_P(FirecrackerApiTest, FakeRefusesNullForRequiredFields) {
 
 // Integers are unsigned Rust types of the format's width; bounds compare without wrapping.
 TEST_P(FirecrackerApiTest, FakeChecksIntegerSignWidthAndRange) {
-  SpawnFake();
+  ASSERT_NO_FATAL_FAILURE(SpawnFake());
   auto machine = [](const std::string& vcpus) {
     return R"({"vcpu_count":)" + vcpus + R"(,"mem_size_mib":128})";
   };
@@ -534,7 +540,7 @@ TEST_P(FirecrackerApiTest, FakeChecksIntegerSignWidthAndRange) {
 // Firecracker reads the kernel at InstanceStart with linux-loader's ELF loader; a failed start can be
 // retried.
 TEST_P(FirecrackerApiTest, FakeLoadsTheKernelAtInstanceStartLikeFirecracker) {
-  SpawnFake();
+  ASSERT_NO_FATAL_FAILURE(SpawnFake());
   auto start_fails = [&](const std::string& image, const std::string& why) {
     std::string path = dir_ + "/candidate";
     WriteFile(path, image);
@@ -567,7 +573,7 @@ TEST_P(FirecrackerApiTest, FakeLoadsTheKernelAtInstanceStartLikeFirecracker) {
 }
 
 TEST_P(FirecrackerApiTest, FakeNeedsLogAndMetricsFilesBefore1_14) {
-  SpawnFake();
+  ASSERT_NO_FATAL_FAILURE(SpawnFake());
   std::string log = dir_ + "/missing.log", metrics = dir_ + "/missing.metrics";
   std::string put_log = nlohmann::json{{"log_path", log}}.dump();
   std::string put_metrics = nlohmann::json{{"metrics_path", metrics}}.dump();
@@ -591,7 +597,7 @@ TEST_P(FirecrackerApiTest, FakeNeedsLogAndMetricsFilesBefore1_14) {
 // before 1.11 Firecracker really needed mem_size_mib), so a partial update is refused; a full one replaces
 // what was set.
 TEST_P(FirecrackerApiTest, FakePatchesMachineConfigAsTheSpecSays) {
-  SpawnFake();
+  ASSERT_NO_FATAL_FAILURE(SpawnFake());
   EXPECT_HAS(Fault("PATCH", "/machine-config", R"({"vcpu_count":2})"), "missing field `mem_size_mib`");
   EXPECT_TRUE(Accepted("PATCH", "/machine-config", R"({"vcpu_count":2,"mem_size_mib":256})"));
   auto mc = api_->Get("/machine-config");
@@ -603,7 +609,7 @@ TEST_P(FirecrackerApiTest, FakePatchesMachineConfigAsTheSpecSays) {
 
 // The fake's own answers are checked against the response schemas before they leave.
 TEST_P(FirecrackerApiTest, FakeChecksItsOwnAnswersAgainstTheSpec) {
-  SpawnFake();
+  ASSERT_NO_FATAL_FAILURE(SpawnFake());
   std::string k = dir_ + "/vmlinux";
   EXPECT_TRUE(Accepted("PUT", "/boot-source", BootSource(k)));
   EXPECT_TRUE(Accepted("PUT", "/drives/root",
@@ -626,7 +632,7 @@ TEST_P(FirecrackerApiTest, FakeChecksItsOwnAnswersAgainstTheSpec) {
   ::kill(fake_pid_, SIGKILL);
   (void)WaitForExit(fake_pid_);
   ::unlink((dir_ + "/api.sock").c_str());
-  SpawnFake({"--answer-outside-spec"});
+  ASSERT_NO_FATAL_FAILURE(SpawnFake({"--answer-outside-spec"}));
   auto r = api_->Send("GET", "/", "");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 500);
