@@ -130,10 +130,6 @@ bool ApiSpec::AtLeast(int major, int minor) const {
   return major_ > major || (major_ == major && minor_ >= minor);
 }
 
-bool ApiSpec::HasDefinition(const std::string& name) const {
-  return static_cast<bool>(root_["definitions"][name]);
-}
-
 std::string ApiSpec::CheckSpec() const {
   for (const auto& def : root_["definitions"]) {
     std::string err = CheckSchema(def.second, "definitions/" + def.first.as<std::string>());

@@ -55,8 +55,6 @@ class ApiSpec {
   std::string ValidateFault(const std::string& body) const;
   // The spec errors Load corrected (see ApplyErrata), for the fake to announce.
   const std::vector<std::string>& errata() const { return errata_; }
-  // True if the definition exists in this version (e.g. "SerialDevice" only from 1.14).
-  bool HasDefinition(const std::string& name) const;
 
  private:
   void ApplyErrata();
