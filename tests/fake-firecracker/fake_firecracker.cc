@@ -3,17 +3,20 @@
 //
 // It takes the same --api-sock/--id arguments, serves the HTTP/1.1 API on the unix socket, and checks every
 // request against the swagger spec of the version it plays (api_spec.h), Firecracker's pre-boot/post-boot
-// rules and its one-shot rules (logger, metrics, InstanceStart). Every request is appended as one JSON line
-// to the
+// rules, its one-shot rules (logger, metrics, InstanceStart), its file rules (log and metrics sinks must
+// exist before 1.14) and, at InstanceStart, the kernel image the way the x86_64 loader reads it
+// (kernel_image.h). Its own answers are checked against the spec's response schemas before they are sent; an
+// answer outside the spec becomes a 500 marked "fake_bug". Every request is appended as one JSON line to the
 // --record file. It plays the host side of hybrid vsock: after PUT /vsock it listens on uds_path and answers
 // "CONNECT <port>\n" with "OK <host port>\n" for the ports given with --guest-listen, then echoes bytes (a
 // stand-in guest service); other ports get the connection closed, as Firecracker does when the guest refuses.
 //
 // Guest behaviour is simulated with flags: --cad-exit CODE (SendCtrlAltDel makes the "guest" reboot, so the
 // process exits CODE after answering), --crash-after-start MS:CODE|MS:sigNAME (the VMM dies after boot).
+// --answer-outside-spec breaks the fake's GET / on purpose, for the self-test of the response check.
 //
 // Usage: fake-firecracker --api-sock PATH --spec YAML [--id ID] [--record FILE] [--guest-listen PORT]...
-//                         [--cad-exit CODE] [--crash-after-start MS:CODE|MS:SIGNUM]
+//                         [--cad-exit CODE] [--crash-after-start MS:CODE|MS:SIGNUM] [--answer-outside-spec]
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,13 +29,16 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "api_spec.h"
+#include "kernel_image.h"
 
 namespace nfc::fakefc {
 namespace {
@@ -47,6 +53,7 @@ struct Options {
   int crash_after_ms = -1;
   int crash_code = 0;
   int crash_signal = 0;
+  bool answer_outside_spec = false;  // self-test of the response check: GET / gains a field the spec lacks
 };
 
 struct Conn {
@@ -207,7 +214,6 @@ class FakeFirecracker {
     std::string method, target, proto;
     hs >> method >> target >> proto;
     size_t content_length = 0;
-    bool has_length = false;
     std::string line;
     std::getline(hs, line);
     while (std::getline(hs, line)) {
@@ -218,13 +224,10 @@ class FakeFirecracker {
       for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       std::string value = line.substr(colon + 1);
       while (!value.empty() && value.front() == ' ') value.erase(0, 1);
-      if (name == "content-length") {
-        content_length = std::stoul(value);
-        has_length = true;
-      }
+      if (name == "content-length") content_length = std::stoul(value);
       if (name == "transfer-encoding") {
-        Respond(c, method, target, "", 400, Fault("Chunked transfer encoding is not supported."));
         c.in.erase(0, end + 4);
+        Answer(c, method, target, "", std::nullopt, Refuse("Chunked transfer encoding is not supported."));
         return true;
       }
     }
@@ -232,12 +235,11 @@ class FakeFirecracker {
     std::string body = c.in.substr(end + 4, content_length);
     c.in.erase(0, end + 4 + content_length);
     if (proto != "HTTP/1.1") {
-      Respond(c, method, target, body, 400, Fault("Unsupported HTTP version."));
+      Answer(c, method, target, body, std::nullopt, Refuse("Unsupported HTTP version."));
       return true;
     }
-    (void)has_length;
-    auto [status, response] = Dispatch(method, target, body);
-    Respond(c, method, target, body, status, response);
+    auto op = spec_.Match(method, target);
+    Answer(c, method, target, body, op, Dispatch(method, target, body, op));
     if (after_response_) {
       after_response_();
       after_response_ = nullptr;
@@ -245,73 +247,102 @@ class FakeFirecracker {
     return true;
   }
 
+  // One answer: its status, its JSON body (empty for 204) and what the fake noted for the record.
+  struct Reply {
+    int status = 204;
+    std::string body;
+    nlohmann::json note = nlohmann::json::object();
+  };
+
   static std::string Fault(const std::string& message) {
     return nlohmann::json{{"fault_message", message}}.dump();
   }
+  static Reply Refuse(const std::string& message) { return {400, Fault(message)}; }
+  static Reply Json(const nlohmann::json& j) { return {200, j.dump()}; }
 
-  void Respond(Conn& c, const std::string& method, const std::string& target, const std::string& body,
-               int status, const std::string& response) {
-    std::string reason = status == 200 ? "OK" : status == 204 ? "No Content" : "Bad Request";
-    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + reason +
-                      "\r\nServer: Firecracker API\r\nConnection: keep-alive\r\n";
-    if (status != 204) {
-      out += "Content-Type: application/json\r\nContent-Length: " + std::to_string(response.size()) +
-             "\r\n\r\n" + response;
-    } else {
-      out += "\r\n";
-    }
-    // Recorded before answering: a client that kills us right after the answer must still find it.
-    if (record_) {
-      nlohmann::json rec = {{"method", method}, {"path", target}, {"status", status}};
-      try {
-        rec["body"] = body.empty() ? nlohmann::json() : nlohmann::json::parse(body);
-      } catch (const nlohmann::json::exception&) {
-        rec["body_raw"] = body;
-      }
-      if (status != 204 && status != 200)
-        rec["fault_message"] = nlohmann::json::parse(response)["fault_message"];
-      record_ << rec.dump() << "\n";
-      record_.flush();
-    }
-    WriteAll(c.fd, out);
+  void Answer(Conn& c, const std::string& method, const std::string& target, const std::string& body,
+              const std::optional<ApiOperation>& op, Reply reply) {
+    CheckAgainstSpec(op, &reply);
+    Record(method, target, body, reply);
+    WriteAll(c.fd, Wire(reply));
   }
 
-  std::pair<int, std::string> Dispatch(const std::string& method, const std::string& path,
-                                       const std::string& body) {
-    auto op = spec_.Match(method, path);
-    if (!op) return {400, Fault("Invalid request method and/or path: " + method + " " + path + ".")};
-    if (method == "GET" && !body.empty()) return {400, Fault("GET request cannot have a body.")};
+  // A fake that answers outside its own spec would teach the backend something Firecracker never says: such
+  // an answer is replaced by a 500, logged, and marked "fake_bug" in the record for the tests to find.
+  void CheckAgainstSpec(const std::optional<ApiOperation>& op, Reply* reply) {
+    std::string err =
+        op ? spec_.ValidateResponse(*op, reply->status, reply->body) : spec_.ValidateFault(reply->body);
+    if (err.empty()) return;
+    std::cerr << "fake-firecracker: BUG: answer outside the " << spec_.version() << " spec: " << err << "\n";
+    reply->note["fake_bug"] = err;
+    reply->status = 500;
+    reply->body = Fault("fake-firecracker answered outside its spec: " + err);
+  }
+
+  static std::string Wire(const Reply& r) {
+    std::string reason = r.status == 200   ? "OK"
+                         : r.status == 204 ? "No Content"
+                         : r.status == 500 ? "Internal Server Error"
+                                           : "Bad Request";
+    std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + reason +
+                      "\r\nServer: Firecracker API\r\nConnection: keep-alive\r\n";
+    if (r.status == 204) return out + "\r\n";
+    return out + "Content-Type: application/json\r\nContent-Length: " + std::to_string(r.body.size()) +
+           "\r\n\r\n" + r.body;
+  }
+
+  // Recorded before answering: a client that kills us right after the answer must still find it.
+  void Record(const std::string& method, const std::string& target, const std::string& body,
+              const Reply& reply) {
+    if (!record_) return;
+    nlohmann::json rec = reply.note;
+    rec["method"] = method;
+    rec["path"] = target;
+    rec["status"] = reply.status;
+    try {
+      rec["body"] = body.empty() ? nlohmann::json() : nlohmann::json::parse(body);
+    } catch (const nlohmann::json::exception&) {
+      rec["body_raw"] = body;
+    }
+    if (reply.status >= 400)
+      rec["fault_message"] = nlohmann::json::parse(reply.body).value("fault_message", "");
+    record_ << rec.dump() << "\n";
+    record_.flush();
+  }
+
+  Reply Dispatch(const std::string& method, const std::string& path, const std::string& body,
+                 const std::optional<ApiOperation>& op) {
+    if (!op) return Refuse("Invalid request method and/or path: " + method + " " + path + ".");
+    if (method == "GET" && !body.empty()) return Refuse("GET request cannot have a body.");
     if ((method == "PUT" || method == "PATCH") && body.empty() && op->body_required) {
-      return {400, Fault("Empty " + method + " request.")};
+      return Refuse("Empty " + method + " request.");
     }
     nlohmann::json j;
     if (!body.empty()) {
       try {
         j = nlohmann::json::parse(body);
       } catch (const nlohmann::json::exception& e) {
-        return {400, Fault("An error occurred when deserializing the json body of a request: " +
-                           std::string(e.what()) + ".")};
+        return Refuse("An error occurred when deserializing the json body of a request: " +
+                      std::string(e.what()) + ".");
       }
       std::string err = spec_.ValidateBody(*op, j);
-      if (!err.empty()) {
-        return {400, Fault("An error occurred when deserializing the json body of a request: " + err + ".")};
-      }
+      if (!err.empty())
+        return Refuse("An error occurred when deserializing the json body of a request: " + err + ".");
     }
     for (const auto& [name, value] : op->path_params) {
       if (!ValidId(value)) {
-        return {400, Fault("Invalid ID. The ID must contain only alphanumeric characters and underscores: " +
-                           value + ".")};
+        return Refuse(
+            "Invalid ID. The ID must contain only alphanumeric characters and underscores: " + value + ".");
       }
       if (j.is_object() && j.contains(name) && j[name] != value) {
-        return {400, Fault("The id from the path does not match the id from the body!")};
+        return Refuse("The id from the path does not match the id from the body!");
       }
     }
     return Apply(method, op->path_template, j);
   }
 
   // Firecracker's state rules, enforced after the body is known to be well-formed.
-  std::pair<int, std::string> Apply(const std::string& method, const std::string& tmpl,
-                                    const nlohmann::json& j) {
+  Reply Apply(const std::string& method, const std::string& tmpl, const nlohmann::json& j) {
     static const std::set<std::string> kPreBootOnly = {"PUT /boot-source",
                                                        "PUT /machine-config",
                                                        "PATCH /machine-config",
@@ -331,62 +362,126 @@ class FakeFirecracker {
                                                         "PUT /snapshot/create", "PATCH /pmem/{id}"};
     std::string key = method + " " + tmpl;
     if (started_ && kPreBootOnly.count(key)) {
-      return {400, Fault("The requested operation is not supported after starting the microVM.")};
+      return Refuse("The requested operation is not supported after starting the microVM.");
     }
     if (!started_ && kPostBootOnly.count(key)) {
-      return {400, Fault("The requested operation is not supported before starting the microVM.")};
+      return Refuse("The requested operation is not supported before starting the microVM.");
     }
     if (method == "GET") return Get(tmpl);
     if (key == "PUT /actions") return Action(j["action_type"].get<std::string>());
-    if (key == "PUT /logger") {
-      if (logger_configured_) return {400, Fault("Reinitialization of logger not allowed.")};
-      if (j.contains("log_path") && !Exists(j["log_path"]) && !spec_.HasDefinition("SerialDevice")) {
-        // Before 1.14 (the version that added /serial) the log file had to exist.
-        return {400, Fault("Failed to open target file: No such file or directory (os error 2)")};
-      }
-      logger_configured_ = true;
-    } else if (key == "PUT /metrics") {
-      if (metrics_configured_) return {400, Fault("Reinitialization of metrics not allowed.")};
-      metrics_configured_ = true;
-    } else if (key == "PUT /boot-source") {
-      if (!Exists(j["kernel_image_path"])) {
-        return {400, Fault("The kernel file cannot be opened: No such file or directory (os error 2)")};
-      }
-      if (j.contains("initrd_path") && j["initrd_path"].is_string() && !Exists(j["initrd_path"])) {
-        return {400,
-                Fault("The initrd file cannot be opened due to invalid path or invalid permissions. No such "
-                      "file or directory (os error 2)")};
-      }
-      config_["boot-source"] = j;
-    } else if (key == "PUT /machine-config") {
-      int vcpus = j["vcpu_count"].get<int>();
-      if (j.value("smt", false) && vcpus > 1 && vcpus % 2 != 0) {
-        return {400,
-                Fault("The vCPU number is invalid! The vCPU number can only be 1 or an even number when SMT "
-                      "is enabled.")};
-      }
-      config_["machine-config"] = j;
-    } else if (key == "PUT /drives/{drive_id}") {
-      if (j.contains("path_on_host") && !Exists(j["path_on_host"])) {
-        return {400,
-                Fault("Unable to create the block device: BackingFile(Os { code: 2, kind: NotFound, message: "
-                      "\"No such file or directory\" }, \"" +
-                      j["path_on_host"].get<std::string>() + "\")")};
-      }
-      config_["drives"][j["drive_id"].get<std::string>()] = j;
-    } else if (key == "PUT /network-interfaces/{iface_id}") {
-      config_["network-interfaces"][j["iface_id"].get<std::string>()] = j;
-    } else if (key == "PUT /vsock") {
-      if (vsock_fd_ >= 0) ::close(vsock_fd_);
-      std::string err;
-      vsock_fd_ = Listen(j["uds_path"].get<std::string>(), &err);
-      if (vsock_fd_ < 0) {
-        return {400,
-                Fault("Cannot create backend for vsock device: UnixBind(Os { message: \"" + err + "\" })")};
-      }
-      config_["vsock"] = j;
+    if (key == "PUT /logger") return Logger(j);
+    if (key == "PUT /metrics") return Metrics(j);
+    if (key == "PUT /boot-source") return BootSource(j);
+    if (key == "PUT /machine-config") return MachineConfig(j);
+    if (key == "PATCH /machine-config") return PatchMachineConfig(j);
+    if (key == "PUT /drives/{drive_id}") return Drive(j);
+    if (key == "PUT /network-interfaces/{iface_id}") {
+      Upsert("network-interfaces", "iface_id", j);
+      return {};
     }
-    return {204, ""};
+    if (key == "PUT /vsock") return Vsock(j);
+    return {};
+  }
+
+  // Before 1.14 Firecracker opens log and metrics sinks without creating them; 1.14 creates missing files.
+  std::string OpenSink(const std::string& path) {
+    int flags = O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC | (spec_.AtLeast(1, 14) ? O_CREAT : 0);
+    int fd = ::open(path.c_str(), flags, 0644);
+    if (fd < 0) {
+      return "Failed to open target file: " + std::string(std::strerror(errno)) + " (os error " +
+             std::to_string(errno) + ")";
+    }
+    ::close(fd);
+    return "";
+  }
+
+  Reply Logger(const nlohmann::json& j) {
+    if (logger_configured_) return Refuse("Reinitialization of logger not allowed.");
+    if (j.contains("log_path") && j["log_path"].is_string()) {
+      std::string err = OpenSink(j["log_path"].get<std::string>());
+      if (!err.empty()) return Refuse(err);
+    }
+    logger_configured_ = true;
+    config_["logger"] = j;
+    return {};
+  }
+
+  Reply Metrics(const nlohmann::json& j) {
+    if (metrics_configured_) return Refuse("Reinitialization of metrics not allowed.");
+    std::string err = OpenSink(j["metrics_path"].get<std::string>());
+    if (!err.empty()) return Refuse(err);
+    metrics_configured_ = true;
+    config_["metrics"] = j;
+    return {};
+  }
+
+  // Firecracker opens the kernel and initrd here; it reads the kernel only at InstanceStart.
+  Reply BootSource(const nlohmann::json& j) {
+    if (!Exists(j["kernel_image_path"])) {
+      return Refuse("The kernel file cannot be opened: No such file or directory (os error 2)");
+    }
+    if (j.contains("initrd_path") && j["initrd_path"].is_string() && !Exists(j["initrd_path"])) {
+      return Refuse(
+          "The initrd file cannot be opened due to invalid path or invalid permissions. No such file or "
+          "directory (os error 2)");
+    }
+    config_["boot-source"] = j;
+    return {};
+  }
+
+  Reply MachineConfig(const nlohmann::json& j) {
+    uint64_t vcpus = j["vcpu_count"].get<uint64_t>();
+    bool smt = j.contains("smt") && j["smt"].is_boolean() && j["smt"].get<bool>();
+    if (smt && vcpus > 1 && vcpus % 2 != 0) {
+      return Refuse(
+          "The vCPU number is invalid! The vCPU number can only be 1 or an even number when SMT is enabled.");
+    }
+    config_["machine-config"] = j;
+    return {};
+  }
+
+  // The spec's PATCH body is the full MachineConfiguration (required fields included), so what reaches here
+  // names at least vcpu_count and mem_size_mib; the rest keeps its current value.
+  Reply PatchMachineConfig(const nlohmann::json& j) {
+    nlohmann::json merged = MachineConfigNow();
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (!it.value().is_null()) merged[it.key()] = it.value();
+    }
+    return MachineConfig(merged);
+  }
+
+  Reply Drive(const nlohmann::json& j) {
+    if (j.contains("path_on_host") && j["path_on_host"].is_string() && !Exists(j["path_on_host"])) {
+      return Refuse(
+          "Unable to create the block device: BackingFile(Os { code: 2, kind: NotFound, message: \"No such "
+          "file or directory\" }, \"" +
+          j["path_on_host"].get<std::string>() + "\")");
+    }
+    Upsert("drives", "drive_id", j);
+    return {};
+  }
+
+  Reply Vsock(const nlohmann::json& j) {
+    if (vsock_fd_ >= 0) ::close(vsock_fd_);
+    std::string err;
+    vsock_fd_ = Listen(j["uds_path"].get<std::string>(), &err);
+    if (vsock_fd_ < 0)
+      return Refuse("Cannot create backend for vsock device: UnixBind(Os { message: \"" + err + "\" })");
+    config_["vsock"] = j;
+    return {};
+  }
+
+  // Devices keep their order and are replaced by id, as in GET /vm/config.
+  void Upsert(const std::string& list, const std::string& id_field, const nlohmann::json& j) {
+    nlohmann::json& items = config_[list];
+    if (!items.is_array()) items = nlohmann::json::array();
+    for (auto& item : items) {
+      if (item[id_field] == j[id_field]) {
+        item = j;
+        return;
+      }
+    }
+    items.push_back(j);
   }
 
   static bool Exists(const nlohmann::json& path) {
@@ -394,49 +489,76 @@ class FakeFirecracker {
     return path.is_string() && ::stat(path.get<std::string>().c_str(), &st) == 0;
   }
 
-  std::pair<int, std::string> Get(const std::string& tmpl) {
-    if (tmpl == "/") {
-      return {200, nlohmann::json{{"app_name", "Firecracker"},
-                                  {"id", o_.id},
-                                  {"state", started_ ? "Running" : "Not started"},
-                                  {"vmm_version", spec_.version()}}
-                       .dump()};
+  // What GET /machine-config shows: Firecracker's defaults under what was set.
+  nlohmann::json MachineConfigNow() const {
+    nlohmann::json mc = {
+        {"vcpu_count", 1}, {"mem_size_mib", 128}, {"smt", false}, {"track_dirty_pages", false}};
+    if (config_.contains("machine-config")) {
+      for (const auto& [k, v] : config_["machine-config"].items()) {
+        if (!v.is_null()) mc[k] = v;
+      }
     }
-    if (tmpl == "/version") return {200, nlohmann::json{{"firecracker_version", spec_.version()}}.dump()};
-    if (tmpl == "/machine-config") {
-      nlohmann::json mc =
-          config_.value("machine-config", nlohmann::json{{"vcpu_count", 1}, {"mem_size_mib", 128}});
-      return {200, mc.dump()};
-    }
-    if (tmpl == "/vm/config") return {200, config_.dump()};
-    return {400, Fault("Not implemented by the fake: GET " + tmpl)};
+    return mc;
   }
 
-  std::pair<int, std::string> Action(const std::string& action) {
-    if (action == "InstanceStart") {
-      if (started_)
-        return {400, Fault("The requested operation is not supported after starting the microVM.")};
-      if (!config_.contains("boot-source")) {
-        return {400, Fault("Cannot start microvm that was not configured: MissingKernelConfig")};
-      }
-      started_ = true;
-      if (o_.crash_after_ms >= 0) {
-        crash_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(o_.crash_after_ms);
-      }
-      return {204, ""};
+  Reply Get(const std::string& tmpl) {
+    if (tmpl == "/") {
+      nlohmann::json info = {{"app_name", "Firecracker"},
+                             {"id", o_.id},
+                             {"state", started_ ? "Running" : "Not started"},
+                             {"vmm_version", spec_.version()}};
+      if (o_.answer_outside_spec) info["bogus"] = true;
+      return Json(info);
     }
+    if (tmpl == "/version") return Json({{"firecracker_version", spec_.version()}});
+    if (tmpl == "/machine-config") return Json(MachineConfigNow());
+    if (tmpl == "/vm/config") {
+      nlohmann::json full = config_;
+      full["machine-config"] = MachineConfigNow();
+      return Json(full);
+    }
+    return Refuse("Not implemented by the fake: GET " + tmpl);
+  }
+
+  Reply Action(const std::string& action) {
+    if (action == "InstanceStart") return InstanceStart();
     if (action == "SendCtrlAltDel") {
-      if (!started_)
-        return {400, Fault("The requested operation is not supported before starting the microVM.")};
+      if (!started_) return Refuse("The requested operation is not supported before starting the microVM.");
       // The "guest" reboots: FC exits with the code of a guest reset once the answer is out.
       if (o_.cad_exit >= 0) after_response_ = [this] { exit_code_ = o_.cad_exit; };
-      return {204, ""};
+      return {};
     }
     if (action == "FlushMetrics") {
-      if (!metrics_configured_) return {400, Fault("The metrics system is not initialized.")};
-      return {204, ""};
+      if (!metrics_configured_) return Refuse("The metrics system is not initialized.");
+      return {};
     }
-    return {400, Fault("unknown action")};
+    return Refuse("unknown action");
+  }
+
+  // Firecracker builds the VM here: the kernel is loaded into guest memory, so a file that is not a vmlinux
+  // for x86-64 fails the start (kernel_image.h). The record notes how the fake would boot it.
+  Reply InstanceStart() {
+    if (started_) return Refuse("The requested operation is not supported after starting the microVM.");
+    if (!config_.contains("boot-source"))
+      return Refuse("Cannot start microvm that was not configured: MissingKernelConfig");
+    uint64_t memory = MachineConfigNow()["mem_size_mib"].get<uint64_t>() << 20;
+    auto kernel = InspectElfKernel(config_["boot-source"]["kernel_image_path"].get<std::string>(), memory);
+    if (!kernel.ok()) {
+      return Refuse("Cannot load kernel due to invalid memory configuration or invalid kernel image: " +
+                    kernel.error().message());
+    }
+    Reply reply;
+    reply.note["kernel"] = {
+        {"format", "elf64-x86_64"},
+        {"entry", kernel->entry},
+        {"pvh_entry", kernel->pvh_entry ? nlohmann::json(*kernel->pvh_entry) : nlohmann::json()},
+        // PVH boot exists from 1.12 on; older versions ignore the note.
+        {"boot_protocol", kernel->pvh_entry && spec_.AtLeast(1, 12) ? "pvh" : "linux-64bit"}};
+    started_ = true;
+    if (o_.crash_after_ms >= 0) {
+      crash_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(o_.crash_after_ms);
+    }
+    return reply;
   }
 
   Options o_;
@@ -480,6 +602,8 @@ int main(int argc, char** argv) {
       o.record = next();
     } else if (a == "--guest-listen") {
       o.guest_listen.insert(static_cast<uint32_t>(std::stoul(next())));
+    } else if (a == "--answer-outside-spec") {
+      o.answer_outside_spec = true;
     } else if (a == "--cad-exit") {
       o.cad_exit = std::stoi(next());
     } else if (a == "--crash-after-start") {
@@ -511,6 +635,7 @@ int main(int argc, char** argv) {
     std::cerr << "fake-firecracker: " << spec.error().message() << "\n";
     return 1;
   }
+  for (const auto& e : spec->errata()) std::cerr << "fake-firecracker: spec erratum applied: " << e << "\n";
   nfc::fakefc::FakeFirecracker fc(std::move(o), std::move(spec).value());
   return fc.Run();
 }
