@@ -60,7 +60,9 @@ void PrintUsage(int fd, std::string_view program) {
   text += "     (the driver name is this file's name without a leading \"nomad-driver-\").\n\n";
   text += "Commands:\n";
   for (const Command* c : kCommands) {
-    std::string synopsis = std::string(c->name) + (c->usage.empty() ? "" : " " + std::string(c->usage));
+    // Appended, not `" " + std::string(...)`: that trips GCC 12's -Wrestrict false positive at -O3.
+    std::string synopsis(c->name);
+    if (!c->usage.empty()) synopsis.append(" ").append(c->usage);
     if (synopsis.size() < 28) synopsis.resize(28, ' ');
     text += "  " + synopsis + " " + std::string(c->summary) + "\n";
   }

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "require.h"
+
 namespace nfc::guest {
 namespace {
 
@@ -36,7 +38,7 @@ TEST(Cpio, RefusesEscapingPaths) {
 
 // GNU cpio (a different implementation) must read what we write.
 TEST(Cpio, GnuCpioReadsOurArchive) {
-  if (system("command -v cpio >/dev/null 2>&1") != 0) GTEST_SKIP() << "cpio not installed";
+  NFC_REQUIRE_OR_SKIP(system("command -v cpio >/dev/null 2>&1") == 0, "cpio is not installed");
   auto a = BuildCpio({{"nomad/task.json", S_IFREG | 0600, "{\"version\":1}"}});
   ASSERT_TRUE(a.ok());
   char dir[] = "/tmp/nfc-cpio-XXXXXX";

@@ -27,6 +27,10 @@ class FakeTask : public ControlHandler {
   }
   Result<ExitResult> Wait(const std::function<bool()>& client_gone) override {
     std::unique_lock<std::mutex> lock(mu_);
+    if (!exited_) {
+      blocked_waiters_++;
+      cv_.notify_all();
+    }
     while (!exited_) {
       if (client_gone()) {
         gone_waiters_++;
@@ -35,6 +39,11 @@ class FakeTask : public ControlHandler {
       cv_.wait_for(lock, std::chrono::milliseconds(20));
     }
     return result_;
+  }
+  // True once n Wait calls are blocked on a task that has not exited; false after `limit`.
+  bool AwaitBlockedWaiters(int n, std::chrono::seconds limit) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, limit, [&] { return blocked_waiters_ >= n; });
   }
   Result<ExitResult> Stop(int signal, std::chrono::milliseconds) override {
     Finish({128 + signal, signal, false, "", 1});
@@ -89,6 +98,7 @@ class FakeTask : public ControlHandler {
   std::mutex mu_;
   std::condition_variable cv_;
   bool exited_ = false;
+  int blocked_waiters_ = 0;  // Wait calls that arrived before the exit
   ExitResult result_;
   std::atomic<int> last_signal_{0};
   std::atomic<int> gone_waiters_{0};
@@ -122,9 +132,15 @@ class ControlTest : public ::testing::Test {
 TEST_F(ControlTest, EveryConcurrentWaiterGetsTheResult) {
   ControlClient client(path_);
   std::vector<std::future<Result<ExitResult>>> waiters;
-  for (int i = 0; i < 5; i++)
+  constexpr int kWaiters = 5;
+  for (int i = 0; i < kWaiters; i++)
     waiters.push_back(std::async(std::launch::async, [&] { return client.Wait(); }));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // Every waiter must be blocked in the shim before the task exits, or this tests the already-exited path.
+  // (EXPECT, not ASSERT: the waiters must still be released below, or their futures would hang the test.)
+  EXPECT_TRUE(task_.AwaitBlockedWaiters(kWaiters, std::chrono::seconds(30)))
+      << "not every Wait reached the shim within 30 s";
+  for (auto& w : waiters)
+    EXPECT_EQ(w.wait_for(std::chrono::seconds(0)), std::future_status::timeout) << "a Wait returned early";
   task_.Finish({3, 0, true, "", 99});
   for (auto& w : waiters) {
     auto r = w.get();
@@ -139,7 +155,7 @@ TEST_F(ControlTest, CancelledWaitEndsOnBothSides) {
   ControlClient client(path_);
   std::atomic<bool> cancel{false};
   auto w = std::async(std::launch::async, [&] { return client.Wait([&] { return cancel.load(); }); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(task_.AwaitBlockedWaiters(1, std::chrono::seconds(30))) << "the Wait never reached the shim";
   cancel = true;
   auto r = w.get();
   ASSERT_FALSE(r.ok());

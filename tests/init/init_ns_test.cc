@@ -23,6 +23,7 @@
 #include "guest/agent_client.h"
 #include "guest/framing.h"
 #include "guest/task_spec.h"
+#include "require.h"
 
 namespace nfc::guest {
 namespace {
@@ -60,8 +61,8 @@ struct Outcome {
 class InitNamespaceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root (PID/mount namespaces, overlayfs)";
-    if (!Exists("/bin/busybox")) GTEST_SKIP() << "busybox-static is not installed";
+    NFC_REQUIRE_OR_SKIP(geteuid() == 0, "needs root (PID/mount namespaces, overlayfs)");
+    NFC_REQUIRE_OR_SKIP(Exists("/bin/busybox"), "busybox-static is not installed");
     char tmpl[] = "/tmp/nfc-init-ns-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;

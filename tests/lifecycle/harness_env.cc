@@ -18,8 +18,10 @@
 //   NFC_LC_KERNEL, NFC_LC_INITRD       guest kernel and initramfs (guest-artifacts target)
 //   NFC_SHIM_PATH      the nomad-fc-shim binary the plugin starts
 //
-// Exit code: PROGRAM's; 77 (CTest SKIP_RETURN_CODE) when a prerequisite is missing on this machine; 124 when
-// the time limit passed; 128+N when PROGRAM was killed by signal N; 125 when the environment could not start.
+// Exit code: PROGRAM's; 77 (CTest SKIP_RETURN_CODE) when a prerequisite is missing on this machine, except in
+// CI (CI=true) or as root, where that is 125 like any other setup failure (tests/common/prerequisite.h); 124
+// when the time limit passed; 128+N when PROGRAM was killed by signal N; 125 when the environment could not
+// start.
 #include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -39,13 +41,13 @@
 
 #include "base/process.h"
 #include "demo_image.h"
+#include "prerequisite.h"
 #include "registry_fixture.h"
 
 namespace {
 
 using namespace std::chrono_literals;
 
-constexpr int kSkip = 77;
 constexpr int kTimedOut = 124;
 constexpr int kSetupFailed = 125;
 
@@ -57,6 +59,18 @@ void OnSignal(int sig) {
 
 bool Readable(const std::string& path) {
   return ::access(path.c_str(), R_OK) == 0;
+}
+
+// A missing prerequisite: skipped on a developer's machine, a setup failure in CI or as root.
+int MissingPrerequisite(const std::string& what) {
+  std::string fails_because = nfc::test_support::MissingPrerequisiteFailsBecause();
+  if (fails_because.empty()) {
+    std::cout << "SKIP: " << what << "\n";
+    return nfc::test_support::kSkippedExitCode;
+  }
+  std::cerr << "nfc-harness-env: missing prerequisite: " << what
+            << " (a failure, not a skip: " << fails_because << ")\n";
+  return kSetupFailed;
 }
 
 // Processes whose command line mentions `needle`, other than ourselves.
@@ -169,13 +183,11 @@ int main(int argc, char** argv) {
   std::string guest = NFC_GUEST_DIR;
   std::string kernel = guest + "/vmlinux", initrd = guest + "/initramfs.cpio.gz";
   if (!Readable(kernel) || !Readable(initrd)) {
-    std::cout << "SKIP: guest artifacts missing in " << guest << " (build the guest-artifacts target)\n";
-    return kSkip;
+    return MissingPrerequisite("guest artifacts missing in " + guest + " (build the guest-artifacts target)");
   }
   for (const char* tool : {"/usr/bin/docker-registry", "/usr/bin/skopeo"}) {
     if (::access(tool, X_OK) != 0) {
-      std::cout << "SKIP: " << tool << " is not installed (scripts/packages.txt)\n";
-      return kSkip;
+      return MissingPrerequisite(std::string(tool) + " is not installed (scripts/packages.txt)");
     }
   }
   struct sigaction sa = {};

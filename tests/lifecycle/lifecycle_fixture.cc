@@ -7,7 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <iostream>
 #include <mutex>
 #include <random>
 
@@ -24,12 +27,17 @@ FifoToFile::FifoToFile(std::string fifo, std::string file) : fifo_(std::move(fif
     while (!stop_.load()) {
       struct pollfd p = {fd_, POLLIN, 0};
       int r = ::poll(&p, 1, 100);
-      if (r <= 0) continue;
+      if (r < 0) continue;  // interrupted: proves nothing about the FIFO
+      if (r == 0) {
+        empty_passes_++;
+        continue;
+      }
       ssize_t n = ::read(fd_, buf, sizeof buf);
       if (n > 0) {
         ssize_t w = ::write(out, buf, static_cast<size_t>(n));
         (void)w;
       } else {
+        empty_passes_++;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));  // no writer at the moment
       }
     }
@@ -45,6 +53,18 @@ void FifoToFile::Stop() {
   if (stop_.exchange(true)) return;
   thread_.join();
   ::close(fd_);
+}
+
+bool FifoToFile::WaitDrained(std::chrono::milliseconds limit) const {
+  // The first empty pass counted after this point may have looked at the FIFO before it; the second began
+  // after it, so by then all that was written before the call has been read and appended to the file.
+  const uint64_t target = empty_passes_.load() + 2;
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (empty_passes_.load() < target) {
+    if (stop_.load() || std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
 }
 
 std::string FifoToFile::Contents() const {
@@ -70,7 +90,26 @@ void Configure(Env* env) {
   ::setenv("NFC_SHIM_PATH", NFC_SHIM_BINARY, 1);
 }
 
-Env* Build(std::string* why) {
+void RemoveTree(const std::string& dir) {
+  std::string cmd = "rm -rf '" + dir + "'";
+  if (std::system(cmd.c_str()) != 0) std::cerr << "lifecycle fixture: could not remove " << dir << "\n";
+}
+
+// The guest artifacts and the registry tools; "" when all are there.
+std::string MissingPrerequisite() {
+  std::string guest = NFC_GUEST_DIR;
+  if (::access((guest + "/vmlinux").c_str(), R_OK) != 0 ||
+      ::access((guest + "/initramfs.cpio.gz").c_str(), R_OK) != 0) {
+    return "guest artifacts missing in " + guest + " (build the guest-artifacts target)";
+  }
+  for (const char* tool : {"/usr/bin/docker-registry", "/usr/bin/skopeo"}) {
+    if (::access(tool, X_OK) != 0) return std::string(tool) + " is not installed (scripts/packages.txt)";
+  }
+  return "";
+}
+
+SharedEnvResult Build() {
+  SharedEnvResult result;
   auto env = std::make_unique<Env>();
   // A helper process ("plugin") of a running test: reuse the parent's registry and directories.
   if (const char* shared = std::getenv("NFC_LIFECYCLE_ENV"); shared && *shared) {
@@ -80,59 +119,57 @@ Env* Build(std::string* why) {
     env->image = v.substr(a + 1, b - a - 1);
     Configure(env.get());
     env->config.ca_file = v.substr(b + 1);
-    return env.release();
+    result.env = env.release();
+    return result;
   }
-  std::string guest = NFC_GUEST_DIR;
-  if (::access((guest + "/vmlinux").c_str(), R_OK) != 0 ||
-      ::access((guest + "/initramfs.cpio.gz").c_str(), R_OK) != 0) {
-    *why = "guest artifacts missing in " + guest + " (build the guest-artifacts target)";
-    return nullptr;
-  }
+  result.missing = MissingPrerequisite();
+  if (!result.missing.empty()) return result;
   char tmpl[] = "/tmp/nfc-lifecycle-XXXXXX";
   if (!::mkdtemp(tmpl)) {
-    *why = "mkdtemp failed";
-    return nullptr;
+    result.failed = std::string("mkdtemp ") + tmpl + ": " + std::strerror(errno);
+    return result;
   }
   env->dir = tmpl;
   auto registry = image::testing::LocalRegistry::Start(env->dir + "/registry", "nomad", "s3cret");
   if (!registry.ok()) {
-    *why = "local registry: " + registry.error().message();
-    return nullptr;
+    result.failed = "local registry: " + registry.error().message();
+    RemoveTree(env->dir);
+    return result;
   }
   env->registry = std::move(*registry);
   auto image = PushDemoImage(env->registry.get(), env->dir);
   if (!image.ok()) {
-    *why = image.error().message();
-    return nullptr;
+    result.failed = "demo image: " + image.error().message();
+    env->registry.reset();
+    RemoveTree(env->dir);
+    return result;
   }
   env->image = *image;
   Configure(env.get());
   env->config.ca_file = env->registry->ca_file();
   ::setenv("NFC_LIFECYCLE_ENV", (env->dir + "|" + env->image + "|" + env->config.ca_file).c_str(), 1);
-  return env.release();
+  result.env = env.release();
+  return result;
 }
 
 }  // namespace
 
-Env* SharedEnv(std::string* why) {
+const SharedEnvResult& SharedEnv() {
   static std::once_flag once;
-  static Env* env = nullptr;
-  static std::string reason;
+  static SharedEnvResult result;
   std::call_once(once, [] {
-    env = Build(&reason);
-    if (env) {
+    result = Build();
+    if (result.env) {
       // Clean up the registry and files at exit, also after failures.
       std::atexit([] {
-        if (!env || !env->registry) return;  // helpers never clean up the parent's files
+        Env* env = result.env;
+        if (!env->registry) return;  // helpers never clean up the parent's files
         env->registry.reset();
-        std::string cmd = "rm -rf '" + env->dir + "'";
-        int r = std::system(cmd.c_str());
-        (void)r;
+        RemoveTree(env->dir);
       });
     }
   });
-  *why = reason;
-  return env;
+  return result;
 }
 
 std::unique_ptr<task::Manager> NewManager(Env* env) {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,11 +26,15 @@ class FifoToFile {
   ~FifoToFile();
   void Stop();
   std::string Contents() const;
+  // Waits until everything written to the FIFO before the call is in the file; false after `limit`. The shim
+  // flushes a task's output before its exit is recorded, so after WaitTask this is all of the output.
+  bool WaitDrained(std::chrono::milliseconds limit = std::chrono::seconds(10)) const;
 
  private:
   std::string fifo_, file_;
   int fd_ = -1;
   std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> empty_passes_{0};  // reader passes that found nothing to read
   std::thread thread_;
 };
 
@@ -39,8 +45,13 @@ struct Env {
   driver::PluginConfig config;
 };
 
-// Set up once per test binary; null with a reason in *why when the prerequisites are missing.
-Env* SharedEnv(std::string* why);
+// The environment of this test binary, set up once, or why there is none.
+struct SharedEnvResult {
+  Env* env = nullptr;
+  std::string missing;  // a prerequisite this machine lacks (guest artifacts, registry tools)
+  std::string failed;   // setting up went wrong (the registry did not start, the push failed): a test failure
+};
+const SharedEnvResult& SharedEnv();
 
 // A task as Nomad would describe it, with its FIFOs and their readers.
 struct NomadTaskFixture {
@@ -49,6 +60,8 @@ struct NomadTaskFixture {
   std::unique_ptr<FifoToFile> stdout_reader, stderr_reader;
   std::string Stdout() const { return stdout_reader->Contents(); }
   std::string Stderr() const { return stderr_reader->Contents(); }
+  // Both readers hold everything the task wrote (see FifoToFile::WaitDrained).
+  bool WaitLogsDrained() const { return stdout_reader->WaitDrained() && stderr_reader->WaitDrained(); }
 };
 std::unique_ptr<NomadTaskFixture> MakeTask(Env* env, const std::string& name,
                                            const std::vector<std::string>& argv);

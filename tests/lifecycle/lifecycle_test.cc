@@ -20,6 +20,8 @@
 
 #include "base/process.h"
 #include "lifecycle_fixture.h"
+#include "require.h"
+#include "run_all_tests.h"
 #include "shim/task_dir.h"
 
 namespace nfc::lifecycle_test {
@@ -27,10 +29,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-#define REQUIRE_ENV()         \
-  std::string why;            \
-  Env* env = SharedEnv(&why); \
-  if (!env) GTEST_SKIP() << why;
+// Missing guest artifacts or registry tools skip (and fail in CI or as root: require.h); a registry that does
+// not start or a push that fails is a failure.
+#define REQUIRE_ENV()                                                           \
+  const SharedEnvResult& shared = SharedEnv();                                  \
+  NFC_REQUIRE_OR_SKIP(shared.missing.empty(), shared.missing);                  \
+  ASSERT_NE(shared.env, nullptr) << "lifecycle environment: " << shared.failed; \
+  Env* env = shared.env
 
 std::string Dump(const driver::ExitResult& r) {
   return "exit_code=" + std::to_string(r.exit_code) + " signal=" + std::to_string(r.signal) + " err=" + r.err;
@@ -60,7 +65,7 @@ void RunToExit(Env* env, const std::string& name, const std::vector<std::string>
   EXPECT_EQ(result->exit_code, want_code) << Dump(*result);
   EXPECT_EQ(result->signal, want_signal) << Dump(*result);
   EXPECT_TRUE(result->err.empty()) << result->err;
-  std::this_thread::sleep_for(300ms);  // the reader drains the pipe
+  ASSERT_TRUE(t->WaitLogsDrained()) << "the log readers did not catch up within 10 s";
   EXPECT_EQ(t->Stdout(), want_stdout);
   EXPECT_EQ(t->Stderr(), want_stderr);
   // WaitTask again (another caller) gets the same result.
@@ -123,7 +128,7 @@ TEST(Lifecycle, StopTaskLetsATrappingWorkloadExitGracefully) {
   ASSERT_TRUE(result.ok());
   EXPECT_EQ(result->exit_code, 0) << Dump(*result);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 9s) << "a trapping workload must not wait for the timeout";
-  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(r.t->WaitLogsDrained()) << "the log readers did not catch up within 10 s";
   EXPECT_NE(r.t->Stdout().find("graceful"), std::string::npos);
   EXPECT_TRUE(r.m->DestroyTask(r.t->task.id, true).ok());
 }
@@ -214,8 +219,7 @@ TEST(Lifecycle, ExecWithAndWithoutTtyAndStats) {
 //   boot <guest boot id>
 //   shimrss <kB>
 int PluginHelper(const std::string& mode, const std::string& arg) {
-  std::string why;
-  Env* env = SharedEnv(&why);
+  Env* env = SharedEnv().env;
   if (!env) return 3;
   auto m = NewManager(env);
   std::string task_id;
@@ -359,7 +363,7 @@ TEST(Lifecycle, RecoveryAfterRepeatedKill9OfThePluginLosesNoLine) {
   ASSERT_TRUE(m->StopTask(task_id, 2s, "SIGTERM").ok());
   auto result = m->WaitTask(task_id, [] { return false; });
   ASSERT_TRUE(result.ok());
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(out.WaitDrained()) << "the log reader did not catch up within 10 s";
   std::string text = out.Contents();
   std::istringstream lines(text);
   int expected = 1, lost_or_duplicated = 0, total = 0;
@@ -388,7 +392,9 @@ TEST(Lifecycle, RecoverTaskErrorsWhenTheShimIsGoneAndNeverBootsAgain) {
   std::string handle = state->Encode();
   // The shim and its VM die behind the plugin's back (no exit record is written by a SIGKILLed shim).
   kill(state->shim.pid, SIGKILL);
-  std::this_thread::sleep_for(300ms);
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (state->shim.IsAlive() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
+  ASSERT_FALSE(state->shim.IsAlive()) << "the shim outlived SIGKILL by 10 s";
   auto fresh = NewManager(env);
   driver::TaskHandle h;
   h.config.id = r.t->task.id;
@@ -454,5 +460,5 @@ int main(int argc, char** argv) {
   }
   ::signal(SIGPIPE, SIG_IGN);
   ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
+  return nfc::test_support::RunAllTestsReportingSkips();
 }

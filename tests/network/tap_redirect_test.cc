@@ -30,6 +30,7 @@
 #include "base/unique_fd.h"
 #include "netns_fixture.h"
 #include "network/netns.h"
+#include "require.h"
 
 namespace nfc::network {
 namespace {
@@ -132,7 +133,7 @@ Frame UdpFrame(const Mac& from, const Mac& to, in_addr src, in_addr dst, uint16_
 class TapRedirectTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
+    NFC_REQUIRE_OR_SKIP(::geteuid() == 0, "needs root to create network namespaces");
     ASSERT_TRUE(outside_.ok() && alloc_.ok()) << "cannot create network namespaces";
     Status s = MakeBridgeLikePair(outside_, alloc_, 77, 1450);
     ASSERT_TRUE(s.ok()) << s.error().message();
@@ -271,7 +272,7 @@ TEST_F(TapRedirectTest, ReattachAfterDetachWorks) {
 }
 
 TEST(TapRedirectErrors, NameTheProblem) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
+  NFC_REQUIRE_OR_SKIP(::geteuid() == 0, "needs root to create network namespaces");
   auto missing = AttachTap("/nonexistent/netns", "nfctest0");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message().find("/nonexistent/netns"), std::string::npos)

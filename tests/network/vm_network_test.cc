@@ -24,6 +24,7 @@
 #include "driver/task_config.h"
 #include "netns_fixture.h"
 #include "network/tap_redirect.h"
+#include "require.h"
 #include "shim/task_dir.h"
 #include "task/driver_state.h"
 #include "task/inventory.h"
@@ -101,9 +102,10 @@ bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds budget
 class VmNetworkTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (network namespaces, TAP devices)";
+    NFC_REQUIRE_OR_SKIP(::geteuid() == 0, "needs root (network namespaces, TAP devices)");
     std::string guest = NFC_GUEST_DIR;
-    if (::access((guest + "/vmlinux").c_str(), R_OK) != 0) GTEST_SKIP() << "no guest kernel in " << guest;
+    NFC_REQUIRE_OR_SKIP(::access((guest + "/vmlinux").c_str(), R_OK) == 0,
+                        "no guest kernel in " + guest + " (build the guest-artifacts target)");
     char tmpl[] = "/tmp/nfc-vmnet-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;

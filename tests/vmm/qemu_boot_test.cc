@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "guest_boot.h"
+#include "require.h"
 
 namespace nfc::vmm::testing {
 namespace {
@@ -25,7 +26,7 @@ std::string ReadFile(const std::string& path) {
 class QemuBootTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access("/usr/bin/qemu-system-x86_64", X_OK) != 0) GTEST_SKIP() << "qemu-system-x86 not installed";
+    NFC_REQUIRE_OR_SKIP(access("/usr/bin/qemu-system-x86_64", X_OK) == 0, "qemu-system-x86 is not installed");
     artifacts_ = GuestArtifacts::Find();
     ASSERT_TRUE(artifacts_.ok()) << "guest artifacts missing: build the guest-artifacts target ("
                                  << artifacts_.vmlinux << ")";

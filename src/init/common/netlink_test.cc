@@ -15,6 +15,8 @@
 #include <functional>
 #include <string>
 
+#include "require.h"
+
 namespace nfc::init {
 namespace {
 
@@ -78,7 +80,7 @@ TEST(Netlink, AddsAndDeletesIpv4AddressesAndDhcpRoutes) {
     if (again.ok() || again.error().message().find("10.9.8.7/24") == std::string::npos) return 10;
     return 0;
   });
-  if (rc == kNoNamespace) GTEST_SKIP() << "cannot create a network namespace (needs root)";
+  NFC_REQUIRE_OR_SKIP(rc != kNoNamespace, "cannot create a network namespace (needs root)");
   EXPECT_EQ(rc, 0) << "failed at step " << rc;
 }
 

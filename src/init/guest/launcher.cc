@@ -89,7 +89,7 @@ Result<std::string> LookPath(const std::string& name, const std::vector<std::str
   for (;;) {
     size_t end = path.find(':', start);
     std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (dir.empty()) dir = ".";
+    if (dir.empty()) dir.push_back('.');  // not `= "."`: GCC 12 -O3 -Wrestrict false positive
     std::string candidate = dir + "/" + name;
     auto s = check(candidate);
     if (s.ok()) return candidate;
