@@ -303,9 +303,9 @@ Result<TaskSpec> ParseTaskSpec(std::string_view text) {
   return spec;
 }
 
-Status ValidateTaskSpec(const TaskSpec& s) {
-  if (s.version != kTaskSpecVersion)
-    return Error::InvalidArgument("version: " + std::to_string(s.version) + " is not supported");
+namespace {
+
+Status ValidateDisks(const TaskSpec& s) {
   if (s.root.device.empty() == s.root.directory.empty()) {
     return Error::InvalidArgument(
         "root: exactly one of root.device and root.directory must be set (device=\"" + s.root.device +
@@ -320,6 +320,10 @@ Status ValidateTaskSpec(const TaskSpec& s) {
   if (!s.scratch.device.empty() && !IsAbsoluteClean(s.scratch.device)) {
     return Error::InvalidArgument("scratch.device: \"" + s.scratch.device + "\" is not an absolute path");
   }
+  return Ok();
+}
+
+Status ValidateProcess(const TaskSpec& s) {
   if (s.process.stop_signal < 1 || s.process.stop_signal > 64) {
     return Error::InvalidArgument("process.stop_signal: " + std::to_string(s.process.stop_signal) +
                                   " is not a signal number");
@@ -339,8 +343,10 @@ Status ValidateTaskSpec(const TaskSpec& s) {
                                     "\" is not KEY=value");
     }
   }
-  if (s.hostname.size() > 64)
-    return Error::InvalidArgument("hostname: \"" + s.hostname + "\" is longer than 64 bytes");
+  return Ok();
+}
+
+Status ValidateMounts(const TaskSpec& s) {
   for (size_t i = 0; i < s.mounts.size(); i++) {
     const auto& m = s.mounts[i];
     std::string at = "mounts[" + std::to_string(i) + "]";
@@ -350,6 +356,10 @@ Status ValidateTaskSpec(const TaskSpec& s) {
     }
     if (m.fstype.empty()) return Error::InvalidArgument(at + ".fstype: missing");
   }
+  return Ok();
+}
+
+Status ValidateRlimits(const TaskSpec& s) {
   for (size_t i = 0; i < s.rlimits.size(); i++) {
     const auto& l = s.rlimits[i];
     std::string at = "rlimits[" + std::to_string(i) + "]";
@@ -360,6 +370,10 @@ Status ValidateTaskSpec(const TaskSpec& s) {
                                     std::to_string(l.hard));
     }
   }
+  return Ok();
+}
+
+Status ValidateInterfaces(const TaskSpec& s) {
   for (size_t i = 0; i < s.network.interfaces.size(); i++) {
     const auto& itf = s.network.interfaces[i];
     if (itf.name.empty() && itf.mac.empty()) {
@@ -370,6 +384,10 @@ Status ValidateTaskSpec(const TaskSpec& s) {
                                     "\" is too long");
     }
   }
+  return Ok();
+}
+
+Status ValidateControl(const TaskSpec& s) {
   if (s.control.log_buffer_bytes < 64 * 1024 || s.control.log_buffer_bytes > (1ULL << 30)) {
     return Error::InvalidArgument("control.log_buffer_bytes: " + std::to_string(s.control.log_buffer_bytes) +
                                   " is outside 65536..1073741824");
@@ -383,6 +401,21 @@ Status ValidateTaskSpec(const TaskSpec& s) {
                                   "\" must be a port name, not a path");
   }
   return Ok();
+}
+
+}  // namespace
+
+Status ValidateTaskSpec(const TaskSpec& s) {
+  if (s.version != kTaskSpecVersion)
+    return Error::InvalidArgument("version: " + std::to_string(s.version) + " is not supported");
+  NFC_RETURN_IF_ERROR(ValidateDisks(s));
+  NFC_RETURN_IF_ERROR(ValidateProcess(s));
+  if (s.hostname.size() > 64)
+    return Error::InvalidArgument("hostname: \"" + s.hostname + "\" is longer than 64 bytes");
+  NFC_RETURN_IF_ERROR(ValidateMounts(s));
+  NFC_RETURN_IF_ERROR(ValidateRlimits(s));
+  NFC_RETURN_IF_ERROR(ValidateInterfaces(s));
+  return ValidateControl(s);
 }
 
 std::string TaskSpecToJson(const TaskSpec& s) {
