@@ -4,12 +4,14 @@
 namespace nfc::cli {
 namespace {
 
-int RunImage(const Invocation& invocation) { return image::RunImageCommand(invocation.program, invocation.args); }
+int RunImageVerb(const Invocation& invocation) {
+  return image::RunImageCommand(invocation.program, invocation.args);
+}
 
 }  // namespace
 
-extern const Command kImageCommand = {"image", "pull IMAGE | ls | rm IMAGE | prune",
-                                      "manage the image cache (pull from a registry, list, remove, garbage-collect)",
-                                      RunImage};
+extern const Command kImageCommand = {
+    "image", "pull IMAGE | ls | rm IMAGE | prune",
+    "manage the image cache (pull from a registry, list, remove, garbage-collect)", RunImageVerb};
 
 }  // namespace nfc::cli

@@ -12,14 +12,14 @@ namespace {
 int RunRun(const Invocation& invocation) {
   std::vector<std::string> args(invocation.args.begin(), invocation.args.end());
   task::RunOptions options;
-  std::string error = task::ParseRunArgs(args, &options);
-  if (!error.empty()) {
+  Status parsed = task::ParseRunArgs(args, &options);
+  if (!parsed.ok()) {
     std::fprintf(
         stderr,
         "%s\nusage: %s run [--backend auto|firecracker|qemu] [--memory MiB] [--vcpus N] [-e NAME=value]...\n"
         "       [--data-dir DIR] [--kernel PATH] [--initrd PATH] [--insecure-registry HOST[:PORT]]\n"
         "       [--timings] [--quiet] IMAGE [-- CMD...]\n",
-        error.c_str(), invocation.program.c_str());
+        parsed.error().message().c_str(), invocation.program.c_str());
     return 2;
   }
   return task::RunImage(options, invocation.program);

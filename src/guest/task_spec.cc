@@ -137,8 +137,7 @@ Status NestedList(Reader& parent, std::string_view key, std::vector<T>& out, Fn 
   return Ok();
 }
 
-Status ParseInto(const json& doc, TaskSpec& s) {
-  NFC_ASSIGN_OR_RETURN(Reader r, Reader::Open(doc, ""));
+Status CheckVersion(Reader& r) {
   const json* version = r.Find("version");
   if (!version)
     return Error::InvalidArgument("version: missing (this init reads version " +
@@ -148,91 +147,118 @@ Status ParseInto(const json& doc, TaskSpec& s) {
                                   " is not supported (this init reads version " +
                                   std::to_string(kTaskSpecVersion) + ")");
   }
-  NFC_RETURN_IF_ERROR(r.String("task_id", s.task_id));
-  NFC_RETURN_IF_ERROR(Nested(r, "image", [&](Reader& o) -> Status {
-    NFC_RETURN_IF_ERROR(o.Strings("entrypoint", s.image.entrypoint));
-    NFC_RETURN_IF_ERROR(o.Strings("cmd", s.image.cmd));
-    NFC_RETURN_IF_ERROR(o.Strings("env", s.image.env));
-    NFC_RETURN_IF_ERROR(o.String("working_dir", s.image.working_dir));
-    return o.String("user", s.image.user);
-  }));
-  NFC_RETURN_IF_ERROR(Nested(r, "process", [&](Reader& o) -> Status {
-    auto& p = s.process;
-    NFC_RETURN_IF_ERROR(o.OptionalStrings("entrypoint", p.entrypoint));
-    NFC_RETURN_IF_ERROR(o.OptionalStrings("args", p.args));
-    if (const json* env = o.Find("env")) {
-      if (!env->is_object())
-        return Error::InvalidArgument("process.env: expected an object of strings, got " + Show(*env));
-      for (auto it = env->begin(); it != env->end(); ++it) {
-        if (!it->is_string()) {
-          return Error::InvalidArgument("process.env." + it.key() + ": expected a string, got " + Show(*it));
-        }
-        p.env[it.key()] = it->get<std::string>();
+  return Ok();
+}
+
+Status ReadImage(Reader& o, ImageProcess& image) {
+  NFC_RETURN_IF_ERROR(o.Strings("entrypoint", image.entrypoint));
+  NFC_RETURN_IF_ERROR(o.Strings("cmd", image.cmd));
+  NFC_RETURN_IF_ERROR(o.Strings("env", image.env));
+  NFC_RETURN_IF_ERROR(o.String("working_dir", image.working_dir));
+  return o.String("user", image.user);
+}
+
+Status ReadProcess(Reader& o, ProcessOverrides& p) {
+  NFC_RETURN_IF_ERROR(o.OptionalStrings("entrypoint", p.entrypoint));
+  NFC_RETURN_IF_ERROR(o.OptionalStrings("args", p.args));
+  if (const json* env = o.Find("env")) {
+    if (!env->is_object())
+      return Error::InvalidArgument("process.env: expected an object of strings, got " + Show(*env));
+    for (auto it = env->begin(); it != env->end(); ++it) {
+      if (!it->is_string()) {
+        return Error::InvalidArgument("process.env." + it.key() + ": expected a string, got " + Show(*it));
       }
+      p.env[it.key()] = it->get<std::string>();
     }
-    NFC_RETURN_IF_ERROR(o.String("working_dir", p.working_dir));
-    NFC_RETURN_IF_ERROR(o.String("user", p.user));
-    NFC_RETURN_IF_ERROR(o.Strings("groups", p.groups));
-    NFC_RETURN_IF_ERROR(o.Unsigned("stop_signal", p.stop_signal, 64));
-    return o.Unsigned("kill_timeout_ms", p.kill_timeout_ms);
-  }));
+  }
+  NFC_RETURN_IF_ERROR(o.String("working_dir", p.working_dir));
+  NFC_RETURN_IF_ERROR(o.String("user", p.user));
+  NFC_RETURN_IF_ERROR(o.Strings("groups", p.groups));
+  NFC_RETURN_IF_ERROR(o.Unsigned("stop_signal", p.stop_signal, 64));
+  return o.Unsigned("kill_timeout_ms", p.kill_timeout_ms);
+}
+
+Status ReadHost(Reader& o, HostEntry& h) {
+  NFC_RETURN_IF_ERROR(o.String("address", h.address));
+  return o.Strings("names", h.names);
+}
+
+Status ReadDns(Reader& o, DnsConfig& dns) {
+  NFC_RETURN_IF_ERROR(o.Strings("servers", dns.servers));
+  NFC_RETURN_IF_ERROR(o.Strings("searches", dns.searches));
+  return o.Strings("options", dns.options);
+}
+
+Status ReadInterface(Reader& i, InterfaceConfig& c) {
+  NFC_RETURN_IF_ERROR(i.String("name", c.name));
+  NFC_RETURN_IF_ERROR(i.String("mac", c.mac));
+  NFC_RETURN_IF_ERROR(i.Unsigned("mtu", c.mtu, 65535));
+  return i.Strings("addresses", c.addresses);
+}
+
+Status ReadRoute(Reader& i, RouteConfig& c) {
+  NFC_RETURN_IF_ERROR(i.String("destination", c.destination));
+  NFC_RETURN_IF_ERROR(i.String("gateway", c.gateway));
+  NFC_RETURN_IF_ERROR(i.String("device", c.device));
+  return i.Unsigned("metric", c.metric);
+}
+
+Status ReadNetwork(Reader& o, NetworkConfig& network) {
+  NFC_RETURN_IF_ERROR(NestedList(o, "interfaces", network.interfaces, ReadInterface));
+  return NestedList(o, "routes", network.routes, ReadRoute);
+}
+
+Status ReadRoot(Reader& o, RootConfig& root) {
+  NFC_RETURN_IF_ERROR(o.String("device", root.device));
+  NFC_RETURN_IF_ERROR(o.String("fstype", root.fstype));
+  return o.String("directory", root.directory);
+}
+
+Status ReadScratch(Reader& o, ScratchConfig& scratch) {
+  NFC_RETURN_IF_ERROR(o.String("device", scratch.device));
+  NFC_RETURN_IF_ERROR(o.String("fstype", scratch.fstype));
+  return o.String("tmpfs_size", scratch.tmpfs_size);
+}
+
+Status ReadMount(Reader& o, MountConfig& m) {
+  NFC_RETURN_IF_ERROR(o.String("source", m.source));
+  NFC_RETURN_IF_ERROR(o.String("target", m.target));
+  NFC_RETURN_IF_ERROR(o.String("fstype", m.fstype));
+  return o.Strings("options", m.options);
+}
+
+Status ReadRlimit(Reader& o, Rlimit& l) {
+  NFC_RETURN_IF_ERROR(o.String("name", l.name));
+  NFC_RETURN_IF_ERROR(o.Unsigned("soft", l.soft));
+  return o.Unsigned("hard", l.hard);
+}
+
+Status ReadControl(Reader& o, ControlConfig& c) {
+  NFC_RETURN_IF_ERROR(o.Unsigned("vsock_port", c.vsock_port));
+  NFC_RETURN_IF_ERROR(o.String("serial_port", c.serial_port));
+  NFC_RETURN_IF_ERROR(o.String("unix_socket", c.unix_socket));
+  NFC_RETURN_IF_ERROR(o.Unsigned("log_buffer_bytes", c.log_buffer_bytes));
+  return o.Unsigned("exit_ack_timeout_ms", c.exit_ack_timeout_ms);
+}
+
+Status ParseInto(const json& doc, TaskSpec& s) {
+  NFC_ASSIGN_OR_RETURN(Reader r, Reader::Open(doc, ""));
+  NFC_RETURN_IF_ERROR(CheckVersion(r));
+  NFC_RETURN_IF_ERROR(r.String("task_id", s.task_id));
+  NFC_RETURN_IF_ERROR(Nested(r, "image", [&](Reader& o) { return ReadImage(o, s.image); }));
+  NFC_RETURN_IF_ERROR(Nested(r, "process", [&](Reader& o) { return ReadProcess(o, s.process); }));
   NFC_RETURN_IF_ERROR(r.String("hostname", s.hostname));
-  NFC_RETURN_IF_ERROR(NestedList(r, "hosts", s.hosts, [](Reader& o, HostEntry& h) -> Status {
-    NFC_RETURN_IF_ERROR(o.String("address", h.address));
-    return o.Strings("names", h.names);
-  }));
+  NFC_RETURN_IF_ERROR(NestedList(r, "hosts", s.hosts, ReadHost));
   if (r.Find("dns")) {
     s.dns.emplace();
-    NFC_RETURN_IF_ERROR(Nested(r, "dns", [&](Reader& o) -> Status {
-      NFC_RETURN_IF_ERROR(o.Strings("servers", s.dns->servers));
-      NFC_RETURN_IF_ERROR(o.Strings("searches", s.dns->searches));
-      return o.Strings("options", s.dns->options);
-    }));
+    NFC_RETURN_IF_ERROR(Nested(r, "dns", [&](Reader& o) { return ReadDns(o, *s.dns); }));
   }
-  NFC_RETURN_IF_ERROR(Nested(r, "network", [&](Reader& o) -> Status {
-    NFC_RETURN_IF_ERROR(
-        NestedList(o, "interfaces", s.network.interfaces, [](Reader& i, InterfaceConfig& c) -> Status {
-          NFC_RETURN_IF_ERROR(i.String("name", c.name));
-          NFC_RETURN_IF_ERROR(i.String("mac", c.mac));
-          NFC_RETURN_IF_ERROR(i.Unsigned("mtu", c.mtu, 65535));
-          return i.Strings("addresses", c.addresses);
-        }));
-    return NestedList(o, "routes", s.network.routes, [](Reader& i, RouteConfig& c) -> Status {
-      NFC_RETURN_IF_ERROR(i.String("destination", c.destination));
-      NFC_RETURN_IF_ERROR(i.String("gateway", c.gateway));
-      NFC_RETURN_IF_ERROR(i.String("device", c.device));
-      return i.Unsigned("metric", c.metric);
-    });
-  }));
-  NFC_RETURN_IF_ERROR(Nested(r, "root", [&](Reader& o) -> Status {
-    NFC_RETURN_IF_ERROR(o.String("device", s.root.device));
-    NFC_RETURN_IF_ERROR(o.String("fstype", s.root.fstype));
-    return o.String("directory", s.root.directory);
-  }));
-  NFC_RETURN_IF_ERROR(Nested(r, "scratch", [&](Reader& o) -> Status {
-    NFC_RETURN_IF_ERROR(o.String("device", s.scratch.device));
-    NFC_RETURN_IF_ERROR(o.String("fstype", s.scratch.fstype));
-    return o.String("tmpfs_size", s.scratch.tmpfs_size);
-  }));
-  NFC_RETURN_IF_ERROR(NestedList(r, "mounts", s.mounts, [](Reader& o, MountConfig& m) -> Status {
-    NFC_RETURN_IF_ERROR(o.String("source", m.source));
-    NFC_RETURN_IF_ERROR(o.String("target", m.target));
-    NFC_RETURN_IF_ERROR(o.String("fstype", m.fstype));
-    return o.Strings("options", m.options);
-  }));
-  NFC_RETURN_IF_ERROR(NestedList(r, "rlimits", s.rlimits, [](Reader& o, Rlimit& l) -> Status {
-    NFC_RETURN_IF_ERROR(o.String("name", l.name));
-    NFC_RETURN_IF_ERROR(o.Unsigned("soft", l.soft));
-    return o.Unsigned("hard", l.hard);
-  }));
-  NFC_RETURN_IF_ERROR(Nested(r, "control", [&](Reader& o) -> Status {
-    auto& c = s.control;
-    NFC_RETURN_IF_ERROR(o.Unsigned("vsock_port", c.vsock_port));
-    NFC_RETURN_IF_ERROR(o.String("serial_port", c.serial_port));
-    NFC_RETURN_IF_ERROR(o.String("unix_socket", c.unix_socket));
-    NFC_RETURN_IF_ERROR(o.Unsigned("log_buffer_bytes", c.log_buffer_bytes));
-    return o.Unsigned("exit_ack_timeout_ms", c.exit_ack_timeout_ms);
-  }));
+  NFC_RETURN_IF_ERROR(Nested(r, "network", [&](Reader& o) { return ReadNetwork(o, s.network); }));
+  NFC_RETURN_IF_ERROR(Nested(r, "root", [&](Reader& o) { return ReadRoot(o, s.root); }));
+  NFC_RETURN_IF_ERROR(Nested(r, "scratch", [&](Reader& o) { return ReadScratch(o, s.scratch); }));
+  NFC_RETURN_IF_ERROR(NestedList(r, "mounts", s.mounts, ReadMount));
+  NFC_RETURN_IF_ERROR(NestedList(r, "rlimits", s.rlimits, ReadRlimit));
+  NFC_RETURN_IF_ERROR(Nested(r, "control", [&](Reader& o) { return ReadControl(o, s.control); }));
   NFC_RETURN_IF_ERROR(r.Bool("workload_cgroup", s.workload_cgroup));
   NFC_RETURN_IF_ERROR(r.Bool("debug", s.debug));
   return r.Finish();
@@ -277,9 +303,9 @@ Result<TaskSpec> ParseTaskSpec(std::string_view text) {
   return spec;
 }
 
-Status ValidateTaskSpec(const TaskSpec& s) {
-  if (s.version != kTaskSpecVersion)
-    return Error::InvalidArgument("version: " + std::to_string(s.version) + " is not supported");
+namespace {
+
+Status ValidateDisks(const TaskSpec& s) {
   if (s.root.device.empty() == s.root.directory.empty()) {
     return Error::InvalidArgument(
         "root: exactly one of root.device and root.directory must be set (device=\"" + s.root.device +
@@ -294,6 +320,10 @@ Status ValidateTaskSpec(const TaskSpec& s) {
   if (!s.scratch.device.empty() && !IsAbsoluteClean(s.scratch.device)) {
     return Error::InvalidArgument("scratch.device: \"" + s.scratch.device + "\" is not an absolute path");
   }
+  return Ok();
+}
+
+Status ValidateProcess(const TaskSpec& s) {
   if (s.process.stop_signal < 1 || s.process.stop_signal > 64) {
     return Error::InvalidArgument("process.stop_signal: " + std::to_string(s.process.stop_signal) +
                                   " is not a signal number");
@@ -313,8 +343,10 @@ Status ValidateTaskSpec(const TaskSpec& s) {
                                     "\" is not KEY=value");
     }
   }
-  if (s.hostname.size() > 64)
-    return Error::InvalidArgument("hostname: \"" + s.hostname + "\" is longer than 64 bytes");
+  return Ok();
+}
+
+Status ValidateMounts(const TaskSpec& s) {
   for (size_t i = 0; i < s.mounts.size(); i++) {
     const auto& m = s.mounts[i];
     std::string at = "mounts[" + std::to_string(i) + "]";
@@ -324,6 +356,10 @@ Status ValidateTaskSpec(const TaskSpec& s) {
     }
     if (m.fstype.empty()) return Error::InvalidArgument(at + ".fstype: missing");
   }
+  return Ok();
+}
+
+Status ValidateRlimits(const TaskSpec& s) {
   for (size_t i = 0; i < s.rlimits.size(); i++) {
     const auto& l = s.rlimits[i];
     std::string at = "rlimits[" + std::to_string(i) + "]";
@@ -334,6 +370,10 @@ Status ValidateTaskSpec(const TaskSpec& s) {
                                     std::to_string(l.hard));
     }
   }
+  return Ok();
+}
+
+Status ValidateInterfaces(const TaskSpec& s) {
   for (size_t i = 0; i < s.network.interfaces.size(); i++) {
     const auto& itf = s.network.interfaces[i];
     if (itf.name.empty() && itf.mac.empty()) {
@@ -344,6 +384,10 @@ Status ValidateTaskSpec(const TaskSpec& s) {
                                     "\" is too long");
     }
   }
+  return Ok();
+}
+
+Status ValidateControl(const TaskSpec& s) {
   if (s.control.log_buffer_bytes < 64 * 1024 || s.control.log_buffer_bytes > (1ULL << 30)) {
     return Error::InvalidArgument("control.log_buffer_bytes: " + std::to_string(s.control.log_buffer_bytes) +
                                   " is outside 65536..1073741824");
@@ -357,6 +401,21 @@ Status ValidateTaskSpec(const TaskSpec& s) {
                                   "\" must be a port name, not a path");
   }
   return Ok();
+}
+
+}  // namespace
+
+Status ValidateTaskSpec(const TaskSpec& s) {
+  if (s.version != kTaskSpecVersion)
+    return Error::InvalidArgument("version: " + std::to_string(s.version) + " is not supported");
+  NFC_RETURN_IF_ERROR(ValidateDisks(s));
+  NFC_RETURN_IF_ERROR(ValidateProcess(s));
+  if (s.hostname.size() > 64)
+    return Error::InvalidArgument("hostname: \"" + s.hostname + "\" is longer than 64 bytes");
+  NFC_RETURN_IF_ERROR(ValidateMounts(s));
+  NFC_RETURN_IF_ERROR(ValidateRlimits(s));
+  NFC_RETURN_IF_ERROR(ValidateInterfaces(s));
+  return ValidateControl(s);
 }
 
 std::string TaskSpecToJson(const TaskSpec& s) {

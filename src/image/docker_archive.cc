@@ -8,6 +8,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "base/unique_fd.h"
 #include "image/cache_fs.h"
@@ -38,32 +40,30 @@ std::string Clean(std::string p) {
   return p;
 }
 
-}  // namespace
-
-Result<UnpackedArchive> UnpackDockerArchive(const std::string& path, const std::string& tag,
-                                            const std::string& staging) {
-  const std::string what = "docker archive " + path;
-  // Pass 1: manifest.json.
-  std::string manifest_text;
-  {
-    NFC_ASSIGN_OR_RETURN(auto a, OpenTar(path));
-    struct archive_entry* e = nullptr;
-    while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
-      if (Clean(archive_entry_pathname(e)) != "manifest.json") continue;
-      if (archive_entry_size(e) > (4 << 20))
-        return Error::InvalidArgument(what + ": manifest.json too large");
-      manifest_text.resize(static_cast<size_t>(archive_entry_size(e)));
-      if (archive_read_data(a.get(), manifest_text.data(), manifest_text.size()) !=
-          static_cast<la_ssize_t>(manifest_text.size())) {
-        return Error::DataLoss(what + ": short read of manifest.json");
-      }
-      break;
+// Pass 1: the archive's manifest.json ("" if there is none).
+Result<std::string> ReadManifestJson(const std::string& path, const std::string& what) {
+  NFC_ASSIGN_OR_RETURN(auto a, OpenTar(path));
+  struct archive_entry* e = nullptr;
+  while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
+    if (Clean(archive_entry_pathname(e)) != "manifest.json") continue;
+    if (archive_entry_size(e) > (4 << 20)) return Error::InvalidArgument(what + ": manifest.json too large");
+    std::string text(static_cast<size_t>(archive_entry_size(e)), '\0');
+    if (archive_read_data(a.get(), text.data(), text.size()) != static_cast<la_ssize_t>(text.size())) {
+      return Error::DataLoss(what + ": short read of manifest.json");
     }
+    return text;
   }
-  if (manifest_text.empty())
-    return Error::InvalidArgument(what + ": no manifest.json (not a `docker save` archive)");
-  std::string config_name;
-  std::vector<std::string> layer_names;
+  return std::string();
+}
+
+// The members that make up one image of the archive.
+struct SavedImage {
+  std::string config;
+  std::vector<std::string> layers;
+};
+
+Result<SavedImage> ChooseImage(const std::string& manifest_text, const std::string& tag,
+                               const std::string& what) {
   try {
     json j = json::parse(manifest_text);
     if (!j.is_array() || j.empty()) return Error::InvalidArgument(what + ": manifest.json lists no image");
@@ -80,70 +80,111 @@ Result<UnpackedArchive> UnpackDockerArchive(const std::string& path, const std::
                              (tag.empty() ? "several images; name one with docker-archive:PATH:NAME:TAG"
                                           : "no image tagged \"" + tag + "\""));
     }
-    config_name = Clean(chosen->at("Config").get<std::string>());
-    for (const auto& l : chosen->at("Layers")) layer_names.push_back(Clean(l.get<std::string>()));
+    SavedImage image;
+    image.config = Clean(chosen->at("Config").get<std::string>());
+    for (const auto& l : chosen->at("Layers")) image.layers.push_back(Clean(l.get<std::string>()));
+    return image;
   } catch (const json::exception& e) {
     return Error::InvalidArgument(what + ": manifest.json: " + e.what());
   }
-  // Pass 2: extract exactly the named members, hashing them as they are written.
-  std::string blobs = staging + "/blobs/sha256";
-  NFC_RETURN_IF_ERROR(MakeDirs(blobs));
-  std::map<std::string, std::pair<std::string, int64_t>> extracted;  // member -> digest, size
-  std::set<std::string> wanted(layer_names.begin(), layer_names.end());
-  wanted.insert(config_name);
-  {
-    NFC_ASSIGN_OR_RETURN(auto a, OpenTar(path));
-    struct archive_entry* e = nullptr;
-    std::string buf(1 << 20, '\0');
-    while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
-      std::string name = Clean(archive_entry_pathname(e));
-      if (!wanted.count(name) || extracted.count(name)) continue;
-      if (archive_entry_filetype(e) != AE_IFREG) {
-        return Error::InvalidArgument(what + ": member " + name + " is not a regular file");
-      }
-      std::string tmp = blobs + "/.member-" + TempName();
-      UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-      if (!fd) return Error::Errno("create " + tmp);
-      Sha256 h;
-      int64_t size = 0;
-      la_ssize_t n;
-      while ((n = archive_read_data(a.get(), buf.data(), buf.size())) > 0) {
-        h.Update(buf.data(), static_cast<size_t>(n));
-        if (::write(fd.get(), buf.data(), static_cast<size_t>(n)) != n) return Error::Errno("write " + tmp);
-        size += n;
-      }
-      if (n < 0) return Error::DataLoss(what + ": read " + name + ": " + archive_error_string(a.get()));
-      std::string digest = h.FinishDigest();
-      if (::rename(tmp.c_str(), (blobs + "/" + digest.substr(7)).c_str()) != 0)
-        return Error::Errno("rename " + tmp);
-      extracted[name] = {digest, size};
+}
+
+struct Blob {
+  std::string digest;
+  int64_t size = 0;
+};
+
+// Copies the current member into blobs/<hex of its sha256>, hashing it on the way.
+Result<Blob> ExtractMember(struct archive* a, const std::string& name, const std::string& blobs,
+                           const std::string& what, std::string& buf) {
+  std::string tmp = blobs + "/.member-" + TempName();
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd) return Error::Errno("create " + tmp);
+  Sha256 h;
+  Blob blob;
+  la_ssize_t n;
+  while ((n = archive_read_data(a, buf.data(), buf.size())) > 0) {
+    h.Update(buf.data(), static_cast<size_t>(n));
+    if (::write(fd.get(), buf.data(), static_cast<size_t>(n)) != n) return Error::Errno("write " + tmp);
+    blob.size += n;
+  }
+  if (n < 0) return Error::DataLoss(what + ": read " + name + ": " + archive_error_string(a));
+  blob.digest = h.FinishDigest();
+  if (::rename(tmp.c_str(), (blobs + "/" + blob.digest.substr(7)).c_str()) != 0) {
+    return Error::Errno("rename " + tmp);
+  }
+  return blob;
+}
+
+// Pass 2: extract exactly the named members (the first of each name), keyed by member name.
+Result<std::map<std::string, Blob>> ExtractMembers(const std::string& path,
+                                                   const std::set<std::string>& wanted,
+                                                   const std::string& blobs, const std::string& what) {
+  std::map<std::string, Blob> extracted;
+  NFC_ASSIGN_OR_RETURN(auto a, OpenTar(path));
+  struct archive_entry* e = nullptr;
+  std::string buf(1 << 20, '\0');
+  while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
+    std::string name = Clean(archive_entry_pathname(e));
+    if (!wanted.count(name) || extracted.count(name)) continue;
+    if (archive_entry_filetype(e) != AE_IFREG) {
+      return Error::InvalidArgument(what + ": member " + name + " is not a regular file");
     }
+    NFC_ASSIGN_OR_RETURN(extracted[name], ExtractMember(a.get(), name, blobs, what, buf));
   }
   for (const auto& w : wanted) {
     if (!extracted.count(w))
       return Error::InvalidArgument(what + ": member " + w + " named in manifest.json is missing");
   }
-  // The synthesized manifest; layer compression is detected from the content (older saves hold plain tars).
+  return extracted;
+}
+
+// Layer compression is detected from the content (older saves hold plain tars).
+std::string LayerMediaType(const std::string& blob_path) {
+  unsigned char magic[4] = {0, 0, 0, 0};
+  UniqueFd fd(::open(blob_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd) (void)!::read(fd.get(), magic, sizeof magic);
+  if (magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd) {
+    return std::string(media::kOciLayerZstd);
+  }
+  if (magic[0] == 0x1f && magic[1] == 0x8b) return std::string(media::kDockerLayerGzip);
+  return "application/vnd.docker.image.rootfs.diff.tar";
+}
+
+std::string SynthesizeManifest(const SavedImage& image, const std::map<std::string, Blob>& extracted,
+                               const std::string& blobs) {
+  json m = {{"schemaVersion", 2}, {"mediaType", std::string(media::kDockerManifest)}};
+  const Blob& config = extracted.at(image.config);
+  m["config"] = {
+      {"mediaType", std::string(media::kDockerConfig)}, {"digest", config.digest}, {"size", config.size}};
+  m["layers"] = json::array();
+  for (const auto& l : image.layers) {
+    const Blob& layer = extracted.at(l);
+    m["layers"].push_back({{"mediaType", LayerMediaType(blobs + "/" + layer.digest.substr(7))},
+                           {"digest", layer.digest},
+                           {"size", layer.size}});
+  }
+  return m.dump();
+}
+
+}  // namespace
+
+Result<UnpackedArchive> UnpackDockerArchive(const std::string& path, const std::string& tag,
+                                            const std::string& staging) {
+  const std::string what = "docker archive " + path;
+  NFC_ASSIGN_OR_RETURN(std::string manifest_text, ReadManifestJson(path, what));
+  if (manifest_text.empty())
+    return Error::InvalidArgument(what + ": no manifest.json (not a `docker save` archive)");
+  NFC_ASSIGN_OR_RETURN(SavedImage image, ChooseImage(manifest_text, tag, what));
+  std::string blobs = staging + "/blobs/sha256";
+  NFC_RETURN_IF_ERROR(MakeDirs(blobs));
+  std::set<std::string> wanted(image.layers.begin(), image.layers.end());
+  wanted.insert(image.config);
+  NFC_ASSIGN_OR_RETURN(auto extracted, ExtractMembers(path, wanted, blobs, what));
+  // A Docker schema 2 manifest describing the extracted blobs, so the image goes on like a pulled one.
   UnpackedArchive out;
   out.blobs_dir = staging + "/blobs";
-  json m = {{"schemaVersion", 2}, {"mediaType", std::string(media::kDockerManifest)}};
-  m["config"] = {{"mediaType", std::string(media::kDockerConfig)},
-                 {"digest", extracted[config_name].first},
-                 {"size", extracted[config_name].second}};
-  m["layers"] = json::array();
-  for (const auto& l : layer_names) {
-    const auto& [digest, size] = extracted[l];
-    unsigned char magic[4] = {0, 0, 0, 0};
-    UniqueFd fd(::open((blobs + "/" + digest.substr(7)).c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd) (void)!::read(fd.get(), magic, sizeof magic);
-    std::string type = "application/vnd.docker.image.rootfs.diff.tar";
-    if (magic[0] == 0x1f && magic[1] == 0x8b) type = std::string(media::kDockerLayerGzip);
-    if (magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd) {
-      type = std::string(media::kOciLayerZstd);
-    }
-    m["layers"].push_back({{"mediaType", type}, {"digest", digest}, {"size", size}});
-  }
-  out.manifest_body = m.dump();
+  out.manifest_body = SynthesizeManifest(image, extracted, blobs);
   out.manifest_digest = Sha256::DigestOf(out.manifest_body);
   NFC_ASSIGN_OR_RETURN(out.manifest, ParseManifest(out.manifest_body, media::kDockerManifest));
   return out;

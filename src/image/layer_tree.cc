@@ -34,6 +34,46 @@ void CopyMetadata(const TarEntry& e, Inode* ino) {
   ino->xattrs = e.xattrs;
 }
 
+// The inode of a new file, directory, symlink, device or fifo (not a hard link, which shares its target's).
+Result<std::shared_ptr<Inode>> NewInode(int layer, uint64_t entry_index, const TarEntry& e) {
+  auto ino = std::make_shared<Inode>();
+  switch (e.type) {
+    case TarEntry::Type::kFile:
+      ino->mode = S_IFREG;
+      ino->size = e.size;
+      ino->layer = layer;
+      ino->entry = entry_index;
+      break;
+    case TarEntry::Type::kDir:
+      ino->mode = S_IFDIR;
+      break;
+    case TarEntry::Type::kSymlink:
+      if (e.link_target.empty() || e.link_target.size() >= 4096) {
+        return Error::InvalidArgument("entry \"" + e.path + "\": symlink target must be 1..4095 bytes");
+      }
+      ino->mode = S_IFLNK;
+      ino->symlink_target = e.link_target;
+      ino->size = e.link_target.size();
+      break;
+    case TarEntry::Type::kChar:
+      ino->mode = S_IFCHR;
+      break;
+    case TarEntry::Type::kBlock:
+      ino->mode = S_IFBLK;
+      break;
+    case TarEntry::Type::kFifo:
+      ino->mode = S_IFIFO;
+      break;
+    default:
+      break;
+  }
+  CopyMetadata(e, ino.get());
+  if (S_ISLNK(ino->mode)) ino->mode = S_IFLNK | 0777;
+  ino->dev_major = e.dev_major;
+  ino->dev_minor = e.dev_minor;
+  return ino;
+}
+
 }  // namespace
 
 bool Dentry::IsDir() const {
@@ -163,100 +203,73 @@ Status LayerTree::Apply(int layer, uint64_t entry_index, const TarEntry& e) {
     return Ok();
   }
   const std::string name = comps.back();
-  if (name.starts_with(kWhiteoutPrefix)) {
-    // A whiteout only hides things; if its directory does not exist there is nothing to hide.
-    auto dir = WalkDir(comps, comps.size() - 1, layer, false, e.path, 0);
-    if (!dir.ok()) return Ok();
-    Dentry* parent = *dir;
-    if (name == kOpaqueMarker) {
-      HideLower(parent, layer);
-      return Ok();
-    }
-    if (name.starts_with(".wh..wh."))
-      return Ok();  // aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): no content
-    std::string hidden = name.substr(kWhiteoutPrefix.size());
-    if (hidden.empty() || hidden == "." || hidden == "..") {
-      return Error::InvalidArgument("entry \"" + e.path + "\": malformed whiteout");
-    }
-    parent->children.erase(hidden);
-    return Ok();
-  }
+  if (name.starts_with(kWhiteoutPrefix)) return ApplyWhiteout(comps, layer, e.path);
   NFC_ASSIGN_OR_RETURN(Dentry * parent, WalkDir(comps, comps.size() - 1, layer, true, e.path, 0));
 
   auto existing = parent->children.find(name);
-  if (e.type == TarEntry::Type::kDir && existing != parent->children.end() && existing->second->IsDir()) {
-    CopyMetadata(e, existing->second->inode.get());
-    existing->second->layer = layer;
+  Dentry* replaced = existing != parent->children.end() ? existing->second.get() : nullptr;
+  if (e.type == TarEntry::Type::kDir && replaced && replaced->IsDir()) {
+    CopyMetadata(e, replaced->inode.get());
+    replaced->layer = layer;
     return Ok();
   }
-
+  std::shared_ptr<Inode> inode;
+  if (e.type == TarEntry::Type::kHardlink) {
+    NFC_ASSIGN_OR_RETURN(Dentry * target, HardLinkTarget(layer, e));
+    if (target == replaced) return Ok();  // a link to itself
+    inode = target->inode;
+  } else {
+    NFC_ASSIGN_OR_RETURN(inode, NewInode(layer, entry_index, e));
+  }
   auto d = std::make_unique<Dentry>();
   d->name = name;
   d->parent = parent;
   d->layer = layer;
-  if (e.type == TarEntry::Type::kHardlink) {
-    NFC_ASSIGN_OR_RETURN(auto tcomps, SplitPath(e.link_target, "hard link target of \"" + e.path + "\""));
-    if (tcomps.empty()) {
-      return Error::InvalidArgument("entry \"" + e.path + "\": hard link to the root directory");
-    }
-    NFC_ASSIGN_OR_RETURN(Dentry * tparent, WalkDir(tcomps, tcomps.size() - 1, layer, false, e.path, 0));
-    auto t = tparent->children.find(tcomps.back());
-    if (t == tparent->children.end()) {
-      return Error::InvalidArgument("entry \"" + e.path + "\": hard link target \"" + e.link_target +
-                                    "\" does not exist");
-    }
-    if (t->second->IsDir()) {
-      return Error::InvalidArgument("entry \"" + e.path + "\": hard link to directory \"" + e.link_target +
-                                    "\"");
-    }
-    if (t->second.get() == (existing != parent->children.end() ? existing->second.get() : nullptr)) {
-      return Ok();  // a link to itself
-    }
-    d->inode = t->second->inode;
-  } else {
-    auto ino = std::make_shared<Inode>();
-    switch (e.type) {
-      case TarEntry::Type::kFile:
-        ino->mode = S_IFREG;
-        ino->size = e.size;
-        ino->layer = layer;
-        ino->entry = entry_index;
-        break;
-      case TarEntry::Type::kDir:
-        ino->mode = S_IFDIR;
-        break;
-      case TarEntry::Type::kSymlink:
-        if (e.link_target.empty() || e.link_target.size() >= 4096) {
-          return Error::InvalidArgument("entry \"" + e.path + "\": symlink target must be 1..4095 bytes");
-        }
-        ino->mode = S_IFLNK;
-        ino->symlink_target = e.link_target;
-        ino->size = e.link_target.size();
-        break;
-      case TarEntry::Type::kChar:
-        ino->mode = S_IFCHR;
-        break;
-      case TarEntry::Type::kBlock:
-        ino->mode = S_IFBLK;
-        break;
-      case TarEntry::Type::kFifo:
-        ino->mode = S_IFIFO;
-        break;
-      default:
-        break;
-    }
-    CopyMetadata(e, ino.get());
-    if (S_ISLNK(ino->mode)) ino->mode = S_IFLNK | 0777;
-    ino->dev_major = e.dev_major;
-    ino->dev_minor = e.dev_minor;
-    d->inode = std::move(ino);
-  }
-  if (existing != parent->children.end()) {
+  d->inode = std::move(inode);
+  if (replaced) {
     existing->second = std::move(d);
   } else {
     parent->children.emplace(name, std::move(d));
   }
   return Ok();
+}
+
+Status LayerTree::ApplyWhiteout(const std::vector<std::string>& comps, int layer,
+                                const std::string& entry_path) {
+  // A whiteout only hides things; if its directory does not exist there is nothing to hide.
+  auto dir = WalkDir(comps, comps.size() - 1, layer, false, entry_path, 0);
+  if (!dir.ok()) return Ok();
+  Dentry* parent = *dir;
+  const std::string& name = comps.back();
+  if (name == kOpaqueMarker) {
+    HideLower(parent, layer);
+    return Ok();
+  }
+  if (name.starts_with(".wh..wh.")) return Ok();  // aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): no content
+  std::string hidden = name.substr(kWhiteoutPrefix.size());
+  if (hidden.empty() || hidden == "." || hidden == "..") {
+    return Error::InvalidArgument("entry \"" + entry_path + "\": malformed whiteout");
+  }
+  parent->children.erase(hidden);
+  return Ok();
+}
+
+Result<Dentry*> LayerTree::HardLinkTarget(int layer, const TarEntry& e) {
+  NFC_ASSIGN_OR_RETURN(auto tcomps, SplitPath(e.link_target, "hard link target of \"" + e.path + "\""));
+  if (tcomps.empty()) {
+    return Error::InvalidArgument("entry \"" + e.path + "\": hard link to the root directory");
+  }
+  NFC_ASSIGN_OR_RETURN(Dentry * tparent, WalkDir(tcomps, tcomps.size() - 1, layer, false, e.path, 0));
+  auto t = tparent->children.find(tcomps.back());
+  if (t == tparent->children.end()) {
+    return Error::InvalidArgument("entry \"" + e.path + "\": hard link target \"" + e.link_target +
+                                  "\" does not exist");
+  }
+  if (t->second->IsDir()) {
+    return Error::InvalidArgument("entry \"" + e.path + "\": hard link to directory \"" + e.link_target +
+                                  "\"");
+  }
+  return t->second.get();
 }
 
 Dentry* LayerTree::Find(const std::string& path) {

@@ -78,6 +78,9 @@ class LayerTree {
                           const std::string& entry_path, int depth);
   Result<Dentry*> ResolveSymlinkDir(Dentry* link, int layer, const std::string& entry_path, int depth);
   void HideLower(Dentry* dir, int layer);
+  Status ApplyWhiteout(const std::vector<std::string>& comps, int layer, const std::string& entry_path);
+  // The existing non-directory a hard link entry names.
+  Result<Dentry*> HardLinkTarget(int layer, const TarEntry& entry);
 
   std::unique_ptr<Dentry> root_;
 };

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "guest/task_spec.h"
@@ -44,12 +45,22 @@ std::map<std::string, std::string> PeekKernelCmdline() {
   return params;
 }
 
-}  // namespace
+int CheckConfig(const char* path) {
+  auto text = nfc::init::ReadFile(path);
+  if (!text.ok()) {
+    std::fprintf(stderr, "nomad-init: %s\n", text.error().ToString().c_str());
+    return 1;
+  }
+  auto spec = nfc::guest::ParseTaskSpec(*text);
+  if (!spec.ok()) {
+    std::fprintf(stderr, "nomad-init: %s: %s\n", path, spec.error().ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
 
-int main(int argc, char** argv) {
-  nfc::init::guest::GuestArgs guest;
-  guest.start_ns = nfc::init::MonotonicNs();
-  std::string role;
+// Returns the exit code when the arguments ask for one (--version, --help, --check-config, a usage error).
+std::optional<int> ParseArgs(int argc, char** argv, nfc::init::guest::GuestArgs& guest, std::string& role) {
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto value = [&](const char* flag) -> const char* {
@@ -69,17 +80,7 @@ int main(int argc, char** argv) {
       std::printf("nomad-init %s\n", NFC_VERSION_STRING);
       return 0;
     } else if (const char* v = value("--check-config")) {
-      auto text = nfc::init::ReadFile(v);
-      if (!text.ok()) {
-        std::fprintf(stderr, "nomad-init: %s\n", text.error().ToString().c_str());
-        return 1;
-      }
-      auto spec = nfc::guest::ParseTaskSpec(*text);
-      if (!spec.ok()) {
-        std::fprintf(stderr, "nomad-init: %s: %s\n", v, spec.error().ToString().c_str());
-        return 1;
-      }
-      return 0;
+      return CheckConfig(v);
     } else if (a == "-h" || a == "--help") {
       Usage();
       return getpid() == 1 ? 0 : 2;
@@ -90,19 +91,30 @@ int main(int argc, char** argv) {
     }
     // As PID 1, unknown words are kernel command-line leftovers the kernel passed to init; ignore them.
   }
-  if (role.empty()) {
-    auto cmdline = PeekKernelCmdline();
-    if (auto it = cmdline.find("nomad.role"); it != cmdline.end()) {
-      role = it->second;
-    } else {
-      bool nomados = false;
-      for (const auto& [k, v] : cmdline) nomados |= k.rfind("nomados.", 0) == 0;
-      struct stat st;
-      std::string spec = guest.config_path.empty() ? "/" + std::string(nfc::guest::kTaskSpecPathInInitramfs)
-                                                   : guest.config_path;
-      role = nomados ? "host" : stat(spec.c_str(), &st) == 0 ? "guest" : "host";
-    }
-  }
+  return std::nullopt;
+}
+
+// Without --role: nomad.role on the kernel command line; else host for NomadOS (nomados.* parameters); else
+// guest if a task spec is there, host if not.
+std::string DetectRole(const nfc::init::guest::GuestArgs& guest) {
+  auto cmdline = PeekKernelCmdline();
+  if (auto it = cmdline.find("nomad.role"); it != cmdline.end()) return it->second;
+  bool nomados = false;
+  for (const auto& [k, v] : cmdline) nomados |= k.rfind("nomados.", 0) == 0;
+  struct stat st;
+  std::string spec =
+      guest.config_path.empty() ? "/" + std::string(nfc::guest::kTaskSpecPathInInitramfs) : guest.config_path;
+  return nomados ? "host" : stat(spec.c_str(), &st) == 0 ? "guest" : "host";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nfc::init::guest::GuestArgs guest;
+  guest.start_ns = nfc::init::MonotonicNs();
+  std::string role;
+  if (auto exit_code = ParseArgs(argc, argv, guest, role)) return *exit_code;
+  if (role.empty()) role = DetectRole(guest);
   if (role == "guest") {
     if (getpid() != 1) {
       // The guest role signals every process it can see at shutdown (kill(-1)); outside its own PID namespace

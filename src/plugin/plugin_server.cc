@@ -11,9 +11,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "base/log.h"
 #include "plugin/go_plugin_services.h"
@@ -56,19 +59,24 @@ Status SetUpSignals(sigset_t* collected) {
   return Ok();
 }
 
-}  // namespace
+// Turns a SIGTERM (blocked everywhere, see SetUpSignals) into a stop request, from its own thread. The
+// destructor triggers the stop itself and joins the thread.
+class SigtermWatcher {
+ public:
+  SigtermWatcher(const sigset_t& collected, StopSignal& stop)
+      : stop_(stop), thread_([this, collected] { Watch(collected); }) {}
+  ~SigtermWatcher() {
+    stop_.Trigger();
+    // Wake the thread's sigtimedwait now instead of at the end of its slice (SIGTERM is blocked everywhere
+    // and in its wait set, so this only ends the wait).
+    pthread_kill(thread_.native_handle(), SIGTERM);
+    thread_.join();
+  }
+  SigtermWatcher(const SigtermWatcher&) = delete;
+  SigtermWatcher& operator=(const SigtermWatcher&) = delete;
 
-int PluginServer::Run() {
-  if (Status s = CheckHandshakeEnvironment(env_); !s.ok()) {
-    log::Error(s.error().message());
-    return 1;
-  }
-  sigset_t collected;
-  if (Status s = SetUpSignals(&collected); !s.ok()) {
-    log::Error(s.error().message());
-    return 1;
-  }
-  std::thread signal_thread([this, collected] {
+ private:
+  void Watch(sigset_t collected) {
     const timespec slice{0, 200'000'000};
     while (!stop_.triggered()) {
       int sig = sigtimedwait(&collected, nullptr, &slice);
@@ -77,51 +85,110 @@ int PluginServer::Run() {
         stop_.Trigger();
       }
     }
-  });
-  struct JoinOnExit {
-    std::thread& t;
-    StopSignal& stop;
-    ~JoinOnExit() {
-      stop.Trigger();
-      // Wake the thread's sigtimedwait now instead of at the end of its slice (SIGTERM is blocked everywhere
-      // and in its wait set, so this only ends the wait).
-      pthread_kill(t.native_handle(), SIGTERM);
-      t.join();
-    }
-  } join_signal_thread{signal_thread, stop_};
-
-  Result<std::string> socket_path = ChooseSocketPath(env_);
-  if (!socket_path.ok()) {
-    log::Error(socket_path.error().message());
-    return 1;
   }
 
+  StopSignal& stop_;
+  std::thread thread_;
+};
+
+// If an orderly stop has not finished within kExitBackstop, removes the socket and exits the process. The
+// destructor marks the stop finished.
+class ExitBackstop {
+ public:
+  explicit ExitBackstop(std::string socket_path)
+      : socket_path_(std::move(socket_path)), thread_([this] { Guard(); }) {}
+  ~ExitBackstop() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  ExitBackstop(const ExitBackstop&) = delete;
+  ExitBackstop& operator=(const ExitBackstop&) = delete;
+
+ private:
+  void Guard() {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, kExitBackstop, [&] { return done_; })) {
+      log::Warn("orderly stop took too long, exiting now");
+      ::unlink(socket_path_.c_str());
+      ::_exit(0);
+    }
+  }
+
+  const std::string socket_path_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: it uses the members above
+};
+
+// A gRPC server on unix:<socket_path> with grpc.health.v1 saying "plugin" is SERVING; nullptr if it cannot
+// start.
+std::unique_ptr<grpc::Server> StartGrpcServer(const std::string& socket_path,
+                                              const std::vector<grpc::Service*>& services) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("unix:" + socket_path, grpc::InsecureServerCredentials());
+  for (grpc::Service* service : services) builder.RegisterService(service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server) server->GetHealthCheckService()->SetServingStatus("plugin", true);
+  return server;
+}
+
+// The listener exists; now, and only now, tell the host where it is.
+Status Announce(const EnvLookup& env, const std::string& socket_path) {
+  NFC_RETURN_IF_ERROR(ApplySocketGroup(env, socket_path));
+  return WriteAll(STDOUT_FILENO, HandshakeLine(socket_path));
+}
+
+// Stop replies first, then ends all streams within kDrainBudget and removes the socket.
+void StopGracefully(grpc::Server& server, const std::string& socket_path,
+                    const std::function<void()>& on_stop) {
+  const auto stop_started = std::chrono::steady_clock::now();
+  {
+    ExitBackstop backstop(socket_path);
+    if (on_stop) on_stop();
+    server.GetHealthCheckService()->SetServingStatus("plugin", false);
+    server.Shutdown(std::chrono::system_clock::now() + kDrainBudget);
+    server.Wait();
+    if (::unlink(socket_path.c_str()) != 0 && errno != ENOENT) {
+      log::Warn("could not remove the plugin socket", {{"socket", socket_path}, {"error", strerror(errno)}});
+    }
+  }
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stop_started);
+  log::Debug("plugin server stopped", {{"took_ms", static_cast<long long>(ms.count())}});
+}
+
+int StartFailed(const Error& error) {
+  log::Error(error.message());
+  return 1;
+}
+
+}  // namespace
+
+int PluginServer::Run() {
+  if (Status s = CheckHandshakeEnvironment(env_); !s.ok()) return StartFailed(s.error());
+  sigset_t collected;
+  if (Status s = SetUpSignals(&collected); !s.ok()) return StartFailed(s.error());
+  SigtermWatcher sigterm(collected, stop_);
+
+  Result<std::string> socket_path = ChooseSocketPath(env_);
+  if (!socket_path.ok()) return StartFailed(socket_path.error());
   ControllerService controller(&stop_);
   StdioService stdio(&stop_);
   BrokerService broker(&stop_);
-
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + *socket_path, grpc::InsecureServerCredentials());
-  builder.RegisterService(&controller);
-  builder.RegisterService(&stdio);
-  builder.RegisterService(&broker);
-  for (grpc::Service* service : services_) builder.RegisterService(service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::vector<grpc::Service*> services = {&controller, &stdio, &broker};
+  services.insert(services.end(), services_.begin(), services_.end());
+  std::unique_ptr<grpc::Server> server = StartGrpcServer(*socket_path, services);
   if (!server) {
     log::Error("could not start the gRPC server on unix socket " + *socket_path);
     return 1;
   }
-  server->GetHealthCheckService()->SetServingStatus("plugin", true);
-  if (Status s = ApplySocketGroup(env_, *socket_path); !s.ok()) {
-    log::Error(s.error().message());
-    server->Shutdown();
-    ::unlink(socket_path->c_str());
-    return 1;
-  }
-
-  // The listener exists; now, and only now, tell the host where it is.
-  if (Status s = WriteAll(STDOUT_FILENO, HandshakeLine(*socket_path)); !s.ok()) {
+  if (Status s = Announce(env_, *socket_path); !s.ok()) {
     log::Error(s.error().message());
     server->Shutdown();
     ::unlink(socket_path->c_str());
@@ -130,36 +197,7 @@ int PluginServer::Run() {
   log::Debug("plugin server listening", {{"socket", *socket_path}, {"pid", getpid()}});
 
   stop_.WaitUntilTriggered();
-  const auto stop_started = std::chrono::steady_clock::now();
-
-  std::mutex done_mu;
-  std::condition_variable done_cv;
-  bool done = false;
-  std::thread backstop([&] {
-    std::unique_lock lock(done_mu);
-    if (!done_cv.wait_for(lock, kExitBackstop, [&] { return done; })) {
-      log::Warn("orderly stop took too long, exiting now");
-      ::unlink(socket_path->c_str());
-      ::_exit(0);
-    }
-  });
-
-  if (on_stop_) on_stop_();
-  server->GetHealthCheckService()->SetServingStatus("plugin", false);
-  server->Shutdown(std::chrono::system_clock::now() + kDrainBudget);
-  server->Wait();
-  if (::unlink(socket_path->c_str()) != 0 && errno != ENOENT) {
-    log::Warn("could not remove the plugin socket", {{"socket", *socket_path}, {"error", strerror(errno)}});
-  }
-  {
-    std::lock_guard lock(done_mu);
-    done = true;
-  }
-  done_cv.notify_all();
-  backstop.join();
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stop_started);
-  log::Debug("plugin server stopped", {{"took_ms", static_cast<long long>(ms.count())}});
+  StopGracefully(*server, *socket_path, on_stop_);
   return 0;
 }
 

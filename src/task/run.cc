@@ -9,11 +9,13 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
+#include <memory>
 #include <random>
 #include <thread>
 
+#include "base/error.h"
 #include "base/log.h"
+#include "base/unique_fd.h"
 #include "driver/plugin_config.h"
 #include "task/manager.h"
 
@@ -61,9 +63,201 @@ void Pump(int fifo_fd, int out_fd, std::atomic<bool>* stop) {
   }
 }
 
+int CannotRun(const Error& error) {
+  std::fprintf(stderr, "error: %s\n", error.message().c_str());
+  return 125;
+}
+
+// A person is reading: progress comes as "==>" lines; the library's info logs only with NFC_LOG_LEVEL=info.
+void ConfigureLogging() {
+  const char* level = std::getenv("NFC_LOG_LEVEL");
+  log::Configure(2, log::Format::kText, log::ParseLevel(level ? level : "warn", log::Level::kWarn), "run");
+}
+
+// The directory of this executable (for a build tree's guest artifacts); argv[0]'s if /proc is unreadable.
+std::string ExecutableDir(const std::string& program_path) {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string path = n > 0 ? std::string(self, static_cast<size_t>(n)) : program_path;
+  size_t slash = path.rfind('/');
+  return path.substr(0, slash == std::string::npos ? 0 : slash);
+}
+
+// The --kernel/--initrd flag, else the installed file, else one in a build tree next to this executable.
+std::string GuestArtifact(const std::string& flag, const std::string& installed, const std::string& exe_dir,
+                          const std::string& name) {
+  if (!flag.empty()) return flag;
+  if (Exists(installed)) return installed;
+  for (const char* rel : {"/../../guest/", "/../guest/", "/guest/"}) {
+    std::string p = exe_dir + rel + name;
+    if (Exists(p)) return p;
+  }
+  return installed;
+}
+
+// The configuration a Nomad agent would send, with the guest artifacts of a build tree as a fallback.
+Result<driver::PluginConfig> LocalPluginConfig(const RunOptions& o, const std::string& program_path) {
+  driver::PluginConfig config;
+  if (!o.data_dir.empty())
+    config.data_dir = o.data_dir;
+  else if (const char* d = std::getenv("NFC_DATA_DIR"); d && *d)
+    config.data_dir = d;
+  NFC_ASSIGN_OR_RETURN(config.backend, driver::ParseBackend(o.backend));
+  config.insecure_registries = o.insecure_registries;
+  std::string exe_dir = ExecutableDir(program_path);
+  config.kernel_path = GuestArtifact(o.kernel, config.kernel_path, exe_dir, "vmlinux");
+  config.initrd_path = GuestArtifact(o.initrd, config.initrd_path, exe_dir, "initramfs.cpio.gz");
+  return config;
+}
+
+Status StartManager(Manager& manager, const driver::PluginConfig& config, bool quiet) {
+  manager.SetEventSink([quiet](driver::TaskEvent e) {
+    if (!quiet) std::fprintf(stderr, "==> %s\n", e.message.c_str());
+  });
+  NFC_RETURN_IF_ERROR(manager.Configure(config));
+  return manager.Init();
+}
+
+// Nomad's side of a task's logs: two FIFOs in a private directory, each copied to our stdout or stderr by a
+// thread, as logmon does. Close() (or the destructor) waits for the copies and removes the FIFOs.
+class LogFifos {
+ public:
+  static Result<std::unique_ptr<LogFifos>> Create(const std::string& data_dir) {
+    std::unique_ptr<LogFifos> fifos(new LogFifos(data_dir + "/run-" + Hex(8)));
+    NFC_RETURN_IF_ERROR(fifos->Open());
+    return fifos;
+  }
+  ~LogFifos() { Close(); }
+  LogFifos(const LogFifos&) = delete;
+  LogFifos& operator=(const LogFifos&) = delete;
+
+  const std::string& stdout_path() const { return out_path_; }
+  const std::string& stderr_path() const { return err_path_; }
+
+  // The task is over: the copies end once they have drained the FIFOs (the shim closed them).
+  void Finish() { stop_ = true; }
+
+  void Close() {
+    Finish();
+    if (out_pump_.joinable()) out_pump_.join();
+    if (err_pump_.joinable()) err_pump_.join();
+    out_.Reset();
+    err_.Reset();
+    if (!dir_made_) return;
+    ::unlink(out_path_.c_str());
+    ::unlink(err_path_.c_str());
+    ::rmdir(dir_.c_str());
+    dir_made_ = false;
+  }
+
+ private:
+  explicit LogFifos(std::string dir)
+      : dir_(std::move(dir)), out_path_(dir_ + "/stdout.fifo"), err_path_(dir_ + "/stderr.fifo") {}
+
+  Status Open() {
+    if (::mkdir(dir_.c_str(), 0700) != 0) return Error::Errno("mkdir " + dir_);
+    dir_made_ = true;
+    for (const std::string* path : {&out_path_, &err_path_}) {
+      if (::mkfifo(path->c_str(), 0600) != 0) return Error::Errno("mkfifo " + *path);
+    }
+    out_.Reset(::open(out_path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!out_) return Error::Errno("open " + out_path_);
+    err_.Reset(::open(err_path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!err_) return Error::Errno("open " + err_path_);
+    out_pump_ = std::thread(Pump, out_.get(), STDOUT_FILENO, &stop_);
+    err_pump_ = std::thread(Pump, err_.get(), STDERR_FILENO, &stop_);
+    return Ok();
+  }
+
+  std::string dir_, out_path_, err_path_;
+  bool dir_made_ = false;
+  UniqueFd out_, err_;
+  std::atomic<bool> stop_{false};
+  std::thread out_pump_, err_pump_;
+};
+
+// The task Nomad would send for `run`: a fresh allocation, our FIFOs, the image and the flags' overrides.
+struct LocalTask {
+  driver::NomadTask task;
+  driver::TaskConfig config;
+};
+
+LocalTask DescribeTask(const RunOptions& o, const LogFifos& logs) {
+  LocalTask t;
+  std::string alloc = Hex(8) + "-" + Hex(4) + "-" + Hex(4) + "-" + Hex(4) + "-" + Hex(12);
+  std::string name = "run";
+  t.task.id = alloc + "/" + name + "/" + Hex(8);
+  t.task.name = name;
+  t.task.alloc_id = alloc;
+  t.task.stdout_path = logs.stdout_path();
+  t.task.stderr_path = logs.stderr_path();
+  t.task.resources.memory_mb = 256;
+  t.config.image = o.image;
+  if (o.vcpus > 0) t.config.vcpu_count = o.vcpus;
+  if (o.memory_mib > 0) t.config.mem_size_mib = o.memory_mib;
+  if (!o.command.empty()) t.config.args = o.command;
+  for (const auto& [k, v] : o.env) t.config.env.emplace_back(k, v);
+  return t;
+}
+
+// Ctrl-C / SIGTERM only count here; StopOnInterrupt stops the task the way Nomad would (signal, timeout, then
+// the VM).
+void CountInterrupts() {
+  struct sigaction sa = {};
+  sa.sa_handler = [](int) { g_interrupts++; };
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+std::thread StopOnInterrupt(Manager& manager, const std::string& task_id, const std::atomic<bool>& finished) {
+  return std::thread([&manager, task_id, &finished] {
+    while (g_interrupts.load() == 0 && !finished.load())
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (g_interrupts.load() > 0) (void)manager.StopTask(task_id, std::chrono::seconds(5), "SIGTERM");
+  });
+}
+
+void PrintTimings(const Manager& manager, const std::string& task_id) {
+  auto t = manager.Timings(task_id);
+  if (!t) return;
+  std::fprintf(
+      stderr,
+      "==> start-up: %lld ms total = image %lld + prepare %lld + VMM start %lld + boot to workload %lld "
+      "(guest clock: init at %lld ms, workload execve at %lld ms)\n",
+      static_cast<long long>(t->total_millis), static_cast<long long>(t->image_millis),
+      static_cast<long long>(t->prepare_millis), static_cast<long long>(t->shim_millis),
+      static_cast<long long>(t->boot_millis), static_cast<long long>(t->guest_init_millis),
+      static_cast<long long>(t->guest_workload_millis));
+}
+
+int ExitCode(const Result<driver::ExitResult>& result) {
+  if (!result.ok()) return CannotRun(result.error());
+  if (!result->err.empty()) std::fprintf(stderr, "error: %s\n", result->err.c_str());
+  if (result->oom_killed) std::fprintf(stderr, "==> the workload was killed: out of memory\n");
+  if (result->signal && result->exit_code == 0) return 128 + result->signal;
+  return result->exit_code;
+}
+
+int RunTask(Manager& manager, const RunOptions& o, LogFifos& logs) {
+  auto [task, tc] = DescribeTask(o, logs);
+  CountInterrupts();
+  auto started = manager.StartTask(task, tc);
+  if (!started.ok()) return CannotRun(started.error());
+  if (o.timings) PrintTimings(manager, task.id);
+  std::atomic<bool> finished{false};
+  std::thread stopper = StopOnInterrupt(manager, task.id, finished);
+  auto result = manager.WaitTask(task.id, [] { return false; });
+  finished = true;
+  logs.Finish();
+  stopper.join();
+  (void)manager.DestroyTask(task.id, true);
+  logs.Close();
+  return ExitCode(result);
+}
+
 }  // namespace
 
-std::string ParseRunArgs(const std::vector<std::string>& args, RunOptions* o) {
+Status ParseRunArgs(const std::vector<std::string>& args, RunOptions* o) {
   for (size_t i = 0; i < args.size(); i++) {
     const std::string& a = args[i];
     auto value = [&](std::string* out) -> bool {
@@ -71,177 +265,57 @@ std::string ParseRunArgs(const std::vector<std::string>& args, RunOptions* o) {
       *out = args[++i];
       return true;
     };
+    auto usage = [](std::string m) { return Error::InvalidArgument(std::move(m)); };
     std::string v;
     if (a == "--") {
       o->command.assign(args.begin() + static_cast<long>(i) + 1, args.end());
       break;
     } else if (a == "--backend") {
-      if (!value(&o->backend)) return "--backend needs auto|firecracker|qemu";
+      if (!value(&o->backend)) return usage("--backend needs auto|firecracker|qemu");
     } else if (a == "--memory" || a == "-m") {
-      if (!value(&v) || (o->memory_mib = std::atoll(v.c_str())) <= 0) return a + " needs a size in MiB";
+      if (!value(&v) || (o->memory_mib = std::atoll(v.c_str())) <= 0)
+        return usage(a + " needs a size in MiB");
     } else if (a == "--vcpus") {
-      if (!value(&v) || (o->vcpus = std::atoi(v.c_str())) <= 0) return "--vcpus needs a number";
+      if (!value(&v) || (o->vcpus = std::atoi(v.c_str())) <= 0) return usage("--vcpus needs a number");
     } else if (a == "--env" || a == "-e") {
-      if (!value(&v) || v.find('=') == std::string::npos || v[0] == '=') return a + " needs NAME=value";
+      if (!value(&v) || v.find('=') == std::string::npos || v[0] == '=')
+        return usage(a + " needs NAME=value");
       o->env[v.substr(0, v.find('='))] = v.substr(v.find('=') + 1);
     } else if (a == "--data-dir") {
-      if (!value(&o->data_dir)) return "--data-dir needs a path";
+      if (!value(&o->data_dir)) return usage("--data-dir needs a path");
     } else if (a == "--kernel") {
-      if (!value(&o->kernel)) return "--kernel needs a path";
+      if (!value(&o->kernel)) return usage("--kernel needs a path");
     } else if (a == "--initrd") {
-      if (!value(&o->initrd)) return "--initrd needs a path";
+      if (!value(&o->initrd)) return usage("--initrd needs a path");
     } else if (a == "--insecure-registry") {
-      if (!value(&v)) return "--insecure-registry needs host[:port]";
+      if (!value(&v)) return usage("--insecure-registry needs host[:port]");
       o->insecure_registries.push_back(v);
     } else if (a == "--timings") {
       o->timings = true;
     } else if (a == "--quiet" || a == "-q") {
       o->quiet = true;
     } else if (!a.empty() && a[0] == '-') {
-      return "unknown option " + a;
+      return usage("unknown option " + a);
     } else if (o->image.empty()) {
       o->image = a;
     } else {
-      return "unexpected argument \"" + a + "\" (put the command after --)";
+      return usage("unexpected argument \"" + a + "\" (put the command after --)");
     }
   }
-  if (o->image.empty()) return "missing IMAGE";
-  return "";
+  if (o->image.empty()) return Error::InvalidArgument("missing IMAGE");
+  return Ok();
 }
 
 int RunImage(const RunOptions& o, const std::string& program_path) {
   ::signal(SIGPIPE, SIG_IGN);
-  // A person is reading: progress comes as "==>" lines; the library's info logs only with NFC_LOG_LEVEL=info.
-  const char* level = std::getenv("NFC_LOG_LEVEL");
-  log::Configure(2, log::Format::kText, log::ParseLevel(level ? level : "warn", log::Level::kWarn), "run");
-  // The configuration a Nomad agent would send, with the guest artifacts of a build tree as a fallback.
-  driver::PluginConfig config;
-  if (!o.data_dir.empty())
-    config.data_dir = o.data_dir;
-  else if (const char* d = std::getenv("NFC_DATA_DIR"); d && *d)
-    config.data_dir = d;
-  auto parsed = driver::ParseBackend(o.backend);
-  if (!parsed.ok()) {
-    std::fprintf(stderr, "error: %s\n", parsed.error().message().c_str());
-    return 125;
-  }
-  config.backend = *parsed;
-  config.insecure_registries = o.insecure_registries;
-  std::string exe_dir =
-      program_path.substr(0, program_path.rfind('/') == std::string::npos ? 0 : program_path.rfind('/'));
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0)
-    exe_dir = std::string(self, static_cast<size_t>(n))
-                  .substr(0, std::string(self, static_cast<size_t>(n)).rfind('/'));
-  auto pick = [&](const std::string& flag, const std::string& installed, const std::string& name) {
-    if (!flag.empty()) return flag;
-    if (Exists(installed)) return installed;
-    for (const char* rel : {"/../../guest/", "/../guest/", "/guest/"}) {
-      std::string p = exe_dir + rel + name;
-      if (Exists(p)) return p;
-    }
-    return installed;
-  };
-  config.kernel_path = pick(o.kernel, config.kernel_path, "vmlinux");
-  config.initrd_path = pick(o.initrd, config.initrd_path, "initramfs.cpio.gz");
-
+  ConfigureLogging();
+  auto config = LocalPluginConfig(o, program_path);
+  if (!config.ok()) return CannotRun(config.error());
   Manager manager;
-  manager.SetEventSink([&](driver::TaskEvent e) {
-    if (!o.quiet) std::fprintf(stderr, "==> %s\n", e.message.c_str());
-  });
-  if (Status s = manager.Configure(config); !s.ok()) {
-    std::fprintf(stderr, "error: %s\n", s.error().message().c_str());
-    return 125;
-  }
-  if (Status s = manager.Init(); !s.ok()) {
-    std::fprintf(stderr, "error: %s\n", s.error().message().c_str());
-    return 125;
-  }
-
-  // Nomad's side of the logs: FIFOs in a private directory, read like logmon does.
-  std::string logs = config.data_dir + "/run-" + Hex(8);
-  if (::mkdir(logs.c_str(), 0700) != 0) {
-    std::fprintf(stderr, "error: mkdir %s: %s\n", logs.c_str(), std::strerror(errno));
-    return 125;
-  }
-  std::string out_fifo = logs + "/stdout.fifo", err_fifo = logs + "/stderr.fifo";
-  ::mkfifo(out_fifo.c_str(), 0600);
-  ::mkfifo(err_fifo.c_str(), 0600);
-  int out_fd = ::open(out_fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  int err_fd = ::open(err_fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  std::atomic<bool> stop_pumps{false};
-  std::thread out_pump(Pump, out_fd, 1, &stop_pumps);
-  std::thread err_pump(Pump, err_fd, 2, &stop_pumps);
-  auto cleanup_logs = [&] {
-    stop_pumps = true;
-    out_pump.join();
-    err_pump.join();
-    ::close(out_fd);
-    ::close(err_fd);
-    ::unlink(out_fifo.c_str());
-    ::unlink(err_fifo.c_str());
-    ::rmdir(logs.c_str());
-  };
-
-  driver::NomadTask task;
-  std::string alloc = Hex(8) + "-" + Hex(4) + "-" + Hex(4) + "-" + Hex(4) + "-" + Hex(12);
-  std::string name = "run";
-  task.id = alloc + "/" + name + "/" + Hex(8);
-  task.name = name;
-  task.alloc_id = alloc;
-  task.stdout_path = out_fifo;
-  task.stderr_path = err_fifo;
-  task.resources.memory_mb = 256;
-  driver::TaskConfig tc;
-  tc.image = o.image;
-  if (o.vcpus > 0) tc.vcpu_count = o.vcpus;
-  if (o.memory_mib > 0) tc.mem_size_mib = o.memory_mib;
-  if (!o.command.empty()) tc.args = o.command;
-  for (const auto& [k, v] : o.env) tc.env.emplace_back(k, v);
-
-  // Ctrl-C / SIGTERM: stop the task the way Nomad would (signal, timeout, then the VM).
-  struct sigaction sa = {};
-  sa.sa_handler = [](int) { g_interrupts++; };
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-
-  auto started = manager.StartTask(task, tc);
-  if (!started.ok()) {
-    std::fprintf(stderr, "error: %s\n", started.error().message().c_str());
-    cleanup_logs();
-    return 125;
-  }
-  if (o.timings) {
-    if (auto t = manager.Timings(task.id)) {
-      std::fprintf(
-          stderr,
-          "==> start-up: %lld ms total = image %lld + prepare %lld + VMM start %lld + boot to workload %lld "
-          "(guest clock: init at %lld ms, workload execve at %lld ms)\n",
-          static_cast<long long>(t->total_millis), static_cast<long long>(t->image_millis),
-          static_cast<long long>(t->prepare_millis), static_cast<long long>(t->shim_millis),
-          static_cast<long long>(t->boot_millis), static_cast<long long>(t->guest_init_millis),
-          static_cast<long long>(t->guest_workload_millis));
-    }
-  }
-  std::thread stopper([&] {
-    while (g_interrupts.load() == 0 && !stop_pumps.load())
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (g_interrupts.load() > 0) (void)manager.StopTask(task.id, std::chrono::seconds(5), "SIGTERM");
-  });
-  auto result = manager.WaitTask(task.id, [] { return false; });
-  stop_pumps = true;  // ends the stopper; the pumps drain to EOF first (the shim closed the FIFOs)
-  stopper.join();
-  (void)manager.DestroyTask(task.id, true);
-  cleanup_logs();
-  if (!result.ok()) {
-    std::fprintf(stderr, "error: %s\n", result.error().message().c_str());
-    return 125;
-  }
-  if (!result->err.empty()) std::fprintf(stderr, "error: %s\n", result->err.c_str());
-  if (result->oom_killed) std::fprintf(stderr, "==> the workload was killed: out of memory\n");
-  if (result->signal && result->exit_code == 0) return 128 + result->signal;
-  return result->exit_code;
+  if (Status s = StartManager(manager, *config, o.quiet); !s.ok()) return CannotRun(s.error());
+  auto logs = LogFifos::Create(config->data_dir);
+  if (!logs.ok()) return CannotRun(logs.error());
+  return RunTask(manager, o, **logs);
 }
 
 }  // namespace nfc::task

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "base/error.h"
+
 namespace nfc::task {
 
 struct RunOptions {
@@ -28,7 +30,7 @@ struct RunOptions {
 // Returns the workload's exit code (128+signal when killed); 125 when the task could not run.
 int RunImage(const RunOptions& options, const std::string& program_path);
 
-// Parses the command's arguments. Returns an empty string on success, else the usage error.
-std::string ParseRunArgs(const std::vector<std::string>& args, RunOptions* options);
+// Parses the command's arguments; an InvalidArgument error names the argument that is wrong or missing.
+Status ParseRunArgs(const std::vector<std::string>& args, RunOptions* options);
 
 }  // namespace nfc::task

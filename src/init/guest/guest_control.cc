@@ -25,9 +25,6 @@ namespace nfc::init::guest {
 
 namespace {
 
-constexpr uint64_t kToken(uint64_t kind, uint64_t index) {
-  return (kind << 56) | index;
-}
 constexpr size_t kLogChunkBytes = 60 * 1024;
 constexpr size_t kConnectionHighWater = 256 * 1024;  // stop queueing log chunks above this much unsent output
 constexpr uint64_t kSerialPollNs = 100000000ULL;
@@ -36,6 +33,23 @@ constexpr uint32_t kOut = EPOLLOUT;
 
 std::string ErrorCodeString(const Error& e) {
   return std::string(ErrorCodeName(e.code()));
+}
+
+bool IsSignalNumber(int sig) {
+  return sig >= 1 && sig <= 64;
+}
+
+Status CheckSignalNumber(int sig) {
+  if (IsSignalNumber(sig)) return Ok();
+  return Error::InvalidArgument("signal " + std::to_string(sig) + " is not a signal number");
+}
+
+Status CheckProtocolVersions(const pb::Hello& h) {
+  if (h.min_version() <= nfc::guest::kProtocolVersion && h.max_version() >= nfc::guest::kProtocolVersion)
+    return Ok();
+  return Error::FailedPrecondition("protocol versions " + std::to_string(h.min_version()) + ".." +
+                                   std::to_string(h.max_version()) + " are not supported; this init speaks " +
+                                   std::to_string(nfc::guest::kProtocolVersion));
 }
 
 }  // namespace
@@ -56,20 +70,24 @@ void GuestInit::Watch(int fd, uint64_t token, uint32_t events, uint32_t& current
 void GuestInit::UpdateInterest() {
   for (int s : {1, 2}) {
     if (!out_pipe_[s]) continue;
-    Watch(out_pipe_[s].get(), kToken(4, static_cast<uint64_t>(s)), logs_[s]->free_space() > 0 ? kIn : 0u,
-          out_interest_[s]);
+    Watch(out_pipe_[s].get(), WatchToken(WatchKind::kWorkloadOutput, static_cast<uint64_t>(s)),
+          logs_[s]->free_space() > 0 ? kIn : 0u, out_interest_[s]);
   }
   for (auto& [id, c] : conns_) {
     uint32_t want = 0;
     if (!c->serial || c->host_present) want = kIn | (c->pending() > 0 ? kOut : 0u);
-    Watch(c->fd.get(), kToken(3, id), want, c->interest);
+    Watch(c->fd.get(), WatchToken(WatchKind::kConnection, id), want, c->interest);
   }
   for (auto& [id, e] : execs_) {
     auto conn = conns_.find(e->conn_id);
     bool room = e->conn_id == 0 || conn == conns_.end() || conn->second->pending() < 4 * kConnectionHighWater;
-    if (e->out) Watch(e->out.get(), kToken(5, id << 2 | 0), room ? kIn : 0u, e->interest[0]);
-    if (e->err) Watch(e->err.get(), kToken(5, id << 2 | 1), room ? kIn : 0u, e->interest[1]);
-    if (e->in) Watch(e->in.get(), kToken(5, id << 2 | 2), e->in_buf.empty() ? 0u : kOut, e->interest[2]);
+    if (e->out)
+      Watch(e->out.get(), WatchToken(WatchKind::kExecFd, id << 2 | 0), room ? kIn : 0u, e->interest[0]);
+    if (e->err)
+      Watch(e->err.get(), WatchToken(WatchKind::kExecFd, id << 2 | 1), room ? kIn : 0u, e->interest[1]);
+    if (e->in)
+      Watch(e->in.get(), WatchToken(WatchKind::kExecFd, id << 2 | 2), e->in_buf.empty() ? 0u : kOut,
+            e->interest[2]);
   }
 }
 
@@ -107,7 +125,7 @@ void GuestInit::Listen() {
   }
   listener_interest_.assign(listeners_.size(), 0);
   for (size_t i = 0; i < listeners_.size(); i++)
-    Watch(listeners_[i].get(), kToken(2, i), EPOLLIN, listener_interest_[i]);
+    Watch(listeners_[i].get(), WatchToken(WatchKind::kListener, i), EPOLLIN, listener_interest_[i]);
   if (env_.from_initramfs && !c.serial_port.empty()) {
     // The port appears once virtio_console has probed; give it a few seconds.
     serial_give_up_at_ns_ = MonotonicNs() + 5000000000ULL;
@@ -296,67 +314,12 @@ void GuestInit::FillStatus(pb::Status* s) const {
   s->set_task_id(spec_.task_id);
 }
 
+// Decodes a host message into one typed operation; a connection must say hello before anything else.
 void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
   uint64_t rid = m.request_id();
-  if (m.has_hello()) {
-    const auto& h = m.hello();
-    if (h.min_version() > nfc::guest::kProtocolVersion || h.max_version() < nfc::guest::kProtocolVersion) {
-      SendReply(c, rid,
-                Error::FailedPrecondition("protocol versions " + std::to_string(h.min_version()) + ".." +
-                                          std::to_string(h.max_version()) +
-                                          " are not supported; this init speaks " +
-                                          std::to_string(nfc::guest::kProtocolVersion)));
-      return;
-    }
-    // A resent hello of the current session (the host retries every second while the guest boots, and a
-    // byte-stream port delivers the queued copies at once) is answered without restarting the session.
-    bool resend = c.greeted && c.session == h.session();
-    // One host at a time: a new hello supersedes every other session (the old host is gone or restarting).
-    std::vector<uint64_t> others;
-    for (auto& [id, other] : conns_) {
-      if (id != c.id && other->greeted) others.push_back(id);
-    }
-    for (uint64_t id : others) {
-      if (conns_[id]->serial) {
-        conns_[id]->greeted = false;
-        KillExecsOf(id);
-      } else {
-        CloseConnection(id, "superseded by a new host connection");
-      }
-    }
-    if (c.serial && !resend) {
-      // Frames queued for the previous session must not reach the new one.
-      c.out.clear();
-      c.out_pos = 0;
-      KillExecsOf(c.id);
-    }
-    auto resume = nfc::guest::OffsetsFromProto(h.resume());
-    for (int s : {1, 2}) {
-      if (resend) break;
-      uint64_t want = s == 1 ? resume.stdout_offset : resume.stderr_offset;
-      logs_[s]->Ack(want);  // everything below the resume point was delivered
-      c.sent[s] = std::max(std::min(want, logs_[s]->end()), logs_[s]->start());
-    }
-    if (!resend) c.exit_sent = false;
-    c.greeted = true;
-    c.session = h.session();
-    log::Debug("host said hello",
-               {{"client", h.client()}, {"stdout_from", c.sent[1]}, {"stderr_from", c.sent[2]}});
-    pb::GuestMessage reply;
-    reply.set_request_id(rid);
-    auto* r = reply.mutable_hello_reply();
-    r->set_version(nfc::guest::kProtocolVersion);
-    r->set_session(h.session());
-    r->set_init_version(NFC_VERSION_STRING);
-    r->set_boot_id(boot_id_);
-    FillStatus(r->mutable_status());
-    nfc::guest::AddOffsets({logs_[1]->start(), logs_[2]->start()}, r->mutable_log_start());
-    Send(c, reply);
-    return;
-  }
+  if (m.has_hello()) return OnHello(c, rid, m.hello());
   if (!c.greeted) {
-    SendReply(c, rid, Error::FailedPrecondition("no hello on this connection yet: send Hello first"));
-    return;
+    return SendReply(c, rid, Error::FailedPrecondition("no hello on this connection yet: send Hello first"));
   }
   switch (m.body_case()) {
     case pb::HostMessage::kLogAck:
@@ -365,31 +328,11 @@ void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
           logs_[a.stream()]->Ack(a.offset());
       }
       return;
-    case pb::HostMessage::kSignal: {
-      int sig = m.signal().signal();
-      if (sig < 1 || sig > 64)
-        return SendReply(c, rid,
-                         Error::InvalidArgument("signal " + std::to_string(sig) + " is not a signal number"));
-      if (workload_pid_ <= 0 || workload_status_) {
-        return SendReply(c, rid, Error::FailedPrecondition("no workload is running"));
-      }
-      if (kill(m.signal().process_only() ? workload_pid_ : -workload_pid_, sig) != 0) {
-        return SendReply(c, rid, Error::Errno("kill " + SignalName(sig)));
-      }
-      return SendReply(c, rid, Ok());
-    }
-    case pb::HostMessage::kExitAck: {
+    case pb::HostMessage::kSignal:
+      return SendReply(c, rid, SignalWorkload(m.signal()));
+    case pb::HostMessage::kExitAck:
       if (!exit_) return SendReply(c, rid, Error::FailedPrecondition("the workload has not exited yet"));
-      exit_acked_ = true;
-      if (logs_[1]->start() < exit_->log_end.stdout_offset ||
-          logs_[2]->start() < exit_->log_end.stderr_offset) {
-        log::Warn("exit acknowledged before all logs were",
-                  {{"stdout_unacked", exit_->log_end.stdout_offset - logs_[1]->start()},
-                   {"stderr_unacked", exit_->log_end.stderr_offset - logs_[2]->start()}});
-      }
-      SendReply(c, rid, Ok());
-      Shutdown("exit result acknowledged");
-    }
+      return AcknowledgeExit(c, rid);  // does not return: replies, then shuts the VM down
     case pb::HostMessage::kStatus: {
       pb::GuestMessage r;
       r.set_request_id(rid);
@@ -408,50 +351,20 @@ void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
       return;
     }
     case pb::HostMessage::kExecInput: {
-      GuestExec* e = FindExec(m.exec_input().exec_id());
-      if (!e || e->conn_id != c.id)
-        return SendReply(c, rid,
-                         Error::NotFound("no exec session " + std::to_string(m.exec_input().exec_id())));
-      e->in_buf += m.exec_input().data();
-      if (m.exec_input().close()) e->close_in = true;
-      FlushExecInput(*e);
-      if (rid) SendReply(c, rid, Ok());
+      auto s = WriteExecInput(c, m.exec_input());
+      if (!s.ok() || rid != 0) SendReply(c, rid, s);  // input needs no answer unless it asked for one
       return;
     }
-    case pb::HostMessage::kExecResize: {
-      GuestExec* e = FindExec(m.exec_resize().exec_id());
-      if (!e || e->conn_id != c.id)
-        return SendReply(c, rid,
-                         Error::NotFound("no exec session " + std::to_string(m.exec_resize().exec_id())));
-      if (!e->tty) return SendReply(c, rid, Error::FailedPrecondition("exec session has no terminal"));
-      winsize ws{};
-      ws.ws_row = static_cast<unsigned short>(m.exec_resize().rows());
-      ws.ws_col = static_cast<unsigned short>(m.exec_resize().cols());
-      if (ioctl(e->out.get(), TIOCSWINSZ, &ws) != 0)
-        return SendReply(c, rid, Error::Errno("resize terminal"));
-      return SendReply(c, rid, Ok());
-    }
-    case pb::HostMessage::kExecSignal: {
-      GuestExec* e = FindExec(m.exec_signal().exec_id());
-      if (!e || e->conn_id != c.id)
-        return SendReply(c, rid,
-                         Error::NotFound("no exec session " + std::to_string(m.exec_signal().exec_id())));
-      int sig = m.exec_signal().signal();
-      if (sig < 1 || sig > 64)
-        return SendReply(c, rid,
-                         Error::InvalidArgument("signal " + std::to_string(sig) + " is not a signal number"));
-      if (!e->status && kill(-e->pid, sig) != 0)
-        return SendReply(c, rid, Error::Errno("kill exec " + SignalName(sig)));
-      return SendReply(c, rid, Ok());
-    }
+    case pb::HostMessage::kExecResize:
+      return SendReply(c, rid, ResizeExecTerminal(c, m.exec_resize()));
+    case pb::HostMessage::kExecSignal:
+      return SendReply(c, rid, SignalExec(c, m.exec_signal()));
     case pb::HostMessage::kShutdown: {
       SendReply(c, rid, Ok());
-      int sig = m.shutdown().signal() ? m.shutdown().signal() : spec_.process.stop_signal;
-      uint64_t timeout =
-          m.shutdown().kill_timeout_ms() ? m.shutdown().kill_timeout_ms() : spec_.process.kill_timeout_ms;
-      if (sig < 1 || sig > 64) sig = SIGTERM;
-      RequestStop(sig, timeout);
-      return;
+      const auto& req = m.shutdown();
+      int sig = req.signal() ? req.signal() : spec_.process.stop_signal;
+      uint64_t timeout = req.kill_timeout_ms() ? req.kill_timeout_ms() : spec_.process.kill_timeout_ms;
+      return RequestStop(IsSignalNumber(sig) ? sig : SIGTERM, timeout);
     }
     case pb::HostMessage::kHello:
     case pb::HostMessage::BODY_NOT_SET:
@@ -459,6 +372,115 @@ void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
   }
   SendReply(c, rid,
             Error::InvalidArgument("message without a known body (field numbers from a newer protocol?)"));
+}
+
+void GuestInit::OnHello(Connection& c, uint64_t request_id, const pb::Hello& hello) {
+  if (auto s = CheckProtocolVersions(hello); !s.ok()) return SendReply(c, request_id, s);
+  // A resent hello of the current session (the host retries every second while the guest boots, and a
+  // byte-stream port delivers the queued copies at once) is answered without restarting the session.
+  bool resend = c.greeted && c.session == hello.session();
+  SupersedeOtherSessions(c.id);
+  if (!resend) StartSession(c, hello);
+  c.greeted = true;
+  c.session = hello.session();
+  log::Debug("host said hello",
+             {{"client", hello.client()}, {"stdout_from", c.sent[1]}, {"stderr_from", c.sent[2]}});
+  pb::GuestMessage reply;
+  reply.set_request_id(request_id);
+  auto* r = reply.mutable_hello_reply();
+  r->set_version(nfc::guest::kProtocolVersion);
+  r->set_session(hello.session());
+  r->set_init_version(NFC_VERSION_STRING);
+  r->set_boot_id(boot_id_);
+  FillStatus(r->mutable_status());
+  nfc::guest::AddOffsets({logs_[1]->start(), logs_[2]->start()}, r->mutable_log_start());
+  Send(c, reply);
+}
+
+// One host at a time: a new hello supersedes every other session (the old host is gone or restarting).
+void GuestInit::SupersedeOtherSessions(uint64_t conn_id) {
+  std::vector<uint64_t> others;
+  for (auto& [id, other] : conns_) {
+    if (id != conn_id && other->greeted) others.push_back(id);
+  }
+  for (uint64_t id : others) {
+    if (conns_[id]->serial) {
+      conns_[id]->greeted = false;
+      KillExecsOf(id);
+    } else {
+      CloseConnection(id, "superseded by a new host connection");
+    }
+  }
+}
+
+void GuestInit::StartSession(Connection& c, const pb::Hello& hello) {
+  if (c.serial) {
+    // Frames queued for the previous session must not reach the new one.
+    c.out.clear();
+    c.out_pos = 0;
+    KillExecsOf(c.id);
+  }
+  auto resume = nfc::guest::OffsetsFromProto(hello.resume());
+  for (int s : {1, 2}) {
+    uint64_t want = s == 1 ? resume.stdout_offset : resume.stderr_offset;
+    logs_[s]->Ack(want);  // everything below the resume point was delivered
+    c.sent[s] = std::max(std::min(want, logs_[s]->end()), logs_[s]->start());
+  }
+  c.exit_sent = false;
+}
+
+Status GuestInit::SignalWorkload(const pb::SignalRequest& request) {
+  int sig = request.signal();
+  NFC_RETURN_IF_ERROR(CheckSignalNumber(sig));
+  if (workload_pid_ <= 0 || workload_status_) return Error::FailedPrecondition("no workload is running");
+  if (kill(request.process_only() ? workload_pid_ : -workload_pid_, sig) != 0) {
+    return Error::Errno("kill " + SignalName(sig));
+  }
+  return Ok();
+}
+
+void GuestInit::AcknowledgeExit(Connection& c, uint64_t request_id) {
+  exit_acked_ = true;
+  if (logs_[1]->start() < exit_->log_end.stdout_offset || logs_[2]->start() < exit_->log_end.stderr_offset) {
+    log::Warn("exit acknowledged before all logs were",
+              {{"stdout_unacked", exit_->log_end.stdout_offset - logs_[1]->start()},
+               {"stderr_unacked", exit_->log_end.stderr_offset - logs_[2]->start()}});
+  }
+  SendReply(c, request_id, Ok());
+  Shutdown("exit result acknowledged");
+}
+
+// Exec sessions are private to the connection that started them.
+Result<GuestExec*> GuestInit::ExecOf(const Connection& c, uint64_t exec_id) {
+  auto* e = FindExec(exec_id);
+  if (!e || e->conn_id != c.id) return Error::NotFound("no exec session " + std::to_string(exec_id));
+  return e;
+}
+
+Status GuestInit::WriteExecInput(const Connection& c, const pb::ExecInput& input) {
+  NFC_ASSIGN_OR_RETURN(auto* e, ExecOf(c, input.exec_id()));
+  e->in_buf += input.data();
+  if (input.close()) e->close_in = true;
+  FlushExecInput(*e);
+  return Ok();
+}
+
+Status GuestInit::ResizeExecTerminal(const Connection& c, const pb::ExecResize& resize) {
+  NFC_ASSIGN_OR_RETURN(auto* e, ExecOf(c, resize.exec_id()));
+  if (!e->tty) return Error::FailedPrecondition("exec session has no terminal");
+  winsize ws{};
+  ws.ws_row = static_cast<unsigned short>(resize.rows());
+  ws.ws_col = static_cast<unsigned short>(resize.cols());
+  if (ioctl(e->out.get(), TIOCSWINSZ, &ws) != 0) return Error::Errno("resize terminal");
+  return Ok();
+}
+
+Status GuestInit::SignalExec(const Connection& c, const pb::ExecSignal& request) {
+  NFC_ASSIGN_OR_RETURN(auto* e, ExecOf(c, request.exec_id()));
+  int sig = request.signal();
+  NFC_RETURN_IF_ERROR(CheckSignalNumber(sig));
+  if (!e->status && kill(-e->pid, sig) != 0) return Error::Errno("kill exec " + SignalName(sig));
+  return Ok();
 }
 
 void GuestInit::Pump(Connection& c) {

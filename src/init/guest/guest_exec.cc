@@ -22,10 +22,6 @@ namespace nfc::init::guest {
 
 namespace {
 
-constexpr uint64_t Token(uint64_t id, int which) {
-  return (uint64_t{5} << 56) | (id << 2) | static_cast<uint64_t>(which);
-}
-
 uint64_t KeyValue(const std::string& text, const std::string& key) {
   size_t at = 0;
   while ((at = text.find(key, at)) != std::string::npos) {

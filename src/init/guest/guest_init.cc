@@ -137,7 +137,7 @@ void GuestInit::Run() {
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) FatalReboot("epoll_create1 failed");
   epoll_.Reset(ep);
-  Watch(signals_.get(), uint64_t{1} << 56, EPOLLIN, signals_interest_);
+  Watch(signals_.get(), WatchToken(WatchKind::kSignals, 0), EPOLLIN, signals_interest_);
 
   auto spec = LoadSpec();
   times_.config_loaded_ns = MonotonicNs();
@@ -241,22 +241,21 @@ void GuestInit::Loop() {
     if (n < 0 && errno != EINTR) FatalReboot("epoll_wait failed");
     for (int i = 0; i < n; i++) {
       uint64_t token = events[i].data.u64;
-      uint64_t kind = token >> 56;
-      uint64_t index = token & ((uint64_t{1} << 56) - 1);
-      switch (kind) {
-        case 1:
+      uint64_t index = TokenIndex(token);
+      switch (TokenKind(token)) {
+        case WatchKind::kSignals:
           OnSignals();
           break;
-        case 2:
+        case WatchKind::kListener:
           OnListener(static_cast<size_t>(index));
           break;
-        case 3:
+        case WatchKind::kConnection:
           OnConnection(index, events[i].events);
           break;
-        case 4:
+        case WatchKind::kWorkloadOutput:
           OnWorkloadOutput(static_cast<int>(index));
           break;
-        case 5:
+        case WatchKind::kExecFd:
           OnExecFd(index >> 2, static_cast<int>(index & 3), events[i].events);
           break;
         default:

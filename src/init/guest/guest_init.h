@@ -46,6 +46,25 @@ struct GuestArgs {
 // ---- internals, shared between the guest_*.cc files
 // -------------------------------------------------------------
 
+// What an epoll event is about. Its token holds the kind in the top byte and an index below: the listener's
+// position, the connection id, the Stream, or exec id << 2 | the session's fd (0 out, 1 err, 2 in).
+enum class WatchKind : uint64_t {
+  kSignals = 1,
+  kListener = 2,
+  kConnection = 3,
+  kWorkloadOutput = 4,
+  kExecFd = 5
+};
+constexpr uint64_t WatchToken(WatchKind kind, uint64_t index) {
+  return static_cast<uint64_t>(kind) << 56 | index;
+}
+constexpr WatchKind TokenKind(uint64_t token) {
+  return static_cast<WatchKind>(token >> 56);
+}
+constexpr uint64_t TokenIndex(uint64_t token) {
+  return token & ((uint64_t{1} << 56) - 1);
+}
+
 struct Connection {
   uint64_t id = 0;
   UniqueFd fd;
@@ -115,6 +134,15 @@ class GuestInit {
   void OnConnection(uint64_t id, uint32_t events);
   void CloseConnection(uint64_t id, const char* why);
   void HandleMessage(Connection& c, const pb::HostMessage& m);
+  void OnHello(Connection& c, uint64_t request_id, const pb::Hello& hello);
+  void SupersedeOtherSessions(uint64_t conn_id);
+  void StartSession(Connection& c, const pb::Hello& hello);
+  Status SignalWorkload(const pb::SignalRequest& request);
+  [[noreturn]] void AcknowledgeExit(Connection& c, uint64_t request_id);
+  Result<GuestExec*> ExecOf(const Connection& c, uint64_t exec_id);
+  Status WriteExecInput(const Connection& c, const pb::ExecInput& input);
+  Status ResizeExecTerminal(const Connection& c, const pb::ExecResize& resize);
+  Status SignalExec(const Connection& c, const pb::ExecSignal& request);
   void Send(Connection& c, const pb::GuestMessage& m);
   void SendReply(Connection& c, uint64_t request_id, const Status& s);
   void Pump(Connection& c);

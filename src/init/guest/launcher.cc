@@ -116,62 +116,51 @@ std::vector<std::string> FinalizeEnv(std::vector<std::string> env, const Identit
   return env;
 }
 
-Result<Launched> Launch(const LaunchOptions& o) {
-  if (o.argv.empty()) return Error::InvalidArgument("launch: empty argv");
-  std::vector<char*> argv;
-  for (const auto& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (const auto& e : o.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  std::vector<gid_t> groups = o.identity.groups;
+namespace {
 
-  int report[2];
-  if (pipe2(report, O_CLOEXEC) != 0) return Error::Errno("launch: pipe2");
-  UniqueFd report_r(report[0]), report_w(report[1]);
-  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!devnull) return Error::Errno("launch: open /dev/null");
-
-  pid_t pid = fork();
-  if (pid < 0) return Error::Errno("launch " + o.argv[0] + ": fork");
-  if (pid == 0) {
-    int rfd = report_w.get();
-    ResetSignalsForChild();
-    if (setsid() < 0) Fail(rfd, kSetsid);
-    if (!o.tty_path.empty()) {
-      int tty = ::open(o.tty_path.c_str(), O_RDWR);  // no O_NOCTTY: a session leader acquires it
-      if (tty < 0) Fail(rfd, kTty);
-      if (ioctl(tty, TIOCSCTTY, 0) != 0) Fail(rfd, kTty);
-      if (dup2(tty, 0) < 0 || dup2(tty, 1) < 0 || dup2(tty, 2) < 0) Fail(rfd, kStdio);
-      if (tty > 2) ::close(tty);
-    } else {
-      // Move the sources above 2 first so that dup2 order cannot clobber one with another.
-      int in = fcntl(o.stdin_fd >= 0 ? o.stdin_fd : devnull.get(), F_DUPFD_CLOEXEC, 3);
-      int out = fcntl(o.stdout_fd >= 0 ? o.stdout_fd : devnull.get(), F_DUPFD_CLOEXEC, 3);
-      int err = fcntl(o.stderr_fd >= 0 ? o.stderr_fd : devnull.get(), F_DUPFD_CLOEXEC, 3);
-      if (in < 0 || out < 0 || err < 0) Fail(rfd, kStdio);
-      if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) Fail(rfd, kStdio);
-    }
-    if (o.cgroup_procs_fd >= 0 && ::write(o.cgroup_procs_fd, "0", 1) != 1) Fail(rfd, kCgroup);
-    if (setgroups(groups.size(), groups.data()) != 0) Fail(rfd, kGroups);
-    if (setgid(o.identity.gid) != 0) Fail(rfd, kGid);
-    if (setuid(o.identity.uid) != 0) Fail(rfd, kUid);
-    if (chdir(o.working_dir.c_str()) != 0) Fail(rfd, kChdir);
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-    ssize_t ignored = ::write(rfd, &now, sizeof now);
-    (void)ignored;
-    execve(o.executable.c_str(), argv.data(), envp.data());
-    Fail(rfd, kExec);
+// Runs in the forked child and allocates nothing: everything it needs was prepared before fork.
+// Reports the execve time (success) or the failing step and errno (then exits 125) on `report_fd`.
+[[noreturn]] void ExecChild(const LaunchOptions& o, int report_fd, int devnull, char* const* argv,
+                            char* const* envp, const std::vector<gid_t>& groups) {
+  int rfd = report_fd;
+  ResetSignalsForChild();
+  if (setsid() < 0) Fail(rfd, kSetsid);
+  if (!o.tty_path.empty()) {
+    int tty = ::open(o.tty_path.c_str(), O_RDWR);  // no O_NOCTTY: a session leader acquires it
+    if (tty < 0) Fail(rfd, kTty);
+    if (ioctl(tty, TIOCSCTTY, 0) != 0) Fail(rfd, kTty);
+    if (dup2(tty, 0) < 0 || dup2(tty, 1) < 0 || dup2(tty, 2) < 0) Fail(rfd, kStdio);
+    if (tty > 2) ::close(tty);
+  } else {
+    // Move the sources above 2 first so that dup2 order cannot clobber one with another.
+    int in = fcntl(o.stdin_fd >= 0 ? o.stdin_fd : devnull, F_DUPFD_CLOEXEC, 3);
+    int out = fcntl(o.stdout_fd >= 0 ? o.stdout_fd : devnull, F_DUPFD_CLOEXEC, 3);
+    int err = fcntl(o.stderr_fd >= 0 ? o.stderr_fd : devnull, F_DUPFD_CLOEXEC, 3);
+    if (in < 0 || out < 0 || err < 0) Fail(rfd, kStdio);
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) Fail(rfd, kStdio);
   }
-  report_w.Reset();
+  if (o.cgroup_procs_fd >= 0 && ::write(o.cgroup_procs_fd, "0", 1) != 1) Fail(rfd, kCgroup);
+  if (setgroups(groups.size(), groups.data()) != 0) Fail(rfd, kGroups);
+  if (setgid(o.identity.gid) != 0) Fail(rfd, kGid);
+  if (setuid(o.identity.uid) != 0) Fail(rfd, kUid);
+  if (chdir(o.working_dir.c_str()) != 0) Fail(rfd, kChdir);
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+  ssize_t ignored = ::write(rfd, &now, sizeof now);
+  (void)ignored;
+  execve(o.executable.c_str(), argv, envp);
+  Fail(rfd, kExec);
+}
+
+// Reads the child's report until the pipe closes (at execve or at the child's exit).
+Result<Launched> ReadLaunchReport(int report_fd, const LaunchOptions& o, pid_t pid) {
   Launched launched;
   launched.pid = pid;
   char buf[sizeof(uint64_t) + sizeof(ChildFailure)];
   size_t got = 0;
   while (got < sizeof buf) {
-    ssize_t n = ::read(report_r.get(), buf + got, sizeof buf - got);
+    ssize_t n = ::read(report_fd, buf + got, sizeof buf - got);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     got += static_cast<size_t>(n);
@@ -198,6 +187,31 @@ Result<Launched> Launch(const LaunchOptions& o) {
     return Error(ErrorCode::kPermissionDenied, e.message());
   }
   return Error(ErrorCode::kFailedPrecondition, e.message());
+}
+
+}  // namespace
+
+Result<Launched> Launch(const LaunchOptions& o) {
+  if (o.argv.empty()) return Error::InvalidArgument("launch: empty argv");
+  std::vector<char*> argv;
+  for (const auto& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : o.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  std::vector<gid_t> groups = o.identity.groups;
+
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) return Error::Errno("launch: pipe2");
+  UniqueFd report_r(report[0]), report_w(report[1]);
+  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull) return Error::Errno("launch: open /dev/null");
+
+  pid_t pid = fork();
+  if (pid < 0) return Error::Errno("launch " + o.argv[0] + ": fork");
+  if (pid == 0) ExecChild(o, report_w.get(), devnull.get(), argv.data(), envp.data(), groups);
+  report_w.Reset();
+  return ReadLaunchReport(report_r.get(), o, pid);
 }
 
 }  // namespace nfc::init::guest

@@ -147,6 +147,90 @@ std::vector<uint8_t> EncodeDhcp(const DhcpMessage& m) {
   return b;
 }
 
+namespace {
+
+int PrefixLength(uint32_t mask) {
+  int n = 0;
+  while (n < 32 && (mask & (0x80000000u >> n))) n++;
+  return n;
+}
+
+// RFC 3442: a sequence of (width, significant octets of the destination, gateway).
+Status DecodeClasslessRoutes(const uint8_t* v, size_t len, std::vector<DhcpRoute>& routes) {
+  size_t k = 0;
+  while (k < len) {
+    int width = v[k++];
+    size_t octets = static_cast<size_t>((width + 7) / 8);
+    if (width > 32 || k + octets + 4 > len)
+      return Error::InvalidArgument("dhcp: malformed classless route option");
+    DhcpRoute r;
+    r.prefix_len = width;
+    uint8_t dst[4] = {};
+    std::memcpy(dst, v + k, octets);
+    std::memcpy(&r.dst.s_addr, dst, 4);
+    k += octets;
+    r.gateway = GetAddr(v + k);
+    k += 4;
+    routes.push_back(r);
+  }
+  return Ok();
+}
+
+// One option of `len` bytes at v. Options of an unexpected length are ignored, as are unknown ones.
+Status DecodeOption(uint8_t code, const uint8_t* v, size_t len, DhcpMessage& m) {
+  DhcpLease& l = m.lease;
+  switch (code) {
+    case kMessageType:
+      if (len != 1 || v[0] < 1 || v[0] > 8) return Error::InvalidArgument("dhcp: bad message type option");
+      m.type = static_cast<DhcpType>(v[0]);
+      break;
+    case kSubnetMask:
+      if (len == 4) l.prefix_len = PrefixLength(Get32(v));
+      break;
+    case kRouter:
+      for (size_t k = 0; k + 4 <= len; k += 4) l.routers.push_back(GetAddr(v + k));
+      break;
+    case kDns:
+      for (size_t k = 0; k + 4 <= len; k += 4) l.dns.push_back(GetAddr(v + k));
+      break;
+    case kHostname:
+      l.hostname.assign(reinterpret_cast<const char*>(v), len);
+      break;
+    case kDomain:
+      l.domain.assign(reinterpret_cast<const char*>(v), len);
+      while (!l.domain.empty() && l.domain.back() == '\0') l.domain.pop_back();
+      break;
+    case kMtu:
+      if (len == 2) l.mtu = (v[0] << 8) | v[1];
+      break;
+    case kLeaseTime:
+      if (len == 4) l.lease_seconds = Get32(v);
+      break;
+    case kT1:
+      if (len == 4) l.t1_seconds = Get32(v);
+      break;
+    case kT2:
+      if (len == 4) l.t2_seconds = Get32(v);
+      break;
+    case kServerId:
+      if (len == 4) {
+        l.server_id = GetAddr(v);
+        m.server_id = l.server_id;
+      }
+      break;
+    case kRequestedIp:
+      if (len == 4) m.requested_address = GetAddr(v);
+      break;
+    case kClasslessRoutes:
+      return DecodeClasslessRoutes(v, len, l.classless_routes);
+    default:
+      break;
+  }
+  return Ok();
+}
+
+}  // namespace
+
 Result<DhcpMessage> DecodeDhcp(std::span<const uint8_t> p) {
   if (p.size() < kBootpSize + 4)
     return Error::InvalidArgument("dhcp: message of " + std::to_string(p.size()) + " bytes is too short");
@@ -170,79 +254,9 @@ Result<DhcpMessage> DecodeDhcp(std::span<const uint8_t> p) {
     size_t len = p[i++];
     if (i + len > p.size())
       return Error::InvalidArgument("dhcp: option " + std::to_string(code) + " overruns the message");
-    const uint8_t* v = p.data() + i;
+    NFC_RETURN_IF_ERROR(DecodeOption(code, p.data() + i, len, m));
+    have_type = have_type || code == kMessageType;
     i += len;
-    DhcpLease& l = m.lease;
-    switch (code) {
-      case kMessageType:
-        if (len != 1 || v[0] < 1 || v[0] > 8) return Error::InvalidArgument("dhcp: bad message type option");
-        m.type = static_cast<DhcpType>(v[0]);
-        have_type = true;
-        break;
-      case kSubnetMask:
-        if (len == 4) {
-          uint32_t mask = Get32(v);
-          int n = 0;
-          while (n < 32 && (mask & (0x80000000u >> n))) n++;
-          l.prefix_len = n;
-        }
-        break;
-      case kRouter:
-        for (size_t k = 0; k + 4 <= len; k += 4) l.routers.push_back(GetAddr(v + k));
-        break;
-      case kDns:
-        for (size_t k = 0; k + 4 <= len; k += 4) l.dns.push_back(GetAddr(v + k));
-        break;
-      case kHostname:
-        l.hostname.assign(reinterpret_cast<const char*>(v), len);
-        break;
-      case kDomain:
-        l.domain.assign(reinterpret_cast<const char*>(v), len);
-        while (!l.domain.empty() && l.domain.back() == '\0') l.domain.pop_back();
-        break;
-      case kMtu:
-        if (len == 2) l.mtu = (v[0] << 8) | v[1];
-        break;
-      case kLeaseTime:
-        if (len == 4) l.lease_seconds = Get32(v);
-        break;
-      case kT1:
-        if (len == 4) l.t1_seconds = Get32(v);
-        break;
-      case kT2:
-        if (len == 4) l.t2_seconds = Get32(v);
-        break;
-      case kServerId:
-        if (len == 4) {
-          l.server_id = GetAddr(v);
-          m.server_id = l.server_id;
-        }
-        break;
-      case kRequestedIp:
-        if (len == 4) m.requested_address = GetAddr(v);
-        break;
-      case kClasslessRoutes: {
-        size_t k = 0;
-        while (k < len) {
-          int width = v[k++];
-          size_t octets = static_cast<size_t>((width + 7) / 8);
-          if (width > 32 || k + octets + 4 > len)
-            return Error::InvalidArgument("dhcp: malformed classless route option");
-          DhcpRoute r;
-          r.prefix_len = width;
-          uint8_t dst[4] = {};
-          std::memcpy(dst, v + k, octets);
-          std::memcpy(&r.dst.s_addr, dst, 4);
-          k += octets;
-          r.gateway = GetAddr(v + k);
-          k += 4;
-          l.classless_routes.push_back(r);
-        }
-        break;
-      }
-      default:
-        break;
-    }
   }
   if (!have_type) return Error::InvalidArgument("dhcp: message has no message type option (plain BOOTP)");
   return m;
