@@ -144,7 +144,6 @@ int PluginServer::Run() {
     }
   });
 
-  if (on_stop_) on_stop_();
   server->GetHealthCheckService()->SetServingStatus("plugin", false);
   server->Shutdown(std::chrono::system_clock::now() + kDrainBudget);
   server->Wait();

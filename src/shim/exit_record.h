@@ -13,6 +13,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "shim/types.h"
 
 namespace nfc::shim {
@@ -25,8 +26,9 @@ Status WriteExitRecord(const std::string& path, const ExitResult& result);
 // nullopt when no record exists; an error when it exists but cannot be read or parsed (named with the path).
 Result<std::optional<ExitResult>> ReadExitRecord(const std::string& path);
 
-// Shared helper: writes `contents` to `path` via a temp file in the same directory, fsyncs the file, renames
-// it over `path`, and fsyncs the directory. `mode` applies to the new file.
-Status WriteFileDurably(const std::string& path, const std::string& contents, unsigned mode = 0644);
+// Kept so the callers in task/ and shim/ build unchanged; new code calls fs::WriteFileDurably (base/fs.h).
+inline Status WriteFileDurably(const std::string& path, const std::string& contents, unsigned mode = 0644) {
+  return fs::WriteFileDurably(path, contents, static_cast<mode_t>(mode));
+}
 
 }  // namespace nfc::shim

@@ -314,7 +314,7 @@ void Supervisor::RecordExit(ExitResult result) {
   if (!s.ok()) log::Error("could not write the exit record", {{"error", s.error().message()}});
   log::Info("task exited", {{"exit_code", result.exit_code},
                             {"signal", result.signal},
-                            {"oom_killed", result.oom_killed ? "true" : "false"},
+                            {"oom_killed", result.oom_killed},
                             {"err", result.err}});
   exit_ = std::move(result);
   state_ = TaskState::kExited;
