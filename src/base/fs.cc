@@ -14,9 +14,13 @@ namespace nfc::fs {
 namespace {
 
 // Unique per process and call, so concurrent writers of one path in one process never share a temp file.
+// Hidden and prefixed ".tmp-", so directory scanners (the image cache's) skip it while it is being written.
 std::string TempPathFor(const std::string& path) {
   static std::atomic<unsigned> counter{0};
-  return path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  return dir + ".tmp-" + base + "." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
 }
 
 Status FsyncDirectory(const std::string& dir) {
@@ -113,7 +117,7 @@ Status WriteAll(int fd, std::string_view data, std::string_view what) {
 Status WriteFileDurably(const std::string& path, std::string_view contents, mode_t mode) {
   std::string tmp = TempPathFor(path);
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
-  if (!fd) return Error::Errno("create " + tmp);
+  if (!fd) return Error::Errno("write " + path + ": create " + tmp);
   Status written = WriteAll(fd.get(), contents, tmp);
   if (written.ok() && ::fsync(fd.get()) != 0) written = Error::Errno("fsync " + tmp);
   if (written.ok() && ::close(fd.Release()) != 0) written = Error::Errno("close " + tmp);

@@ -52,6 +52,17 @@ std::string_view LevelTag(Level level) {
   return "";
 }
 
+nlohmann::ordered_json JsonValue(const Field& f) {
+  switch (f.kind) {
+    case Field::Kind::kString: return f.value;
+    case Field::Kind::kInt: return f.int_value;
+    case Field::Kind::kUint: return f.uint_value;
+    case Field::Kind::kFloat: return f.float_value;  // NaN and infinities become null, which JSON allows
+    case Field::Kind::kBool: return f.value == "true";
+  }
+  return f.value;
+}
+
 long long NowMicros() {
   struct timeval tv;
   gettimeofday(&tv, nullptr);
@@ -100,7 +111,7 @@ std::string FormatRecord(Format format, Level level, std::string_view module, st
     j["@message"] = message;
     if (!module.empty()) j["@module"] = module;
     j["@timestamp"] = HclogTimestamp(unix_micros);
-    for (const Field& f : fields) j[f.key] = f.value;
+    for (const Field& f : fields) j[f.key] = JsonValue(f);
     // Invalid UTF-8 from a peer must not abort logging: replace it.
     return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   }

@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace nfc::log {
@@ -17,15 +18,32 @@ namespace nfc::log {
 enum class Level { kTrace = 0, kDebug, kInfo, kWarn, kError, kOff };
 enum class Format { kJson, kText };
 
+// One key/value of a record. A field remembers whether it was given a string, an integer, a floating-point number
+// or a bool, so JSON records carry numbers and booleans as JSON values ("pid":123, "oom_killed":false); the text
+// format prints every kind the same way (value as written by std::to_string, bools as true/false).
 struct Field {
+  enum class Kind { kString, kInt, kUint, kFloat, kBool };
+
   Field(std::string_view k, std::string_view v) : key(k), value(v) {}
   Field(std::string_view k, const char* v) : key(k), value(v ? v : "") {}
   Field(std::string_view k, const std::string& v) : key(k), value(v) {}
+  Field(std::string_view k, bool b) : key(k), value(b ? "true" : "false"), kind(Kind::kBool) {}
   template <typename N>
-    requires std::is_arithmetic_v<N>
-  Field(std::string_view k, N n) : key(k), value(std::to_string(n)) {}
+    requires std::is_integral_v<N> && std::is_signed_v<N>
+  Field(std::string_view k, N n) : key(k), value(std::to_string(n)), kind(Kind::kInt), int_value(n) {}
+  template <typename N>
+    requires std::is_integral_v<N> && std::is_unsigned_v<N> && (!std::is_same_v<N, bool>)
+  Field(std::string_view k, N n) : key(k), value(std::to_string(n)), kind(Kind::kUint), uint_value(n) {}
+  template <typename N>
+    requires std::is_floating_point_v<N>
+  Field(std::string_view k, N n) : key(k), value(std::to_string(n)), kind(Kind::kFloat), float_value(n) {}
+
   std::string key;
-  std::string value;
+  std::string value;  // the text form, for every kind
+  Kind kind = Kind::kString;
+  long long int_value = 0;
+  unsigned long long uint_value = 0;
+  double float_value = 0;
 };
 
 using Fields = std::initializer_list<Field>;

@@ -17,8 +17,8 @@ TEST(LogTest, HclogTimestampHasSixFractionalDigitsAndZ) {
 }
 
 TEST(LogTest, JsonRecordIsOneHclogLine) {
-  std::string rec = FormatRecord(Format::kJson, Level::kWarn, "driver", "started \"vm\"", {{"task_id", "a/b/c"}, {"n", 3}},
-                                 1787307330LL * 1000000);
+  std::string rec = FormatRecord(Format::kJson, Level::kWarn, "driver", "started \"vm\"",
+                                 {{"task_id", "a/b/c"}, {"n", 3}}, 1787307330LL * 1000000);
   ASSERT_EQ(rec.back(), '\n');
   EXPECT_EQ(rec.find('\n'), rec.size() - 1);
   auto j = nlohmann::json::parse(rec);
@@ -27,7 +27,38 @@ TEST(LogTest, JsonRecordIsOneHclogLine) {
   EXPECT_EQ(j["@module"], "driver");
   EXPECT_EQ(j["@timestamp"], "2026-08-21T10:15:30.000000Z");
   EXPECT_EQ(j["task_id"], "a/b/c");
-  EXPECT_EQ(j["n"], "3");
+  EXPECT_EQ(j["n"], 3);
+}
+
+TEST(LogTest, JsonFieldsKeepTheirKind) {
+  std::string rec = FormatRecord(Format::kJson, Level::kInfo, "", "m",
+                                 {{"pid", 123},
+                                  {"neg", -7LL},
+                                  {"big", 18446744073709551615ULL},
+                                  {"ms", 2.5},
+                                  {"oom_killed", false},
+                                  {"ready", true},
+                                  {"text", "123"},
+                                  {"name", std::string("true")}},
+                                 0);
+  auto j = nlohmann::json::parse(rec);
+  EXPECT_TRUE(j["pid"].is_number_integer());
+  EXPECT_EQ(j["pid"], 123);
+  EXPECT_EQ(j["neg"], -7);
+  EXPECT_EQ(j["big"].get<unsigned long long>(), 18446744073709551615ULL);
+  EXPECT_TRUE(j["ms"].is_number_float());
+  EXPECT_DOUBLE_EQ(j["ms"].get<double>(), 2.5);
+  EXPECT_EQ(j["oom_killed"], false);
+  EXPECT_EQ(j["ready"], true);
+  EXPECT_EQ(j["text"], "123");  // a string that looks like a number stays a string
+  EXPECT_EQ(j["name"], "true");
+  EXPECT_NE(rec.find("\"pid\":123,"), std::string::npos) << rec;
+}
+
+TEST(LogTest, TextFormatPrintsEveryKindPlainly) {
+  std::string rec = FormatRecord(Format::kText, Level::kInfo, "", "m",
+                                 {{"pid", 123}, {"ok", true}, {"f", 0.5}, {"s", "a b"}}, 0);
+  EXPECT_NE(rec.find("m pid=123 ok=true f=0.500000 s=\"a b\"\n"), std::string::npos) << rec;
 }
 
 TEST(LogTest, InvalidUtf8IsReplacedNotThrown) {

@@ -29,7 +29,7 @@ Status Driver::SetConfig(std::string_view msgpack_config, bool runtime_instance)
   log::Debug("plugin configured", {{"backend", BackendName(config.backend)},
                                    {"kernel_path", config.kernel_path},
                                    {"data_dir", config.data_dir},
-                                   {"runtime_instance", runtime_instance ? "true" : "false"}});
+                                   {"runtime_instance", runtime_instance}});
   config_ = std::move(config);
   return Ok();
 }

@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/unix_socket.h"
 #include "guest/agent.pb.h"
 #include "guest/framing.h"
 #include "guest/protocol.h"
@@ -532,59 +532,14 @@ Result<std::unique_ptr<AgentClient>> AgentClient::Connect(UniqueFd fd, const Opt
 }
 
 Result<UniqueFd> AgentClient::DialUnix(const std::string& path, std::chrono::milliseconds timeout) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return Error::InvalidArgument("socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   auto deadline = Clock::now() + timeout;
   for (;;) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) return Error::Errno("socket");
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
-    int err = errno;
-    if ((err != ENOENT && err != ECONNREFUSED && err != EAGAIN) || Clock::now() >= deadline) {
-      return Error::Sys(err, "connect " + path);
-    }
+    auto fd = ConnectUnix(path);
+    if (fd.ok()) return fd;
+    int err = fd.error().sys_errno();
+    if ((err != ENOENT && err != ECONNREFUSED && err != EAGAIN) || Clock::now() >= deadline) return fd;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-}
-
-Result<UniqueFd> AgentClient::DialFirecrackerVsock(const std::string& uds_path, uint32_t port,
-                                                   std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
-  std::string last_error = "no attempt";
-  while (Clock::now() < deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    auto fd = DialUnix(uds_path, left);
-    if (!fd.ok()) return std::move(fd).error().Context("firecracker vsock");
-    std::string request = "CONNECT " + std::to_string(port) + "\n";
-    NFC_RETURN_IF_ERROR(WriteAll(fd->get(), request, std::chrono::milliseconds(1000)));
-    // The answer is one line "OK <host port>\n"; read byte by byte so no stream data is consumed.
-    std::string line;
-    auto ack_deadline = Clock::now() + std::chrono::milliseconds(1000);
-    bool eof = false;
-    while (line.empty() || line.back() != '\n') {
-      auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(ack_deadline - Clock::now());
-      if (wait.count() <= 0) break;
-      pollfd p{fd->get(), POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) continue;
-      char c;
-      ssize_t n = ::read(fd->get(), &c, 1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        eof = true;
-        break;
-      }
-      line.push_back(c);
-      if (line.size() > 64) break;
-    }
-    if (line.rfind("OK ", 0) == 0 && line.back() == '\n') return std::move(fd).value();
-    last_error = eof ? "guest is not listening on port " + std::to_string(port) + " yet"
-                     : "bad answer \"" + line + "\"";
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return Error::Timeout("firecracker vsock " + uds_path + " port " + std::to_string(port) + ": " +
-                        last_error);
 }
 
 }  // namespace nfc::guest

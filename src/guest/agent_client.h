@@ -1,10 +1,10 @@
 // AgentClient: the host side of the guest control channel (docs/guest-protocol.md).
 //
 // One AgentClient owns one connected byte stream to nomad-init's guest role: a unix socket to QEMU's
-// virtio-serial chardev, a Firecracker hybrid-vsock UDS after the CONNECT handshake (DialFirecrackerVsock),
-// or the unix socket of a test. Connect() performs the hello/version negotiation and then runs one reader
-// thread that sorts incoming messages: log chunks and the exit result queue up for the caller; replies wake
-// the request that is waiting for them; exec output goes to its GuestExecClient.
+// virtio-serial chardev, a Firecracker hybrid-vsock UDS after the CONNECT handshake (base/unix_socket.h
+// DialHybridVsock), or the unix socket of a test. Connect() performs the hello/version negotiation and then
+// runs one reader thread that sorts incoming messages: log chunks and the exit result queue up for the
+// caller; replies wake the request that is waiting for them; exec output goes to its GuestExecClient.
 //
 // Exactly-once logs: the caller reads chunks with NextLog(), writes them where they belong, then acknowledges
 // with AckLog(). After a disconnect the caller connects again with Options::resume = the offsets it
@@ -135,10 +135,6 @@ class AgentClient {
 
   // Transports. Both return a connected, blocking, close-on-exec socket.
   static Result<UniqueFd> DialUnix(const std::string& path, std::chrono::milliseconds timeout);
-  // Firecracker hybrid vsock: connect to uds_path, send "CONNECT <port>\n", expect "OK <n>\n". Retries (100
-  // ms apart) while the guest's listener is not up yet (Firecracker closes the socket), until timeout.
-  static Result<UniqueFd> DialFirecrackerVsock(const std::string& uds_path, uint32_t port,
-                                               std::chrono::milliseconds timeout);
 
   virtual ~AgentClient() = default;
 

@@ -18,42 +18,6 @@ std::string TempName() {
   return buf;
 }
 
-Status MakeDirs(const std::string& path) {
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    std::string p = path.substr(0, pos);
-    if (::mkdir(p.c_str(), 0755) != 0 && errno != EEXIST) return Error::Errno("mkdir " + p);
-  }
-  return Ok();
-}
-
-Status WriteFileAtomic(const std::string& path, const std::string& data) {
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  std::string tmp = dir + "/.tmp-" + TempName();
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!fd) return Error::Errno("create " + tmp);
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Error e = Error::Errno("write " + tmp);
-      ::unlink(tmp.c_str());
-      return e;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    Error e = Error::Errno("write " + path);
-    ::unlink(tmp.c_str());
-    return e;
-  }
-  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d) ::fsync(d.get());
-  return Ok();
-}
-
 Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return Error::Errno("open " + path);
@@ -85,22 +49,6 @@ Result<UniqueFd> LockPath(const std::string& path, bool exclusive, bool blocking
   return fd;
 }
 
-Status RemoveTree(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return Ok();
-    return Error::Errno("stat " + path);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    NFC_ASSIGN_OR_RETURN(auto names, ListDir(path));
-    for (const auto& n : names) NFC_RETURN_IF_ERROR(RemoveTree(path + "/" + n));
-    if (::rmdir(path.c_str()) != 0 && errno != ENOENT) return Error::Errno("rmdir " + path);
-    return Ok();
-  }
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Error::Errno("unlink " + path);
-  return Ok();
-}
-
 uint64_t DiskUsage(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return 0;
@@ -127,11 +75,6 @@ Result<std::vector<std::string>> ListDir(const std::string& path) {
   }
   ::closedir(d);
   return out;
-}
-
-bool PathExists(const std::string& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0;
 }
 
 }  // namespace nfc::image

@@ -6,23 +6,28 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/fs.h"
 #include "base/unique_fd.h"
 
 namespace nfc::image {
 
-// Writes data to path via a temporary file in the same directory, fsync, rename, fsync of the directory.
-Status WriteFileAtomic(const std::string& path, const std::string& data);
+// Thin names over base/fs.h, kept for the image code that calls them. fs::WriteFileDurably's temp files start
+// with ".tmp-", which the store's directory scans skip.
+inline Status WriteFileAtomic(const std::string& path, const std::string& data) {
+  return fs::WriteFileDurably(path, data, 0644);
+}
+// Unlike fs::ReadFile, follows a final symlink: OCI layouts given by users may be trees of links.
 Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes = 64 << 20);
-Status MakeDirs(const std::string& path);
+inline Status MakeDirs(const std::string& path) { return fs::MakeDirs(path, 0755); }
 // flock(2) on path (created if missing). Exclusive or shared; non-blocking returns an invalid fd when busy.
 // Locks are per open file description, so two threads of one process exclude each other too.
 Result<UniqueFd> LockPath(const std::string& path, bool exclusive, bool blocking);
-Status RemoveTree(const std::string& path);
+inline Status RemoveTree(const std::string& path) { return fs::RemoveTree(path); }
 // Allocated bytes (st_blocks) of a file or tree.
 uint64_t DiskUsage(const std::string& path);
 Result<std::vector<std::string>> ListDir(
     const std::string& path);  // names, without . and ..; missing dir: empty
-bool PathExists(const std::string& path);
+inline bool PathExists(const std::string& path) { return fs::Exists(path); }
 // A unique name for temporary entries: "<pid>-<random>".
 std::string TempName();
 

@@ -12,6 +12,7 @@ extern "C" {
 #include <mutex>
 
 #include "base/process.h"
+#include "image/mke2fs.h"
 
 namespace nfc::image {
 namespace {
@@ -121,29 +122,10 @@ Result<std::unique_ptr<Ext4Writer>> Ext4Writer::Create(const std::string& path, 
     // mke2fs only lays out an empty filesystem; without a journal (the image is mounted read-only), without
     // reserved blocks, without resize reservations, and without zeroing inode tables (the file is sparse).
     SpawnOptions so;
-    so.argv = {"mke2fs",
-               "-q",
-               "-F",
-               "-t",
-               "ext4",
-               "-T",
-               "default",
-               "-b",
-               "4096",
-               "-I",
-               "256",
-               "-m",
-               "0",
-               "-N",
-               std::to_string(g.inodes),
-               "-O",
-               "^has_journal,^resize_inode",
-               "-E",
-               "lazy_itable_init=1,nodiscard,root_owner=0:0",
-               "-L",
-               label.substr(0, 16),
-               path,
-               std::to_string(g.blocks)};
+    so.argv = Mke2fsArgv(path, label,
+                         {"-I", "256", "-N", std::to_string(g.inodes), "-O", "^has_journal,^resize_inode",
+                          "-E", "lazy_itable_init=1,nodiscard,root_owner=0:0"},
+                         g.blocks);
     int err_pipe[2];
     if (::pipe2(err_pipe, O_CLOEXEC) != 0) return Error::Errno("pipe");
     UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);

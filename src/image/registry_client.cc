@@ -60,6 +60,17 @@ std::pair<std::string, std::map<std::string, std::string>> ParseChallenge(const 
   return {scheme, params};
 }
 
+// "Basic <base64(user:password)>" (RFC 7617).
+std::string BasicAuthHeader(const RegistryAuth& creds) {
+  std::string plain = creds.username + ":" + creds.password;
+  std::string enc(4 * ((plain.size() + 2) / 3) + 1, '\0');
+  int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(enc.data()),
+                      reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size()));
+  enc.resize(static_cast<size_t>(n));
+  return "Basic " + enc;
+}
+
 std::string Escape(const std::string& s) {
   char* e = curl_easy_escape(nullptr, s.c_str(), static_cast<int>(s.size()));
   std::string out = e ? e : "";
@@ -230,13 +241,7 @@ Status RegistryClient::Authenticate(const std::string& challenge, const std::str
                        " requires credentials (none in the task's auth block or the "
                        "Docker config)");
     }
-    std::string plain = creds_->username + ":" + creds_->password;
-    std::string enc(4 * ((plain.size() + 2) / 3) + 1, '\0');
-    int n =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(enc.data()),
-                        reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size()));
-    enc.resize(static_cast<size_t>(n));
-    auth_header_ = "Basic " + enc;
+    auth_header_ = BasicAuthHeader(*creds_);
     return Ok();
   }
   if (scheme != "bearer") {
@@ -267,13 +272,7 @@ Status RegistryClient::Authenticate(const std::string& challenge, const std::str
   std::string saved = auth_header_;
   auth_header_.clear();
   if (creds_ && !creds_->username.empty() && creds_->identity_token.empty()) {
-    std::string plain = creds_->username + ":" + creds_->password;
-    std::string enc(4 * ((plain.size() + 2) / 3) + 1, '\0');
-    int n =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(enc.data()),
-                        reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size()));
-    enc.resize(static_cast<size_t>(n));
-    auth_header_ = "Basic " + enc;
+    auth_header_ = BasicAuthHeader(*creds_);
   }
   std::string body;
   Sink sink = [&](const char* d, size_t len) -> Status {

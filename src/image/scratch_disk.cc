@@ -8,6 +8,7 @@
 
 #include "base/process.h"
 #include "image/cache_fs.h"
+#include "image/mke2fs.h"
 #include "image/store.h"
 
 namespace nfc::image {
@@ -22,22 +23,7 @@ Status Format(const std::string& path, uint64_t size_bytes) {
   // A journal keeps the upper layer consistent across a guest crash; lazy init keeps formatting (and the
   // file) small: the guest kernel initialises inode tables in the background only where it writes.
   SpawnOptions so;
-  so.argv = {"mke2fs",
-             "-q",
-             "-F",
-             "-t",
-             "ext4",
-             "-T",
-             "default",
-             "-b",
-             "4096",
-             "-m",
-             "0",
-             "-E",
-             "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
-             "-L",
-             "scratch",
-             path};
+  so.argv = Mke2fsArgv(path, "scratch", {"-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"});
   NFC_ASSIGN_OR_RETURN(Child c, Spawn(so));
   NFC_ASSIGN_OR_RETURN(int status, WaitForExit(c.pid));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {

@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "base/log.h"
@@ -46,6 +48,25 @@ std::string EscapeName(const std::string& s) {
       std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
       out += buf;
     }
+  }
+  return out;
+}
+
+// Undoes EscapeName; nullopt for a name EscapeName cannot have produced (a '%' not followed by two hex
+// digits).
+std::optional<std::string> UnescapeName(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    unsigned value = 0;
+    if (i + 2 >= s.size()) return std::nullopt;
+    auto [end, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, value, 16);
+    if (ec != std::errc() || end != s.data() + i + 3) return std::nullopt;
+    out += static_cast<char>(value);
+    i += 2;
   }
   return out;
 }
@@ -453,16 +474,13 @@ class Store::Impl {
       if (r.rfind(".tmp-", 0) == 0) continue;
       auto d = ReadWholeFile(opt_.root + "/refs/" + r, 1024);
       if (!d.ok()) continue;
-      std::string name;
-      for (size_t i = 0; i < r.size(); ++i) {  // undo EscapeName
-        if (r[i] == '%' && i + 2 < r.size()) {
-          name += static_cast<char>(std::stoi(r.substr(i + 1, 2), nullptr, 16));
-          i += 2;
-        } else {
-          name += r[i];
-        }
+      auto name = UnescapeName(r);
+      if (!name) {
+        log::Warn("image cache: skipping a reference file whose name is not escaped",
+                  {{"path", opt_.root + "/refs/" + r}});
+        continue;
       }
-      refs[std::string(DigestHex(*d))].push_back(name);
+      refs[std::string(DigestHex(*d))].push_back(*name);
     }
     std::vector<CachedImage> out;
     for (const auto& hex : names) {
@@ -572,18 +590,6 @@ const std::string& Store::root() const {
 Result<ImageHandle> Store::Resolve(std::string_view reference, const PullOptions& options,
                                    const ProgressFn& progress) {
   return impl_->Resolve(reference, options, progress);
-}
-
-Result<ImageHandle> Store::Lookup(std::string_view reference_or_digest) {
-  NFC_ASSIGN_OR_RETURN(std::string digest, impl_->DigestFor(reference_or_digest));
-  std::string hex(DigestHex(digest));
-  if (!impl_->ImageComplete(hex)) return Error::NotFound("image " + digest + " is not in the cache");
-  return impl_->LoadImage(hex, std::string(reference_or_digest));
-}
-
-Status Store::AcquireLease(std::string_view manifest_digest, std::string_view holder) {
-  NFC_RETURN_IF_ERROR(ValidateDigest(manifest_digest));
-  return impl_->LeaseUnderLock(std::string(DigestHex(manifest_digest)), holder);
 }
 
 Status Store::ReleaseLease(std::string_view manifest_digest, std::string_view holder) {

@@ -98,13 +98,9 @@ class Store {
   Result<ImageHandle> Resolve(std::string_view reference, const PullOptions& options,
                               const ProgressFn& progress = {});
 
-  // The cached image for a reference or manifest digest, without any network access.
-  Result<ImageHandle> Lookup(std::string_view reference_or_digest);
-
   // Leases keep an image from garbage collection while a task uses it. They are files under the cache root,
   // so they survive restarts of this process; the holder (e.g. the task id) must release it when the task is
-  // gone. Acquire is idempotent per holder.
-  Status AcquireLease(std::string_view manifest_digest, std::string_view holder);
+  // gone. Resolve takes one when PullOptions::lease_holder is set; this gives it back.
   Status ReleaseLease(std::string_view manifest_digest, std::string_view holder);
 
   Result<std::vector<CachedImage>> List();

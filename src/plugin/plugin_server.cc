@@ -145,12 +145,10 @@ Status Announce(const EnvLookup& env, const std::string& socket_path) {
 }
 
 // Stop replies first, then ends all streams within kDrainBudget and removes the socket.
-void StopGracefully(grpc::Server& server, const std::string& socket_path,
-                    const std::function<void()>& on_stop) {
+void StopGracefully(grpc::Server& server, const std::string& socket_path) {
   const auto stop_started = std::chrono::steady_clock::now();
   {
     ExitBackstop backstop(socket_path);
-    if (on_stop) on_stop();
     server.GetHealthCheckService()->SetServingStatus("plugin", false);
     server.Shutdown(std::chrono::system_clock::now() + kDrainBudget);
     server.Wait();
@@ -160,7 +158,7 @@ void StopGracefully(grpc::Server& server, const std::string& socket_path,
   }
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stop_started);
-  log::Debug("plugin server stopped", {{"took_ms", static_cast<long long>(ms.count())}});
+  log::Debug("plugin server stopped", {{"took_ms", ms.count()}});
 }
 
 int StartFailed(const Error& error) {
@@ -197,7 +195,7 @@ int PluginServer::Run() {
   log::Debug("plugin server listening", {{"socket", *socket_path}, {"pid", getpid()}});
 
   stop_.WaitUntilTriggered();
-  StopGracefully(*server, *socket_path, on_stop_);
+  StopGracefully(*server, *socket_path);
   return 0;
 }
 

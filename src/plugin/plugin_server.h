@@ -34,8 +34,6 @@ class PluginServer {
 
   // Services are not owned and must outlive Run().
   void AddService(grpc::Service* service) { services_.push_back(service); }
-  // Called once, on the main thread, after the stop was requested and before the server shuts down.
-  void OnStop(std::function<void()> hook) { on_stop_ = std::move(hook); }
   // Long-lived handlers wait on this to notice the shutdown.
   StopSignal& stop() { return stop_; }
 
@@ -45,7 +43,6 @@ class PluginServer {
  private:
   EnvLookup env_;
   std::vector<grpc::Service*> services_;
-  std::function<void()> on_stop_;
   StopSignal stop_;
 };
 

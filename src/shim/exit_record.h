@@ -25,8 +25,4 @@ Status WriteExitRecord(const std::string& path, const ExitResult& result);
 // nullopt when no record exists; an error when it exists but cannot be read or parsed (named with the path).
 Result<std::optional<ExitResult>> ReadExitRecord(const std::string& path);
 
-// Shared helper: writes `contents` to `path` via a temp file in the same directory, fsyncs the file, renames
-// it over `path`, and fsyncs the directory. `mode` applies to the new file.
-Status WriteFileDurably(const std::string& path, const std::string& contents, unsigned mode = 0644);
-
 }  // namespace nfc::shim

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/fs.h"
 #include "base/log.h"
 #include "shim/exit_record.h"
 
@@ -104,7 +105,7 @@ Status Supervisor::StartVmm() {
   NFC_ASSIGN_OR_RETURN(std::unique_ptr<vmm::Vmm> vmm, make_vmm_(config_.backend, config_.vm));
   NFC_RETURN_IF_ERROR_CTX(vmm->Start(), "start the VM");
   // The record lets DestroyTask find and kill the VMM even if this shim is killed.
-  Status recorded = WriteFileDurably(dir_.root + "/vmm.json", vmm->Record().ToJson(), 0600);
+  Status recorded = fs::WriteFileDurably(dir_.VmmRecord(), vmm->Record().ToJson(), 0600);
   if (!recorded.ok()) {
     Status killed = vmm->Kill();
     if (!killed.ok()) log::Warn("could not kill the VMM", {{"error", killed.error().message()}});
@@ -338,7 +339,7 @@ void Supervisor::RecordExit(ExitResult result) {
   if (!s.ok()) log::Error("could not write the exit record", {{"error", s.error().message()}});
   log::Info("task exited", {{"exit_code", result.exit_code},
                             {"signal", result.signal},
-                            {"oom_killed", result.oom_killed ? "true" : "false"},
+                            {"oom_killed", result.oom_killed},
                             {"err", result.err}});
   exit_ = std::move(result);
   lifecycle_.Apply(Event::kExitRecorded);

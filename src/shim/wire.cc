@@ -1,29 +1,14 @@
 #include "shim/wire.h"
 
-#include <fcntl.h>
 #include <google/protobuf/message_lite.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 
 namespace nfc::shim {
 namespace {
-
-Result<sockaddr_un> Address(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof addr.sun_path) {
-    return Error::InvalidArgument("unix socket path '" + path + "' is empty or longer than " +
-                                  std::to_string(sizeof addr.sun_path - 1) + " bytes");
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  return addr;
-}
 
 using Clock = std::chrono::steady_clock;
 
@@ -70,47 +55,6 @@ Status ReadFull(int fd, char* buf, size_t size, bool at_frame_start, Clock::time
 }
 
 }  // namespace
-
-Result<UniqueFd> ListenUnix(const std::string& path, int backlog) {
-  NFC_ASSIGN_OR_RETURN(sockaddr_un addr, Address(path));
-  struct stat st;
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode))
-      return Error::FailedPrecondition(path + " exists and is not a socket; not replacing it");
-    if (::unlink(path.c_str()) != 0) return Error::Errno("remove stale socket " + path);
-  }
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return Error::Errno("socket");
-  // umask-independent: nobody but root talks to a shim.
-  if (::fchmod(fd.get(), 0600) != 0 && errno != EINVAL) return Error::Errno("fchmod socket " + path);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    return Error::Errno("bind " + path);
-  if (::chmod(path.c_str(), 0600) != 0) return Error::Errno("chmod " + path);
-  if (::listen(fd.get(), backlog) != 0) return Error::Errno("listen " + path);
-  return fd;
-}
-
-Result<UniqueFd> ConnectUnix(const std::string& path) {
-  std::string target = path;
-  UniqueFd dirfd;
-  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    auto slash = path.rfind('/');
-    if (slash == std::string::npos) return Error::InvalidArgument("unix socket name too long: " + path);
-    std::string dir = slash == 0 ? "/" : path.substr(0, slash);
-    dirfd.Reset(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dirfd) return Error::Errno("open " + dir);
-    target = "/proc/self/fd/" + std::to_string(dirfd.get()) + "/" + path.substr(slash + 1);
-  }
-  NFC_ASSIGN_OR_RETURN(sockaddr_un addr, Address(target));
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return Error::Errno("socket");
-  for (;;) {
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) break;
-    if (errno == EINTR) continue;
-    return Error::Errno("connect " + path);
-  }
-  return fd;
-}
 
 Status WriteFrame(int fd, const google::protobuf::MessageLite& message) {
   size_t size = message.ByteSizeLong();

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "base/unix_socket.h"  // ListenUnix, ConnectUnix: the sockets these frames travel on
 
 namespace google::protobuf {
 class MessageLite;
@@ -16,14 +17,6 @@ class MessageLite;
 namespace nfc::shim {
 
 inline constexpr size_t kMaxFrameBytes = 16u << 20;
-
-// Binds and listens on `path` (relative paths resolve against the cwd), replacing a stale socket file left by
-// a dead process. Refuses to replace anything that is not a socket. The socket file gets mode 0600.
-Result<UniqueFd> ListenUnix(const std::string& path, int backlog = 16);
-
-// Connects to the socket at `path`. Paths longer than sun_path (108 bytes; data dirs can be deep) are reached
-// through an O_PATH descriptor of the directory and /proc/self/fd.
-Result<UniqueFd> ConnectUnix(const std::string& path);
 
 // Writes one frame (handles partial writes, EINTR; never raises SIGPIPE).
 Status WriteFrame(int fd, const google::protobuf::MessageLite& message);

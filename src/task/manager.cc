@@ -186,7 +186,6 @@ void Manager::Emit(const driver::NomadTask& t, std::string message,
   sink(std::move(e));
 }
 
-Result<ImageSource*> Manager::Images() { return deps_.images.get(); }
 
 StartDeps Manager::StartDepsFor() { return StartDeps{deps_.env, deps_.images.get(), deps_.launcher.get(), deps_.network}; }
 

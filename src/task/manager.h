@@ -101,7 +101,6 @@ class Manager final : public driver::TaskManager {
                                 const driver::PluginConfig& config, uint64_t scratch_bytes);
   driver::StartedTask Register(const driver::NomadTask& t, const DriverState& state, StartTimings timings);
   StartDeps StartDepsFor();
-  Result<ImageSource*> Images();
   Result<shim::ExitResult> ResultFromDisk(const Task& task) const;
   Status RemoveTaskResources(const DriverState& state);
   // Removes tasks whose StartTask was interrupted by the death of the plugin running it (see StartRecord).

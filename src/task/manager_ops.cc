@@ -1,9 +1,6 @@
 // Manager: everything after StartTask/RecoverTask (wait, stop, destroy, inspect, signal, exec, stats).
-#include <ftw.h>
-#include <signal.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <thread>
 
 #include "base/log.h"
@@ -92,40 +89,15 @@ Status Manager::RemoveTaskResources(const DriverState& state) {
   auto keep = [&](Status s) {
     if (!s.ok() && first.ok()) first = std::move(s);
   };
-  // A shim that is still there (destroy without a prior stop, or it hangs): ask, then insist.
-  if (state.shim.pid > 1 && state.shim.IsAlive()) {
-    (void)shim::ControlClient(state.control_socket).Shutdown();
-    for (int i = 0; i < 50 && state.shim.IsAlive(); i++) std::this_thread::sleep_for(100ms);
-    if (state.shim.IsAlive()) ::kill(state.shim.pid, SIGKILL);
-  }
-  // A VMM orphaned by a killed shim (the record is written right after the VMM started).
-  std::ifstream in(state.task_dir + "/vmm.json");
-  if (in) {
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto record = vmm::VmRecord::FromJson(text);
-    if (record.ok()) {
-      ProcessIdentity vmm_id{record->pid, record->start_time};
-      if (vmm_id.IsAlive()) {
-        log::Warn("killing an orphaned VMM", {{"task_id", state.task_id}, {"pid", record->pid}});
-        ::kill(record->pid, SIGKILL);
-        for (int i = 0; i < 50 && vmm_id.IsAlive(); i++) std::this_thread::sleep_for(100ms);
-      }
-    }
-  }
-  keep(DetachTaskNetwork(state.netns_path, state.tap_name));
   if (!state.task_dir.empty()) {
-    int r = ::nftw(
-        state.task_dir.c_str(),
-        [](const char* p, const struct stat*, int, struct FTW*) -> int {
-          return ::remove(p) == 0 || errno == ENOENT ? 0 : -1;
-        },
-        16, FTW_DEPTH | FTW_PHYS);
-    if (r != 0 && errno != ENOENT) keep(Error::Errno("remove " + state.task_dir));
+    // A shim still there (destroy without a prior stop, or it hangs), and a VMM orphaned by a killed shim.
+    std::optional<ProcessIdentity> shim;
+    if (state.shim.pid > 1) shim = state.shim;
+    keep(deps_.launcher->Stop(shim::TaskDir{state.task_dir}, shim));
   }
-  if (!state.image_digest.empty()) {
-    auto store = Images();
-    if (store.ok()) keep((*store)->ReleaseLease(state.image_digest, state.task_id));
-  }
+  keep(deps_.network.detach(state.netns_path, state.tap_name));
+  if (!state.task_dir.empty()) keep(deps_.env->RemoveTree(state.task_dir));
+  if (!state.image_digest.empty()) keep(deps_.images->ReleaseLease(state.image_digest, state.task_id));
   return first;
 }
 

@@ -42,7 +42,7 @@ void ConsolePump::Run() {
         // Rotate: the newest output matters most (a panic message comes last).
         std::string old = path_ + ".1";
         if (::rename(path_.c_str(), old.c_str()) != 0) {
-          log::Warn("console rotate failed", {{"path", path_}, {"error", std::to_string(errno)}});
+          log::Warn("console rotate failed", {{"path", path_}, {"errno", errno}});
         }
         int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0640);
         if (fd < 0) {

@@ -49,19 +49,6 @@ std::map<std::string, std::string> ReadKernelCmdline() {
   return ParseKernelCmdline(*content);
 }
 
-void EnsureStdio() {
-  for (int fd = 0; fd < 3; fd++) {
-    if (fcntl(fd, F_GETFD) >= 0) continue;
-    int c = ::open("/dev/console", O_RDWR | O_NOCTTY);
-    if (c < 0) c = ::open("/dev/null", O_RDWR);
-    if (c < 0) continue;
-    if (c != fd) {
-      dup2(c, fd);
-      ::close(c);
-    }
-  }
-}
-
 int ReserveStdio() {
   int mask = 0;
   for (int fd = 0; fd < 3; fd++) {

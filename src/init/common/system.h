@@ -23,10 +23,6 @@ std::map<std::string, std::string> ParseKernelCmdline(std::string_view cmdline);
 // /proc/cmdline, parsed; empty when /proc is not mounted yet.
 std::map<std::string, std::string> ReadKernelCmdline();
 
-// Makes fds 0, 1 and 2 usable: any that is closed is opened on /dev/console (or /dev/null when there is no
-// console). The kernel starts init without stdio when the initramfs has no /dev/console node.
-void EnsureStdio();
-
 // Before /dev exists: occupies closed fds 0-2 with placeholders so that the first descriptors init opens
 // (signalfd, epoll...) cannot become its stdio; returns a bitmask of the fds it filled.
 // ReplaceStdioPlaceholders later points them at /dev/console (or /dev/null).

@@ -371,7 +371,7 @@ void GuestInit::FinalizeExit() {
   }
   log::Info("exit result", {{"exit_code", r.exit_code},
                             {"signal", r.signal},
-                            {"oom_killed", r.oom_killed ? "true" : "false"},
+                            {"oom_killed", r.oom_killed},
                             {"stdout_bytes", r.log_end.stdout_offset},
                             {"stderr_bytes", r.log_end.stderr_offset}});
 }

@@ -102,7 +102,6 @@ class DhcpClient {
   void SendDiscover(DhcpClock::time_point now);
   void SendRequest(DhcpClock::time_point now);
   void Send(const DhcpMessage& m);
-  void Retransmit(DhcpClock::time_point now);
   void EnterBound(DhcpClock::time_point now, const DhcpLease& lease);
 
   NetInterface nic_;
