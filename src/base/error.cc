@@ -6,19 +6,32 @@ namespace nfc {
 
 std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid argument";
-    case ErrorCode::kNotFound: return "not found";
-    case ErrorCode::kAlreadyExists: return "already exists";
-    case ErrorCode::kFailedPrecondition: return "failed precondition";
-    case ErrorCode::kPermissionDenied: return "permission denied";
-    case ErrorCode::kUnauthenticated: return "unauthenticated";
-    case ErrorCode::kResourceExhausted: return "resource exhausted";
-    case ErrorCode::kUnavailable: return "unavailable";
-    case ErrorCode::kTimeout: return "timeout";
-    case ErrorCode::kCancelled: return "cancelled";
-    case ErrorCode::kDataLoss: return "data loss";
-    case ErrorCode::kUnimplemented: return "unimplemented";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kInvalidArgument:
+      return "invalid argument";
+    case ErrorCode::kNotFound:
+      return "not found";
+    case ErrorCode::kAlreadyExists:
+      return "already exists";
+    case ErrorCode::kFailedPrecondition:
+      return "failed precondition";
+    case ErrorCode::kPermissionDenied:
+      return "permission denied";
+    case ErrorCode::kUnauthenticated:
+      return "unauthenticated";
+    case ErrorCode::kResourceExhausted:
+      return "resource exhausted";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
+    case ErrorCode::kTimeout:
+      return "timeout";
+    case ErrorCode::kCancelled:
+      return "cancelled";
+    case ErrorCode::kDataLoss:
+      return "data loss";
+    case ErrorCode::kUnimplemented:
+      return "unimplemented";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }
@@ -33,22 +46,31 @@ ErrorCode ErrorCodeFromName(std::string_view name) {
 
 static ErrorCode CodeForErrno(int err) {
   switch (err) {
-    case ENOENT: return ErrorCode::kNotFound;
-    case EEXIST: return ErrorCode::kAlreadyExists;
+    case ENOENT:
+      return ErrorCode::kNotFound;
+    case EEXIST:
+      return ErrorCode::kAlreadyExists;
     case EACCES:
-    case EPERM: return ErrorCode::kPermissionDenied;
-    case EINVAL: return ErrorCode::kInvalidArgument;
-    case ETIMEDOUT: return ErrorCode::kTimeout;
+    case EPERM:
+      return ErrorCode::kPermissionDenied;
+    case EINVAL:
+      return ErrorCode::kInvalidArgument;
+    case ETIMEDOUT:
+      return ErrorCode::kTimeout;
     case ENOSPC:
     case EMFILE:
     case ENFILE:
-    case ENOMEM: return ErrorCode::kResourceExhausted;
+    case ENOMEM:
+      return ErrorCode::kResourceExhausted;
     case ECONNREFUSED:
     case ECONNRESET:
     case EPIPE:
-    case EAGAIN: return ErrorCode::kUnavailable;
-    case ECANCELED: return ErrorCode::kCancelled;
-    default: return ErrorCode::kInternal;
+    case EAGAIN:
+      return ErrorCode::kUnavailable;
+    case ECANCELED:
+      return ErrorCode::kCancelled;
+    default:
+      return ErrorCode::kInternal;
   }
 }
 

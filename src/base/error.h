@@ -1,9 +1,9 @@
 // Error: the one error type of the project, and Result<T>, the value-or-error every fallible call returns.
 //
-// An Error is created where something fails (at the syscall, with errno and the path or value involved) and gains
-// context as it propagates ("start task web-1: pull alpine:3: GET /v2/...: 401 Unauthorized"). It is mapped to a
-// gRPC status, an exit code or a wire message only at the boundary that owns that representation. No exceptions
-// cross module, thread or process boundaries.
+// An Error is created where something fails (at the syscall, with errno and the path or value involved) and
+// gains context as it propagates ("start task web-1: pull alpine:3: GET /v2/...: 401 Unauthorized"). It is
+// mapped to a gRPC status, an exit code or a wire message only at the boundary that owns that representation.
+// No exceptions cross module, thread or process boundaries.
 #pragma once
 
 #include <cerrno>
@@ -72,7 +72,8 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)
+  Result(Error error)
+      : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -111,7 +112,9 @@ class [[nodiscard]] Result<void> {
 };
 
 using Status = Result<void>;
-inline Status Ok() { return {}; }
+inline Status Ok() {
+  return {};
+}
 
 }  // namespace nfc
 
@@ -119,21 +122,22 @@ inline Status Ok() { return {}; }
 #define NFC_CONCAT(a, b) NFC_CONCAT_INNER(a, b)
 
 // Returns the error of a Status/Result expression from the enclosing function.
-#define NFC_RETURN_IF_ERROR(expr)                                      \
-  do {                                                                 \
-    auto nfc_status_ = (expr);                                         \
-    if (!nfc_status_.ok()) return std::move(nfc_status_).error();      \
+#define NFC_RETURN_IF_ERROR(expr)                                 \
+  do {                                                            \
+    auto nfc_status_ = (expr);                                    \
+    if (!nfc_status_.ok()) return std::move(nfc_status_).error(); \
   } while (0)
 
 // Like NFC_RETURN_IF_ERROR, adding context to the error.
-#define NFC_RETURN_IF_ERROR_CTX(expr, ctx)                                   \
-  do {                                                                       \
-    auto nfc_status_ = (expr);                                               \
+#define NFC_RETURN_IF_ERROR_CTX(expr, ctx)                                     \
+  do {                                                                         \
+    auto nfc_status_ = (expr);                                                 \
     if (!nfc_status_.ok()) return std::move(nfc_status_).error().Context(ctx); \
   } while (0)
 
 // NFC_ASSIGN_OR_RETURN(auto fd, OpenFile(path)); declares/assigns lhs or returns the error.
-#define NFC_ASSIGN_OR_RETURN(lhs, expr) NFC_ASSIGN_OR_RETURN_IMPL(NFC_CONCAT(nfc_result_, __LINE__), lhs, expr)
+#define NFC_ASSIGN_OR_RETURN(lhs, expr) \
+  NFC_ASSIGN_OR_RETURN_IMPL(NFC_CONCAT(nfc_result_, __LINE__), lhs, expr)
 #define NFC_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                              \
   if (!tmp.ok()) return std::move(tmp).error();   \

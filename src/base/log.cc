@@ -30,35 +30,52 @@ Sink& TheSink() {
 
 std::string_view LevelName(Level level) {
   switch (level) {
-    case Level::kTrace: return "trace";
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
-    case Level::kOff: return "off";
+    case Level::kTrace:
+      return "trace";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
+    case Level::kOff:
+      return "off";
   }
   return "info";
 }
 
 std::string_view LevelTag(Level level) {
   switch (level) {
-    case Level::kTrace: return "[TRACE]";
-    case Level::kDebug: return "[DEBUG]";
-    case Level::kInfo: return "[INFO] ";
-    case Level::kWarn: return "[WARN] ";
-    case Level::kError: return "[ERROR]";
-    case Level::kOff: return "";
+    case Level::kTrace:
+      return "[TRACE]";
+    case Level::kDebug:
+      return "[DEBUG]";
+    case Level::kInfo:
+      return "[INFO] ";
+    case Level::kWarn:
+      return "[WARN] ";
+    case Level::kError:
+      return "[ERROR]";
+    case Level::kOff:
+      return "";
   }
   return "";
 }
 
 nlohmann::ordered_json JsonValue(const Field& f) {
   switch (f.kind) {
-    case Field::Kind::kString: return f.value;
-    case Field::Kind::kInt: return f.int_value;
-    case Field::Kind::kUint: return f.uint_value;
-    case Field::Kind::kFloat: return f.float_value;  // NaN and infinities become null, which JSON allows
-    case Field::Kind::kBool: return f.value == "true";
+    case Field::Kind::kString:
+      return f.value;
+    case Field::Kind::kInt:
+      return f.int_value;
+    case Field::Kind::kUint:
+      return f.uint_value;
+    case Field::Kind::kFloat:
+      return f.float_value;  // NaN and infinities become null, which JSON allows
+    case Field::Kind::kBool:
+      return f.value == "true";
   }
   return f.value;
 }
@@ -91,15 +108,17 @@ Level ParseLevel(std::string_view name, Level fallback) {
   return fallback;
 }
 
-Level MinLevel() { return TheSink().min_level.load(); }
+Level MinLevel() {
+  return TheSink().min_level.load();
+}
 
 std::string HclogTimestamp(long long unix_micros) {
   time_t secs = static_cast<time_t>(unix_micros / 1000000);
   struct tm tm;
   gmtime_r(&secs, &tm);
   char buf[64];
-  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-           tm.tm_hour, tm.tm_min, tm.tm_sec, unix_micros % 1000000);
+  snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, unix_micros % 1000000);
   return buf;
 }
 

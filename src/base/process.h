@@ -1,9 +1,10 @@
 // Starting and identifying child processes without leaking descriptors.
 //
-// Spawn() is the one way the project starts programs (VMMs, shims, helpers): every fd not explicitly passed is
-// closed in the child, stdio defaults to /dev/null (a child must never inherit the plugin's stdout/stderr, which
-// the Nomad agent waits on), exec failures come back as errors, and only async-signal-safe calls run between fork
-// and exec. A ProcessIdentity (pid + kernel start time) survives our own restarts and guards against pid reuse.
+// Spawn() is the one way the project starts programs (VMMs, shims, helpers): every fd not explicitly passed
+// is closed in the child, stdio defaults to /dev/null (a child must never inherit the plugin's stdout/stderr,
+// which the Nomad agent waits on), exec failures come back as errors, and only async-signal-safe calls run
+// between fork and exec. A ProcessIdentity (pid + kernel start time) survives our own restarts and guards
+// against pid reuse.
 #pragma once
 
 #include <sys/types.h>
@@ -19,16 +20,16 @@
 namespace nfc {
 
 struct SpawnOptions {
-  std::vector<std::string> argv;                       // argv[0] is the program; a path or a name found in PATH
-  std::optional<std::vector<std::string>> env;         // nullopt: inherit ours
-  int stdin_fd = -1;                                   // -1: /dev/null
-  int stdout_fd = -1;                                  // -1: /dev/null
-  int stderr_fd = -1;                                  // -1: /dev/null
-  std::vector<std::pair<int, int>> extra_fds;          // {fd in parent, fd number in child}
-  bool new_session = false;                            // setsid(): detach from our session and process group
-  std::string cwd;                                     // empty: inherit
-  int parent_death_signal = 0;                         // PR_SET_PDEATHSIG; 0 = none
-  std::string netns_path;                              // non-empty: run in this network namespace
+  std::vector<std::string> argv;                // argv[0] is the program; a path or a name found in PATH
+  std::optional<std::vector<std::string>> env;  // nullopt: inherit ours
+  int stdin_fd = -1;                            // -1: /dev/null
+  int stdout_fd = -1;                           // -1: /dev/null
+  int stderr_fd = -1;                           // -1: /dev/null
+  std::vector<std::pair<int, int>> extra_fds;   // {fd in parent, fd number in child}
+  bool new_session = false;                     // setsid(): detach from our session and process group
+  std::string cwd;                              // empty: inherit
+  int parent_death_signal = 0;                  // PR_SET_PDEATHSIG; 0 = none
+  std::string netns_path;                       // non-empty: run in this network namespace
 };
 
 struct Child {

@@ -8,8 +8,8 @@
 //   - start failures are errors; transient ones (kUnavailable, kTimeout, kResourceExhausted) reach Nomad as
 //     recoverable (its restart policy retries), everything else as final. Never as gRPC UNAVAILABLE, which
 //     the client reads as "the plugin crashed" (rpc/status.h does this mapping).
-// The task config arrives decoded (TaskConfig): the RPC layer decodes msgpack_driver_config once, at the edge.
-// The implementation is task::Manager (src/task/manager.h); cli/task_manager_factory.cc plugs it in.
+// The task config arrives decoded (TaskConfig): the RPC layer decodes msgpack_driver_config once, at the
+// edge. The implementation is task::Manager (src/task/manager.h); cli/task_manager_factory.cc plugs it in.
 #pragma once
 
 #include <chrono>
@@ -68,8 +68,8 @@ struct DnsSettings {
   std::vector<std::string> servers, searches, options;
 };
 
-// Nomad's TaskConfig message: one task (re)start as the client describes it, without its driver config (decoded
-// into a TaskConfig by the RPC layer; the handle's echo of the raw bytes stays there too).
+// Nomad's TaskConfig message: one task (re)start as the client describes it, without its driver config
+// (decoded into a TaskConfig by the RPC layer; the handle's echo of the raw bytes stays there too).
 struct NomadTask {
   std::string id;  // "<alloc_id>/<task>/<random>", new for every start
   std::string name, alloc_id, job_name, job_id, task_group_name, namespace_name, node_name, node_id;

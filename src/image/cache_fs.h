@@ -18,16 +18,22 @@ inline Status WriteFileAtomic(const std::string& path, const std::string& data) 
 }
 // Unlike fs::ReadFile, follows a final symlink: OCI layouts given by users may be trees of links.
 Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes = 64 << 20);
-inline Status MakeDirs(const std::string& path) { return fs::MakeDirs(path, 0755); }
+inline Status MakeDirs(const std::string& path) {
+  return fs::MakeDirs(path, 0755);
+}
 // flock(2) on path (created if missing). Exclusive or shared; non-blocking returns an invalid fd when busy.
 // Locks are per open file description, so two threads of one process exclude each other too.
 Result<UniqueFd> LockPath(const std::string& path, bool exclusive, bool blocking);
-inline Status RemoveTree(const std::string& path) { return fs::RemoveTree(path); }
+inline Status RemoveTree(const std::string& path) {
+  return fs::RemoveTree(path);
+}
 // Allocated bytes (st_blocks) of a file or tree.
 uint64_t DiskUsage(const std::string& path);
 Result<std::vector<std::string>> ListDir(
     const std::string& path);  // names, without . and ..; missing dir: empty
-inline bool PathExists(const std::string& path) { return fs::Exists(path); }
+inline bool PathExists(const std::string& path) {
+  return fs::Exists(path);
+}
 // A unique name for temporary entries: "<pid>-<random>".
 std::string TempName();
 

@@ -8,7 +8,8 @@ namespace {
 using nlohmann::json;
 
 bool Transient(ErrorCode code) {
-  return code == ErrorCode::kUnavailable || code == ErrorCode::kTimeout || code == ErrorCode::kResourceExhausted;
+  return code == ErrorCode::kUnavailable || code == ErrorCode::kTimeout ||
+         code == ErrorCode::kResourceExhausted;
 }
 
 Result<ShimReady> ReadyFromJson(const json& j) {
@@ -26,7 +27,8 @@ Result<ShimReady> ReadyFromJson(const json& j) {
   r.workload_started_millis = ms.at("workload_started").get<int64_t>();
   r.guest_init_millis = ms.at("guest_init").get<int64_t>();
   r.guest_workload_exec_millis = ms.at("guest_workload_exec").get<int64_t>();
-  if (r.shim.pid <= 1) return Error::Internal("shim readiness: invalid shim pid " + std::to_string(r.shim.pid));
+  if (r.shim.pid <= 1)
+    return Error::Internal("shim readiness: invalid shim pid " + std::to_string(r.shim.pid));
   return r;
 }
 

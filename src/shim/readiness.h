@@ -1,6 +1,6 @@
-// The shim's readiness reply: the one line `nomad-fc-shim start` prints on stdout when the task's workload runs
-// (or already ran), or when the start failed; the starter reads it and the detached shim lives on. It replaces
-// polling: the shim waits on its own lifecycle and answers once.
+// The shim's readiness reply: the one line `nomad-fc-shim start` prints on stdout when the task's workload
+// runs (or already ran), or when the start failed; the starter reads it and the detached shim lives on. It
+// replaces polling: the shim waits on its own lifecycle and answers once.
 //
 // One line of JSON, version 1:
 //   {"version":1,"ready":true,"shim":{"pid":N,"start_time":T},"vmm_pid":N,"started_at_unix_nanos":N,

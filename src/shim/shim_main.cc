@@ -5,12 +5,12 @@
 //                                    exit; the detached shim lives on
 //   nomad-fc-shim run <task_dir>     the same in the foreground (debugging)
 //
-// Process hygiene, as a container shim does it: the shim never inherits the plugin's stdio (the plugin spawns it
-// with /dev/null and a pipe for the reply), runs in its own session, logs to <task_dir>/shim.log, and is a child
-// subreaper, so whatever its VMM leaves behind is re-parented to it (not to the host's init) and reaped here.
-// Signals are blocked in every thread and taken by one (ShimSignals below): SIGTERM/SIGINT stop the task the way
-// StopTask does (the exit is recorded), SIGHUP/SIGQUIT are ignored, SIGCHLD reaps orphans; SIGPIPE is ignored
-// (log readers and control clients come and go).
+// Process hygiene, as a container shim does it: the shim never inherits the plugin's stdio (the plugin spawns
+// it with /dev/null and a pipe for the reply), runs in its own session, logs to <task_dir>/shim.log, and is a
+// child subreaper, so whatever its VMM leaves behind is re-parented to it (not to the host's init) and reaped
+// here. Signals are blocked in every thread and taken by one (ShimSignals below): SIGTERM/SIGINT stop the
+// task the way StopTask does (the exit is recorded), SIGHUP/SIGQUIT are ignored, SIGCHLD reaps orphans;
+// SIGPIPE is ignored (log readers and control clients come and go).
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
@@ -45,8 +45,8 @@ constexpr size_t kShimConfigLimit = 4 << 20;
 // The one signal thread of the shim.
 class ShimSignals {
  public:
-  // Blocks the handled signals in the calling thread; every thread created afterwards inherits the mask (Spawn
-  // gives the VMM an empty one).
+  // Blocks the handled signals in the calling thread; every thread created afterwards inherits the mask
+  // (Spawn gives the VMM an empty one).
   static sigset_t Block() {
     sigset_t set;
     sigemptyset(&set);
@@ -83,7 +83,8 @@ class ShimSignals {
     }
   }
 
-  // Reaps exited processes re-parented to this subreaper, never the VMM: its waiter (src/vmm) owns that status.
+  // Reaps exited processes re-parented to this subreaper, never the VMM: its waiter (src/vmm) owns that
+  // status.
   void ReapOrphans() {
     pid_t vmm = supervisor_->VmmPid();
     for (;;) {
@@ -103,8 +104,8 @@ class ShimSignals {
 
 void Reply(int fd, const std::string& line) {
   if (fd < 0) return;
-  // Best effort by design: a starter that went away (the plugin died) cannot be told, and the start record plus
-  // shim.pid let the next plugin instance clean up.
+  // Best effort by design: a starter that went away (the plugin died) cannot be told, and the start record
+  // plus shim.pid let the next plugin instance clean up.
   for (size_t off = 0; off < line.size();) {
     ssize_t n = ::write(fd, line.data() + off, line.size() - off);
     if (n < 0 && errno == EINTR) continue;
@@ -159,7 +160,8 @@ int Serve(const std::string& task_dir, int ready_fd, const sigset_t& signals) {
     Reply(ready_fd, ready.ok() ? EncodeReady(*ready) : EncodeNotReady(ready.error()));
     if (ready_fd >= 0) ::close(ready_fd);
     supervisor.Run();
-    // The exit is durable in exit.json; linger briefly so waiting callers get their answers, or until destroyed.
+    // The exit is durable in exit.json; linger briefly so waiting callers get their answers, or until
+    // destroyed.
     supervisor.WaitForShutdown(3s);
   } else {
     log::Error("boot failed", {{"error", booted.error().message()}});
@@ -228,9 +230,9 @@ int main(int argc, char** argv) {
   std::string mode = argv[1];
   std::string task_dir = argv[2];
   if (task_dir.empty() || task_dir[0] != '/') return Usage();
-  // One malloc arena for all threads (glibc gives each thread that allocates its own heap otherwise), and free
-  // memory returned to the kernel early: the shim lives for the whole task under a 2 MiB RSS budget, and its
-  // threads mostly wait.
+  // One malloc arena for all threads (glibc gives each thread that allocates its own heap otherwise), and
+  // free memory returned to the kernel early: the shim lives for the whole task under a 2 MiB RSS budget, and
+  // its threads mostly wait.
   ::mallopt(M_ARENA_MAX, 1);
   ::mallopt(M_TRIM_THRESHOLD, 64 * 1024);
   ::mallopt(M_MMAP_THRESHOLD, 64 * 1024);  // fixed: no dynamic growth that keeps big freed blocks in the heap

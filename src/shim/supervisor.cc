@@ -685,6 +685,8 @@ Result<ShimReady> Supervisor::AwaitStarted() {
   return ready;
 }
 
-pid_t Supervisor::VmmPid() const { return vmm_pid_.load(); }
+pid_t Supervisor::VmmPid() const {
+  return vmm_pid_.load();
+}
 
 }  // namespace nfc::shim

@@ -1,7 +1,7 @@
 // The per-task state directory: the one place on disk that describes a task, shared by the plugin (which
 // creates it and writes the boot files), the shim (which owns everything in it while the task lives) and
-// DestroyTask (which removes it). TaskDir is the one owner of its file names; docs/lifecycle.md has the table.
-// Layout under <data_dir>/tasks/<TaskDirName(task id)>/:
+// DestroyTask (which removes it). TaskDir is the one owner of its file names; docs/lifecycle.md has the
+// table. Layout under <data_dir>/tasks/<TaskDirName(task id)>/:
 //
 //   start.json         the start record (task/driver_state.h StartRecord), written first by the plugin
 //   initramfs.img      the shared initramfs + the task's cpio (the guest TaskSpec), written by the plugin

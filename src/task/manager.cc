@@ -186,8 +186,9 @@ void Manager::Emit(const driver::NomadTask& t, std::string message,
   sink(std::move(e));
 }
 
-
-StartDeps Manager::StartDepsFor() { return StartDeps{deps_.env, deps_.images.get(), deps_.launcher.get(), deps_.network}; }
+StartDeps Manager::StartDepsFor() {
+  return StartDeps{deps_.env, deps_.images.get(), deps_.launcher.get(), deps_.network};
+}
 
 std::shared_ptr<Manager::Task> Manager::Find(const std::string& task_id) const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -209,7 +210,8 @@ std::optional<DriverState> Manager::State(const std::string& task_id) const {
 
 Result<driver::PluginConfig> Manager::ConfigForNewTask(const std::string& task_id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (tasks_.count(task_id)) return Error(ErrorCode::kAlreadyExists, "task " + task_id + " is already running");
+  if (tasks_.count(task_id))
+    return Error(ErrorCode::kAlreadyExists, "task " + task_id + " is already running");
   return config_;
 }
 
@@ -282,7 +284,8 @@ Result<driver::StartedTask> Manager::StartTask(const driver::NomadTask& t, const
   return Register(t, state, timings);
 }
 
-driver::StartedTask Manager::Register(const driver::NomadTask& t, const DriverState& state, StartTimings timings) {
+driver::StartedTask Manager::Register(const driver::NomadTask& t, const DriverState& state,
+                                      StartTimings timings) {
   auto task = std::make_shared<Task>(state);
   task->started_at =
       std::chrono::system_clock::time_point(std::chrono::nanoseconds(state.started_at_unix_nanos));

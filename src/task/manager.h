@@ -31,12 +31,12 @@ namespace nfc::task {
 // The Manager's seams to the OS and its collaborators; every unset one is the real thing. Tests inject
 // stand-ins (manager_test.cc) to drive the start pipeline and its failures without a VM.
 struct ManagerDeps {
-  Env* env = nullptr;                           // null: DefaultEnv()
-  std::unique_ptr<ImageSource> images;          // null: the image store under data_dir, opened on first use
-  std::unique_ptr<ShimLauncher> launcher;       // null: MakeShimLauncher()
-  NetworkOps network;                           // default: task/network.h
+  Env* env = nullptr;                      // null: DefaultEnv()
+  std::unique_ptr<ImageSource> images;     // null: the image store under data_dir, opened on first use
+  std::unique_ptr<ShimLauncher> launcher;  // null: MakeShimLauncher()
+  NetworkOps network;                      // default: task/network.h
   std::function<StartHost(const driver::PluginConfig&)> probe_host;  // null: ProbeStartHost
-  std::function<std::string()> new_vm_id;       // null: "nfc-" + 16 random hex digits
+  std::function<std::string()> new_vm_id;                            // null: "nfc-" + 16 random hex digits
 };
 
 // What this host offers a start: machine facts and the installed VMM binaries.
@@ -52,9 +52,10 @@ class Manager final : public driver::TaskManager {
 
   Status Configure(const driver::PluginConfig& config) override;
   Status Init() override;
-  // The start pipeline (docs/lifecycle.md "StartTask"): plan -> provision -> launch -> commit. The CLI's `run`
-  // and the RPC handler both come here with the task config already decoded.
-  Result<driver::StartedTask> StartTask(const driver::NomadTask& task, const driver::TaskConfig& config) override;
+  // The start pipeline (docs/lifecycle.md "StartTask"): plan -> provision -> launch -> commit. The CLI's
+  // `run` and the RPC handler both come here with the task config already decoded.
+  Result<driver::StartedTask> StartTask(const driver::NomadTask& task,
+                                        const driver::TaskConfig& config) override;
   Status RecoverTask(const driver::TaskHandle& handle) override;
   Result<driver::ExitResult> WaitTask(const std::string& task_id,
                                       const driver::CancelledFn& cancelled) override;

@@ -1,14 +1,13 @@
 // The start pipeline of task::Manager with stand-ins for the image store and the shim, and a file system that
-// fails on request: what a start creates, that a failure at any step leaves nothing behind, and that error codes
-// survive (a transient boot failure stays transient).
+// fails on request: what a start creates, that a failure at any step leaves nothing behind, and that error
+// codes survive (a transient boot failure stays transient).
 #include "task/manager.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <fstream>
 #include <set>
@@ -240,7 +239,8 @@ TEST_F(ManagerStartTest, AMissingGuestKernelIsNamedBeforeAnyDownload) {
   auto started = manager_->StartTask(task_, task_config_);
   ASSERT_FALSE(started.ok());
   EXPECT_NE(started.error().message().find("guest kernel"), std::string::npos) << started.error().message();
-  EXPECT_NE(started.error().message().find("no-such-vmlinux"), std::string::npos) << started.error().message();
+  EXPECT_NE(started.error().message().find("no-such-vmlinux"), std::string::npos)
+      << started.error().message();
   EXPECT_EQ(images_->resolves, 0);
 }
 

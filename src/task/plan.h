@@ -1,23 +1,27 @@
-// Planning a start: every policy decision StartTask makes, as pure functions (no I/O, no clock, no randomness:
-// whatever varies is passed in), so each is unit-tested without a VM (plan_test.cc).
+// Planning a start: every policy decision StartTask makes, as pure functions (no I/O, no clock, no
+// randomness: whatever varies is passed in), so each is unit-tested without a VM (plan_test.cc).
 //
 // Two stages, because two facts only exist once provisioning has begun:
 //   PlanVm   (Nomad task, task config, plugin config, host facts)        -> VmPlan
 //            size, backend and VMM binary, guest kernel/initramfs, pull options, the workload's env, argv,
-//            working dir and user overrides, boot args. Runs before anything is downloaded or created, so a bad
-//            job fails fast and leaves nothing behind.
-//   PlanBoot (VmPlan, Nomad task, image, attached network, task dir, ...) -> BootPlan (the TaskSpec validated;
+//            working dir and user overrides, boot args. Runs before anything is downloaded or created, so a
+//            bad job fails fast and leaves nothing behind.
+//   PlanBoot (VmPlan, Nomad task, image, attached network, task dir, ...) -> BootPlan (the TaskSpec
+//   validated;
 //            the VmConfig is validated where it is written, since that check looks at the task dir)
-//            the guest's TaskSpec, the shim's ShimConfig (with its VmConfig) and the DriverState recorded once
-//            the workload runs: the image's config (entrypoint, user, stop signal) and the allocation's
+//            the guest's TaskSpec, the shim's ShimConfig (with its VmConfig) and the DriverState recorded
+//            once the workload runs: the image's config (entrypoint, user, stop signal) and the allocation's
 //            addresses are only known after the pull and the TAP attach.
 //
 // Precedence rules (docs/lifecycle.md):
 //   - the task config's `user` wins over Nomad's task `user`, which wins over the image's USER;
-//   - `command` replaces the image's CMD[0] and is followed by `args`; `args` alone replace the image's CMD; a
-//     task `entrypoint` replaces the image's ENTRYPOINT (guest::ResolveArgv applies the OCI rules in the guest);
+//   - `command` replaces the image's CMD[0] and is followed by `args`; `args` alone replace the image's CMD;
+//   a
+//     task `entrypoint` replaces the image's ENTRYPOINT (guest::ResolveArgv applies the OCI rules in the
+//     guest);
 //   - env: image env < task config `env` < Nomad's task env (task/env.h);
-//   - the task config's `backend`, `kernel`, `initrd` win over the plugin's; backend "auto" is Firecracker when
+//   - the task config's `backend`, `kernel`, `initrd` win over the plugin's; backend "auto" is Firecracker
+//   when
 //     it is installed, else QEMU.
 #pragma once
 

@@ -171,7 +171,8 @@ TEST_F(PlanTest, HostnameIsTheTaskNameCutTo63UnlessNomadGivesOne) {
 
 TEST_F(PlanTest, GroupNetworkingPlansTheTapAndHostModeNone) {
   EXPECT_EQ(MustPlanVm().planned_tap, "");
-  task_.network = driver::NetworkIsolation{driver::NetworkIsolation::Mode::kGroup, "/var/run/netns/x", {}, "", ""};
+  task_.network =
+      driver::NetworkIsolation{driver::NetworkIsolation::Mode::kGroup, "/var/run/netns/x", {}, "", ""};
   EXPECT_FALSE(MustPlanVm().planned_tap.empty());
 }
 

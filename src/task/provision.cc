@@ -28,7 +28,8 @@ void StartTransaction::Rollback() {
   undo_.clear();
 }
 
-Result<image::ImageHandle> StartTransaction::LeaseImage(const VmPlan& plan, const image::ProgressFn& progress) {
+Result<image::ImageHandle> StartTransaction::LeaseImage(const VmPlan& plan,
+                                                        const image::ProgressFn& progress) {
   auto image = deps_.images->Resolve(plan.image, plan.pull, progress);
   if (!image.ok()) return std::move(image).error().Context("image " + plan.image);
   std::string digest = image->manifest_digest;
@@ -46,7 +47,8 @@ Status StartTransaction::CreateTaskDir(const shim::TaskDir& dir, const StartReco
   NFC_RETURN_IF_ERROR_CTX(deps_.env->MakeDir(dir.root, 0700), "create task directory " + dir.root);
   dir_ = dir;
   OnRollback("remove the task directory", [this] { return deps_.env->RemoveTree(dir_->root); });
-  NFC_RETURN_IF_ERROR_CTX(deps_.env->WriteFileDurably(dir.StartRecord(), record.Encode(), 0600), "start record");
+  NFC_RETURN_IF_ERROR_CTX(deps_.env->WriteFileDurably(dir.StartRecord(), record.Encode(), 0600),
+                          "start record");
   return Ok();
 }
 
@@ -60,7 +62,8 @@ Result<TaskNetwork> StartTransaction::AttachNetwork(const driver::NomadTask& tas
   auto net = deps_.network.attach(task);
   if (!net.ok()) return std::move(net).error().Context("network");
   std::string netns = net->netns_path, tap = net->tap;
-  OnRollback("give the allocation its network back", [this, netns, tap] { return deps_.network.detach(netns, tap); });
+  OnRollback("give the allocation its network back",
+             [this, netns, tap] { return deps_.network.detach(netns, tap); });
   return net;
 }
 
@@ -68,7 +71,8 @@ Status StartTransaction::WriteBootFiles(const BootPlan& plan, const std::string&
   NFC_RETURN_IF_ERROR(guest::WriteTaskInitramfs(base_initrd, plan.spec, dir_->Initramfs()));
   // Here, not in the plan: it checks the files the VM boots from, the initramfs just written included.
   NFC_RETURN_IF_ERROR(vmm::ValidateConfig(plan.shim.vm));
-  NFC_RETURN_IF_ERROR_CTX(deps_.env->WriteFileDurably(dir_->ShimConfig(), plan.shim.ToJson(), 0600), "shim config");
+  NFC_RETURN_IF_ERROR_CTX(deps_.env->WriteFileDurably(dir_->ShimConfig(), plan.shim.ToJson(), 0600),
+                          "shim config");
   return Ok();
 }
 

@@ -1,11 +1,12 @@
-// Provisioning a start: one transaction that owns everything a StartTask creates (image lease, task dir with its
-// start record, scratch disk, network attachment, boot files, shim) and undoes all of it, newest first, unless
-// Commit() ran. Commit writes driver_state.json durably: a task dir without it is, to the next plugin instance,
-// an interrupted start to remove (Manager::Init), so a start whose record could not be written must fail and
-// leave nothing rather than run a VM nobody will find again.
+// Provisioning a start: one transaction that owns everything a StartTask creates (image lease, task dir with
+// its start record, scratch disk, network attachment, boot files, shim) and undoes all of it, newest first,
+// unless Commit() ran. Commit writes driver_state.json durably: a task dir without it is, to the next plugin
+// instance, an interrupted start to remove (Manager::Init), so a start whose record could not be written must
+// fail and leave nothing rather than run a VM nobody will find again.
 //
-// The OS is reached through the seams in StartDeps (files through nfc::Env, images through ImageSource, the shim
-// through ShimLauncher), so the whole pipeline runs in unit tests with injected failures (manager_test.cc).
+// The OS is reached through the seams in StartDeps (files through nfc::Env, images through ImageSource, the
+// shim through ShimLauncher), so the whole pipeline runs in unit tests with injected failures
+// (manager_test.cc).
 #pragma once
 
 #include <functional>

@@ -49,7 +49,8 @@ Status KillAndAwait(const ProcessIdentity& process, std::string_view what) {
   if (::kill(process.pid, SIGKILL) != 0 && errno != ESRCH)
     return Error::Errno("kill " + std::string(what) + " " + std::to_string(process.pid));
   if (!AwaitEnd(process, 5s))
-    return Error::Internal(std::string(what) + " " + std::to_string(process.pid) + " survived SIGKILL for 5 s");
+    return Error::Internal(std::string(what) + " " + std::to_string(process.pid) +
+                           " survived SIGKILL for 5 s");
   return Ok();
 }
 
@@ -100,7 +101,9 @@ class ProcessShimLauncher final : public ShimLauncher {
 
 }  // namespace
 
-std::unique_ptr<ShimLauncher> MakeShimLauncher() { return std::make_unique<ProcessShimLauncher>(); }
+std::unique_ptr<ShimLauncher> MakeShimLauncher() {
+  return std::make_unique<ProcessShimLauncher>();
+}
 
 Result<std::string> FindShimBinary() {
   std::vector<std::string> candidates;

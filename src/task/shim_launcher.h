@@ -2,11 +2,11 @@
 //
 // Launch spawns `nomad-fc-shim start <task dir>` (inside the allocation's network namespace when the task has
 // one: the shim and its VMM live there), reads the shim's one readiness reply (shim/readiness.h) and returns
-// it: the shim answers once the workload runs or the start failed, so there is no polling, and the shim's error
-// code survives the trip (a boot timeout stays kTimeout and reaches Nomad as recoverable).
+// it: the shim answers once the workload runs or the start failed, so there is no polling, and the shim's
+// error code survives the trip (a boot timeout stays kTimeout and reaches Nomad as recoverable).
 //
-// An interface so that the start pipeline is unit-tested with a stand-in (manager_test.cc); MakeShimLauncher()
-// is the real one.
+// An interface so that the start pipeline is unit-tested with a stand-in (manager_test.cc);
+// MakeShimLauncher() is the real one.
 #pragma once
 
 #include <memory>
@@ -34,12 +34,12 @@ class ShimLauncher {
 std::unique_ptr<ShimLauncher> MakeShimLauncher();
 
 // The installed nomad-fc-shim: $NFC_SHIM_PATH, beside the driver binary (or the build tree's src/shim), then
-// /usr/lib/nomad-firecracker and /usr/local/lib/nomad-firecracker. Never in Nomad's plugin_dir: Nomad would try
-// to load it as a plugin.
+// /usr/lib/nomad-firecracker and /usr/local/lib/nomad-firecracker. Never in Nomad's plugin_dir: Nomad would
+// try to load it as a plugin.
 Result<std::string> FindShimBinary();
 
-// Asks a live shim to shut down (it kills its VMM), then insists with SIGKILL; then kills a VMM recorded in the
-// task dir's vmm.json if it is still alive (its shim was killed). Harmless when nothing runs.
+// Asks a live shim to shut down (it kills its VMM), then insists with SIGKILL; then kills a VMM recorded in
+// the task dir's vmm.json if it is still alive (its shim was killed). Harmless when nothing runs.
 Status StopTaskProcesses(const shim::TaskDir& dir, std::optional<ProcessIdentity> shim);
 
 }  // namespace nfc::task

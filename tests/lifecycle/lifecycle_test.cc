@@ -346,15 +346,17 @@ TEST(Lifecycle, RecoveryAfterRepeatedKill9OfThePluginLosesNoLine) {
       if (line.rfind(key, 0) == 0) kb[key] = std::atol(line.c_str() + std::strlen(key));
     }
   }
-  std::cout << "shim memory: VmRSS " << kb["VmRSS:"] << " kB (RssAnon " << kb["RssAnon:"] << " kB private, RssFile "
-            << kb["RssFile:"] << " kB of its static binary)\n";
-  // The budget is 2 MiB of VmRSS (issue 7); measured 1984-2028 kB (docs/lifecycle.md). Its RssFile is the static
-  // binary's clean text, shared by every shim on the host and reclaimable; how much of it the kernel maps moves
-  // by a few dozen kB with the page cache's folio state, too close to 2048 for a stable pass/fail line. So the
-  // private part, the real per-task cost, is held to a tight bound, the whole set to a regression bound, and
-  // the shim must map no shared library (its text would no longer be one file shared by all shims).
+  std::cout << "shim memory: VmRSS " << kb["VmRSS:"] << " kB (RssAnon " << kb["RssAnon:"]
+            << " kB private, RssFile " << kb["RssFile:"] << " kB of its static binary)\n";
+  // The budget is 2 MiB of VmRSS (issue 7); measured 1984-2028 kB (docs/lifecycle.md). Its RssFile is the
+  // static binary's clean text, shared by every shim on the host and reclaimable; how much of it the kernel
+  // maps moves by a few dozen kB with the page cache's folio state, too close to 2048 for a stable pass/fail
+  // line. So the private part, the real per-task cost, is held to a tight bound, the whole set to a
+  // regression bound, and the shim must map no shared library (its text would no longer be one file shared by
+  // all shims).
   EXPECT_GT(kb["VmRSS:"], 0);
-  EXPECT_LT(kb["RssAnon:"], 512) << "the shim's private memory grew (docs/lifecycle.md: where its memory goes)";
+  EXPECT_LT(kb["RssAnon:"], 512)
+      << "the shim's private memory grew (docs/lifecycle.md: where its memory goes)";
   EXPECT_LT(kb["VmRSS:"], 2304) << "the shim's resident set grew well past its 2 MiB budget";
   std::ifstream maps("/proc/" + std::to_string(state->shim.pid) + "/maps");
   for (std::string line; std::getline(maps, line);) {

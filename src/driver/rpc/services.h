@@ -90,9 +90,10 @@ class DriverService final
 // Builds the TaskManager the driver delegates the task lifecycle to; it publishes task events on `events`.
 using TaskManagerFactory = std::function<std::unique_ptr<TaskManager>(TaskEventHub& events)>;
 
-// Runs the plugin process: builds the Driver (name from argv[0]) with the factory's TaskManager, registers the services on a PluginServer and serves until the host
-// stops us. `argv` may carry "--log-level=<level>" and "--fingerprint-period=<seconds>" (the plugin block's
-// `args`). Returns the exit code. Call from main before any thread exists.
+// Runs the plugin process: builds the Driver (name from argv[0]) with the factory's TaskManager, registers
+// the services on a PluginServer and serves until the host stops us. `argv` may carry "--log-level=<level>"
+// and "--fingerprint-period=<seconds>" (the plugin block's `args`). Returns the exit code. Call from main
+// before any thread exists.
 int ServePlugin(int argc, char** argv, const TaskManagerFactory& make_tasks);
 
 }  // namespace nfc::driver::rpc

@@ -23,7 +23,8 @@ Result<FirecrackerVersion> FirecrackerVersion::Parse(std::string_view text) {
     p = next;
     ++parsed;
   }
-  if (parsed < 2) return Error::InvalidArgument("cannot parse Firecracker version '" + std::string(text) + "'");
+  if (parsed < 2)
+    return Error::InvalidArgument("cannot parse Firecracker version '" + std::string(text) + "'");
   return v;
 }
 
