@@ -105,6 +105,32 @@ void ControlServer::Close() {
   closed_.store(true);
 }
 
+namespace {
+
+// Sets the body on success, the error otherwise.
+template <typename T, typename SetBody>
+void Answer(const Result<T>& r, control::Response* resp, SetBody set_body) {
+  if (r.ok()) {
+    set_body(*r);
+  } else {
+    resp->Clear();
+    ToProto(r.error(), resp);
+  }
+}
+
+void AnswerStatus(const Status& s, control::Response* resp, const std::function<void()>& set_body) {
+  if (s.ok()) {
+    set_body();
+  } else {
+    resp->Clear();
+    ToProto(s.error(), resp);
+  }
+}
+
+}  // namespace
+
+// One connection, one request, one response (written even when the peer may be gone: best effort by design);
+// a streaming exec takes the connection over instead.
 void ControlServer::HandleConnection(UniqueFd conn) {
   int fd = conn.get();
   control::Request req;
@@ -118,99 +144,76 @@ void ControlServer::HandleConnection(UniqueFd conn) {
     return;
   }
   control::Response resp;
-  auto fail = [&](const Error& e) {
-    resp.Clear();
-    ToProto(e, &resp);
-  };
   if (req.version() != control::PROTOCOL_VERSION_1) {
-    fail(Error::FailedPrecondition("task shim speaks control protocol version 1, the request uses version " +
-                                   std::to_string(static_cast<int>(req.version()))));
+    ToProto(Error::FailedPrecondition("task shim speaks control protocol version 1, the request uses version " +
+                                      std::to_string(static_cast<int>(req.version()))),
+            &resp);
     (void)WriteFrame(fd, resp);
     return;
   }
-  bool shutdown = false;
-  switch (req.op_case()) {
-    case control::Request::kWait: {
-      auto r = handler_->Wait([fd] { return PeerGone(fd); });
-      if (r.ok())
-        ToProto(*r, resp.mutable_wait()->mutable_result());
-      else
-        fail(r.error());
-      break;
-    }
-    case control::Request::kStop: {
-      auto r = handler_->Stop(req.stop().signal(), std::chrono::milliseconds(req.stop().timeout_millis()));
-      if (r.ok())
-        ToProto(*r, resp.mutable_stop()->mutable_result());
-      else
-        fail(r.error());
-      break;
-    }
-    case control::Request::kSignal: {
-      Status s = handler_->Signal(req.signal().signal());
-      if (s.ok())
-        resp.mutable_signal();
-      else
-        fail(s.error());
-      break;
-    }
-    case control::Request::kExec: {
-      ExecRequest er = FromProto(req.exec());
-      if (er.argv.empty()) {
-        fail(Error::InvalidArgument("exec: empty command"));
-        break;
-      }
-      if (req.exec().streaming()) {
-        // Acknowledge, then the connection becomes the session's stream.
-        (void)WriteFrame(fd, resp);
-        SocketExecServer session(fd);
-        Status s = handler_->ExecStreaming(er, session);
-        if (!s.ok()) {
-          control::ExecOutput out;
-          out.set_error(s.error().message());
-          (void)WriteFrame(fd, out);
-        }
-        return;
-      }
-      auto r = handler_->Exec(er);
-      if (r.ok()) {
-        auto* e = resp.mutable_exec();
-        e->set_stdout(r->stdout_data);
-        e->set_stderr(r->stderr_data);
-        e->set_output_truncated(r->output_truncated);
-        ToProto(r->result, e->mutable_result());
-      } else {
-        fail(r.error());
-      }
-      break;
-    }
-    case control::Request::kStats: {
-      auto r = handler_->Stats();
-      if (r.ok())
-        ToProto(*r, resp.mutable_stats());
-      else
-        fail(r.error());
-      break;
-    }
-    case control::Request::kInspect:
-      ToProto(handler_->Inspect(), resp.mutable_inspect());
-      break;
-    case control::Request::kShutdown: {
-      Status s = handler_->Shutdown();
-      if (s.ok()) {
-        resp.mutable_shutdown();
-        shutdown = true;
-      } else {
-        fail(s.error());
-      }
-      break;
-    }
-    case control::Request::OP_NOT_SET:
-      fail(Error::InvalidArgument("control request names no operation (newer client?)"));
-      break;
+  if (req.op_case() == control::Request::kExec && req.exec().streaming() && !req.exec().argv().empty()) {
+    ServeStreamingExec(fd, req.exec());
+    return;
   }
+  bool shutdown = Dispatch(req, fd, &resp);
   (void)WriteFrame(fd, resp);
   if (shutdown) handler_->AfterShutdownReply();
+}
+
+void ControlServer::ServeStreamingExec(int fd, const control::ExecRequest& request) {
+  // Acknowledge, then the connection becomes the session's stream.
+  (void)WriteFrame(fd, control::Response());
+  SocketExecServer session(fd);
+  Status s = handler_->ExecStreaming(FromProto(request), session);
+  if (!s.ok()) {
+    control::ExecOutput out;
+    out.set_error(s.error().message());
+    (void)WriteFrame(fd, out);
+  }
+}
+
+bool ControlServer::Dispatch(const control::Request& req, int fd, control::Response* resp) {
+  switch (req.op_case()) {
+    case control::Request::kWait:
+      Answer(handler_->Wait([fd] { return PeerGone(fd); }), resp,
+             [&](const ExitResult& r) { ToProto(r, resp->mutable_wait()->mutable_result()); });
+      return false;
+    case control::Request::kStop:
+      Answer(handler_->Stop(req.stop().signal(), std::chrono::milliseconds(req.stop().timeout_millis())), resp,
+             [&](const ExitResult& r) { ToProto(r, resp->mutable_stop()->mutable_result()); });
+      return false;
+    case control::Request::kSignal:
+      AnswerStatus(handler_->Signal(req.signal().signal()), resp, [&] { resp->mutable_signal(); });
+      return false;
+    case control::Request::kExec:
+      if (req.exec().argv().empty()) {
+        ToProto(Error::InvalidArgument("exec: empty command"), resp);
+        return false;
+      }
+      Answer(handler_->Exec(FromProto(req.exec())), resp, [&](const ExecResult& r) {
+        auto* e = resp->mutable_exec();
+        e->set_stdout(r.stdout_data);
+        e->set_stderr(r.stderr_data);
+        e->set_output_truncated(r.output_truncated);
+        ToProto(r.result, e->mutable_result());
+      });
+      return false;
+    case control::Request::kStats:
+      Answer(handler_->Stats(), resp, [&](const StatsSample& s) { ToProto(s, resp->mutable_stats()); });
+      return false;
+    case control::Request::kInspect:
+      ToProto(handler_->Inspect(), resp->mutable_inspect());
+      return false;
+    case control::Request::kShutdown: {
+      Status s = handler_->Shutdown();
+      AnswerStatus(s, resp, [&] { resp->mutable_shutdown(); });
+      return s.ok();
+    }
+    case control::Request::OP_NOT_SET:
+      break;
+  }
+  ToProto(Error::InvalidArgument("control request names no operation (newer client?)"), resp);
+  return false;
 }
 
 }  // namespace nfc::shim

@@ -16,6 +16,12 @@
 
 namespace nfc::shim {
 
+namespace control {  // the wire types (control.proto) stay out of this header
+class Request;
+class Response;
+class ExecRequest;
+}  // namespace control
+
 // The server half of one streaming exec session.
 class ShimExecServer {
  public:
@@ -75,6 +81,9 @@ class ControlServer {
 
  private:
   void HandleConnection(UniqueFd conn);
+  void ServeStreamingExec(int fd, const control::ExecRequest& request);
+  // Runs the request's operation and fills the response; true when it was a successful Shutdown.
+  bool Dispatch(const control::Request& req, int fd, control::Response* resp);
 
   UniqueFd listener_;
   ControlHandler* handler_;

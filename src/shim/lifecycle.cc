@@ -14,16 +14,18 @@ constexpr Phase kBooting = Phase::kBooting, kRunning = Phase::kRunning, kStoppin
 // clang-format off
 constexpr std::array<std::array<std::optional<Phase>, kEventCount>, kPhaseCount> kTransitions{{
     // vmm started  start failed  workload started  stop requested  exit recorded  shutdown answered
-    {kBooting,      kExited,      kNo,              kNo,            kNo,           kNo},        // created
+    {kBooting,      kExited,      kNo,              kStopping,      kNo,           kNo},        // created (3)
     {kNo,           kNo,          kRunning,         kStopping,      kExited,       kNo},        // booting
     {kNo,           kNo,          kNo,              kStopping,      kExited,       kNo},        // running
-    {kNo,           kNo,          kStopping,        kStopping,      kExited,       kNo},        // stopping (1)
+    {kNo,           kExited,      kStopping,        kStopping,      kExited,       kNo},        // stopping (1)
     {kNo,           kNo,          kNo,              kExited,        kNo,           kShutDown},  // exited (2)
     {kNo,           kNo,          kNo,              kShutDown,      kNo,           kShutDown},  // shut down
 }};
 // clang-format on
 // (1) a start the guest reports after a stop was requested changes nothing.
 // (2) a stop after the exit only ends the VM.
+// (3) a Shutdown before the VMM started cancels the boot: the VMM is not started (or killed as soon as its
+//     start returns), and the failed start moves stopping -> exited.
 
 // kAllowed[op][phase]. Rows follow Op, columns follow Phase.
 constexpr bool Y = true, N = false;
@@ -36,7 +38,7 @@ constexpr std::array<std::array<bool, kPhaseCount>, kOpCount> kAllowed{{
     {N,       N,      Y,      N,       N,     N},  // exec: needs the workload, and a task that is not ending
     {N,       Y,      Y,      Y,       Y,     Y},  // stats: needs the VMM
     {Y,       Y,      Y,      Y,       Y,     Y},  // inspect
-    {N,       Y,      Y,      Y,       Y,     Y},  // shutdown: needs the VMM started (or gone)
+    {Y,       Y,      Y,      Y,       Y,     Y},  // shutdown: in created it cancels the boot
 }};
 // clang-format on
 

@@ -24,6 +24,8 @@ TEST(LifecycleTest, EveryPhaseEventPairOfTheTable) {
   const std::map<std::pair<Phase, Event>, Phase> legal = {
       {{Phase::kCreated, Event::kVmmStarted}, Phase::kBooting},
       {{Phase::kCreated, Event::kStartFailed}, Phase::kExited},
+      {{Phase::kCreated, Event::kStopRequested}, Phase::kStopping},
+      {{Phase::kStopping, Event::kStartFailed}, Phase::kExited},
       {{Phase::kBooting, Event::kWorkloadStarted}, Phase::kRunning},
       {{Phase::kBooting, Event::kStopRequested}, Phase::kStopping},
       {{Phase::kBooting, Event::kExitRecorded}, Phase::kExited},
@@ -86,7 +88,9 @@ TEST(LifecycleTest, EveryOpPhasePairOfAllowed) {
       {Op::kInspect,
        {Phase::kCreated, Phase::kBooting, Phase::kRunning, Phase::kStopping, Phase::kExited,
         Phase::kShutDown}},
-      {Op::kShutdown, {Phase::kBooting, Phase::kRunning, Phase::kStopping, Phase::kExited, Phase::kShutDown}},
+      {Op::kShutdown,
+       {Phase::kCreated, Phase::kBooting, Phase::kRunning, Phase::kStopping, Phase::kExited,
+        Phase::kShutDown}},
   };
   int pairs = 0;
   for (Op op : kAllOps) {

@@ -102,25 +102,35 @@ Status Supervisor::Boot() {
 }
 
 Status Supervisor::StartVmm() {
+  const auto cancelled = [] { return Error(ErrorCode::kCancelled, "boot: cancelled by a shutdown request"); };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (lifecycle_.phase() != Phase::kCreated) return cancelled();
+  }
   NFC_ASSIGN_OR_RETURN(std::unique_ptr<vmm::Vmm> vmm, make_vmm_(config_.backend, config_.vm));
   NFC_RETURN_IF_ERROR_CTX(vmm->Start(), "start the VM");
   // The record lets DestroyTask find and kill the VMM even if this shim is killed.
   Status recorded = fs::WriteFileDurably(dir_.VmmRecord(), vmm->Record().ToJson(), 0600);
-  if (!recorded.ok()) {
-    Status killed = vmm->Kill();
-    if (!killed.ok()) log::Warn("could not kill the VMM", {{"error", killed.error().message()}});
-    (void)vmm->Wait(10s);  // best effort: a VMM that outlives this is found by DestroyTask through its pid
-    return std::move(recorded).error().Context("record the VMM");
+  bool shutdown_requested = false;
+  if (recorded.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_requested = lifecycle_.phase() != Phase::kCreated;  // a Shutdown came while the VMM started
+    if (!shutdown_requested) {
+      vmm_ = std::move(vmm);
+      vmm_pid_ = vmm_->Record().pid;
+      vmm_started_millis_ = MillisSinceStart();
+      lifecycle_.Apply(Event::kVmmStarted);
+      log::Info("VM started", {{"backend", std::string(vmm::BackendName(config_.backend))},
+                               {"vmm_pid", vmm_->Record().pid},
+                               {"millis", vmm_started_millis_}});
+      return Ok();
+    }
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  vmm_ = std::move(vmm);
-  vmm_pid_ = vmm_->Record().pid;
-  vmm_started_millis_ = MillisSinceStart();
-  lifecycle_.Apply(Event::kVmmStarted);
-  log::Info("VM started", {{"backend", std::string(vmm::BackendName(config_.backend))},
-                           {"vmm_pid", vmm_->Record().pid},
-                           {"millis", vmm_started_millis_}});
-  return Ok();
+  Status killed = vmm->Kill();
+  if (!killed.ok()) log::Warn("could not kill the VMM", {{"error", killed.error().message()}});
+  (void)vmm->Wait(10s);  // best effort: a VMM that outlives this is found by DestroyTask through vmm.json
+  if (shutdown_requested) return cancelled();
+  return std::move(recorded).error().Context("record the VMM");
 }
 
 bool Supervisor::RecordedLocked() const {
@@ -640,10 +650,17 @@ InspectInfo Supervisor::Inspect() {
 }
 
 Status Supervisor::Shutdown() {
+  bool before_boot;
   {
     std::lock_guard<std::mutex> lock(mu_);
     NFC_RETURN_IF_ERROR(Allowed(Op::kShutdown, lifecycle_.phase()));
+    before_boot = lifecycle_.phase() == Phase::kCreated;
     lifecycle_.Apply(Event::kStopRequested);
+  }
+  // Before the VMM started, the boot sees the request and starts nothing (or kills what it just started).
+  if (before_boot) {
+    if (!WaitVmGone(30s)) return Error::Timeout("shutdown: the cancelled boot did not end within 30 s");
+    return Ok();
   }
   if (!WaitVmGone(0ms)) {
     Status killed = vmm_->Kill();

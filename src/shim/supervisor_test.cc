@@ -298,5 +298,21 @@ TEST_F(SupervisorTest, WaitEndsWhenTheCallerGoesAway) {
   fake_->End(vmm::VmExit::Kind::kVmmCrashed, "exit status 2");
 }
 
+// A plugin cleaning up after an interrupted start may ask for a shutdown before the shim started its VMM: the
+// boot is cancelled, no VMM is left behind, and the shutdown is answered.
+TEST_F(SupervisorTest, AShutdownBeforeTheVmmStartedCancelsTheBoot) {
+  Supervisor& s = Make();
+  auto shutdown = std::async(std::launch::async, [&s] { return s.Shutdown(); });
+  ASSERT_TRUE(Eventually([&] { return PhaseOf() == Phase::kStopping; }));
+  Status booted = s.Boot();
+  ASSERT_FALSE(booted.ok());
+  EXPECT_EQ(booted.error().code(), ErrorCode::kCancelled);
+  Status answered = shutdown.get();
+  EXPECT_TRUE(answered.ok()) << answered.error().message();
+  std::lock_guard<std::mutex> lock(fake_->mu);
+  EXPECT_FALSE(fake_->started);
+  EXPECT_EQ(PhaseOf(), Phase::kExited);
+}
+
 }  // namespace
 }  // namespace nfc::shim
