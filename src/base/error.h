@@ -138,7 +138,10 @@ inline Status Ok() {
 // NFC_ASSIGN_OR_RETURN(auto fd, OpenFile(path)); declares/assigns lhs or returns the error.
 #define NFC_ASSIGN_OR_RETURN(lhs, expr) \
   NFC_ASSIGN_OR_RETURN_IMPL(NFC_CONCAT(nfc_result_, __LINE__), lhs, expr)
+// `lhs` may be a declaration ("auto fd") and `tmp` names a variable, so neither can be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define NFC_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
   auto tmp = (expr);                              \
   if (!tmp.ok()) return std::move(tmp).error();   \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

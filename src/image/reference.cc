@@ -102,7 +102,7 @@ std::string Reference::String() const {
 }
 
 Result<Reference> ParseReference(std::string_view text) {
-  auto bad = [&](std::string why) {
+  auto bad = [&](const std::string& why) {
     return Error::InvalidArgument("image reference \"" + std::string(text) + "\": " + why);
   };
   if (text.empty()) return bad("empty");

@@ -145,9 +145,10 @@ void ControlServer::HandleConnection(UniqueFd conn) {
   }
   control::Response resp;
   if (req.version() != control::PROTOCOL_VERSION_1) {
-    ToProto(Error::FailedPrecondition("task shim speaks control protocol version 1, the request uses version " +
-                                      std::to_string(static_cast<int>(req.version()))),
-            &resp);
+    ToProto(
+        Error::FailedPrecondition("task shim speaks control protocol version 1, the request uses version " +
+                                  std::to_string(static_cast<int>(req.version()))),
+        &resp);
     (void)WriteFrame(fd, resp);
     return;
   }
@@ -179,8 +180,8 @@ bool ControlServer::Dispatch(const control::Request& req, int fd, control::Respo
              [&](const ExitResult& r) { ToProto(r, resp->mutable_wait()->mutable_result()); });
       return false;
     case control::Request::kStop:
-      Answer(handler_->Stop(req.stop().signal(), std::chrono::milliseconds(req.stop().timeout_millis())), resp,
-             [&](const ExitResult& r) { ToProto(r, resp->mutable_stop()->mutable_result()); });
+      Answer(handler_->Stop(req.stop().signal(), std::chrono::milliseconds(req.stop().timeout_millis())),
+             resp, [&](const ExitResult& r) { ToProto(r, resp->mutable_stop()->mutable_result()); });
       return false;
     case control::Request::kSignal:
       AnswerStatus(handler_->Signal(req.signal().signal()), resp, [&] { resp->mutable_signal(); });

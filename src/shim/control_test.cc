@@ -19,7 +19,7 @@ namespace {
 
 class FakeTask : public ControlHandler {
  public:
-  void Finish(ExitResult r) {
+  void Finish(const ExitResult& r) {
     std::lock_guard<std::mutex> lock(mu_);
     result_ = r;
     exited_ = true;
@@ -133,6 +133,7 @@ TEST_F(ControlTest, EveryConcurrentWaiterGetsTheResult) {
   ControlClient client(path_);
   std::vector<std::future<Result<ExitResult>>> waiters;
   constexpr int kWaiters = 5;
+  waiters.reserve(kWaiters);
   for (int i = 0; i < kWaiters; i++)
     waiters.push_back(std::async(std::launch::async, [&] { return client.Wait(); }));
   // Every waiter must be blocked in the shim before the task exits, or this tests the already-exited path.

@@ -61,7 +61,7 @@ TEST(DriverState, MalformedHandlesGiveClearErrors) {
     j.erase(field);
     return j.dump();
   };
-  auto with = [](const char* field, nlohmann::json v) {
+  auto with = [](const char* field, const nlohmann::json& v) {
     auto j = nlohmann::json::parse(Sample().Encode());
     j[field] = v;
     return j.dump();

@@ -69,7 +69,7 @@ TEST_F(PlanTest, SizingErrorsNameTheValue) {
   config_.vcpu_count = 9;
   auto plan = PlanVm(task_, config_, plugin_, host_);
   ASSERT_FALSE(plan.ok());
-  EXPECT_NE(plan.error().message().find("9"), std::string::npos) << plan.error().message();
+  EXPECT_NE(plan.error().message().find('9'), std::string::npos) << plan.error().message();
 }
 
 TEST_F(PlanTest, AutoBackendIsFirecrackerOnlyWhenInstalled) {

@@ -153,6 +153,7 @@ TEST_F(RootfsTest, HostileArchiveIsRejectedWithItsEntryNamed) {
 
 TEST_F(RootfsTest, ManyFilesInOneDirectory) {
   std::vector<E> l;
+  l.reserve(5000);
   for (int i = 0; i < 5000; ++i) l.push_back({'f', "d/f" + std::to_string(i), 0644, std::to_string(i)});
   auto stats = Build({{l, "gzip"}});
   ASSERT_TRUE(stats.ok()) << stats.error().message();

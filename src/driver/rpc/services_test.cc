@@ -160,7 +160,7 @@ class ServicesTest : public ::testing::Test {
     unlink(socket_.c_str());
   }
 
-  drvpb::StartTaskRequest StartRequest(const std::string& name, std::string config_hex) {
+  drvpb::StartTaskRequest StartRequest(const std::string& name, const std::string& config_hex) {
     drvpb::StartTaskRequest req;
     req.mutable_task()->set_id("alloc/" + name + "/1234");
     req.mutable_task()->set_name(name);

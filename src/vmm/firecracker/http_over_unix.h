@@ -50,8 +50,8 @@ struct HttpResponse {
 class HttpResponseParser {
  public:
   // Limits on what a peer may make us buffer.
-  static constexpr size_t kMaxHeaderBytes = 64 * 1024;
-  static constexpr size_t kMaxBodyBytes = 16 * 1024 * 1024;
+  static constexpr size_t kMaxHeaderBytes = size_t{64} * 1024;
+  static constexpr size_t kMaxBodyBytes = size_t{16} * 1024 * 1024;
 
   explicit HttpResponseParser(bool head_request = false) : head_request_(head_request) {}
 
