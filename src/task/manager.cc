@@ -107,7 +107,9 @@ Manager::Manager(ManagerDeps deps) : deps_(std::move(deps)) {
   if (!deps_.new_vm_id) deps_.new_vm_id = RandomVmId;
 }
 
-Manager::~Manager() = default;
+Manager::~Manager() {
+  if (sweeper_.joinable()) sweeper_.join();
+}
 
 void Manager::SetEventSink(std::function<void(driver::TaskEvent)> sink) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -130,7 +132,12 @@ Status Manager::Init() {
   // Only the runtime instance gets here: creating directories is allowed now (never in Configure).
   NFC_RETURN_IF_ERROR(deps_.env->MakeDir(config.data_dir, 0700));
   NFC_RETURN_IF_ERROR(deps_.env->MakeDir(config.data_dir + "/tasks", 0700));
-  RemoveInterruptedStarts(config.data_dir);
+  // In the background: ending a half-started shim can take seconds (its boot is cancelled, its VMM killed),
+  // and Nomad's Init call has a deadline.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!sweeper_.joinable()) {
+    sweeper_ = std::thread([this, data_dir = config.data_dir] { RemoveInterruptedStarts(data_dir); });
+  }
   return Ok();
 }
 

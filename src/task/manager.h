@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "base/env.h"
 #include "driver/task_config.h"
@@ -113,6 +114,7 @@ class Manager final : public driver::TaskManager {
   bool configured_ = false;
   std::function<void(driver::TaskEvent)> sink_;
   std::map<std::string, std::shared_ptr<Task>> tasks_;
+  std::thread sweeper_;  // removes interrupted starts once per runtime instance (Init); joined on destruction
 };
 
 }  // namespace nfc::task
