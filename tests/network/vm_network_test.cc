@@ -294,6 +294,11 @@ TEST_F(VmNetworkTest, InterruptedStartLosesNoTap) {
   config.initrd_path = std::string(NFC_GUEST_DIR) + "/initramfs.cpio.gz";
   ASSERT_TRUE(next.Configure(config).ok());
   ASSERT_TRUE(next.Init().ok());
+  // Init sweeps interrupted starts in the background: wait (bounded) for the task dir to go, then check all.
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+       ::access(dir.root.c_str(), F_OK) == 0 && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   EXPECT_FALSE(InterfaceExists(alloc, tap)) << "the interrupted start's TAP survived";
   EXPECT_EQ(RunIn(alloc, "sh -c 'tc filter show dev eth0 ingress | grep -q mirred'"), 1);
   EXPECT_NE(::access(dir.root.c_str(), F_OK), 0) << "the interrupted start's task dir survived";
