@@ -82,8 +82,9 @@ std::string DirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
-Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+Result<std::string> ReadFile(const std::string& path, size_t max_bytes, FinalSymlink links) {
+  int flags = O_RDONLY | O_CLOEXEC | (links == FinalSymlink::kRefuse ? O_NOFOLLOW : 0);
+  UniqueFd fd(::open(path.c_str(), flags));
   if (!fd) return Error::Errno("open " + path);
   std::string out;
   char buf[16384];

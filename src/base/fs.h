@@ -16,9 +16,14 @@
 
 namespace nfc::fs {
 
+// Whether a read may follow a symlink in the final path component. Files the plugin or shim wrote themselves
+// are read with kRefuse; system files (/etc/passwd in an image, /proc/self/...) may legitimately be links.
+enum class FinalSymlink { kRefuse, kFollow };
+
 // The whole file, if it is at most max_bytes long (kResourceExhausted naming the limit otherwise). A missing
-// file is kNotFound; a final symlink is refused (ELOOP).
-Result<std::string> ReadFile(const std::string& path, size_t max_bytes);
+// file is kNotFound; a final symlink is refused (ELOOP) unless `links` says kFollow.
+Result<std::string> ReadFile(const std::string& path, size_t max_bytes,
+                             FinalSymlink links = FinalSymlink::kRefuse);
 
 // Replaces path with contents so that after a crash it holds either the old or the new contents, never a torn
 // or empty file: a temp file in the same directory, fsync, rename over path, fsync of the directory. `mode`

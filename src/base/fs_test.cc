@@ -63,6 +63,7 @@ TEST_F(FsTest, DurableWriteIntoMissingDirectoryNamesTheTempFile) {
 
 TEST_F(FsTest, ConcurrentDurableWritesOfOnePathLeaveOneWholeValue) {
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int i = 0; i < 8; i++) {
     threads.emplace_back([this, i] {
       for (int j = 0; j < 20; j++)
@@ -97,6 +98,15 @@ TEST_F(FsTest, ReadFileRefusesAFinalSymlink) {
   ASSERT_TRUE(WriteFileDurably(Path("f"), "secret").ok());
   ASSERT_EQ(::symlink(Path("f").c_str(), Path("link").c_str()), 0);
   EXPECT_FALSE(ReadFile(Path("link"), 100).ok());
+}
+
+TEST_F(FsTest, ReadFileFollowsAFinalSymlinkOnlyWhenAsked) {
+  ASSERT_TRUE(WriteFileDurably(Path("f"), "target").ok());
+  ASSERT_EQ(::symlink(Path("f").c_str(), Path("link").c_str()), 0);
+  EXPECT_EQ(ReadFile(Path("link"), 100, FinalSymlink::kFollow).value(), "target");
+  auto refused = ReadFile(Path("link"), 100, FinalSymlink::kRefuse);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find(Path("link")), std::string::npos) << refused.error().message();
 }
 
 TEST_F(FsTest, ReadFileReadsProcFilesWhoseSizeIsZero) {

@@ -7,6 +7,7 @@
 
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "base/fs.h"
 
@@ -26,7 +27,7 @@ class UnixSocketTest : public ::testing::Test {
 
   // Accepts one connection, reads the request line, answers `reply` and then `stream`, and closes.
   std::thread ServeOnce(int listener, std::string reply, std::string stream = "") {
-    return std::thread([listener, reply, stream, this] {
+    return std::thread([listener, reply = std::move(reply), stream = std::move(stream), this] {
       int c = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
       ASSERT_GE(c, 0);
       char ch;

@@ -21,7 +21,7 @@ namespace nfc::cli {
 
 namespace {
 
-#define NFC_CLI_COMMAND(symbol) &symbol,
+#define NFC_CLI_COMMAND(symbol) &(symbol),
 constexpr const Command* kCommands[] = {
 #include "cli/commands.inc"
 };

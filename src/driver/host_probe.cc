@@ -104,7 +104,7 @@ Result<std::string> ProgramVersion(const std::string& path, std::chrono::millise
     ssize_t n = read(read_end.get(), buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    if (output.size() < 64 * 1024) output.append(buf, static_cast<size_t>(n));
+    if (output.size() < size_t{64} * 1024) output.append(buf, static_cast<size_t>(n));
   }
   if (timed_out) kill(child.pid, SIGKILL);
   NFC_ASSIGN_OR_RETURN(int status, WaitForExit(child.pid));

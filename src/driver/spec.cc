@@ -2,7 +2,7 @@
 
 namespace nfc::driver::spec {
 
-Node Object(std::vector<std::pair<std::string, Node>> attributes) {
+Node Object(std::vector<Attribute> attributes) {
   Node n;
   n.kind = Node::Kind::kObject;
   n.attributes = std::move(attributes);

@@ -12,6 +12,8 @@
 
 namespace nfc::driver::spec {
 
+struct Attribute;
+
 struct Node {
   enum class Kind {
     kObject,
@@ -26,18 +28,25 @@ struct Node {
     kLiteral
   };
   Kind kind = Kind::kObject;
-  std::string name;                                      // Attr, Block*, input name in HCL
-  std::string type;                                      // Attr, BlockAttrs: an HCL type expression
-  bool required = false;                                 // Attr, Block, BlockAttrs
-  uint64_t min_items = 0, max_items = 0;                 // BlockList, BlockSet
-  std::vector<std::string> labels;                       // BlockMap
-  std::string literal;                                   // Literal: an HCL expression
-  std::vector<std::pair<std::string, Node>> attributes;  // Object: output key -> spec, in declaration order
+  std::string name;                       // Attr, Block*, input name in HCL
+  std::string type;                       // Attr, BlockAttrs: an HCL type expression
+  bool required = false;                  // Attr, Block, BlockAttrs
+  uint64_t min_items = 0, max_items = 0;  // BlockList, BlockSet
+  std::vector<std::string> labels;        // BlockMap
+  std::string literal;                    // Literal: an HCL expression
+  std::vector<Attribute> attributes;      // Object: output key -> spec, in declaration order
   // Array: its values. Block*/BlockMap: children[0] = nested. Default: children[0] = primary, [1] = default.
   std::vector<Node> children;
 };
 
-Node Object(std::vector<std::pair<std::string, Node>> attributes);
+// A named member of an Object. Its own type (not std::pair<std::string, Node>) because a pair needs Node
+// complete inside Node's own definition, which libstdc++ accepts under GCC but clang refuses.
+struct Attribute {
+  std::string key;
+  Node spec;
+};
+
+Node Object(std::vector<Attribute> attributes);
 Node Array(std::vector<Node> values);
 Node Attr(std::string name, std::string type, bool required = false);
 Node Block(std::string name, bool required, Node nested);

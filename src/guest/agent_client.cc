@@ -304,7 +304,7 @@ class GuestExecClientImpl : public GuestExecClient {
   Status Write(std::string_view data) override {
     // Chunks stay well below the frame limit and the guest's per-message budget.
     while (!data.empty()) {
-      size_t n = std::min<size_t>(data.size(), 32 * 1024);
+      size_t n = std::min<size_t>(data.size(), size_t{32} * 1024);
       pb::HostMessage m;
       m.mutable_exec_input()->set_exec_id(id_);
       m.mutable_exec_input()->set_data(std::string(data.substr(0, n)));

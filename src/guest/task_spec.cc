@@ -388,7 +388,7 @@ Status ValidateInterfaces(const TaskSpec& s) {
 }
 
 Status ValidateControl(const TaskSpec& s) {
-  if (s.control.log_buffer_bytes < 64 * 1024 || s.control.log_buffer_bytes > (1ULL << 30)) {
+  if (s.control.log_buffer_bytes < uint64_t{64} * 1024 || s.control.log_buffer_bytes > (1ULL << 30)) {
     return Error::InvalidArgument("control.log_buffer_bytes: " + std::to_string(s.control.log_buffer_bytes) +
                                   " is outside 65536..1073741824");
   }

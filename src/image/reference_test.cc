@@ -48,19 +48,8 @@ TEST(ReferenceTest, ParsesTheFormsDockerUsersWrite) {
 }
 
 TEST(ReferenceTest, RejectsMalformedReferencesNamingTheProblem) {
-  const char* bad[] = {"",
-                       "UPPER",
-                       "a//b",
-                       "a/b/",
-                       "-x",
-                       "x:",
-                       "x:-tag",
-                       "x@sha256:abc",
-                       "x@md5:"
-                       "0",
-                       "host:port/x",
-                       "a..b",
-                       "x:t@sha256:zz"};
+  const char* bad[] = {"",       "UPPER",        "a//b",    "a/b/",        "-x",   "x:",
+                       "x:-tag", "x@sha256:abc", "x@md5:0", "host:port/x", "a..b", "x:t@sha256:zz"};
   for (const char* b : bad) {
     auto r = ParseReference(b);
     EXPECT_FALSE(r.ok()) << b;

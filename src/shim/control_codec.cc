@@ -91,11 +91,11 @@ void ToProto(const InspectInfo& in, control::InspectResponse* out) {
   out->set_backend(in.backend);
   out->set_stdout_offset(in.stdout_offset);
   out->set_stderr_offset(in.stderr_offset);
-  out->set_vmm_started_millis(in.vmm_started_millis);
-  out->set_guest_connected_millis(in.guest_connected_millis);
-  out->set_workload_started_millis(in.workload_started_millis);
-  out->set_guest_init_started_millis(in.guest_init_started_millis);
-  out->set_guest_workload_exec_millis(in.guest_workload_exec_millis);
+  out->set_vmm_started_millis(in.timings.vmm_started_millis);
+  out->set_guest_connected_millis(in.timings.guest_connected_millis);
+  out->set_workload_started_millis(in.timings.workload_started_millis);
+  out->set_guest_init_started_millis(in.timings.guest_init_started_millis);
+  out->set_guest_workload_exec_millis(in.timings.guest_workload_exec_millis);
   out->set_last_error(in.last_error);
 }
 
@@ -111,11 +111,11 @@ InspectInfo FromProto(const control::InspectResponse& in) {
   i.backend = in.backend();
   i.stdout_offset = in.stdout_offset();
   i.stderr_offset = in.stderr_offset();
-  i.vmm_started_millis = in.vmm_started_millis();
-  i.guest_connected_millis = in.guest_connected_millis();
-  i.workload_started_millis = in.workload_started_millis();
-  i.guest_init_started_millis = in.guest_init_started_millis();
-  i.guest_workload_exec_millis = in.guest_workload_exec_millis();
+  i.timings.vmm_started_millis = in.vmm_started_millis();
+  i.timings.guest_connected_millis = in.guest_connected_millis();
+  i.timings.workload_started_millis = in.workload_started_millis();
+  i.timings.guest_init_started_millis = in.guest_init_started_millis();
+  i.timings.guest_workload_exec_millis = in.guest_workload_exec_millis();
   i.last_error = in.last_error();
   return i;
 }

@@ -22,11 +22,11 @@ Result<ShimReady> ReadyFromJson(const json& j) {
   r.exited = j.at("exited").get<bool>();
   r.guest_boot_id = j.at("boot_id").get<std::string>();
   const json& ms = j.at("millis");
-  r.vmm_started_millis = ms.at("vmm_started").get<int64_t>();
-  r.guest_connected_millis = ms.at("guest_connected").get<int64_t>();
-  r.workload_started_millis = ms.at("workload_started").get<int64_t>();
-  r.guest_init_millis = ms.at("guest_init").get<int64_t>();
-  r.guest_workload_exec_millis = ms.at("guest_workload_exec").get<int64_t>();
+  r.timings.vmm_started_millis = ms.at("vmm_started").get<int64_t>();
+  r.timings.guest_connected_millis = ms.at("guest_connected").get<int64_t>();
+  r.timings.workload_started_millis = ms.at("workload_started").get<int64_t>();
+  r.timings.guest_init_started_millis = ms.at("guest_init").get<int64_t>();
+  r.timings.guest_workload_exec_millis = ms.at("guest_workload_exec").get<int64_t>();
   if (r.shim.pid <= 1)
     return Error::Internal("shim readiness: invalid shim pid " + std::to_string(r.shim.pid));
   return r;
@@ -43,11 +43,11 @@ std::string EncodeReady(const ShimReady& r) {
             {"exited", r.exited},
             {"boot_id", r.guest_boot_id},
             {"millis",
-             {{"vmm_started", r.vmm_started_millis},
-              {"guest_connected", r.guest_connected_millis},
-              {"workload_started", r.workload_started_millis},
-              {"guest_init", r.guest_init_millis},
-              {"guest_workload_exec", r.guest_workload_exec_millis}}}};
+             {{"vmm_started", r.timings.vmm_started_millis},
+              {"guest_connected", r.timings.guest_connected_millis},
+              {"workload_started", r.timings.workload_started_millis},
+              {"guest_init", r.timings.guest_init_started_millis},
+              {"guest_workload_exec", r.timings.guest_workload_exec_millis}}}};
   return j.dump() + "\n";
 }
 

@@ -17,6 +17,7 @@
 
 #include "base/error.h"
 #include "base/process.h"
+#include "shim/types.h"
 
 namespace nfc::shim {
 
@@ -28,12 +29,7 @@ struct ShimReady {
   int64_t started_at_unix_nanos = 0;
   bool exited = false;  // the workload already ended (a short job): still a successful start
   std::string guest_boot_id;
-  // Milliseconds since the shim started (first three) and on the guest's clock since kernel start (last two).
-  int64_t vmm_started_millis = 0;
-  int64_t guest_connected_millis = 0;
-  int64_t workload_started_millis = 0;
-  int64_t guest_init_millis = 0;
-  int64_t guest_workload_exec_millis = 0;
+  StartTimings timings;
 };
 
 std::string EncodeReady(const ShimReady& ready);

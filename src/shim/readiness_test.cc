@@ -12,11 +12,11 @@ TEST(Readiness, AReadyReplyRoundTrips) {
   r.started_at_unix_nanos = 1700000000123456789;
   r.exited = true;
   r.guest_boot_id = "77";
-  r.vmm_started_millis = 170;
-  r.guest_connected_millis = 1400;
-  r.workload_started_millis = 2100;
-  r.guest_init_millis = 1300;
-  r.guest_workload_exec_millis = 2000;
+  r.timings.vmm_started_millis = 170;
+  r.timings.guest_connected_millis = 1400;
+  r.timings.workload_started_millis = 2100;
+  r.timings.guest_init_started_millis = 1300;
+  r.timings.guest_workload_exec_millis = 2000;
   std::string line = EncodeReady(r);
   ASSERT_EQ(line.back(), '\n');
   EXPECT_EQ(line.find('\n'), line.size() - 1);  // one line
@@ -28,11 +28,11 @@ TEST(Readiness, AReadyReplyRoundTrips) {
   EXPECT_EQ(back->started_at_unix_nanos, 1700000000123456789);
   EXPECT_TRUE(back->exited);
   EXPECT_EQ(back->guest_boot_id, "77");
-  EXPECT_EQ(back->vmm_started_millis, 170);
-  EXPECT_EQ(back->guest_connected_millis, 1400);
-  EXPECT_EQ(back->workload_started_millis, 2100);
-  EXPECT_EQ(back->guest_init_millis, 1300);
-  EXPECT_EQ(back->guest_workload_exec_millis, 2000);
+  EXPECT_EQ(back->timings.vmm_started_millis, 170);
+  EXPECT_EQ(back->timings.guest_connected_millis, 1400);
+  EXPECT_EQ(back->timings.workload_started_millis, 2100);
+  EXPECT_EQ(back->timings.guest_init_started_millis, 1300);
+  EXPECT_EQ(back->timings.guest_workload_exec_millis, 2000);
 }
 
 TEST(Readiness, AFailureKeepsItsCodeAndMessage) {

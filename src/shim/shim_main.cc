@@ -67,7 +67,7 @@ class ShimSignals {
   void Loop() {
     bool stopping = false;
     while (!stop_) {
-      struct timespec slice = {0, 500 * 1000 * 1000};
+      struct timespec slice = {0, 500L * 1000 * 1000};
       int sig = sigtimedwait(&set_, nullptr, &slice);
       if (sig == SIGTERM || sig == SIGINT) {
         if (!stopping) {

@@ -295,7 +295,7 @@ Status Supervisor::WriteLog(const guest::LogChunk& chunk) {
   return w.Write(data, abandon_log_writes_);
 }
 
-void Supervisor::WaitForExitReport(std::shared_ptr<guest::AgentClient> agent) {
+void Supervisor::WaitForExitReport(const std::shared_ptr<guest::AgentClient>& agent) {
   guest::ExitReport reported;
   for (;;) {
     auto r = agent->WaitExit(1s);
@@ -640,11 +640,7 @@ InspectInfo Supervisor::Inspect() {
   i.backend = std::string(vmm::BackendName(config_.backend));
   i.stdout_offset = acked_.stdout_offset;
   i.stderr_offset = acked_.stderr_offset;
-  i.vmm_started_millis = vmm_started_millis_;
-  i.guest_connected_millis = guest_connected_millis_;
-  i.workload_started_millis = workload_started_millis_;
-  i.guest_init_started_millis = static_cast<int64_t>(boot_times_.init_start_ns / 1000000);
-  i.guest_workload_exec_millis = static_cast<int64_t>(boot_times_.workload_execve_ns / 1000000);
+  i.timings = TimingsLocked();
   i.last_error = last_error_;
   return i;
 }
@@ -694,12 +690,18 @@ Result<ShimReady> Supervisor::AwaitStarted() {
   ready.started_at_unix_nanos = started_unix_nanos_;
   ready.exited = ended;
   ready.guest_boot_id = boot_id_ ? std::to_string(boot_id_) : "";
-  ready.vmm_started_millis = vmm_started_millis_;
-  ready.guest_connected_millis = guest_connected_millis_;
-  ready.workload_started_millis = workload_started_millis_;
-  ready.guest_init_millis = static_cast<int64_t>(boot_times_.init_start_ns / 1000000);
-  ready.guest_workload_exec_millis = static_cast<int64_t>(boot_times_.workload_execve_ns / 1000000);
+  ready.timings = TimingsLocked();
   return ready;
+}
+
+StartTimings Supervisor::TimingsLocked() const {
+  StartTimings t;
+  t.vmm_started_millis = vmm_started_millis_;
+  t.guest_connected_millis = guest_connected_millis_;
+  t.workload_started_millis = workload_started_millis_;
+  t.guest_init_started_millis = static_cast<int64_t>(boot_times_.init_start_ns / 1000000);
+  t.guest_workload_exec_millis = static_cast<int64_t>(boot_times_.workload_execve_ns / 1000000);
+  return t;
 }
 
 pid_t Supervisor::VmmPid() const {

@@ -79,7 +79,7 @@ class Supervisor final : public ControlHandler {
   void GuestLoop();
   // One connection's life: returns when the connection is lost or the task is over.
   void ServeConnection(const std::shared_ptr<guest::AgentClient>& agent);
-  void WaitForExitReport(std::shared_ptr<guest::AgentClient> agent);
+  void WaitForExitReport(const std::shared_ptr<guest::AgentClient>& agent);
   Status WriteLog(const guest::LogChunk& chunk);
   void RecordExit(ExitResult result);
   ExitResult DescribeUnreportedEnd(const vmm::VmExit& vm_exit);
@@ -90,6 +90,7 @@ class Supervisor final : public ControlHandler {
   Result<std::shared_ptr<guest::AgentClient>> RequireAgent(Op op);
   // The exit is recorded (phase exited or later). Requires mu_.
   bool RecordedLocked() const;
+  StartTimings TimingsLocked() const;
   // Waits until the exit is recorded or the timeout passes; true if recorded.
   bool WaitExitRecorded(std::chrono::milliseconds timeout);
   bool WaitVmGone(std::chrono::milliseconds timeout);

@@ -38,6 +38,16 @@ struct StatsSample {
   unsigned vcpus = 0;
 };
 
+// Where a start spent its time: milliseconds since the shim started (first three), and on the guest's clock
+// since its kernel started (last two). The readiness reply and Inspect both carry it.
+struct StartTimings {
+  int64_t vmm_started_millis = 0;
+  int64_t guest_connected_millis = 0;
+  int64_t workload_started_millis = 0;
+  int64_t guest_init_started_millis = 0;
+  int64_t guest_workload_exec_millis = 0;
+};
+
 struct InspectInfo {
   Phase state = Phase::kCreated;
   int64_t started_at_unix_nanos = 0;
@@ -49,11 +59,7 @@ struct InspectInfo {
   std::string backend;
   uint64_t stdout_offset = 0;
   uint64_t stderr_offset = 0;
-  int64_t vmm_started_millis = 0;
-  int64_t guest_connected_millis = 0;
-  int64_t workload_started_millis = 0;
-  int64_t guest_init_started_millis = 0;
-  int64_t guest_workload_exec_millis = 0;
+  StartTimings timings;
   std::string last_error;
 };
 

@@ -4,20 +4,19 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
+#include "base/fs.h"
 #include "shim/control_client.h"
 #include "shim/exit_record.h"
 
 namespace nfc::task {
 namespace {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// The task dir's records are small JSON objects; a missing or unreadable one reads as empty (a start still in
+// progress, or a record the shim has not written yet), which the decoders then refuse.
+std::string ReadOrEmpty(const std::string& path) {
+  auto text = fs::ReadFile(path, 1 << 20);
+  return text.ok() ? *text : "";
 }
 
 std::string DescribeExit(const shim::ExitResult& r) {
@@ -30,7 +29,7 @@ TaskSummary Summarize(const shim::TaskDir& dir, std::chrono::milliseconds timeou
   TaskSummary s;
   s.dir = dir.root;
   s.state = "starting";
-  auto state = DriverState::Decode(ReadFile(dir.DriverState()));
+  auto state = DriverState::Decode(ReadOrEmpty(dir.DriverState()));
   if (state.ok()) {
     s.driver_state = *state;
     s.task_id = state->task_id;
@@ -56,7 +55,7 @@ TaskSummary Summarize(const shim::TaskDir& dir, std::chrono::milliseconds timeou
   if (state.ok() && !shim_alive && s.state != "exited") s.state = "lost";
   if (!state.ok()) {
     // A start whose plugin died: the next runtime instance's Init removes it (Manager::Init).
-    auto start = StartRecord::Decode(ReadFile(dir.root + "/" + std::string(kStartRecordFile)));
+    auto start = StartRecord::Decode(ReadOrEmpty(dir.root + "/" + std::string(kStartRecordFile)));
     if (start.ok()) {
       s.task_id = start->task_id;
       if (!start->starter.IsAlive()) s.state = "interrupted";

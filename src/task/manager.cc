@@ -283,11 +283,11 @@ Result<driver::StartedTask> Manager::StartTask(const driver::NomadTask& t, const
   StartTimings timings;
   timings.image_millis = MillisBetween(t0, t_image);
   timings.prepare_millis = MillisBetween(t_image, t_prepared);
-  timings.shim_millis = std::min(ready.vmm_started_millis, MillisBetween(t_prepared, t_running));
+  timings.shim_millis = std::min(ready.timings.vmm_started_millis, MillisBetween(t_prepared, t_running));
   timings.boot_millis = MillisBetween(t_prepared, t_running) - timings.shim_millis;
   timings.total_millis = MillisBetween(t0, t_running);
-  timings.guest_init_millis = ready.guest_init_millis;
-  timings.guest_workload_millis = ready.guest_workload_exec_millis;
+  timings.guest_init_millis = ready.timings.guest_init_started_millis;
+  timings.guest_workload_millis = ready.timings.guest_workload_exec_millis;
   return Register(t, state, timings);
 }
 

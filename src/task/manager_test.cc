@@ -72,7 +72,7 @@ class FakeLauncher final : public ShimLauncher {
     shim::ShimReady ready;
     NFC_ASSIGN_OR_RETURN(ready.shim, IdentifyProcess(child.pid));
     ready.started_at_unix_nanos = 1700000000000000000;
-    ready.vmm_started_millis = 5;
+    ready.timings.vmm_started_millis = 5;
     return ready;
   }
   Status Stop(const shim::TaskDir&, std::optional<ProcessIdentity> shim) override {

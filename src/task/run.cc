@@ -111,7 +111,7 @@ Result<driver::PluginConfig> LocalPluginConfig(const RunOptions& o, const std::s
 }
 
 Status StartManager(Manager& manager, const driver::PluginConfig& config, bool quiet) {
-  manager.SetEventSink([quiet](driver::TaskEvent e) {
+  manager.SetEventSink([quiet](const driver::TaskEvent& e) {
     if (!quiet) std::fprintf(stderr, "==> %s\n", e.message.c_str());
   });
   NFC_RETURN_IF_ERROR(manager.Configure(config));

@@ -27,6 +27,7 @@
 #include "base/process.h"
 #include "base/unique_fd.h"
 #include "ext4_snapshot.h"
+#include "free_port.h"
 #include "image/cache_fs.h"
 #include "image/store.h"
 #include "registry_fixture.h"
@@ -284,7 +285,7 @@ class RegistryBearerTest : public ::testing::Test {
     tokens_->set_untrusted_signer(rogue_);
     ASSERT_GT(tokens_->port(), 0);
 
-    port_ = testing::FreePort();
+    port_ = nfc::test_support::FreeLoopbackPort();
     const std::string certs = dir_ + "/seed/certs";
     testing::WriteFileOrDie(
         dir_ + "/token-registry.yml",

@@ -15,19 +15,9 @@
 
 #include "base/process.h"
 #include "base/unique_fd.h"
+#include "free_port.h"
 
 namespace nfc::image::testing {
-
-int FreePort() {
-  UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len);
-  return ntohs(a.sin_port);
-}
 
 Status RunCommand(const std::vector<std::string>& argv, std::string* output) {
   int p[2];
@@ -59,7 +49,7 @@ Result<std::unique_ptr<LocalRegistry>> LocalRegistry::Start(const std::string& d
   r->dir_ = dir;
   r->user_ = user;
   r->password_ = password;
-  r->port_ = FreePort();
+  r->port_ = nfc::test_support::FreeLoopbackPort();
   std::string certs = dir + "/certs";
   NFC_RETURN_IF_ERROR(RunCommand({"mkdir", "-p", certs, dir + "/storage"}));
   NFC_RETURN_IF_ERROR(
@@ -97,7 +87,7 @@ Result<std::unique_ptr<LocalRegistry>> LocalRegistry::StartPlain(const std::stri
                                                                  const std::string& storage) {
   auto r = std::make_unique<LocalRegistry>();
   r->dir_ = dir;
-  r->port_ = FreePort();
+  r->port_ = nfc::test_support::FreeLoopbackPort();
   NFC_RETURN_IF_ERROR(RunCommand({"mkdir", "-p", dir}));
   WriteFileOrDie(dir + "/config.yml",
                  "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n"

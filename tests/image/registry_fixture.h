@@ -45,8 +45,6 @@ class LocalRegistry {
   pid_t pid_ = -1;
 };
 
-int FreePort();
-
 // A plain-HTTP proxy that injects faults: the first `fail_count` requests whose path contains fail_path get
 // a 500; every response for a path containing truncate_path is cut after half its body.
 class FaultProxy {

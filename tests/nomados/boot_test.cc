@@ -31,6 +31,7 @@
 
 #include "base/process.h"
 #include "base/unique_fd.h"
+#include "free_port.h"
 
 namespace {
 
@@ -67,18 +68,6 @@ std::pair<int, std::string> RunCommand(const std::vector<std::string>& argv,
   auto st = nfc::WaitForExit(child->pid);
   int status = st.ok() ? *st : -1;
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), Slurp(out_path)};
-}
-
-int FreePort() {
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  close(s);
-  return ntohs(a.sin_port);
 }
 
 // One HTTP GET over the forwarded port. nullopt when nothing answered (QEMU's slirp accepts the connection
@@ -120,7 +109,7 @@ class Vm {
   }
 
   void Boot() {
-    port_ = FreePort();
+    port_ = nfc::test_support::FreeLoopbackPort();
     serial_ = dir_ + "/serial-" + std::to_string(++boots_) + ".log";
     std::vector<std::string> argv = {"qemu-system-x86_64",
                                      "-M",

@@ -243,7 +243,7 @@ class FirecrackerApiTest : public ::testing::TestWithParam<std::string> {
 
 #define EXPECT_HAS(haystack, needle)                                                         \
   do {                                                                                       \
-    std::string h_ = (haystack);                                                             \
+    const std::string& h_ = (haystack);                                                      \
     EXPECT_NE(h_.find(needle), std::string::npos) << "\"" << h_ << "\" lacks: " << (needle); \
   } while (0)
 

@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "base/fs.h"
 #include "base/unique_fd.h"
 
 namespace nfc::init {
@@ -94,30 +95,13 @@ Status SetRlimit(std::string_view name, uint64_t soft, uint64_t hard) {
 }
 
 Result<std::string> ReadFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Error::Errno("open " + path);
-  std::string out;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::Errno("read " + path);
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
+  return fs::ReadFile(path, kSystemFileLimit, fs::FinalSymlink::kFollow);
 }
 
 Status WriteFile(const std::string& path, std::string_view data, mode_t mode) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (!fd) return Error::Errno("open " + path);
-  while (!data.empty()) {
-    ssize_t n = ::write(fd.get(), data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Error::Errno("write " + path);
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Ok();
+  return fs::WriteAll(fd.get(), data, path);
 }
 
 }  // namespace nfc::init

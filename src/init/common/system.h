@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -32,7 +33,10 @@ void ReplaceStdioPlaceholders(int mask);
 // Sets an rlimit by its lower-case name without "RLIMIT_" ("nofile", "nproc", ...). RLIM_INFINITY is ~0.
 Status SetRlimit(std::string_view name, uint64_t soft, uint64_t hard);
 
-// Reads a whole (small) file; for /proc and /sys.
+// System files init reads (/proc, /sys, the image's /etc/passwd, modules.dep) are small; anything larger is
+// refused rather than read into PID 1's memory.
+inline constexpr size_t kSystemFileLimit = 16 << 20;
+// fs::ReadFile with kSystemFileLimit, following a final symlink (images may link /etc/passwd elsewhere).
 Result<std::string> ReadFile(const std::string& path);
 // Writes data to path with O_TRUNC|O_CREAT (mode for creation).
 Status WriteFile(const std::string& path, std::string_view data, mode_t mode = 0644);

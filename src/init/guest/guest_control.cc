@@ -25,8 +25,9 @@ namespace nfc::init::guest {
 
 namespace {
 
-constexpr size_t kLogChunkBytes = 60 * 1024;
-constexpr size_t kConnectionHighWater = 256 * 1024;  // stop queueing log chunks above this much unsent output
+constexpr size_t kLogChunkBytes = size_t{60} * 1024;
+constexpr size_t kConnectionHighWater =
+    size_t{256} * 1024;  // stop queueing log chunks above this much unsent output
 constexpr uint64_t kSerialPollNs = 100000000ULL;
 constexpr uint32_t kIn = EPOLLIN;
 constexpr uint32_t kOut = EPOLLOUT;

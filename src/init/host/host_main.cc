@@ -14,15 +14,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <thread>
 
 #include "base/log.h"
 #include "base/process.h"
 #include "init/common/modules.h"
 #include "init/common/netlink.h"
+#include "init/common/system.h"
 #include "init/host/cmdline.h"
 #include "init/host/dhcp.h"
 #include "init/host/host.h"
@@ -44,13 +43,6 @@ constexpr const char* kShellPath = "/bin/sh";
 // Modules a Nomad client running microVMs needs whether or not some device asked for them.
 const std::vector<std::string> kHostModules = {"br_netfilter", "overlay",      "tun",  "vhost_net",
                                                "vhost_vsock",  "nf_conntrack", "veth", "bridge"};
-
-std::string ReadFileString(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 std::string AddrString(in_addr a) {
   char buf[INET_ADDRSTRLEN];
@@ -544,7 +536,8 @@ int Main(int argc, char** argv) {
   umask(022);
   auto early = MountEarly();
   int console = OpenConsole();
-  auto parsed = ParseHostOptions(SplitCmdline(ReadFileString("/proc/cmdline")));
+  auto cmdline = ReadFile("/proc/cmdline");  // before /proc is mounted this fails; the defaults apply
+  auto parsed = ParseHostOptions(SplitCmdline(cmdline.ok() ? *cmdline : ""));
   log::Configure(console, log::Format::kText, log::ParseLevel(parsed.options.log_level, log::Level::kInfo),
                  "nomad-init");
   if (!early.ok()) log::Error("early mounts", {{"error", early.error().message()}});

@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
+#include "base/fs.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
 
@@ -60,18 +60,6 @@ int ApplySysctls(const std::vector<std::pair<std::string, std::string>>& setting
   return applied;
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& content, int mode) {
-  std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-  if (!fd) return Error::Errno("create " + tmp);
-  if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
-    return Error::Errno("write " + tmp);
-  }
-  if (::fsync(fd.get()) != 0) return Error::Errno("fsync " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Error::Errno("rename " + tmp + " to " + path);
-  return Ok();
-}
-
 std::string DefaultHostname(const unsigned char mac[6]) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "nomados-%02x%02x%02x", mac[3], mac[4], mac[5]);
@@ -82,7 +70,7 @@ Status SetHostname(const std::string& name) {
   if (::sethostname(name.data(), name.size()) != 0) return Error::Errno("sethostname " + name);
   std::string hosts =
       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + name + "\n";
-  return WriteFileAtomic("/run/nomados/hosts", hosts);
+  return fs::WriteFileDurably("/run/nomados/hosts", hosts);
 }
 
 Status WriteResolvConf(const std::vector<std::string>& nameservers, const std::string& search,
@@ -90,27 +78,30 @@ Status WriteResolvConf(const std::vector<std::string>& nameservers, const std::s
   std::string s = "# written by nomad-init\n";
   if (!search.empty()) s += "search " + search + "\n";
   for (const auto& ns : nameservers) s += "nameserver " + ns + "\n";
-  return WriteFileAtomic(path, s);
+  return fs::WriteFileDurably(path, s);
 }
 
 Result<std::string> EnsureMachineId(const std::string& path) {
-  std::ifstream f(path);
-  std::string id;
-  if (f && std::getline(f, id) && id.size() == 32) return id;
+  if (auto existing = fs::ReadFile(path, 4096); existing.ok()) {
+    std::string id = existing->substr(0, existing->find('\n'));
+    if (id.size() == 32) return id;
+  }
   unsigned char raw[16];
   if (getrandom(raw, sizeof raw, 0) != sizeof raw) return Error::Errno("getrandom for machine-id");
   raw[6] = (raw[6] & 0x0f) | 0x40;  // a version 4 UUID, as systemd's machine-id(5) asks
   raw[8] = (raw[8] & 0x3f) | 0x80;
   char hex[33];
-  for (int i = 0; i < 16; i++) std::snprintf(hex + 2 * i, 3, "%02x", raw[i]);
-  NFC_RETURN_IF_ERROR(WriteFileAtomic(path, std::string(hex) + "\n", 0444));
+  for (size_t i = 0; i < sizeof raw; i++) std::snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+  NFC_RETURN_IF_ERROR(fs::WriteFileDurably(path, std::string(hex) + "\n", 0444));
   return std::string(hex);
 }
 
 bool RaiseClockToBuildTime(const std::string& epoch_file) {
-  std::ifstream f(epoch_file);
+  auto text = fs::ReadFile(epoch_file, 64);
+  if (!text.ok()) return false;
   long long epoch = 0;
-  if (!(f >> epoch) || epoch <= 0) return false;
+  auto [end, err] = std::from_chars(text->data(), text->data() + text->size(), epoch);
+  if (err != std::errc() || end == text->data() || epoch <= 0) return false;
   timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   if (now.tv_sec >= epoch) return false;

@@ -29,7 +29,4 @@ Result<std::string> EnsureMachineId(const std::string& path = "/var/lib/nomados/
 bool RaiseClockToBuildTime(const std::string& epoch_file = "/usr/lib/nomados/build-epoch");
 void RaiseResourceLimits();
 
-// Writes a whole file atomically (temp file + rename in the same directory).
-Status WriteFileAtomic(const std::string& path, const std::string& content, int mode = 0644);
-
 }  // namespace nfc::init::host
