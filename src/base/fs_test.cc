@@ -64,6 +64,7 @@ TEST_F(FsTest, DurableWriteIntoMissingDirectoryNamesTheTempFile) {
 
 TEST_F(FsTest, ConcurrentDurableWritesOfOnePathLeaveOneWholeValue) {
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int i = 0; i < 8; i++) {
     threads.emplace_back([this, i] {
       for (int j = 0; j < 20; j++)

@@ -19,7 +19,7 @@ using namespace std::chrono_literals;
 class UnixSocketTest : public ::testing::Test {
  protected:
   // Accepts one connection, reads the request line, answers `reply` and then `stream`, and closes.
-  std::thread ServeOnce(int listener, std::string reply, std::string stream = "") {
+  std::thread ServeOnce(int listener, const std::string& reply, const std::string& stream = "") {
     return std::thread([listener, reply, stream, this] {
       int c = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
       ASSERT_GE(c, 0);

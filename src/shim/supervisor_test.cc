@@ -121,7 +121,7 @@ class SupervisorTest : public ::testing::Test {
   Supervisor& Make() {
     auto state = fake_;
     supervisor_ = std::make_unique<Supervisor>(
-        config_, [state](vmm::Backend, vmm::VmConfig) -> Result<std::unique_ptr<vmm::Vmm>> {
+        config_, [state](vmm::Backend, const vmm::VmConfig&) -> Result<std::unique_ptr<vmm::Vmm>> {
           return std::unique_ptr<vmm::Vmm>(std::make_unique<FakeVmm>(state));
         });
     return *supervisor_;
@@ -267,6 +267,7 @@ TEST_F(SupervisorTest, WaitReturnsTheRecordedResultToEveryWaiter) {
   Supervisor& s = Booted();
   std::atomic<int> waiting{0};
   std::vector<std::future<Result<ExitResult>>> waiters;
+  waiters.reserve(4);
   for (int i = 0; i < 4; i++) {
     waiters.push_back(std::async(std::launch::async, [&] {
       waiting++;
