@@ -1,10 +1,10 @@
 #include "base/fault_env.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include "base/clock.h"
 #include "base/fs.h"
+#include "temp_dir.h"
 
 namespace nfc {
 namespace {
@@ -13,25 +13,19 @@ using Op = FaultInjectingEnv::Op;
 
 class FaultEnvTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/nfc-fault-env-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { ASSERT_TRUE(fs::RemoveTree(dir_).ok()); }
-  std::string dir_;
+  test_support::TempDir dir_{"fault-env-test"};
   FaultInjectingEnv env_;
 };
 
 TEST_F(FaultEnvTest, PassesThroughWithoutFaults) {
   Env& env = env_;
-  ASSERT_TRUE(env.MakeDirs(dir_ + "/a/b", 0755).ok());
-  ASSERT_TRUE(env.MakeDir(dir_ + "/a/c", 0755).ok());
-  ASSERT_TRUE(env.WriteFileDurably(dir_ + "/a/b/state.json", "{}", 0600).ok());
-  EXPECT_EQ(env.ReadFile(dir_ + "/a/b/state.json", 10).value(), "{}");
-  EXPECT_TRUE(env.Exists(dir_ + "/a/c"));
-  ASSERT_TRUE(env.RemoveTree(dir_ + "/a").ok());
-  EXPECT_FALSE(env.Exists(dir_ + "/a"));
+  ASSERT_TRUE(env.MakeDirs(dir_.Path("a/b"), 0755).ok());
+  ASSERT_TRUE(env.MakeDir(dir_.Path("a/c"), 0755).ok());
+  ASSERT_TRUE(env.WriteFileDurably(dir_.Path("a/b/state.json"), "{}", 0600).ok());
+  EXPECT_EQ(env.ReadFile(dir_.Path("a/b/state.json"), 10).value(), "{}");
+  EXPECT_TRUE(env.Exists(dir_.Path("a/c")));
+  ASSERT_TRUE(env.RemoveTree(dir_.Path("a")).ok());
+  EXPECT_FALSE(env.Exists(dir_.Path("a")));
   EXPECT_EQ(env_.Calls(Op::kExists), 2);
   EXPECT_EQ(env_.Calls(Op::kWriteFileDurably), 1);
   EXPECT_EQ(env_.Failures(Op::kWriteFileDurably), 0);
@@ -39,43 +33,43 @@ TEST_F(FaultEnvTest, PassesThroughWithoutFaults) {
 
 TEST_F(FaultEnvTest, FailsOnlyTheNamedOperationOnMatchingPaths) {
   env_.FailOn(Op::kWriteFileDurably, "/driver_state.json", ENOSPC);
-  Status failed = env_.WriteFileDurably(dir_ + "/driver_state.json", "x", 0600);
+  Status failed = env_.WriteFileDurably(dir_.Path("driver_state.json"), "x", 0600);
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.error().code(), ErrorCode::kResourceExhausted);
   EXPECT_EQ(failed.error().sys_errno(), ENOSPC);
-  EXPECT_NE(failed.error().message().find(dir_ + "/driver_state.json"), std::string::npos);
-  EXPECT_FALSE(fs::Exists(dir_ + "/driver_state.json"));  // the real write never happened
+  EXPECT_NE(failed.error().message().find(dir_.Path("driver_state.json")), std::string::npos);
+  EXPECT_FALSE(fs::Exists(dir_.Path("driver_state.json")));  // the real write never happened
 
-  EXPECT_TRUE(env_.WriteFileDurably(dir_ + "/shim.json", "x", 0600).ok());
-  EXPECT_TRUE(env_.ReadFile(dir_ + "/shim.json", 10).ok());
-  EXPECT_TRUE(env_.WriteFileDurably(dir_ + "/driver_state.json.bak", "x", 0600).ok());
+  EXPECT_TRUE(env_.WriteFileDurably(dir_.Path("shim.json"), "x", 0600).ok());
+  EXPECT_TRUE(env_.ReadFile(dir_.Path("shim.json"), 10).ok());
+  EXPECT_TRUE(env_.WriteFileDurably(dir_.Path("driver_state.json.bak"), "x", 0600).ok());
   EXPECT_EQ(env_.Calls(Op::kWriteFileDurably), 3);
   EXPECT_EQ(env_.Failures(Op::kWriteFileDurably), 1);
 }
 
 TEST_F(FaultEnvTest, LimitedFaultsFailOnlyTheNextCalls) {
   env_.FailOn(Op::kMakeDir, "/task", EACCES, 2);
-  EXPECT_EQ(env_.MakeDir(dir_ + "/task", 0755).error().code(), ErrorCode::kPermissionDenied);
-  EXPECT_FALSE(env_.MakeDir(dir_ + "/task", 0755).ok());
-  EXPECT_TRUE(env_.MakeDir(dir_ + "/task", 0755).ok());
+  EXPECT_EQ(env_.MakeDir(dir_.Path("task"), 0755).error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_FALSE(env_.MakeDir(dir_.Path("task"), 0755).ok());
+  EXPECT_TRUE(env_.MakeDir(dir_.Path("task"), 0755).ok());
   EXPECT_EQ(env_.Calls(Op::kMakeDir), 3);
   EXPECT_EQ(env_.Failures(Op::kMakeDir), 2);
 }
 
 TEST_F(FaultEnvTest, EveryOperationCanFail) {
-  ASSERT_TRUE(fs::WriteFileDurably(dir_ + "/f", "x").ok());
+  ASSERT_TRUE(fs::WriteFileDurably(dir_.Path("f"), "x").ok());
   for (Op op :
        {Op::kReadFile, Op::kWriteFileDurably, Op::kMakeDir, Op::kMakeDirs, Op::kRemoveTree, Op::kExists})
     env_.FailOn(op, "/f");
-  EXPECT_EQ(env_.ReadFile(dir_ + "/f", 10).error().sys_errno(), EIO);
-  EXPECT_FALSE(env_.WriteFileDurably(dir_ + "/f", "y", 0644).ok());
-  EXPECT_FALSE(env_.MakeDir(dir_ + "/f", 0755).ok());
-  EXPECT_FALSE(env_.MakeDirs(dir_ + "/f", 0755).ok());
-  EXPECT_FALSE(env_.RemoveTree(dir_ + "/f").ok());
-  EXPECT_FALSE(env_.Exists(dir_ + "/f"));
-  EXPECT_EQ(fs::ReadFile(dir_ + "/f", 10).value(), "x");
+  EXPECT_EQ(env_.ReadFile(dir_.Path("f"), 10).error().sys_errno(), EIO);
+  EXPECT_FALSE(env_.WriteFileDurably(dir_.Path("f"), "y", 0644).ok());
+  EXPECT_FALSE(env_.MakeDir(dir_.Path("f"), 0755).ok());
+  EXPECT_FALSE(env_.MakeDirs(dir_.Path("f"), 0755).ok());
+  EXPECT_FALSE(env_.RemoveTree(dir_.Path("f")).ok());
+  EXPECT_FALSE(env_.Exists(dir_.Path("f")));
+  EXPECT_EQ(fs::ReadFile(dir_.Path("f"), 10).value(), "x");
   env_.ClearFaults();
-  EXPECT_TRUE(env_.Exists(dir_ + "/f"));
+  EXPECT_TRUE(env_.Exists(dir_.Path("f")));
 }
 
 TEST_F(FaultEnvTest, ClocksPassThroughUntilFixed) {

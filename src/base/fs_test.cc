@@ -10,21 +10,22 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.h"
+
 namespace nfc::fs {
 namespace {
 
 class FsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/nfc-fs-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+  // RemoveTree of the whole directory is one more RemoveTree test; TempDir then finds nothing left.
+  void TearDown() override {
+    ASSERT_TRUE(RemoveTree(dir_.path()).ok());
+    EXPECT_FALSE(Exists(dir_.path()));
   }
-  void TearDown() override { ASSERT_TRUE(RemoveTree(dir_).ok()); }
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string Path(const std::string& name) const { return dir_.Path(name); }
   std::vector<std::string> Entries() const {
     std::vector<std::string> names;
-    DIR* d = ::opendir(dir_.c_str());
+    DIR* d = ::opendir(dir_.path().c_str());
     if (!d) return names;
     while (struct dirent* e = ::readdir(d)) {
       std::string n = e->d_name;
@@ -33,7 +34,7 @@ class FsTest : public ::testing::Test {
     ::closedir(d);
     return names;
   }
-  std::string dir_;
+  test_support::TempDir dir_{"fs-test"};
 };
 
 TEST_F(FsTest, WriteThenReadRoundTripsAndSetsMode) {
@@ -145,7 +146,8 @@ TEST_F(FsTest, MakeDirsCreatesEveryParentWithTheMode) {
 }
 
 TEST_F(FsTest, RemoveTreeRemovesNestedEntriesButNotSymlinkTargets) {
-  std::string outside = dir_ + "-outside";
+  test_support::TempDir elsewhere("fs-test-outside");  // cleans up should an assertion below stop the test
+  std::string outside = elsewhere.Path("outside");
   ASSERT_TRUE(MakeDirs(outside + "/keep", 0755).ok());
   ASSERT_TRUE(WriteFileDurably(outside + "/keep/file", "kept").ok());
   ASSERT_TRUE(MakeDirs(Path("t/a/b"), 0755).ok());

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "base/fs.h"
+#include "temp_dir.h"
 
 namespace nfc {
 namespace {
@@ -18,13 +19,6 @@ using namespace std::chrono_literals;
 
 class UnixSocketTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/nfc-unix-socket-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { ASSERT_TRUE(fs::RemoveTree(dir_).ok()); }
-
   // Accepts one connection, reads the request line, answers `reply` and then `stream`, and closes.
   std::thread ServeOnce(int listener, std::string reply, std::string stream = "") {
     return std::thread([listener, reply = std::move(reply), stream = std::move(stream), this] {
@@ -40,12 +34,12 @@ class UnixSocketTest : public ::testing::Test {
     });
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"unix-socket-test"};
   std::string request_;
 };
 
 TEST_F(UnixSocketTest, ListenReplacesAStaleSocketAndSetsMode0600) {
-  std::string path = dir_ + "/s.sock";
+  std::string path = dir_.Path("s.sock");
   { ASSERT_TRUE(ListenUnix(path).ok()); }  // closed: the file stays behind, like after a crash
   auto listener = ListenUnix(path);
   ASSERT_TRUE(listener.ok()) << listener.error().message();
@@ -57,7 +51,7 @@ TEST_F(UnixSocketTest, ListenReplacesAStaleSocketAndSetsMode0600) {
 }
 
 TEST_F(UnixSocketTest, ListenRefusesToReplaceAFile) {
-  std::string path = dir_ + "/not-a-socket";
+  std::string path = dir_.Path("not-a-socket");
   ASSERT_TRUE(fs::WriteFileDurably(path, "data").ok());
   auto listener = ListenUnix(path);
   ASSERT_FALSE(listener.ok());
@@ -66,7 +60,7 @@ TEST_F(UnixSocketTest, ListenRefusesToReplaceAFile) {
 }
 
 TEST_F(UnixSocketTest, ConnectReachesPathsLongerThanSunPath) {
-  std::string deep = dir_ + "/" + std::string(60, 'a') + "/" + std::string(60, 'b');
+  std::string deep = dir_.path() + "/" + std::string(60, 'a') + "/" + std::string(60, 'b');
   ASSERT_TRUE(fs::MakeDirs(deep, 0755).ok());
   char cwd[4096];
   ASSERT_NE(::getcwd(cwd, sizeof cwd), nullptr);
@@ -81,14 +75,14 @@ TEST_F(UnixSocketTest, ConnectReachesPathsLongerThanSunPath) {
 }
 
 TEST_F(UnixSocketTest, ConnectToNothingNamesThePath) {
-  auto fd = ConnectUnix(dir_ + "/absent.sock");
+  auto fd = ConnectUnix(dir_.Path("absent.sock"));
   ASSERT_FALSE(fd.ok());
   EXPECT_EQ(fd.error().code(), ErrorCode::kNotFound);
-  EXPECT_NE(fd.error().message().find(dir_ + "/absent.sock"), std::string::npos);
+  EXPECT_NE(fd.error().message().find(dir_.Path("absent.sock")), std::string::npos);
 }
 
 TEST_F(UnixSocketTest, HybridVsockHandshakeLeavesTheStreamUnread) {
-  std::string path = dir_ + "/v.sock";
+  std::string path = dir_.Path("v.sock");
   auto listener = ListenUnix(path);
   ASSERT_TRUE(listener.ok());
   std::thread server = ServeOnce(listener->get(), "OK 1073741824\n", "hello from the guest");
@@ -104,7 +98,7 @@ TEST_F(UnixSocketTest, HybridVsockHandshakeLeavesTheStreamUnread) {
 }
 
 TEST_F(UnixSocketTest, HybridVsockClosedBeforeOkIsUnavailable) {
-  std::string path = dir_ + "/v.sock";
+  std::string path = dir_.Path("v.sock");
   auto listener = ListenUnix(path);
   ASSERT_TRUE(listener.ok());
   std::thread server = ServeOnce(listener->get(), "");
@@ -115,7 +109,7 @@ TEST_F(UnixSocketTest, HybridVsockClosedBeforeOkIsUnavailable) {
 }
 
 TEST_F(UnixSocketTest, HybridVsockRejectsAnUnexpectedAnswer) {
-  std::string path = dir_ + "/v.sock";
+  std::string path = dir_.Path("v.sock");
   auto listener = ListenUnix(path);
   ASSERT_TRUE(listener.ok());
   std::thread server = ServeOnce(listener->get(), "NO\n");
@@ -126,7 +120,7 @@ TEST_F(UnixSocketTest, HybridVsockRejectsAnUnexpectedAnswer) {
 }
 
 TEST_F(UnixSocketTest, HybridVsockTimesOutWhenNobodyAnswers) {
-  std::string path = dir_ + "/v.sock";
+  std::string path = dir_.Path("v.sock");
   auto listener = ListenUnix(path);  // never accepted: the connection sits in the backlog
   ASSERT_TRUE(listener.ok());
   auto start = std::chrono::steady_clock::now();

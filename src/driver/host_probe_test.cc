@@ -7,27 +7,20 @@
 #include <fstream>
 
 #include "driver/fingerprint.h"
+#include "temp_dir.h"
 
 namespace nfc::driver {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/nfc-probe-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { (void)!system(("rm -rf " + path_).c_str()); }
-  std::string File(const std::string& name, const std::string& content, mode_t mode) const {
-    std::string p = path_ + "/" + name;
-    std::ofstream(p) << content;
-    chmod(p.c_str(), mode);
-    return p;
-  }
+using test_support::TempDir;
 
- private:
-  std::string path_;
-};
+// A file `name` in `dir` with `content` and `mode`; its path.
+std::string File(const TempDir& dir, const std::string& name, const std::string& content, mode_t mode) {
+  std::string p = dir.Path(name);
+  std::ofstream(p) << content;
+  chmod(p.c_str(), mode);
+  return p;
+}
 
 TEST(HostProbeTest, VersionTokens) {
   EXPECT_EQ(FirstVersionToken("Firecracker v1.7.0\n\nSupported snapshot data format versions: 1.0.0"),
@@ -38,31 +31,31 @@ TEST(HostProbeTest, VersionTokens) {
 }
 
 TEST(HostProbeTest, ResolvesAndRunsPrograms) {
-  TempDir dir;
-  std::string fake = dir.File("fake-vmm", "#!/bin/sh\necho 'Fake VMM v9.8.7'\n", 0755);
+  TempDir dir("probe");
+  std::string fake = File(dir, "fake-vmm", "#!/bin/sh\necho 'Fake VMM v9.8.7'\n", 0755);
   EXPECT_EQ(*ResolveProgram(fake), fake);
   EXPECT_EQ(*ProgramVersion(fake), "9.8.7");
-  std::string broken = dir.File("broken-vmm", "#!/bin/sh\necho oops >&2\nexit 3\n", 0755);
+  std::string broken = File(dir, "broken-vmm", "#!/bin/sh\necho oops >&2\nexit 3\n", 0755);
   Result<std::string> v = ProgramVersion(broken);
   ASSERT_FALSE(v.ok());
   EXPECT_NE(v.error().message().find("exit status 3"), std::string::npos) << v.error().message();
-  std::string slow = dir.File("slow-vmm", "#!/bin/sh\nexec sleep 30\n", 0755);
+  std::string slow = File(dir, "slow-vmm", "#!/bin/sh\nexec sleep 30\n", 0755);
   Result<std::string> t = ProgramVersion(slow, std::chrono::milliseconds(200));
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().code(), ErrorCode::kTimeout);
-  std::string not_exec = dir.File("plain", "x", 0644);
+  std::string not_exec = File(dir, "plain", "x", 0644);
   EXPECT_FALSE(ResolveProgram(not_exec).ok());
   EXPECT_EQ(ResolveProgram("no-such-program-nfc").error().code(), ErrorCode::kNotFound);
   EXPECT_TRUE(ResolveProgram("sh").ok());
 }
 
 TEST(FingerprintTest, HealthyOnlyWithBackendAndGuestKernel) {
-  TempDir dir;
+  TempDir dir("probe");
   PluginConfig config;
   config.backend = Backend::kQemu;
-  config.qemu_path = dir.File("qemu", "#!/bin/sh\necho 'QEMU emulator version 7.2.15'\n", 0755);
-  config.kernel_path = dir.File("vmlinux", "kernel", 0644);
-  config.initrd_path = dir.File("initrd", "initrd", 0644);
+  config.qemu_path = File(dir, "qemu", "#!/bin/sh\necho 'QEMU emulator version 7.2.15'\n", 0755);
+  config.kernel_path = File(dir, "vmlinux", "kernel", 0644);
+  config.initrd_path = File(dir, "initrd", "initrd", 0644);
   FingerprintResult ok = ProbeFingerprint(config, "fc", "0.1.0");
   EXPECT_EQ(ok.health, FingerprintResult::Health::kHealthy) << ok.description;
   EXPECT_EQ(std::get<std::string>(ok.attributes.at("driver.fc.backend")), "qemu");
@@ -76,7 +69,7 @@ TEST(FingerprintTest, HealthyOnlyWithBackendAndGuestKernel) {
   EXPECT_NE(no_kernel.description.find("/nonexistent/vmlinux"), std::string::npos) << no_kernel.description;
   EXPECT_NE(no_kernel.description.find("kernel_path"), std::string::npos) << no_kernel.description;
 
-  config.kernel_path = dir.File("vmlinux", "kernel", 0644);
+  config.kernel_path = File(dir, "vmlinux", "kernel", 0644);
   config.qemu_path = "/nonexistent/qemu";
   FingerprintResult no_vmm = ProbeFingerprint(config, "fc", "0.1.0");
   EXPECT_EQ(no_vmm.health, FingerprintResult::Health::kUnhealthy);

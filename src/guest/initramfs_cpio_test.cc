@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "require.h"
+#include "temp_dir.h"
 
 namespace nfc::guest {
 namespace {
@@ -41,25 +42,21 @@ TEST(Cpio, GnuCpioReadsOurArchive) {
   NFC_REQUIRE_OR_SKIP(system("command -v cpio >/dev/null 2>&1") == 0, "cpio is not installed");
   auto a = BuildCpio({{"nomad/task.json", S_IFREG | 0600, "{\"version\":1}"}});
   ASSERT_TRUE(a.ok());
-  char dir[] = "/tmp/nfc-cpio-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  std::string archive = std::string(dir) + "/a.cpio";
+  test_support::TempDir dir("cpio");
+  std::string archive = dir.Path("a.cpio");
   std::ofstream(archive) << *a;
-  std::string cmd = "cd " + std::string(dir) + " && cpio -id --quiet < a.cpio";
+  std::string cmd = "cd " + dir.path() + " && cpio -id --quiet < a.cpio";
   ASSERT_EQ(system(cmd.c_str()), 0);
-  std::ifstream f(std::string(dir) + "/nomad/task.json");
+  std::ifstream f(dir.Path("nomad/task.json"));
   std::stringstream content;
   content << f.rdbuf();
   EXPECT_EQ(content.str(), "{\"version\":1}");
-  std::string rm = "rm -rf " + std::string(dir);
-  ASSERT_EQ(system(rm.c_str()), 0);
 }
 
 TEST(Cpio, TaskInitramfsAppendsAlignedAfterBase) {
-  char dir[] = "/tmp/nfc-cpio-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  std::string base = std::string(dir) + "/base";
-  std::string out = std::string(dir) + "/out";
+  test_support::TempDir dir("cpio");
+  std::string base = dir.Path("base");
+  std::string out = dir.Path("out");
   std::ofstream(base) << "xyzzy";  // 5 bytes: needs 3 bytes of padding
   TaskSpec spec;
   spec.root.device = "/dev/vda";
@@ -81,8 +78,6 @@ TEST(Cpio, TaskInitramfsAppendsAlignedAfterBase) {
   struct stat st;
   ASSERT_EQ(stat(out.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  std::string rm = "rm -rf " + std::string(dir);
-  ASSERT_EQ(system(rm.c_str()), 0);
 }
 
 }  // namespace

@@ -4,8 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <map>
+
+#include "temp_dir.h"
 
 namespace nfc::plugin {
 namespace {
@@ -46,9 +47,8 @@ TEST(HandshakeTest, ProtocolVersionsMustOfferTwo) {
 }
 
 TEST(HandshakeTest, SocketDirPrecedence) {
-  char tmpl[] = "/tmp/nfc-handshake-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  test_support::TempDir temp("handshake");
+  const std::string& dir = temp.path();
   Result<std::string> a =
       ChooseSocketPath(FakeEnv({{"PLUGIN_UNIX_SOCKET_DIR", dir + "/"}, {"TMPDIR", "/nope"}}));
   ASSERT_TRUE(a.ok()) << a.error().message();
@@ -60,7 +60,6 @@ TEST(HandshakeTest, SocketDirPrecedence) {
   Result<std::string> c = ChooseSocketPath(FakeEnv({}));
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->rfind("/tmp/plugin", 0), 0u) << *c;
-  rmdir(dir.c_str());
 }
 
 TEST(HandshakeTest, OverlongSocketDirIsAnError) {
@@ -71,9 +70,8 @@ TEST(HandshakeTest, OverlongSocketDirIsAnError) {
 }
 
 TEST(HandshakeTest, SocketGroupAppliesModeAndGroup) {
-  char tmpl[] = "/tmp/nfc-handshake-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string file = std::string(tmpl) + "/sock";
+  test_support::TempDir dir("handshake");
+  const std::string file = dir.Path("sock");
   FILE* f = fopen(file.c_str(), "w");
   ASSERT_NE(f, nullptr);
   fclose(f);
@@ -85,8 +83,6 @@ TEST(HandshakeTest, SocketGroupAppliesModeAndGroup) {
   Status bad = ApplySocketGroup(FakeEnv({{"PLUGIN_UNIX_SOCKET_GROUP", "no-such-group-nfc"}}), file);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message().find("no-such-group-nfc"), std::string::npos);
-  unlink(file.c_str());
-  rmdir(tmpl);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "shim/control_client.h"
 #include "shim/control_server.h"
 #include "shim/wire.h"
+#include "temp_dir.h"
 
 namespace nfc::shim {
 namespace {
@@ -109,10 +110,7 @@ class ControlTest : public ::testing::Test {
  protected:
   void SetUp() override {
     signal(SIGPIPE, SIG_IGN);
-    char tmpl[] = "/tmp/nfc-ctl-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/control.sock";
+    path_ = dir_.Path("control.sock");
     auto listener = ListenUnix(path_);
     ASSERT_TRUE(listener.ok()) << listener.error().message();
     server_ = std::make_unique<ControlServer>(std::move(*listener), &task_);
@@ -121,10 +119,10 @@ class ControlTest : public ::testing::Test {
   void TearDown() override {
     server_->Close();
     serve_.join();
-    std::system(("rm -rf " + dir_).c_str());
   }
   FakeTask task_;
-  std::string dir_, path_;
+  test_support::TempDir dir_{"ctl"};
+  std::string path_;
   std::unique_ptr<ControlServer> server_;
   std::thread serve_;
 };
@@ -275,9 +273,8 @@ TEST_F(ControlTest, ShutdownRunsItsHookAfterTheReply) {
 }
 
 TEST(ControlSocketPath, LongPathsAreReachable) {
-  char tmpl[] = "/tmp/nfc-long-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  std::string dir = std::string(tmpl) + "/" + std::string(100, 'd');
+  test_support::TempDir temp("long");
+  std::string dir = temp.Path(std::string(100, 'd'));
   ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
   std::string path = dir + "/control.sock";
   ASSERT_GT(path.size(), 108u);
@@ -290,18 +287,15 @@ TEST(ControlSocketPath, LongPathsAreReachable) {
   ASSERT_TRUE(listener.ok()) << listener.error().message();
   auto fd = ConnectUnix(path);
   EXPECT_TRUE(fd.ok()) << fd.error().message();
-  std::system((std::string("rm -rf ") + tmpl).c_str());
 }
 
 TEST(ControlSocketPath, ListenRefusesToReplaceANonSocket) {
-  char tmpl[] = "/tmp/nfc-sock-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  std::string path = std::string(tmpl) + "/control.sock";
+  test_support::TempDir dir("sock");
+  std::string path = dir.Path("control.sock");
   ASSERT_EQ(std::system(("touch " + path).c_str()), 0);
   auto listener = ListenUnix(path);
   ASSERT_FALSE(listener.ok());
   EXPECT_NE(listener.error().message().find("not a socket"), std::string::npos);
-  std::system((std::string("rm -rf ") + tmpl).c_str());
 }
 
 }  // namespace

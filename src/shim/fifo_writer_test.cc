@@ -11,6 +11,8 @@
 #include <future>
 #include <thread>
 
+#include "temp_dir.h"
+
 namespace nfc::shim {
 namespace {
 
@@ -18,13 +20,9 @@ class FifoWriterTest : public ::testing::Test {
  protected:
   void SetUp() override {
     signal(SIGPIPE, SIG_IGN);  // as in the shim
-    char tmpl[] = "/tmp/nfc-fifo-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    fifo_ = dir_ + "/out.fifo";
+    fifo_ = dir_.Path("out.fifo");
     ASSERT_EQ(mkfifo(fifo_.c_str(), 0600), 0);
   }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
 
   // Reads exactly n bytes from a reader fd (giving up after 20 s). A FIFO read returns 0 while no writer is
   // connected yet: keep trying.
@@ -43,7 +41,8 @@ class FifoWriterTest : public ::testing::Test {
     return out;
   }
 
-  std::string dir_, fifo_;
+  test_support::TempDir dir_{"fifo"};
+  std::string fifo_;
   std::atomic<bool> cancel_{false};
 };
 
@@ -109,24 +108,24 @@ TEST_F(FifoWriterTest, CancelEndsTheWaitAndReportsProgress) {
 }
 
 TEST_F(FifoWriterTest, RefusesSymlinksAndRegularFiles) {
-  std::string link = dir_ + "/link";
+  std::string link = dir_.Path("link");
   ASSERT_EQ(symlink(fifo_.c_str(), link.c_str()), 0);
   FifoWriter via_link(link);
   Status s = via_link.Write("x", cancel_);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("symlink"), std::string::npos) << s.error().message();
 
-  std::string file = dir_ + "/file";
+  std::string file = dir_.Path("file");
   std::ofstream(file) << "";
   FifoWriter to_file(file);
   s = to_file.Write("x", cancel_);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("neither a FIFO"), std::string::npos) << s.error().message();
 
-  FifoWriter missing(dir_ + "/missing");
+  FifoWriter missing(dir_.Path("missing"));
   s = missing.Write("x", cancel_);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error().message().find(dir_ + "/missing"), std::string::npos);
+  EXPECT_NE(s.error().message().find(dir_.Path("missing")), std::string::npos);
 }
 
 TEST_F(FifoWriterTest, DevNullWhenLoggingIsDisabled) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "shim/exit_record.h"
+#include "temp_dir.h"
 
 namespace nfc::shim {
 namespace {
@@ -104,11 +105,8 @@ bool Eventually(const std::function<bool()>& condition, std::chrono::millisecond
 class SupervisorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/nfc-supervisor-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     config_.task_id = "task-1";
-    config_.task_dir = dir_;
+    config_.task_dir = dir_.path();
     config_.backend = vmm::Backend::kFirecracker;
     config_.stdout_path = "/dev/null";
     config_.stderr_path = "/dev/null";
@@ -118,7 +116,6 @@ class SupervisorTest : public ::testing::Test {
   void TearDown() override {
     if (run_.joinable()) run_.join();
     supervisor_.reset();
-    std::system(("rm -rf " + dir_).c_str());
   }
 
   Supervisor& Make() {
@@ -144,7 +141,7 @@ class SupervisorTest : public ::testing::Test {
     return r.ok() ? *r : ExitResult{};
   }
 
-  std::string dir_;
+  test_support::TempDir dir_{"supervisor"};
   ShimConfig config_;
   std::shared_ptr<FakeVmmState> fake_ = std::make_shared<FakeVmmState>();
   std::unique_ptr<Supervisor> supervisor_;
@@ -159,7 +156,7 @@ TEST_F(SupervisorTest, VmmStartFailureLeavesNothingRunningAndReturnsTheError) {
   EXPECT_EQ(booted.error().code(), ErrorCode::kUnavailable);
   EXPECT_EQ(booted.error().message(), "start the VM: fake: /dev/kvm is busy");
   struct stat st;
-  EXPECT_NE(::stat((dir_ + "/vmm.json").c_str(), &st), 0) << "a VMM record for a VMM that never ran";
+  EXPECT_NE(::stat(dir_.Path("vmm.json").c_str(), &st), 0) << "a VMM record for a VMM that never ran";
   InspectInfo info = s.Inspect();
   EXPECT_EQ(info.state, Phase::kExited);
   EXPECT_TRUE(info.exited);
@@ -175,7 +172,7 @@ TEST_F(SupervisorTest, VmmStartFailureLeavesNothingRunningAndReturnsTheError) {
 }
 
 TEST_F(SupervisorTest, VmmIsKilledWhenItsRecordCannotBeWritten) {
-  config_.task_dir = dir_ + "/missing";  // vmm.json cannot be written there
+  config_.task_dir = dir_.Path("missing");  // vmm.json cannot be written there
   Supervisor& s = Make();
   Status booted = s.Boot();
   ASSERT_FALSE(booted.ok());
@@ -197,7 +194,7 @@ TEST_F(SupervisorTest, VmmCrashBeforeTheGuestConnectsIsRecordedWithTheCrash) {
   EXPECT_EQ(r.signal, 0);
   EXPECT_EQ(r.err, "the VMM (firecracker) crashed: exit status 1");
   EXPECT_GT(r.completed_at_unix_nanos, 0);
-  auto record = ReadExitRecord(dir_ + "/exit.json");
+  auto record = ReadExitRecord(dir_.Path("exit.json"));
   ASSERT_TRUE(record.ok()) << record.error().message();
   ASSERT_TRUE(record->has_value());
   EXPECT_EQ(**record, r);

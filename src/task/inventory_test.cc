@@ -5,11 +5,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <map>
 
 #include "shim/exit_record.h"
+#include "temp_dir.h"
 
 namespace nfc::task {
 namespace {
@@ -17,19 +17,12 @@ namespace {
 class InventoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/nfc-inventory-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    data_ = tmpl;
-    ASSERT_EQ(::mkdir((data_ + "/tasks").c_str(), 0700), 0);
+    ASSERT_EQ(::mkdir(data_.Path("tasks").c_str(), 0700), 0);
     // A pid that existed and is gone: the "shim" of tasks whose shim died.
     pid_t pid = ::fork();
     if (pid == 0) ::_exit(0);
     ::waitpid(pid, nullptr, 0);
     dead_pid_ = pid;
-  }
-  void TearDown() override {
-    int r = std::system(("rm -rf '" + data_ + "'").c_str());
-    (void)r;
   }
 
   // A task directory as StartTask leaves it once the VM runs.
@@ -38,7 +31,7 @@ class InventoryTest : public ::testing::Test {
     s.task_id = alloc + "/" + name + "/0123abcd";
     s.alloc_id = alloc;
     s.task_name = name;
-    s.task_dir = data_ + "/tasks/" + shim::TaskDirName(s.task_id);
+    s.task_dir = data_.path() + "/tasks/" + shim::TaskDirName(s.task_id);
     s.control_socket = s.task_dir + "/control.sock";
     s.exit_record = s.task_dir + "/exit.json";
     s.shim = {dead_pid_, 1};
@@ -52,12 +45,12 @@ class InventoryTest : public ::testing::Test {
     return s.task_dir;
   }
 
-  std::string data_;
+  test_support::TempDir data_{"inventory"};
   pid_t dead_pid_ = 0;
 };
 
 TEST_F(InventoryTest, MissingDataDirIsEmpty) {
-  auto tasks = ListTasks(data_ + "/nothing-here");
+  auto tasks = ListTasks(data_.Path("nothing-here"));
   ASSERT_TRUE(tasks.ok());
   EXPECT_TRUE(tasks->empty());
 }
@@ -66,13 +59,13 @@ TEST_F(InventoryTest, StatesFromDiskWhenShimsAreGone) {
   std::string exited = AddTask("5f4c0b7e-aaaa", "web", 200);
   ASSERT_TRUE(shim::WriteExitRecord(exited + "/exit.json", shim::ExitResult{3, 0, false, "", 1}).ok());
   AddTask("5f4c0b7e-aaaa", "db", 100);  // no exit record, shim gone: lost
-  ASSERT_EQ(::mkdir((data_ + "/tasks/half-started").c_str(), 0700), 0);
-  std::string interrupted = data_ + "/tasks/interrupted";
+  ASSERT_EQ(::mkdir(data_.Path("tasks/half-started").c_str(), 0700), 0);
+  std::string interrupted = data_.Path("tasks/interrupted");
   ASSERT_EQ(::mkdir(interrupted.c_str(), 0700), 0);
   std::ofstream(interrupted + "/" + std::string(kStartRecordFile))
       << StartRecord{"5f4c0b7e-aaaa/cache/0123abcd", "sha256:0", {dead_pid_, 1}, "", ""}.Encode();
 
-  auto tasks = ListTasks(data_, std::chrono::milliseconds(200));
+  auto tasks = ListTasks(data_.path(), std::chrono::milliseconds(200));
   ASSERT_TRUE(tasks.ok()) << tasks.error().message();
   ASSERT_EQ(tasks->size(), 4u);
   // Sorted by start time; the half-started ones have none yet.
@@ -92,7 +85,7 @@ TEST_F(InventoryTest, FindTaskByIdNameOrAllocPrefix) {
   AddTask("5f4c0b7e-aaaa", "web", 1);
   AddTask("5f4c0b7e-aaaa", "db", 2);
   AddTask("9e11d3c0-bbbb", "web", 3);
-  auto tasks = ListTasks(data_, std::chrono::milliseconds(200));
+  auto tasks = ListTasks(data_.path(), std::chrono::milliseconds(200));
   ASSERT_TRUE(tasks.ok());
 
   auto by_id = FindTask(*tasks, "9e11d3c0-bbbb/web/0123abcd");

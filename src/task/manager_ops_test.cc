@@ -5,10 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
-
 #include "shim/exit_record.h"
 #include "task/manager.h"
+#include "temp_dir.h"
 
 namespace nfc::task {
 namespace {
@@ -16,9 +15,6 @@ namespace {
 class ManagerOpsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/nfc-manager-ops-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     pid_t pid = ::fork();  // a pid that existed and is gone: the shim of a task that ended while we were away
     if (pid == 0) ::_exit(0);
     ::waitpid(pid, nullptr, 0);
@@ -26,9 +22,9 @@ class ManagerOpsTest : public ::testing::Test {
     s.task_id = "alloc-1/web/0123abcd";
     s.alloc_id = "alloc-1";
     s.task_name = "web";
-    s.task_dir = dir_;
-    s.control_socket = dir_ + "/control.sock";  // never created: a call that reaches it fails differently
-    s.exit_record = dir_ + "/exit.json";
+    s.task_dir = dir_.path();
+    s.control_socket = dir_.Path("control.sock");  // never created: a call that reaches it fails differently
+    s.exit_record = dir_.Path("exit.json");
     s.shim = {pid, 1};
     s.backend = "qemu";
     s.vcpus = 1;
@@ -37,12 +33,8 @@ class ManagerOpsTest : public ::testing::Test {
     handle_.config.id = s.task_id;
     handle_.driver_state = s.Encode();
   }
-  void TearDown() override {
-    int r = std::system(("rm -rf '" + dir_ + "'").c_str());
-    (void)r;
-  }
 
-  std::string dir_;
+  test_support::TempDir dir_{"manager-ops"};
   ExitResult recorded_{143, 15, false, "", 1700000000000000000};
   driver::TaskHandle handle_;
   Manager manager_;

@@ -15,6 +15,7 @@
 #include "base/fault_env.h"
 #include "base/fs.h"
 #include "task/driver_state.h"
+#include "temp_dir.h"
 
 namespace nfc::task {
 namespace {
@@ -95,13 +96,10 @@ class FakeLauncher final : public ShimLauncher {
 class ManagerStartTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/nfc-manager-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-    WriteFile(root_ + "/vmlinux", "kernel");
-    WriteFile(root_ + "/initramfs.cpio.gz", "base initramfs");
-    WriteFile(root_ + "/rootfs.ext4", "rootfs");
-    auto images = std::make_unique<FakeImages>(root_ + "/rootfs.ext4");
+    WriteFile(root_.Path("vmlinux"), "kernel");
+    WriteFile(root_.Path("initramfs.cpio.gz"), "base initramfs");
+    WriteFile(root_.Path("rootfs.ext4"), "rootfs");
+    auto images = std::make_unique<FakeImages>(root_.Path("rootfs.ext4"));
     auto launcher = std::make_unique<FakeLauncher>();
     images_ = images.get();
     launcher_ = launcher.get();
@@ -118,9 +116,9 @@ class ManagerStartTest : public ::testing::Test {
     deps.new_vm_id = [] { return std::string("nfc-00000000000000aa"); };
     manager_ = std::make_unique<Manager>(std::move(deps));
     driver::PluginConfig config;
-    config.data_dir = root_ + "/data";
-    config.kernel_path = root_ + "/vmlinux";
-    config.initrd_path = root_ + "/initramfs.cpio.gz";
+    config.data_dir = root_.Path("data");
+    config.kernel_path = root_.Path("vmlinux");
+    config.initrd_path = root_.Path("initramfs.cpio.gz");
     config.backend = driver::Backend::kQemu;
     ASSERT_TRUE(manager_->Configure(config).ok());
     ASSERT_TRUE(manager_->Init().ok());
@@ -130,13 +128,8 @@ class ManagerStartTest : public ::testing::Test {
     task_.resources.memory_mb = 128;
     task_config_.image = "busybox:1.36";
   }
-  void TearDown() override {
-    manager_.reset();
-    ASSERT_TRUE(fs::RemoveTree(root_).ok());
-  }
-
   static void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-  std::string TaskDir() const { return shim::TaskDirFor(root_ + "/data", task_.id).root; }
+  std::string TaskDir() const { return shim::TaskDirFor(root_.Path("data"), task_.id).root; }
 
   // Nothing of the start is left: no task dir, no lease, no shim, and the task is unknown.
   void ExpectNothingLeft() {
@@ -148,7 +141,7 @@ class ManagerStartTest : public ::testing::Test {
     EXPECT_EQ(inspected.error().code(), ErrorCode::kNotFound);
   }
 
-  std::string root_;
+  test_support::TempDir root_{"manager-test"};  // first: removed after the manager below is gone
   FaultInjectingEnv env_;
   FakeImages* images_ = nullptr;
   FakeLauncher* launcher_ = nullptr;
@@ -235,7 +228,7 @@ TEST_F(ManagerStartTest, ABadJobFailsBeforeAnyDownload) {
 }
 
 TEST_F(ManagerStartTest, AMissingGuestKernelIsNamedBeforeAnyDownload) {
-  task_config_.kernel = root_ + "/no-such-vmlinux";
+  task_config_.kernel = root_.Path("no-such-vmlinux");
   auto started = manager_->StartTask(task_, task_config_);
   ASSERT_FALSE(started.ok());
   EXPECT_NE(started.error().message().find("guest kernel"), std::string::npos) << started.error().message();

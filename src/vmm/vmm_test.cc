@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "temp_dir.h"
 #include "vmm/console_pump.h"
 #include "vmm/firecracker/api_client.h"
 #include "vmm/firecracker/firecracker_vmm.h"
@@ -18,18 +19,14 @@ namespace {
 class VmmConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/vmm-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    std::ofstream(dir_ + "/vmlinux") << "kernel";
-    std::ofstream(dir_ + "/disk") << "disk";
+    std::ofstream(dir_.Path("vmlinux")) << "kernel";
+    std::ofstream(dir_.Path("disk")) << "disk";
     config_.id = "vm-1";
-    config_.state_dir = dir_;
-    config_.kernel_path = dir_ + "/vmlinux";
-    config_.drives = {{"root", dir_ + "/disk", true}};
+    config_.state_dir = dir_.path();
+    config_.kernel_path = dir_.Path("vmlinux");
+    config_.drives = {{"root", dir_.Path("disk"), true}};
   }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
-  std::string dir_;
+  test_support::TempDir dir_{"vmm-test"};
   VmConfig config_;
 };
 
@@ -45,7 +42,7 @@ TEST_F(VmmConfigTest, RejectsBadFieldsNamingThem) {
   EXPECT_NE(s.error().message().find("'bad id!'"), std::string::npos) << s.error().message();
 
   c = config_;
-  c.drives.push_back({"root", dir_ + "/disk", false});
+  c.drives.push_back({"root", dir_.Path("disk"), false});
   s = ValidateConfig(c);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("used twice"), std::string::npos);
@@ -55,7 +52,7 @@ TEST_F(VmmConfigTest, RejectsBadFieldsNamingThem) {
   EXPECT_FALSE(ValidateConfig(c).ok());
 
   c = config_;
-  c.kernel_path = dir_ + "/missing";
+  c.kernel_path = dir_.Path("missing");
   s = ValidateConfig(c);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("missing"), std::string::npos);
@@ -132,17 +129,17 @@ TEST_F(VmmConfigTest, FirecrackerKernelArgsFollowTheConsoleSetting) {
   EXPECT_NE(std::find(args.begin(), args.end(), "reboot=k"), args.end());
   EXPECT_EQ(std::find(args.begin(), args.end(), "i8042.nopnp"), args.end());
   config_.console.mode = ConsoleConfig::Mode::kFile;
-  config_.console.path = dir_ + "/console";
+  config_.console.path = dir_.Path("console");
   args = firecracker::PlatformKernelArgs(config_);
   EXPECT_NE(std::find(args.begin(), args.end(), "console=ttyS0"), args.end());
 }
 
 TEST_F(VmmConfigTest, QemuCommandLineForTcgWithSerialChannel) {
   config_.guest_channel = GuestChannelConfig{};
-  config_.guest_channel->socket_path = dir_ + "/agent,sock";
+  config_.guest_channel->socket_path = dir_.Path("agent,sock");
   config_.kernel_args = {"nomad.debug=1"};
   qemu::CommandInputs in;
-  in.qmp_socket = dir_ + "/qmp.sock";
+  in.qmp_socket = dir_.Path("qmp.sock");
   in.console = true;
   in.tsc_khz = 2000000;
   auto cl = qemu::BuildCommandLine(config_, in);
@@ -177,7 +174,7 @@ TEST_F(VmmConfigTest, ConsolePumpKeepsTheFileBoundedAndTheNewestOutput) {
   int p[2];
   ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
   UniqueFd write_end(p[1]);
-  std::string path = dir_ + "/console.log";
+  std::string path = dir_.Path("console.log");
   {
     ConsolePump pump;
     ASSERT_TRUE(pump.Start(UniqueFd(p[0]), path, 4096).ok());

@@ -24,6 +24,7 @@
 #include "guest/framing.h"
 #include "guest/task_spec.h"
 #include "require.h"
+#include "temp_dir.h"
 
 namespace nfc::guest {
 namespace {
@@ -63,10 +64,7 @@ class InitNamespaceTest : public ::testing::Test {
   void SetUp() override {
     NFC_REQUIRE_OR_SKIP(geteuid() == 0, "needs root (PID/mount namespaces, overlayfs)");
     NFC_REQUIRE_OR_SKIP(Exists("/bin/busybox"), "busybox-static is not installed");
-    char tmpl[] = "/tmp/nfc-init-ns-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    rootfs_ = dir_ + "/rootfs";
+    rootfs_ = dir_.Path("rootfs");
     BuildRootfs(rootfs_, true);
   }
 
@@ -77,12 +75,7 @@ class InitNamespaceTest : public ::testing::Test {
       waitpid(unshare_pid_, &status, 0);
       unshare_pid_ = -1;
     }
-    if (HasFailure() && !dir_.empty())
-      std::cerr << "--- nomad-init console ---\n" << ReadText(dir_ + "/console.log");
-    if (!dir_.empty()) {
-      std::string rm = "rm -rf '" + dir_ + "'";
-      EXPECT_EQ(system(rm.c_str()), 0);
-    }
+    if (HasFailure()) std::cerr << "--- nomad-init console ---\n" << ReadText(dir_.Path("console.log"));
   }
 
   static void BuildRootfs(const std::string& root, bool with_etc) {
@@ -102,7 +95,7 @@ class InitNamespaceTest : public ::testing::Test {
     s.scratch.tmpfs_size = "64m";
     s.image.env = {"PATH=/bin"};
     s.process.entrypoint = std::vector<std::string>{"/bin/sh", "-c", script};
-    s.control.unix_socket = dir_ + "/agent.sock";
+    s.control.unix_socket = dir_.Path("agent.sock");
     s.control.exit_ack_timeout_ms = 20000;
     s.workload_cgroup = false;  // the namespace shares the host's cgroup tree; do not create groups in it
     s.debug = true;
@@ -111,9 +104,9 @@ class InitNamespaceTest : public ::testing::Test {
 
   // Starts nomad-init with spec (or raw JSON) as PID 1 of new namespaces.
   void Start(const std::string& spec_json) {
-    std::string config = dir_ + "/task.json";
+    std::string config = dir_.Path("task.json");
     WriteText(config, spec_json);
-    int console = open((dir_ + "/console.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int console = open(dir_.Path("console.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     ASSERT_GE(console, 0);
     SpawnOptions o;
     o.argv = {"unshare",
@@ -126,7 +119,7 @@ class InitNamespaceTest : public ::testing::Test {
               "--kill-child",
               NFC_INIT_BINARY,
               "--config=" + config,
-              "--control-socket=" + dir_ + "/agent.sock"};
+              "--control-socket=" + dir_.Path("agent.sock")};
     o.stdout_fd = console;
     o.stderr_fd = console;
     auto child = Spawn(o);
@@ -137,7 +130,7 @@ class InitNamespaceTest : public ::testing::Test {
   void Start(const TaskSpec& spec) { Start(TaskSpecToJson(spec)); }
 
   std::unique_ptr<AgentClient> Connect(LogOffsets resume = {}) {
-    auto fd = AgentClient::DialUnix(dir_ + "/agent.sock", 10s);
+    auto fd = AgentClient::DialUnix(dir_.Path("agent.sock"), 10s);
     EXPECT_TRUE(fd.ok()) << fd.error().ToString();
     if (!fd.ok()) return nullptr;
     AgentClient::Options o;
@@ -226,7 +219,8 @@ class InitNamespaceTest : public ::testing::Test {
     return o;
   }
 
-  std::string dir_, rootfs_;
+  test_support::TempDir dir_{"init-ns"};  // removed after TearDown has ended the namespace
+  std::string rootfs_;
   pid_t unshare_pid_ = -1;
 };
 
@@ -280,7 +274,7 @@ TEST_F(InitNamespaceTest, UserByNumberAndImageWorkingDir) {
 }
 
 TEST_F(InitNamespaceTest, ImageWithoutEtcGetsIdentityFiles) {
-  std::string bare = dir_ + "/bare";
+  std::string bare = dir_.Path("bare");
   BuildRootfs(bare, false);
   auto spec = BaseSpec("cat /etc/hostname; grep -c web /etc/hosts; cat /etc/resolv.conf; id -u");
   spec.root.directory = bare;
@@ -566,7 +560,7 @@ std::optional<v1::GuestMessage> ReadUntil(int fd, FrameDecoder& d,
 
 TEST_F(InitNamespaceTest, MalformedControlMessagesGetErrorsAndInitKeepsRunning) {
   Start(BaseSpec("echo ready; while true; do sleep 0.05; done"));
-  auto fd = AgentClient::DialUnix(dir_ + "/agent.sock", 10s);
+  auto fd = AgentClient::DialUnix(dir_.Path("agent.sock"), 10s);
   ASSERT_TRUE(fd.ok());
   FrameDecoder d;
   auto send_frame = [&](const std::string& payload) {

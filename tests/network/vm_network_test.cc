@@ -30,6 +30,7 @@
 #include "task/inventory.h"
 #include "task/manager.h"
 #include "task/network.h"
+#include "temp_dir.h"
 #include "test_layers.h"
 
 namespace nfc {
@@ -106,9 +107,6 @@ class VmNetworkTest : public ::testing::Test {
     std::string guest = NFC_GUEST_DIR;
     NFC_REQUIRE_OR_SKIP(::access((guest + "/vmlinux").c_str(), R_OK) == 0,
                         "no guest kernel in " + guest + " (build the guest-artifacts target)");
-    char tmpl[] = "/tmp/nfc-vmnet-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     // busybox with the applets the workload uses.
     using image::testing::E;
     std::vector<E> entries = {{'d', "bin", 0755},
@@ -122,11 +120,11 @@ class VmNetworkTest : public ::testing::Test {
     img.layers = {{entries, "gzip"}};
     img.config_json =
         R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}})";
-    auto digest = image::testing::WriteOciLayout(dir_ + "/layout", "net", {img});
+    auto digest = image::testing::WriteOciLayout(dir_.Path("layout"), "net", {img});
     ASSERT_TRUE(digest.ok()) << digest.error().message();
 
     driver::PluginConfig config;
-    data_dir_ = dir_ + "/data";
+    data_dir_ = dir_.Path("data");
     config.data_dir = data_dir_;
     config.kernel_path = guest + "/vmlinux";
     config.initrd_path = guest + "/initramfs.cpio.gz";
@@ -140,10 +138,6 @@ class VmNetworkTest : public ::testing::Test {
     if (!task_id_.empty()) (void)manager_.DestroyTask(task_id_, true);
     stdout_.reset();
     stderr_.reset();
-    if (!dir_.empty()) {
-      int r = std::system(("rm -rf '" + dir_ + "'").c_str());
-      (void)r;
-    }
   }
 
   driver::NomadTask Task(const std::string& netns) {
@@ -154,8 +148,8 @@ class VmNetworkTest : public ::testing::Test {
     t.job_name = "vmnet";
     t.resources.cpu_shares = 500;
     t.resources.memory_mb = 128;
-    t.stdout_path = dir_ + "/.web.stdout.fifo";
-    t.stderr_path = dir_ + "/.web.stderr.fifo";
+    t.stdout_path = dir_.Path(".web.stdout.fifo");
+    t.stderr_path = dir_.Path(".web.stderr.fifo");
     stdout_ = std::make_unique<FifoCapture>(t.stdout_path);
     stderr_ = std::make_unique<FifoCapture>(t.stderr_path);
     t.network = driver::NetworkIsolation{driver::NetworkIsolation::Mode::kGroup, netns, {}, "", ""};
@@ -163,7 +157,8 @@ class VmNetworkTest : public ::testing::Test {
     return t;
   }
 
-  std::string dir_, data_dir_, task_id_;
+  test_support::TempDir dir_{"vmnet"};  // first: removed after the manager below is gone
+  std::string data_dir_, task_id_;
   std::unique_ptr<FifoCapture> stdout_, stderr_;
   task::Manager manager_;
 };
@@ -176,7 +171,7 @@ TEST_F(VmNetworkTest, GuestOwnsTheAllocationAddress) {
 
   driver::NomadTask t = Task(alloc.path());
   driver::TaskConfig tc;
-  tc.image = "oci:" + dir_ + "/layout:net";
+  tc.image = "oci:" + dir_.Path("layout") + ":net";
   tc.command = "/bin/sh";
   tc.args = std::vector<std::string>{
       "-c",
@@ -259,7 +254,7 @@ TEST_F(VmNetworkTest, AStartThatFailsLeavesTheNamespaceAsItWas) {
   ASSERT_TRUE(MakeBridgeLikePair(outside, alloc, 79, 1500).ok());
   driver::NomadTask t = Task(alloc.path());
   driver::TaskConfig tc;
-  tc.image = "oci:" + dir_ + "/layout:net";
+  tc.image = "oci:" + dir_.Path("layout") + ":net";
   tc.boot_args = "console=\"unterminated";  // refused after the network is attached
   auto started = manager_.StartTask(t, tc);
   ASSERT_FALSE(started.ok());

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.h"
 #include "vmm/firecracker/api_client.h"
 
 namespace nfc::vmm::firecracker {
@@ -72,10 +73,7 @@ class ScriptedServer {
   using Step = std::function<void(int fd, ScriptedServer&)>;
 
   explicit ScriptedServer(std::vector<Step> script) : script_(std::move(script)) {
-    char tmpl[] = "/tmp/httpunix-XXXXXX";
-    EXPECT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/api.sock";
+    path_ = dir_.Path("api.sock");
     listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -88,8 +86,6 @@ class ScriptedServer {
     ::shutdown(listen_fd_, SHUT_RDWR);  // wakes accept()
     thread_.join();
     ::close(listen_fd_);
-    ::unlink(path_.c_str());
-    ::rmdir(dir_.c_str());
   }
 
   const std::string& path() const { return path_; }
@@ -119,7 +115,8 @@ class ScriptedServer {
   }
 
   std::vector<Step> script_;
-  std::string dir_, path_;
+  test_support::TempDir dir_{"httpunix"};
+  std::string path_;
   int listen_fd_ = -1;
   std::thread thread_;
   std::atomic<int> accepted_{0};

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "base/process.h"
+#include "temp_dir.h"
 #include "vmm/vmm.h"
 
 namespace nfc::vmm {
@@ -14,18 +15,16 @@ namespace {
 using namespace std::chrono_literals;
 
 TEST(QemuQmpTest, InternalErrorThatDoesNotEndQemuIsDetected) {
-  char tmpl[] = "/tmp/vmm-qmp-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl;
-  std::ofstream(dir + "/vmlinux") << "k";
-  std::string wrapper = dir + "/qemu";
+  test_support::TempDir dir("vmm-qmp");
+  std::ofstream(dir.Path("vmlinux")) << "k";
+  std::string wrapper = dir.Path("qemu");
   std::ofstream(wrapper) << "#!/bin/sh\nexec '" << NFC_FAKE_QEMU << "' --internal-error-after 300 \"$@\"\n";
   ::chmod(wrapper.c_str(), 0755);
   VmConfig c;
   c.id = "stuck";
-  c.state_dir = dir;
+  c.state_dir = dir.path();
   c.vmm_binary = wrapper;
-  c.kernel_path = dir + "/vmlinux";
+  c.kernel_path = dir.Path("vmlinux");
   c.allow_kvm = false;
   c.kill_with_owner = true;
   auto v = CreateVmm(Backend::kQemu, c);
@@ -38,7 +37,6 @@ TEST(QemuQmpTest, InternalErrorThatDoesNotEndQemuIsDetected) {
   EXPECT_NE(exit->detail.find("internal-error"), std::string::npos) << exit->detail;
   ProcessIdentity id{(*v)->Record().pid, (*v)->Record().start_time};
   EXPECT_FALSE(id.IsAlive()) << "QEMU must be killed";
-  std::system(("rm -rf " + dir).c_str());
 }
 
 }  // namespace
