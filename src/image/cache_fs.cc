@@ -6,9 +6,43 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <random>
 
 namespace nfc::image {
+
+std::string EscapeName(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') {
+      out += c;
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// Undoes EscapeName; nullopt for a name EscapeName cannot have produced (a '%' not followed by two hex
+// digits).
+std::optional<std::string> UnescapeName(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    unsigned value = 0;
+    if (i + 2 >= s.size()) return std::nullopt;
+    auto [end, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, value, 16);
+    if (ec != std::errc() || end != s.data() + i + 3) return std::nullopt;
+    out += static_cast<char>(value);
+    i += 2;
+  }
+  return out;
+}
 
 std::string TempName() {
   static thread_local std::mt19937_64 rng(std::random_device{}());

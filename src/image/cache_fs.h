@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,10 @@ Result<std::vector<std::string>> ListDir(
 inline bool PathExists(const std::string& path) {
   return fs::Exists(path);
 }
+// File names for references and lease holders: [A-Za-z0-9._-] kept, every other byte as %XX.
+std::string EscapeName(const std::string& s);
+// Undoes EscapeName; nullopt for a name EscapeName cannot have produced.
+std::optional<std::string> UnescapeName(const std::string& s);
 // A unique name for temporary entries: "<pid>-<random>".
 std::string TempName();
 

@@ -4,11 +4,13 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -38,37 +40,15 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string EscapeName(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') {
-      out += c;
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
-      out += buf;
-    }
-  }
-  return out;
-}
-
-// Undoes EscapeName; nullopt for a name EscapeName cannot have produced (a '%' not followed by two hex
-// digits).
-std::optional<std::string> UnescapeName(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    unsigned value = 0;
-    if (i + 2 >= s.size()) return std::nullopt;
-    auto [end, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, value, 16);
-    if (ec != std::errc() || end != s.data() + i + 3) return std::nullopt;
-    out += static_cast<char>(value);
-    i += 2;
-  }
-  return out;
+// A full cache filesystem is named as such, with the space left on it: the operator's remedy is to free space
+// or lower image_cache_size, and the pull can be retried (the code stays kResourceExhausted).
+Error NameFullCache(Error e, const std::string& root) {
+  if (e.message().find(std::strerror(ENOSPC)) == std::string::npos) return e;
+  struct statvfs vfs {};
+  std::string left = ::statvfs(root.c_str(), &vfs) == 0
+                         ? std::to_string(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize) + " bytes free"
+                         : "free space unknown";
+  return std::move(e).Context("image cache " + root + " ran out of space (" + left + " now)");
 }
 
 int64_t NowUnix() {
@@ -329,7 +309,10 @@ class Store::Impl {
     ro.docker_config = opts.docker_config;
     ro.insecure_registries = opts.insecure_registries;
     ro.ca_file = opts.ca_file;
+    ro.retry = opts.retry;
+    ro.activity_timeout = opts.activity_timeout;
     ro.deadline = deadline;
+    ro.deadline_name = "image_pull_timeout (" + std::to_string(opts.timeout.count()) + " s)";
     RegistryClient client(ref, ro);
     NFC_ASSIGN_OR_RETURN(FetchedManifest fetched,
                          client.GetManifest(ref.digest.empty() ? ref.tag : ref.digest));
@@ -343,7 +326,7 @@ class Store::Impl {
     }
     auto source = RegistryBlobSource(&client);
     auto h = Convert(fetched.digest, fetched.body, m, source.get(), normalized, opts, progress);
-    if (!h.ok()) return std::move(h).error().Context("pull " + normalized);
+    if (!h.ok()) return NameFullCache(std::move(h).error(), opt_.root).Context("pull " + normalized);
     NFC_RETURN_IF_ERROR(WriteFileAtomic(key, fetched.digest));
     return h;
   }
@@ -407,7 +390,7 @@ class Store::Impl {
       return LoadImage(hex, reference);
     }
     auto h = Convert(desc.digest, body, m, source.get(), reference, opts, progress);
-    if (!h.ok()) return std::move(h).error().Context("import " + reference);
+    if (!h.ok()) return NameFullCache(std::move(h).error(), opt_.root).Context("import " + reference);
     NFC_RETURN_IF_ERROR(WriteFileAtomic(RefKey(reference, platform.String()), desc.digest));
     return h;
   }
@@ -432,7 +415,7 @@ class Store::Impl {
     auto h = Convert(unpacked->manifest_digest, unpacked->manifest_body, unpacked->manifest, source.get(),
                      reference, opts, progress);
     (void)RemoveTree(staging);
-    if (!h.ok()) return std::move(h).error().Context("import " + reference);
+    if (!h.ok()) return NameFullCache(std::move(h).error(), opt_.root).Context("import " + reference);
     NFC_RETURN_IF_ERROR(
         WriteFileAtomic(RefKey(reference, HostPlatform().String()), unpacked->manifest_digest));
     return h;
