@@ -85,7 +85,8 @@ Ext4Geometry EstimateGeometry(Dentry* root, const TreeStats& stats) {
       blocks += DivUp(bytes, kBlockSize - 512) + 1;  // linear dirs fill blocks unevenly; one block of slack
     } else if (S_ISREG(ino.mode)) {
       uint64_t n = DivUp(ino.size, kBlockSize);
-      blocks += n + (n > 4 * 32768 ? DivUp(n, 32768 * 340) + 1 : 0);  // extent tree leaves for huge files
+      blocks +=
+          n + (n > 4ULL * 32768 ? DivUp(n, 32768ULL * 340) + 1 : 0);  // extent tree leaves for huge files
     } else if (S_ISLNK(ino.mode) && ino.symlink_target.size() >= 60) {
       blocks += 1;
     }

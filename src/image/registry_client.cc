@@ -13,124 +13,20 @@
 
 #include "base/log.h"
 #include "image/credentials.h"
+#include "image/registry_http.h"
 #include "image/sha256.h"
 
 namespace nfc::image {
 namespace {
 
 using json = nlohmann::json;
+using namespace registry_http;
 constexpr size_t kMaxManifestBytes = 4 << 20;  // the distribution spec's limit registries enforce
 constexpr size_t kMaxErrorBody = 8 << 10;
 
 void GlobalInit() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-// Parses `Scheme k="v",k2="v2"` into the scheme (lowercased) and parameters.
-std::pair<std::string, std::map<std::string, std::string>> ParseChallenge(const std::string& h) {
-  std::map<std::string, std::string> params;
-  size_t sp = h.find(' ');
-  std::string scheme = Lower(h.substr(0, sp));
-  size_t i = sp == std::string::npos ? h.size() : sp + 1;
-  while (i < h.size()) {
-    while (i < h.size() && (h[i] == ' ' || h[i] == ',')) ++i;
-    size_t eq = h.find('=', i);
-    if (eq == std::string::npos) break;
-    std::string key = Lower(h.substr(i, eq - i));
-    i = eq + 1;
-    std::string value;
-    if (i < h.size() && h[i] == '"') {
-      ++i;
-      while (i < h.size() && h[i] != '"') {
-        if (h[i] == '\\' && i + 1 < h.size()) ++i;
-        value += h[i++];
-      }
-      ++i;
-    } else {
-      size_t end = h.find(',', i);
-      value = h.substr(i, end == std::string::npos ? std::string::npos : end - i);
-      i = end == std::string::npos ? h.size() : end;
-    }
-    params[key] = value;
-  }
-  return {scheme, params};
-}
-
-// "Basic <base64(user:password)>" (RFC 7617).
-std::string BasicAuthHeader(const RegistryAuth& creds) {
-  std::string plain = creds.username + ":" + creds.password;
-  std::string enc(4 * ((plain.size() + 2) / 3) + 1, '\0');
-  int n =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(enc.data()),
-                      reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size()));
-  enc.resize(static_cast<size_t>(n));
-  return "Basic " + enc;
-}
-
-std::string Escape(const std::string& s) {
-  char* e = curl_easy_escape(nullptr, s.c_str(), static_cast<int>(s.size()));
-  std::string out = e ? e : "";
-  curl_free(e);
-  return out;
-}
-
-std::string RegistryErrorText(const std::string& body) {
-  try {
-    json j = json::parse(body);
-    if (j.contains("errors") && j["errors"].is_array() && !j["errors"].empty()) {
-      const auto& e = j["errors"][0];
-      std::string s = e.value("code", "");
-      if (e.contains("message") && e["message"].is_string())
-        s += (s.empty() ? "" : ": ") + e["message"].get<std::string>();
-      return s;
-    }
-  } catch (const json::exception&) {
-  }
-  std::string t = body.substr(0, 200);
-  std::replace(t.begin(), t.end(), '\n', ' ');
-  return t;
-}
-
-bool RetryableCurlError(int code) {
-  switch (code) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Retry-After (RFC 9110 10.2.3): delay-seconds or an HTTP-date; 0 when absent or unreadable. Capped at a day
-// (a longer wait is past any pull's deadline anyway).
-std::chrono::milliseconds RetryAfter(const std::map<std::string, std::string>& headers) {
-  auto it = headers.find("retry-after");
-  if (it == headers.end() || it->second.empty()) return std::chrono::milliseconds(0);
-  constexpr long kDay = 86400;
-  const std::string& v = it->second;
-  long secs = 0;
-  if (v.find_first_not_of("0123456789") == std::string::npos) {
-    secs = v.size() > 6 ? kDay : std::atol(v.c_str());
-  } else {
-    time_t when = curl_getdate(v.c_str(), nullptr);
-    if (when < 0) return std::chrono::milliseconds(0);
-    secs = static_cast<long>(when - std::time(nullptr));
-  }
-  return std::chrono::seconds(std::clamp(secs, 0L, kDay));
 }
 
 Status WriteAllTo(int fd, const char* d, size_t len, const std::string& what) {
@@ -246,6 +142,57 @@ void RegistryClient::SetTransferOptions(void* curl, const std::string& url) cons
   }
 }
 
+// Collects the headers of the final response; a 200 whose Content-Length disagrees with the expected length
+// is aborted before its body.
+size_t RegistryClient::OnHeader(char* buf, size_t size, size_t n, void* priv) {
+  auto* resp = static_cast<Response*>(priv);
+  resp->last_byte = std::chrono::steady_clock::now();
+  std::string line(buf, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {  // a new response (after a redirect or 100-continue)
+    resp->headers.clear();
+    resp->error_body.clear();
+    size_t sp = line.find(' ');
+    resp->status = sp == std::string::npos ? 0 : std::atol(line.c_str() + sp + 1);
+    return size * n;
+  }
+  if (line == "\r\n" || line == "\n") {  // end of this response's headers
+    auto cl = resp->headers.find("content-length");
+    if (resp->status == 200 && resp->expected_length >= 0 && cl != resp->headers.end() &&
+        cl->second != std::to_string(resp->expected_length)) {
+      resp->length_problem = "the registry sent Content-Length " + cl->second + " for content of " +
+                             std::to_string(resp->expected_length) + " bytes";
+      return 0;  // aborts the transfer before the body
+    }
+    return size * n;
+  }
+  size_t colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+      value.pop_back();
+    resp->headers[Lower(line.substr(0, colon))] = value;
+  }
+  return size * n;
+}
+
+// The body of a 200 goes to the sink; that of an error response is kept (bounded) for the message.
+size_t RegistryClient::OnBody(char* buf, size_t size, size_t n, void* priv) {
+  auto* resp = static_cast<Response*>(priv);
+  resp->last_byte = std::chrono::steady_clock::now();
+  size_t len = size * n;
+  if (resp->status != 200) {
+    if (resp->error_body.size() < kMaxErrorBody) resp->error_body.append(buf, std::min(len, kMaxErrorBody));
+    return len;
+  }
+  Status st = (*resp->sink)(buf, len);
+  if (!st.ok()) {
+    resp->sink_error = std::move(st).error();
+    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  }
+  return len;
+}
+
 Result<long> RegistryClient::Perform(const std::string& url, const std::string& accept, const Sink& sink,
                                      Response* r, int* curl_code, std::string* curl_error) {
   CURL* c = curl_easy_init();
@@ -255,52 +202,6 @@ Result<long> RegistryClient::Perform(const std::string& url, const std::string& 
   if (!auth_header_.empty()) headers = curl_slist_append(headers, ("Authorization: " + auth_header_).c_str());
   char errbuf[CURL_ERROR_SIZE] = {0};
   r->sink = &sink;
-  auto header_cb = +[](char* buf, size_t size, size_t n, void* priv) -> size_t {
-    auto* resp = static_cast<Response*>(priv);
-    resp->last_byte = std::chrono::steady_clock::now();
-    std::string line(buf, size * n);
-    if (line.rfind("HTTP/", 0) == 0) {  // a new response (after a redirect or 100-continue)
-      resp->headers.clear();
-      resp->error_body.clear();
-      size_t sp = line.find(' ');
-      resp->status = sp == std::string::npos ? 0 : std::atol(line.c_str() + sp + 1);
-      return size * n;
-    }
-    if (line == "\r\n" || line == "\n") {  // end of this response's headers
-      auto cl = resp->headers.find("content-length");
-      if (resp->status == 200 && resp->expected_length >= 0 && cl != resp->headers.end() &&
-          cl->second != std::to_string(resp->expected_length)) {
-        resp->length_problem = "the registry sent Content-Length " + cl->second + " for content of " +
-                               std::to_string(resp->expected_length) + " bytes";
-        return 0;  // aborts the transfer before the body
-      }
-      return size * n;
-    }
-    size_t colon = line.find(':');
-    if (colon != std::string::npos) {
-      std::string value = line.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
-      while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
-        value.pop_back();
-      resp->headers[Lower(line.substr(0, colon))] = value;
-    }
-    return size * n;
-  };
-  auto write_cb = +[](char* buf, size_t size, size_t n, void* priv) -> size_t {
-    auto* resp = static_cast<Response*>(priv);
-    resp->last_byte = std::chrono::steady_clock::now();
-    size_t len = size * n;
-    if (resp->status != 200) {
-      if (resp->error_body.size() < kMaxErrorBody) resp->error_body.append(buf, std::min(len, kMaxErrorBody));
-      return len;
-    }
-    Status st = (*resp->sink)(buf, len);
-    if (!st.ok()) {
-      resp->sink_error = std::move(st).error();
-      return 0;  // aborts the transfer with CURLE_WRITE_ERROR
-    }
-    return len;
-  };
   // Our own stall watchdog rather than CURLOPT_LOW_SPEED_*: curl averages the speed over several seconds,
   // so a transfer that stops after a burst would only be noticed seconds after activity_timeout. libcurl
   // calls this at least about once a second while it waits.
@@ -317,9 +218,9 @@ Result<long> RegistryClient::Perform(const std::string& url, const std::string& 
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &RegistryClient::OnHeader);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &RegistryClient::OnBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   CURLcode rc = curl_easy_perform(c);

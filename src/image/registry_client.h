@@ -77,6 +77,8 @@ class RegistryClient {
   Result<Outcome> CurlFailure(const Call& call, const std::string& url, int code, const std::string& err);
   Result<long> Perform(const std::string& url, const std::string& accept, const Sink& sink,
                        Response* response, int* curl_code, std::string* curl_error);
+  static size_t OnHeader(char* buf, size_t size, size_t n, void* response);
+  static size_t OnBody(char* buf, size_t size, size_t n, void* response);
   void SetTransferOptions(void* curl, const std::string& url) const;
   bool PastDeadline() const;
   Error GiveUp(const Call& call, int attempts, const Problem& last, const std::string& why) const;

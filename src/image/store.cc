@@ -174,7 +174,7 @@ class Store::Impl {
                               const Manifest& m, BlobSource* source, const std::string& reference,
                               const PullOptions& opts, const ProgressFn& progress) {
     std::string hex(DigestHex(manifest_digest));
-    auto report = [&](Progress p) {
+    auto report = [&](const Progress& p) {
       if (progress) progress(p);
     };
     NFC_ASSIGN_OR_RETURN(UniqueFd lock, LockPath(LockFile("image-" + hex), true, false));
