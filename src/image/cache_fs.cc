@@ -4,9 +4,11 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <charconv>
+#include <cstring>
 #include <random>
 
 namespace nfc::image {
@@ -42,6 +44,15 @@ std::optional<std::string> UnescapeName(const std::string& s) {
     i += 2;
   }
   return out;
+}
+
+Error NameFullCache(Error e, const std::string& root) {
+  if (e.message().find(std::strerror(ENOSPC)) == std::string::npos) return e;
+  struct statvfs vfs {};
+  std::string left = ::statvfs(root.c_str(), &vfs) == 0
+                         ? std::to_string(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize) + " bytes free"
+                         : "free space unknown";
+  return std::move(e).Context("image cache " + root + " ran out of space (" + left + " now)");
 }
 
 std::string TempName() {

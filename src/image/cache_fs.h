@@ -39,6 +39,10 @@ inline bool PathExists(const std::string& path) {
 std::string EscapeName(const std::string& s);
 // Undoes EscapeName; nullopt for a name EscapeName cannot have produced.
 std::optional<std::string> UnescapeName(const std::string& s);
+// A full cache filesystem is named as such, with the space left on it: the operator's remedy is to free space
+// or lower image_cache_size, and the pull can be retried (the code stays kResourceExhausted). Other errors
+// pass unchanged.
+Error NameFullCache(Error e, const std::string& root);
 // A unique name for temporary entries: "<pid>-<random>".
 std::string TempName();
 

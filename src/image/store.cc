@@ -4,13 +4,11 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -39,17 +37,6 @@ namespace nfc::image {
 using json = nlohmann::json;
 
 namespace {
-
-// A full cache filesystem is named as such, with the space left on it: the operator's remedy is to free space
-// or lower image_cache_size, and the pull can be retried (the code stays kResourceExhausted).
-Error NameFullCache(Error e, const std::string& root) {
-  if (e.message().find(std::strerror(ENOSPC)) == std::string::npos) return e;
-  struct statvfs vfs {};
-  std::string left = ::statvfs(root.c_str(), &vfs) == 0
-                         ? std::to_string(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize) + " bytes free"
-                         : "free space unknown";
-  return std::move(e).Context("image cache " + root + " ran out of space (" + left + " now)");
-}
 
 int64_t NowUnix() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -275,6 +262,17 @@ class Store::Impl {
     return Ok();
   }
 
+  // The reference file only saves a later pull a registry round trip: failing to write it (a full disk) must
+  // not fail a pull whose image, and lease, are complete (the caller would not know of the lease).
+  void RememberReference(const std::string& key, const std::string& digest) {
+    Status s = WriteFileAtomic(key, digest);
+    if (!s.ok()) {
+      log::Warn(
+          "image cache: could not record which image a reference names; the next pull asks the registry",
+          {{"path", key}, {"error", s.error().message()}});
+    }
+  }
+
   std::string RefKey(const std::string& normalized, const std::string& platform) {
     return opt_.root + "/refs/" + EscapeName(normalized + "@" + platform);
   }
@@ -327,7 +325,7 @@ class Store::Impl {
     auto source = RegistryBlobSource(&client);
     auto h = Convert(fetched.digest, fetched.body, m, source.get(), normalized, opts, progress);
     if (!h.ok()) return NameFullCache(std::move(h).error(), opt_.root).Context("pull " + normalized);
-    NFC_RETURN_IF_ERROR(WriteFileAtomic(key, fetched.digest));
+    RememberReference(key, fetched.digest);
     return h;
   }
 
@@ -391,7 +389,7 @@ class Store::Impl {
     }
     auto h = Convert(desc.digest, body, m, source.get(), reference, opts, progress);
     if (!h.ok()) return NameFullCache(std::move(h).error(), opt_.root).Context("import " + reference);
-    NFC_RETURN_IF_ERROR(WriteFileAtomic(RefKey(reference, platform.String()), desc.digest));
+    RememberReference(RefKey(reference, platform.String()), desc.digest);
     return h;
   }
 
@@ -416,8 +414,7 @@ class Store::Impl {
                      reference, opts, progress);
     (void)RemoveTree(staging);
     if (!h.ok()) return NameFullCache(std::move(h).error(), opt_.root).Context("import " + reference);
-    NFC_RETURN_IF_ERROR(
-        WriteFileAtomic(RefKey(reference, HostPlatform().String()), unpacked->manifest_digest));
+    RememberReference(RefKey(reference, HostPlatform().String()), unpacked->manifest_digest);
     return h;
   }
 

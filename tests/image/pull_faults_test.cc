@@ -307,6 +307,32 @@ TEST_F(PullFaultsTest, ServerErrorsAreRetriedAndThenReported) {
   ExpectNothingHalfMade(cache_);
 }
 
+// The last write of a pull, the file recording which image the reference names, fails (here: a directory is
+// in its way): the pull still succeeds, since the image and its lease are complete, and the next pull of the
+// reference asks the registry again.
+TEST_F(PullFaultsTest, AReferenceThatCannotBeRecordedDoesNotFailACompletePull) {
+  auto first = Pull(Ref("tiny"), Options());
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  auto refs = ListDir(cache_ + "/refs");
+  ASSERT_TRUE(refs.ok());
+  ASSERT_EQ(refs->size(), 1u);
+  cache_ += "-blocked";
+  ASSERT_TRUE(MakeDirs(cache_ + "/refs/" + refs->front() + "/in-the-way").ok());
+  auto o = Options();
+  o.lease_holder = "alloc-1/web";
+  auto h = Pull(Ref("tiny"), o);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  auto store = Store::Open({cache_});
+  ASSERT_TRUE(store.ok());
+  auto listed = (*store)->List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().lease_holders, std::vector<std::string>{"alloc-1/web"});
+  const int manifests = Requests("/manifests/");
+  ASSERT_TRUE(Pull(Ref("tiny"), Options()).ok());
+  EXPECT_EQ(Requests("/manifests/"), manifests + 1) << "without the reference file the registry is asked";
+}
+
 // The cache on a tmpfs of the test's own, in a mount namespace of this thread (the pull runs on it): the
 // mount disappears with the process whatever happens, and is unmounted at the end of each case.
 class SmallDisk {
