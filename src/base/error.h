@@ -34,6 +34,13 @@ std::string_view ErrorCodeName(ErrorCode code);
 // The inverse of ErrorCodeName, for codes carried by name across a process boundary (names survive new codes
 // being added; ordinals do not). Unknown names are kInternal.
 ErrorCode ErrorCodeFromName(std::string_view name);
+// Whether trying the same operation again later may succeed: a peer unavailable, a timeout, a limit that may
+// lift (a rate limit, a full disk). StartTask reports such failures to Nomad as recoverable, so the job's
+// restart policy retries them; everything else fails the task for good.
+constexpr bool IsTransient(ErrorCode code) {
+  return code == ErrorCode::kUnavailable || code == ErrorCode::kTimeout ||
+         code == ErrorCode::kResourceExhausted;
+}
 
 class Error {
  public:

@@ -1,8 +1,11 @@
 #include "driver/plugin_config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <iterator>
+#include <utility>
 
 #include "driver/config_reader.h"
 
@@ -106,6 +109,36 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
   return static_cast<uint64_t>(bytes);
 }
 
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  static constexpr std::pair<std::string_view, double> kUnits[] = {
+      {"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3}};
+  if (text.empty()) return Error::InvalidArgument("empty duration");
+  double total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = i;
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
+    std::string number(text.substr(start, i - start));
+    size_t unit_start = i;
+    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
+    std::string_view unit = text.substr(unit_start, i - unit_start);
+    char* end = nullptr;
+    double value = number.empty() ? 0 : std::strtod(number.c_str(), &end);
+    if (number.empty() || end != number.c_str() + number.size()) {
+      return Error::InvalidArgument("malformed duration \"" + std::string(text) +
+                                    "\" (write e.g. \"90s\" or \"5m\")");
+    }
+    const auto* found =
+        std::find_if(std::begin(kUnits), std::end(kUnits), [&](const auto& u) { return u.first == unit; });
+    if (found == std::end(kUnits)) {
+      return Error::InvalidArgument("duration \"" + std::string(text) + "\" needs a unit: ms, s, m or h");
+    }
+    total += value * found->second;
+  }
+  if (!(total < 1e15)) return Error::InvalidArgument("duration \"" + std::string(text) + "\" is too long");
+  return std::chrono::milliseconds(static_cast<int64_t>(total));
+}
+
 spec::Node PluginConfigSpec() {
   using namespace spec;
   // Aliased options have no schema default: the decoder must see whether the operator set them.
@@ -124,6 +157,8 @@ spec::Node PluginConfigSpec() {
        AttrWithDefault("image_cache_size", "string", StringLiteral(kDefaultImageCacheSize))},
       {"insecure_registries", AttrWithDefault("insecure_registries", "list(string)", EmptyListLiteral())},
       {"ca_file", Attr("ca_file", "string")},
+      {"pull_activity_timeout",
+       AttrWithDefault("pull_activity_timeout", "string", StringLiteral(kDefaultPullActivityTimeout))},
       {"containerd_socket", Attr("containerd_socket", "string")},
   });
 }
@@ -184,6 +219,16 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
   if (ca_file && !ca_file->empty()) {
     NFC_RETURN_IF_ERROR(RequireAbsolute(r, "ca_file", *ca_file));
     config.ca_file = *ca_file;
+  }
+
+  NFC_ASSIGN_OR_RETURN(auto activity, r.String("pull_activity_timeout"));
+  if (activity) {
+    auto d = ParseDuration(*activity);
+    if (!d.ok()) return r.Invalid("pull_activity_timeout", CtyValue::String(*activity), d.error().message());
+    if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(1)) {
+      return r.Invalid("pull_activity_timeout", CtyValue::String(*activity), "expected from 1s to 1h");
+    }
+    config.pull_activity_timeout = std::chrono::ceil<std::chrono::seconds>(*d);
   }
 
   NFC_ASSIGN_OR_RETURN(auto containerd, r.String("containerd_socket"));

@@ -4,6 +4,7 @@
 // accepted too.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@ inline constexpr std::string_view kDefaultKernelPath = "/usr/lib/nomad-firecrack
 inline constexpr std::string_view kDefaultInitrdPath = "/usr/lib/nomad-firecracker/guest/initramfs.cpio.gz";
 inline constexpr std::string_view kDefaultDataDir = "/var/lib/nomad-firecracker";
 inline constexpr std::string_view kDefaultImageCacheSize = "20GiB";
+inline constexpr std::string_view kDefaultPullActivityTimeout = "2m";  // as Docker's driver
 
 struct PluginConfig {
   // Programs: a bare name is looked up in PATH when used.
@@ -36,6 +38,8 @@ struct PluginConfig {
   uint64_t image_cache_bytes = 20ULL << 30;      // 0 = no limit
   std::vector<std::string> insecure_registries;  // "host[:port]" reached over plain HTTP / unverified TLS
   std::string ca_file;  // extra PEM CA bundle for registries; empty = system store only
+  // A registry transfer that receives no byte for this long is abandoned and retried.
+  std::chrono::seconds pull_activity_timeout{120};
   // Warnings for the operator (deprecated or ignored options); the caller logs them.
   std::vector<std::string> warnings;
 
@@ -52,5 +56,9 @@ Result<PluginConfig> DecodePluginConfigMsgpack(std::string_view msgpack);
 // "20GiB", "512MiB", "10GB", "1.5TiB", "1073741824" (bytes), "0" (no limit). Units: B, KB/MB/GB/TB (powers of
 // 1000), KiB/MiB/GiB/TiB (powers of 1024), K/M/G/T (= KiB...), case-insensitive.
 Result<uint64_t> ParseByteSize(std::string_view text);
+
+// A duration the way Nomad job files write them (Go's time.ParseDuration): "90s", "5m", "1h30m", "1.5h",
+// "500ms". Units ms, s, m, h; at least one number with a unit; no sign.
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
 
 }  // namespace nfc::driver

@@ -27,6 +27,7 @@ TEST(PluginConfigTest, EmptyBlockAndNoBlockGiveDefaults) {
   EXPECT_EQ(defaults.initrd_path, "/usr/lib/nomad-firecracker/guest/initramfs.cpio.gz");
   EXPECT_EQ(defaults.data_dir, "/var/lib/nomad-firecracker");
   EXPECT_EQ(defaults.image_cache_bytes, 20ULL << 30);
+  EXPECT_EQ(defaults.pull_activity_timeout, std::chrono::seconds(120));
 }
 
 TEST(PluginConfigTest, SeedConfigVerbatim) {
@@ -103,6 +104,34 @@ TEST(PluginConfigTest, ByteSizes) {
   EXPECT_FALSE(ParseByteSize("1.2.3GB").ok());
   EXPECT_FALSE(ParseByteSize("-5GB").ok());
   EXPECT_FALSE(ParseByteSize("99999999999TiB").ok());
+}
+
+TEST(PluginConfigTest, PullActivityTimeoutIsADuration) {
+  Result<PluginConfig> r = DecodePluginConfig(Obj({{"pull_activity_timeout", Str("45s")}}));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->pull_activity_timeout, std::chrono::seconds(45));
+  std::string e = ErrorOf(Obj({{"pull_activity_timeout", Str("45")}}));
+  EXPECT_NE(e.find("\"pull_activity_timeout\""), std::string::npos) << e;
+  EXPECT_NE(e.find("needs a unit"), std::string::npos) << e;
+  e = ErrorOf(Obj({{"pull_activity_timeout", Str("200ms")}}));
+  EXPECT_NE(e.find("from 1s to 1h"), std::string::npos) << e;
+}
+
+TEST(PluginConfigTest, DurationsAreWrittenAsInJobFiles) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(*ParseDuration("90s"), milliseconds(90000));
+  EXPECT_EQ(*ParseDuration("5m"), milliseconds(300000));
+  EXPECT_EQ(*ParseDuration("1h30m"), milliseconds(5400000));
+  EXPECT_EQ(*ParseDuration("1.5h"), milliseconds(5400000));
+  EXPECT_EQ(*ParseDuration("500ms"), milliseconds(500));
+  EXPECT_EQ(*ParseDuration("2m30s"), milliseconds(150000));
+  EXPECT_FALSE(ParseDuration("").ok());
+  EXPECT_FALSE(ParseDuration("10").ok());
+  EXPECT_FALSE(ParseDuration("-5s").ok());
+  EXPECT_FALSE(ParseDuration("5 m").ok());
+  EXPECT_FALSE(ParseDuration("5d").ok());
+  EXPECT_FALSE(ParseDuration("m").ok());
+  EXPECT_FALSE(ParseDuration("1.2.3s").ok());
 }
 
 }  // namespace

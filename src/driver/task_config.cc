@@ -128,6 +128,17 @@ Result<std::optional<RegistryAuth>> DecodeAuth(ConfigReader& r) {
   return std::optional<RegistryAuth>(std::move(auth));
 }
 
+Result<std::optional<std::chrono::milliseconds>> DecodePullTimeout(ConfigReader& r) {
+  NFC_ASSIGN_OR_RETURN(auto text, r.String("image_pull_timeout"));
+  if (!text) return std::optional<std::chrono::milliseconds>();
+  auto d = ParseDuration(*text);
+  if (!d.ok()) return r.Invalid("image_pull_timeout", CtyValue::String(*text), d.error().message());
+  if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(24)) {
+    return r.Invalid("image_pull_timeout", CtyValue::String(*text), "expected from 1s to 24h");
+  }
+  return std::optional<std::chrono::milliseconds>(*d);
+}
+
 Status RequireAbsolute(const ConfigReader& r, std::string_view key, const std::optional<std::string>& path) {
   if (path && (path->empty() || (*path)[0] != '/')) {
     return r.Invalid(key, CtyValue::String(*path), "expected an absolute path on the host");
@@ -156,6 +167,7 @@ spec::Node TaskConfigSpec() {
       {"boot_args", Attr("boot_args", "string")},
       {"backend", Attr("backend", "string")},
       {"force_pull", AttrWithDefault("force_pull", "bool", BoolLiteral(false))},
+      {"image_pull_timeout", Attr("image_pull_timeout", "string")},
       {"auth", Block("auth", false,
                      Object({
                          {"username", Attr("username", "string")},
@@ -219,6 +231,7 @@ Result<TaskConfig> DecodeTaskConfig(const CtyValue& value) {
   }
   NFC_ASSIGN_OR_RETURN(auto force_pull, r.Bool("force_pull"));
   config.force_pull = force_pull.value_or(false);
+  NFC_ASSIGN_OR_RETURN(config.image_pull_timeout, DecodePullTimeout(r));
   NFC_ASSIGN_OR_RETURN(config.auth, DecodeAuth(r));
   NFC_RETURN_IF_ERROR(r.RejectUnknown());
   return config;

@@ -6,6 +6,7 @@
 // in the schema so every form reaches us; their shape is validated here. Documented in docs/configuration.md.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,6 +30,8 @@ struct RegistryAuth {
 inline constexpr int64_t kMaxVcpuCount = 32;        // Firecracker's limit
 inline constexpr int64_t kMaxMemSizeMiB = 1 << 20;  // 1 TiB
 inline constexpr int64_t kMinMemSizeMiB = 16;
+// The registry part of a pull must be done by then (Docker's driver: 5m; ours also fits slow first pulls).
+inline constexpr std::chrono::seconds kDefaultImagePullTimeout{600};
 
 struct TaskConfig {
   std::string image;                                     // OCI reference, required
@@ -46,6 +49,7 @@ struct TaskConfig {
   std::optional<std::string> boot_args;  // appended to the guest kernel command line
   std::optional<Backend> backend;        // unset: the plugin's backend
   bool force_pull = false;
+  std::optional<std::chrono::milliseconds> image_pull_timeout;  // unset: kDefaultImagePullTimeout
   std::optional<RegistryAuth> auth;
 
   bool operator==(const TaskConfig&) const = default;

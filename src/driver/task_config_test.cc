@@ -83,6 +83,7 @@ TEST(TaskConfigTest, ModernForms) {
       {"boot_args", Str("quiet")},
       {"backend", Str("qemu")},
       {"force_pull", CtyValue::Bool(true)},
+      {"image_pull_timeout", Str("15m")},
       {"auth",
        Obj({{"username", Str("u")}, {"password", Str("p")}, {"server_address", Str("registry.local")}})},
   }));
@@ -94,8 +95,19 @@ TEST(TaskConfigTest, ModernForms) {
   EXPECT_EQ(r->env, (std::vector<std::pair<std::string, std::string>>{{"A", "1"}, {"B", "2"}}));
   EXPECT_EQ(r->backend, Backend::kQemu);
   EXPECT_TRUE(r->force_pull);
+  EXPECT_EQ(r->image_pull_timeout, std::chrono::minutes(15));
   ASSERT_TRUE(r->auth.has_value());
   EXPECT_EQ(r->auth->server_address, "registry.local");
+}
+
+TEST(TaskConfigTest, ImagePullTimeoutIsABoundedDuration) {
+  std::string e = ErrorOf(Obj({{"image", Str("a")}, {"image_pull_timeout", Str("soon")}}));
+  EXPECT_NE(e.find("\"image_pull_timeout\" = \"soon\""), std::string::npos) << e;
+  e = ErrorOf(Obj({{"image", Str("a")}, {"image_pull_timeout", Str("0s")}}));
+  EXPECT_NE(e.find("from 1s to 24h"), std::string::npos) << e;
+  Result<TaskConfig> unset = DecodeTaskConfig(Obj({{"image", Str("a")}}));
+  ASSERT_TRUE(unset.ok());
+  EXPECT_FALSE(unset->image_pull_timeout.has_value());
 }
 
 TEST(TaskConfigTest, ErrorsNameOptionAndValue) {

@@ -4,11 +4,56 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <charconv>
+#include <cstring>
 #include <random>
 
 namespace nfc::image {
+
+std::string EscapeName(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') {
+      out += c;
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// Undoes EscapeName; nullopt for a name EscapeName cannot have produced (a '%' not followed by two hex
+// digits).
+std::optional<std::string> UnescapeName(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    unsigned value = 0;
+    if (i + 2 >= s.size()) return std::nullopt;
+    auto [end, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, value, 16);
+    if (ec != std::errc() || end != s.data() + i + 3) return std::nullopt;
+    out += static_cast<char>(value);
+    i += 2;
+  }
+  return out;
+}
+
+Error NameFullCache(Error e, const std::string& root) {
+  if (e.message().find(std::strerror(ENOSPC)) == std::string::npos) return e;
+  struct statvfs vfs {};
+  std::string left = ::statvfs(root.c_str(), &vfs) == 0
+                         ? std::to_string(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize) + " bytes free"
+                         : "free space unknown";
+  return std::move(e).Context("image cache " + root + " ran out of space (" + left + " now)");
+}
 
 std::string TempName() {
   static thread_local std::mt19937_64 rng(std::random_device{}());

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,14 @@ Result<std::vector<std::string>> ListDir(
 inline bool PathExists(const std::string& path) {
   return fs::Exists(path);
 }
+// File names for references and lease holders: [A-Za-z0-9._-] kept, every other byte as %XX.
+std::string EscapeName(const std::string& s);
+// Undoes EscapeName; nullopt for a name EscapeName cannot have produced.
+std::optional<std::string> UnescapeName(const std::string& s);
+// A full cache filesystem is named as such, with the space left on it: the operator's remedy is to free space
+// or lower image_cache_size, and the pull can be retried (the code stays kResourceExhausted). Other errors
+// pass unchanged.
+Error NameFullCache(Error e, const std::string& root);
 // A unique name for temporary entries: "<pid>-<random>".
 std::string TempName();
 

@@ -20,7 +20,10 @@ namespace {
 constexpr uint64_t kBlockSize = 4096;
 constexpr size_t kWriteBuffer = 8 << 20;  // coalesce file data into writes of up to 8 MiB
 
+// libext2fs passes errno values through as error codes (a full disk under unix_io is ENOSPC): those keep
+// their errno's code, so a full image cache stays a transient kResourceExhausted.
 Error Ext2Error(errcode_t err, const std::string& what) {
+  if (err > 0 && err < 4096) return Error::Sys(static_cast<int>(err), what);
   return Error::Internal(what + ": " + error_message(err));
 }
 
@@ -82,8 +85,8 @@ Ext4Geometry EstimateGeometry(Dentry* root, const TreeStats& stats) {
       blocks += DivUp(bytes, kBlockSize - 512) + 1;  // linear dirs fill blocks unevenly; one block of slack
     } else if (S_ISREG(ino.mode)) {
       uint64_t n = DivUp(ino.size, kBlockSize);
-      blocks += n + (n > uint64_t{4} * 32768 ? DivUp(n, uint64_t{32768} * 340) + 1
-                                             : 0);  // extent tree leaves for huge files
+      blocks +=
+          n + (n > 4ULL * 32768 ? DivUp(n, 32768ULL * 340) + 1 : 0);  // extent tree leaves for huge files
     } else if (S_ISLNK(ino.mode) && ino.symlink_target.size() >= 60) {
       blocks += 1;
     }
@@ -139,7 +142,10 @@ Result<std::unique_ptr<Ext4Writer>> Ext4Writer::Create(const std::string& path, 
     while ((n = ::read(err_r.get(), b, sizeof b)) > 0 && err_text.size() < 4096) err_text.append(b, n);
     NFC_ASSIGN_OR_RETURN(int status, WaitForExit(child.pid));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      return Error::Internal("mke2fs " + path + ": " + DescribeWaitStatus(status) + ": " + err_text);
+      const ErrorCode code = err_text.find(std::strerror(ENOSPC)) != std::string::npos
+                                 ? ErrorCode::kResourceExhausted  // the cache's filesystem is full
+                                 : ErrorCode::kInternal;
+      return Error(code, "mke2fs " + path + ": " + DescribeWaitStatus(status) + ": " + err_text);
     }
     errcode_t e =
         ext2fs_open2(path.c_str(), nullptr, EXT2_FLAG_RW | EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &w->fs_);

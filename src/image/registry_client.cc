@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -11,12 +13,14 @@
 
 #include "base/log.h"
 #include "image/credentials.h"
+#include "image/registry_http.h"
 #include "image/sha256.h"
 
 namespace nfc::image {
 namespace {
 
 using json = nlohmann::json;
+using namespace registry_http;
 constexpr size_t kMaxManifestBytes = 4 << 20;  // the distribution spec's limit registries enforce
 constexpr size_t kMaxErrorBody = 8 << 10;
 
@@ -25,92 +29,23 @@ void GlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-// Parses `Scheme k="v",k2="v2"` into the scheme (lowercased) and parameters.
-std::pair<std::string, std::map<std::string, std::string>> ParseChallenge(const std::string& h) {
-  std::map<std::string, std::string> params;
-  size_t sp = h.find(' ');
-  std::string scheme = Lower(h.substr(0, sp));
-  size_t i = sp == std::string::npos ? h.size() : sp + 1;
-  while (i < h.size()) {
-    while (i < h.size() && (h[i] == ' ' || h[i] == ',')) ++i;
-    size_t eq = h.find('=', i);
-    if (eq == std::string::npos) break;
-    std::string key = Lower(h.substr(i, eq - i));
-    i = eq + 1;
-    std::string value;
-    if (i < h.size() && h[i] == '"') {
-      ++i;
-      while (i < h.size() && h[i] != '"') {
-        if (h[i] == '\\' && i + 1 < h.size()) ++i;
-        value += h[i++];
-      }
-      ++i;
-    } else {
-      size_t end = h.find(',', i);
-      value = h.substr(i, end == std::string::npos ? std::string::npos : end - i);
-      i = end == std::string::npos ? h.size() : end;
+Status WriteAllTo(int fd, const char* d, size_t len, const std::string& what) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::write(fd, d + done, len - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::Errno("write " + what);
     }
-    params[key] = value;
+    done += static_cast<size_t>(n);
   }
-  return {scheme, params};
+  return Ok();
 }
 
-// "Basic <base64(user:password)>" (RFC 7617).
-std::string BasicAuthHeader(const RegistryAuth& creds) {
-  std::string plain = creds.username + ":" + creds.password;
-  std::string enc(4 * ((plain.size() + 2) / 3) + 1, '\0');
-  int n =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(enc.data()),
-                      reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size()));
-  enc.resize(static_cast<size_t>(n));
-  return "Basic " + enc;
-}
-
-std::string Escape(const std::string& s) {
-  char* e = curl_easy_escape(nullptr, s.c_str(), static_cast<int>(s.size()));
-  std::string out = e ? e : "";
-  curl_free(e);
-  return out;
-}
-
-std::string RegistryErrorText(const std::string& body) {
-  try {
-    json j = json::parse(body);
-    if (j.contains("errors") && j["errors"].is_array() && !j["errors"].empty()) {
-      const auto& e = j["errors"][0];
-      std::string s = e.value("code", "");
-      if (e.contains("message") && e["message"].is_string())
-        s += (s.empty() ? "" : ": ") + e["message"].get<std::string>();
-      return s;
-    }
-  } catch (const json::exception&) {
-  }
-  std::string t = body.substr(0, 200);
-  std::replace(t.begin(), t.end(), '\n', ' ');
-  return t;
-}
-
-bool RetryableCurlError(int code) {
-  switch (code) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR:
-      return true;
-    default:
-      return false;
-  }
+std::string SecondsText(std::chrono::milliseconds d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(d.count()) / 1000);
+  return d < std::chrono::seconds(10) ? buf : std::to_string(d.count() / 1000) + " s";
 }
 
 }  // namespace
@@ -121,6 +56,31 @@ struct RegistryClient::Response {
   std::string error_body;
   const Sink* sink = nullptr;
   std::optional<Error> sink_error;
+  int64_t expected_length = -1;
+  std::string length_problem;  // set when a 200's Content-Length disagrees with expected_length
+  std::chrono::steady_clock::time_point last_byte = std::chrono::steady_clock::now();
+  std::chrono::milliseconds activity_timeout{0};
+  bool stalled = false;  // aborted: no byte for activity_timeout
+};
+
+// What went wrong in one attempt that a later attempt may not meet.
+struct RegistryClient::Problem {
+  ErrorCode code = ErrorCode::kUnavailable;  // reported when the retries run out
+  std::string text;
+  std::chrono::milliseconds retry_after{0};  // the registry's Retry-After
+};
+
+struct RegistryClient::Outcome {
+  enum class Kind { kDone, kAgain, kTransient };
+  Kind kind = Kind::kDone;
+  long status = 0;
+  Problem problem;
+  static Outcome Done(long status) { return {Kind::kDone, status, {}}; }
+  static Outcome Again() { return {Kind::kAgain, 0, {}}; }
+  static Outcome Transient(ErrorCode code, std::string text,
+                           std::chrono::milliseconds retry_after = std::chrono::milliseconds(0)) {
+    return {Kind::kTransient, 0, {code, std::move(text), retry_after}};
+  }
 };
 
 RegistryClient::RegistryClient(Reference ref, RegistryOptions options)
@@ -149,56 +109,14 @@ Status RegistryClient::LoadCredentials() {
   return Ok();
 }
 
-Result<long> RegistryClient::Perform(const std::string& url, const std::string& accept, const Sink& sink,
-                                     Response* r, int* curl_code, std::string* curl_error) {
-  CURL* c = curl_easy_init();
-  if (!c) return Error::Internal("curl_easy_init failed");
-  struct curl_slist* headers = nullptr;
-  if (!accept.empty()) headers = curl_slist_append(headers, ("Accept: " + accept).c_str());
-  if (!auth_header_.empty()) headers = curl_slist_append(headers, ("Authorization: " + auth_header_).c_str());
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  r->sink = &sink;
-  auto header_cb = +[](char* buf, size_t size, size_t n, void* priv) -> size_t {
-    auto* resp = static_cast<Response*>(priv);
-    std::string line(buf, size * n);
-    if (line.rfind("HTTP/", 0) == 0) {  // a new response (after a redirect or 100-continue)
-      resp->headers.clear();
-      resp->error_body.clear();
-      size_t sp = line.find(' ');
-      resp->status = sp == std::string::npos ? 0 : std::atol(line.c_str() + sp + 1);
-      return size * n;
-    }
-    size_t colon = line.find(':');
-    if (colon != std::string::npos) {
-      std::string value = line.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
-      while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
-        value.pop_back();
-      resp->headers[Lower(line.substr(0, colon))] = value;
-    }
-    return size * n;
-  };
-  auto write_cb = +[](char* buf, size_t size, size_t n, void* priv) -> size_t {
-    auto* resp = static_cast<Response*>(priv);
-    size_t len = size * n;
-    if (resp->status != 200) {
-      if (resp->error_body.size() < kMaxErrorBody) resp->error_body.append(buf, std::min(len, kMaxErrorBody));
-      return len;
-    }
-    Status st = (*resp->sink)(buf, len);
-    if (!st.ok()) {
-      resp->sink_error = std::move(st).error();
-      return 0;  // aborts the transfer with CURLE_WRITE_ERROR
-    }
-    return len;
-  };
+bool RegistryClient::PastDeadline() const {
+  return std::chrono::steady_clock::now() >= options_.deadline;
+}
+
+// Options that do not depend on the response handling: redirects, protocols, timeouts and TLS trust.
+void RegistryClient::SetTransferOptions(void* curl, const std::string& url) const {
+  CURL* c = curl;
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);  // blobs often redirect to object storage
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
@@ -206,12 +124,11 @@ Result<long> RegistryClient::Perform(const std::string& url, const std::string& 
   curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_USERAGENT, "nomad-driver-firecracker");
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);  // a stalled transfer (no byte for 60 s) is a timeout
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
   if (options_.deadline != std::chrono::steady_clock::time_point::max()) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(options_.deadline -
                                                                       std::chrono::steady_clock::now());
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<int64_t>(1, left.count())));
+    // A little past the deadline, so that a transfer curl ends for it is seen as past it (PastDeadline).
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<int64_t>(1, left.count() + 50)));
   }
   if (!options_.ca_file.empty()) {
     curl_easy_setopt(c, CURLOPT_CAINFO, options_.ca_file.c_str());
@@ -223,6 +140,89 @@ Result<long> RegistryClient::Perform(const std::string& url, const std::string& 
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
   }
+}
+
+// Collects the headers of the final response; a 200 whose Content-Length disagrees with the expected length
+// is aborted before its body.
+size_t RegistryClient::OnHeader(char* buf, size_t size, size_t n, void* priv) {
+  auto* resp = static_cast<Response*>(priv);
+  resp->last_byte = std::chrono::steady_clock::now();
+  std::string line(buf, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {  // a new response (after a redirect or 100-continue)
+    resp->headers.clear();
+    resp->error_body.clear();
+    size_t sp = line.find(' ');
+    resp->status = sp == std::string::npos ? 0 : std::atol(line.c_str() + sp + 1);
+    return size * n;
+  }
+  if (line == "\r\n" || line == "\n") {  // end of this response's headers
+    auto cl = resp->headers.find("content-length");
+    if (resp->status == 200 && resp->expected_length >= 0 && cl != resp->headers.end() &&
+        cl->second != std::to_string(resp->expected_length)) {
+      resp->length_problem = "the registry sent Content-Length " + cl->second + " for content of " +
+                             std::to_string(resp->expected_length) + " bytes";
+      return 0;  // aborts the transfer before the body
+    }
+    return size * n;
+  }
+  size_t colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+      value.pop_back();
+    resp->headers[Lower(line.substr(0, colon))] = value;
+  }
+  return size * n;
+}
+
+// The body of a 200 goes to the sink; that of an error response is kept (bounded) for the message.
+size_t RegistryClient::OnBody(char* buf, size_t size, size_t n, void* priv) {
+  auto* resp = static_cast<Response*>(priv);
+  resp->last_byte = std::chrono::steady_clock::now();
+  size_t len = size * n;
+  if (resp->status != 200) {
+    if (resp->error_body.size() < kMaxErrorBody) resp->error_body.append(buf, std::min(len, kMaxErrorBody));
+    return len;
+  }
+  Status st = (*resp->sink)(buf, len);
+  if (!st.ok()) {
+    resp->sink_error = std::move(st).error();
+    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  }
+  return len;
+}
+
+Result<long> RegistryClient::Perform(const std::string& url, const std::string& accept, const Sink& sink,
+                                     Response* r, int* curl_code, std::string* curl_error) {
+  CURL* c = curl_easy_init();
+  if (!c) return Error::Internal("curl_easy_init failed");
+  struct curl_slist* headers = nullptr;
+  if (!accept.empty()) headers = curl_slist_append(headers, ("Accept: " + accept).c_str());
+  if (!auth_header_.empty()) headers = curl_slist_append(headers, ("Authorization: " + auth_header_).c_str());
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  r->sink = &sink;
+  // Our own stall watchdog rather than CURLOPT_LOW_SPEED_*: curl averages the speed over several seconds,
+  // so a transfer that stops after a burst would only be noticed seconds after activity_timeout. libcurl
+  // calls this at least about once a second while it waits.
+  auto progress_cb = +[](void* priv, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+    auto* resp = static_cast<Response*>(priv);
+    if (std::chrono::steady_clock::now() - resp->last_byte < resp->activity_timeout) return 0;
+    resp->stalled = true;
+    return 1;  // aborts the transfer with CURLE_ABORTED_BY_CALLBACK
+  };
+  r->activity_timeout = options_.activity_timeout;
+  r->last_byte = std::chrono::steady_clock::now();
+  SetTransferOptions(c, url);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &RegistryClient::OnHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &RegistryClient::OnBody);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   CURLcode rc = curl_easy_perform(c);
   curl_slist_free_all(headers);
   curl_easy_cleanup(c);
@@ -286,7 +286,10 @@ Status RegistryClient::Authenticate(const std::string& challenge, const std::str
   auto status = Perform(url, "application/json", sink, &r, &code, &err);
   auth_header_ = saved;
   if (!status.ok()) return std::move(status).error();
-  if (code != CURLE_OK) return Error::Unavailable(what + ": token request to " + realm + ": " + err);
+  if (code != CURLE_OK) {
+    if (r.stalled) err = "no data for " + std::to_string(options_.activity_timeout.count()) + " s";
+    return Error::Unavailable(what + ": token request to " + realm + ": " + err);
+  }
   if (*status == 401 || *status == 403) {
     return Error(ErrorCode::kUnauthenticated, what + ": token server " + realm + " refused the credentials" +
                                                   (creds_ ? " for user \"" + creds_->username + "\"" : "") +
@@ -308,96 +311,136 @@ Status RegistryClient::Authenticate(const std::string& challenge, const std::str
   return Ok();
 }
 
-Result<long> RegistryClient::Request(const std::string& path, const std::string& accept, const Sink& sink,
-                                     const std::function<Status()>& reset, Response* response,
-                                     const std::string& what) {
+Result<RegistryClient::Outcome> RegistryClient::CurlFailure(const Call& call, const std::string& url,
+                                                            int code, const std::string& err) {
+  // A loopback or insecure registry that does not speak TLS at all gets plain HTTP (as Docker does). A
+  // certificate that fails verification is never a reason to downgrade.
+  if (scheme_ == "https" && PlainHttpAllowed() && code == CURLE_SSL_CONNECT_ERROR) {
+    log::Info("registry does not speak TLS; using plain HTTP (loopback or insecure registry)",
+              {{"registry", ref_.registry}});
+    scheme_ = "http";
+    return Outcome::Again();
+  }
+  if (code == CURLE_PEER_FAILED_VERIFICATION) {
+    return Error(ErrorCode::kUnavailable, call.what + ": " + url + ": TLS certificate not trusted (" + err +
+                                              "); give the registry's CA with ca_file or mark it insecure");
+  }
+  if (!RetryableCurlError(code)) return Error::Unavailable(call.what + ": " + url + ": " + err);
+  if (code == CURLE_OPERATION_TIMEDOUT) return Outcome::Transient(ErrorCode::kTimeout, err);
+  return Outcome::Transient(ErrorCode::kUnavailable, err);
+}
+
+Result<RegistryClient::Outcome> RegistryClient::Attempt(const Call& call, Response* r, bool* authenticated) {
+  NFC_RETURN_IF_ERROR(call.reset());
+  *r = Response{};
+  r->expected_length = call.expected_length;
+  int code = 0;
+  std::string err;
+  const std::string url = scheme_ + "://" + ref_.ApiHost() + call.path;
+  NFC_ASSIGN_OR_RETURN(long status, Perform(url, call.accept, call.sink, r, &code, &err));
+  if (r->sink_error) return *r->sink_error;
+  if (!r->length_problem.empty()) return Outcome::Transient(ErrorCode::kUnavailable, r->length_problem);
+  if (r->stalled) {
+    return Outcome::Transient(
+        ErrorCode::kTimeout,
+        "no data for " + std::to_string(options_.activity_timeout.count()) + " s (pull_activity_timeout)");
+  }
+  if (code != CURLE_OK) return CurlFailure(call, url, code, err);
+  if (status == 401) {
+    // Once per request: the first 401 of a pull, or a token that expired since the last request.
+    if (*authenticated) {
+      return Error(ErrorCode::kUnauthenticated,
+                   call.what + ": " + ref_.registry + " refused the credentials" +
+                       (creds_ && !creds_->username.empty() ? " of user \"" + creds_->username + "\"" : "") +
+                       " (401 " + RegistryErrorText(r->error_body) + ")");
+    }
+    auto challenge = r->headers.find("www-authenticate");
+    if (challenge == r->headers.end()) {
+      return Error(ErrorCode::kUnauthenticated, call.what + ": 401 without a WWW-Authenticate challenge");
+    }
+    NFC_RETURN_IF_ERROR(Authenticate(challenge->second, call.what));
+    *authenticated = true;
+    return Outcome::Again();  // the retry with credentials is not a failed attempt
+  }
+  if (status == 429) {
+    return Outcome::Transient(ErrorCode::kResourceExhausted,
+                              ref_.registry + " rate limit (429 " + RegistryErrorText(r->error_body) + ")",
+                              RetryAfter(r->headers));
+  }
+  if (status >= 500) {
+    return Outcome::Transient(ErrorCode::kUnavailable,
+                              std::to_string(status) + " " + RegistryErrorText(r->error_body),
+                              RetryAfter(r->headers));
+  }
+  if (status == 200 && call.incomplete) {
+    if (std::string why = call.incomplete(); !why.empty())
+      return Outcome::Transient(ErrorCode::kUnavailable, why);
+  }
+  return Outcome::Done(status);
+}
+
+Error RegistryClient::GiveUp(const Call& call, int attempts, const Problem& last,
+                             const std::string& why) const {
+  return Error(last.code, call.what + ": giving up after " + std::to_string(attempts) +
+                              (attempts == 1 ? " attempt" : " attempts") + why + ": " + last.text);
+}
+
+Result<long> RegistryClient::Request(const Call& call, Response* response) {
   bool authenticated = false;
   std::mt19937 rng(std::random_device{}());
-  auto backoff = options_.initial_backoff;
-  std::string last_problem;
-  for (int attempt = 1; attempt <= options_.max_attempts;) {
-    NFC_RETURN_IF_ERROR(reset());
-    *response = Response{};
-    int code = 0;
-    std::string err;
-    std::string url = scheme_ + "://" + ref_.ApiHost() + path;
-    NFC_ASSIGN_OR_RETURN(long status, Perform(url, accept, sink, response, &code, &err));
-    if (response->sink_error) return *response->sink_error;
-    if (code != CURLE_OK) {
-      // A loopback or insecure registry that does not speak TLS at all gets plain HTTP (as Docker does). A
-      // certificate that fails verification is never a reason to downgrade.
-      if (scheme_ == "https" && PlainHttpAllowed() && code == CURLE_SSL_CONNECT_ERROR) {
-        log::Info("registry does not speak TLS; using plain HTTP (loopback or insecure registry)",
-                  {{"registry", ref_.registry}});
-        scheme_ = "http";
-        continue;
-      }
-      if (code == CURLE_PEER_FAILED_VERIFICATION) {
-        return Error(ErrorCode::kUnavailable,
-                     what + ": " + url + ": TLS certificate not trusted (" + err +
-                         "); give the registry's CA with ca_file or mark it insecure");
-      }
-      if (!RetryableCurlError(code)) return Error::Unavailable(what + ": " + url + ": " + err);
-      last_problem = err;
-    } else if (status == 401) {
-      if (authenticated) {
-        return Error(
-            ErrorCode::kUnauthenticated,
-            what + ": " + ref_.registry + " refused the credentials" +
-                (creds_ && !creds_->username.empty() ? " of user \"" + creds_->username + "\"" : "") +
-                " (401 " + RegistryErrorText(response->error_body) + ")");
-      }
-      auto challenge = response->headers.find("www-authenticate");
-      if (challenge == response->headers.end()) {
-        return Error(ErrorCode::kUnauthenticated, what + ": 401 without a WWW-Authenticate challenge");
-      }
-      NFC_RETURN_IF_ERROR(Authenticate(challenge->second, what));
-      authenticated = true;
-      continue;  // the retry with credentials does not count as a failed attempt
-    } else if (status == 429 || status >= 500) {
-      last_problem = std::to_string(status) + " " + RegistryErrorText(response->error_body);
-      if (status == 429 && attempt == options_.max_attempts) {
-        return Error(ErrorCode::kResourceExhausted, what + ": " + ref_.registry + " rate limit (429): " +
-                                                        RegistryErrorText(response->error_body));
-      }
-      if (auto ra = response->headers.find("retry-after"); ra != response->headers.end()) {
-        long secs = std::atol(ra->second.c_str());
-        if (secs > 0 && secs <= 30)
-          backoff = std::max<std::chrono::milliseconds>(backoff, std::chrono::seconds(secs));
-      }
-    } else {
-      return status;
+  auto backoff = options_.retry.initial_backoff;
+  const int max_attempts = std::max(1, options_.retry.max_attempts);
+  for (int attempt = 1;;) {
+    if (PastDeadline()) {
+      return Error::Timeout(call.what + ": " + options_.deadline_name +
+                            " passed before the request was sent");
     }
-    if (attempt == options_.max_attempts) break;
+    NFC_ASSIGN_OR_RETURN(Outcome o, Attempt(call, response, &authenticated));
+    if (o.kind == Outcome::Kind::kDone) return o.status;
+    if (o.kind == Outcome::Kind::kAgain) continue;
+    const Problem& last = o.problem;
+    if (PastDeadline()) {
+      return Error::Timeout(call.what + ": " + options_.deadline_name + " reached (attempt " +
+                            std::to_string(attempt) + ": " + last.text + ")");
+    }
+    if (attempt == max_attempts) return GiveUp(call, attempt, last, "");
     auto jitter = std::chrono::milliseconds(
-        std::uniform_int_distribution<int>(0, static_cast<int>(backoff.count() / 2))(rng));
-    auto wait = backoff + jitter;
-    if (std::chrono::steady_clock::now() + wait >= options_.deadline) break;
-    log::Debug("retrying registry request",
-               {{"what", what}, {"problem", last_problem}, {"attempt", attempt}});
+        std::uniform_int_distribution<int64_t>(0, std::max<int64_t>(0, backoff.count() / 2))(rng));
+    auto wait = std::max(backoff + jitter, last.retry_after);
+    if (std::chrono::steady_clock::now() + wait >= options_.deadline) {
+      std::string why = last.retry_after.count() > 0 ? " (the registry asks to retry after " +
+                                                           SecondsText(last.retry_after) + ", past "
+                                                     : " (the next retry would come after ";
+      return GiveUp(call, attempt, last, why + options_.deadline_name + ")");
+    }
+    log::Debug("retrying registry request", {{"what", call.what},
+                                             {"problem", last.text},
+                                             {"attempt", attempt},
+                                             {"wait_ms", static_cast<int64_t>(wait.count())}});
     std::this_thread::sleep_for(wait);
     backoff *= 2;
     ++attempt;
   }
-  return Error::Unavailable(what + ": giving up after " + std::to_string(options_.max_attempts) +
-                            " attempts: " + last_problem);
 }
 
 Result<FetchedManifest> RegistryClient::GetManifest(const std::string& tag_or_digest) {
   const std::string what = "manifest " + ref_.registry + "/" + ref_.repository + ":" + tag_or_digest;
   FetchedManifest out;
-  Sink sink = [&](const char* d, size_t len) -> Status {
+  Call call;
+  call.path = "/v2/" + ref_.repository + "/manifests/" + tag_or_digest;
+  call.accept = ManifestAcceptHeader();
+  call.what = what;
+  call.sink = [&](const char* d, size_t len) -> Status {
     if (out.body.size() + len > kMaxManifestBytes) return Error::DataLoss(what + ": larger than 4 MiB");
     out.body.append(d, len);
     return Ok();
   };
-  auto reset = [&]() -> Status {
+  call.reset = [&]() -> Status {
     out.body.clear();
     return Ok();
   };
   Response r;
-  NFC_ASSIGN_OR_RETURN(long status, Request("/v2/" + ref_.repository + "/manifests/" + tag_or_digest,
-                                            ManifestAcceptHeader(), sink, reset, &r, what));
+  NFC_ASSIGN_OR_RETURN(long status, Request(call, &r));
   if (status == 404) {
     return Error::NotFound(what + " not found (404 " + RegistryErrorText(r.error_body) + ")");
   }
@@ -414,6 +457,15 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& tag_or_di
   if (tag_or_digest.rfind("sha256:", 0) == 0 && out.digest != tag_or_digest) {
     return Error::DataLoss(what + ": content has digest " + out.digest);
   }
+  // For a tag, the registry's own digest header is the only reference there is. Schema 1 manifests are
+  // exempt: their digest covers the payload without the signatures (they are refused later anyway).
+  auto header = r.headers.find("docker-content-digest");
+  if (header != r.headers.end() && header->second.rfind("sha256:", 0) == 0 &&
+      out.content_type.find("distribution.manifest.v1") == std::string::npos &&
+      header->second != out.digest) {
+    return Error::DataLoss(what + ": content has digest " + out.digest + " but the registry says " +
+                           header->second + " (Docker-Content-Digest)");
+  }
   return out;
 }
 
@@ -422,49 +474,45 @@ Status RegistryClient::GetBlob(const Descriptor& blob, int fd,
   const std::string what = "blob " + blob.digest;
   Sha256 hash;
   uint64_t received = 0;
-  Sink sink = [&](const char* d, size_t len) -> Status {
-    if (received + len > static_cast<uint64_t>(blob.size)) {
-      return Error::DataLoss(what + ": registry sent more than the " + std::to_string(blob.size) +
+  const auto size = static_cast<uint64_t>(blob.size);
+  Call call;
+  call.path = "/v2/" + ref_.repository + "/blobs/" + blob.digest;
+  call.what = what;
+  call.expected_length = blob.size;
+  call.sink = [&](const char* d, size_t len) -> Status {
+    if (received + len > size) {
+      return Error::DataLoss(what + ": registry sent more than the " + std::to_string(size) +
                              " bytes the manifest declares");
     }
     hash.Update(d, len);
-    size_t done = 0;
-    while (done < len) {
-      ssize_t n = ::write(fd, d + done, len - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error::Errno("write " + what);
-      }
-      done += static_cast<size_t>(n);
-    }
+    NFC_RETURN_IF_ERROR(WriteAllTo(fd, d, len, what));
     received += len;
     if (on_bytes) on_bytes(received);
     return Ok();
   };
-  auto reset = [&]() -> Status {
+  call.reset = [&]() -> Status {
     hash.Reset();
     received = 0;
     if (::ftruncate(fd, 0) != 0 || ::lseek(fd, 0, SEEK_SET) != 0) return Error::Errno("truncate " + what);
     return Ok();
   };
+  call.incomplete = [&]() -> std::string {
+    if (received == size) return "";
+    return what + " truncated: received " + std::to_string(received) + " of " + std::to_string(size) +
+           " bytes";
+  };
   Response r;
-  NFC_ASSIGN_OR_RETURN(
-      long status, Request("/v2/" + ref_.repository + "/blobs/" + blob.digest, "", sink, reset, &r, what));
+  NFC_ASSIGN_OR_RETURN(long status, Request(call, &r));
   if (status == 404) return Error::NotFound(what + " not found in " + ref_.repository + " (404)");
   if (status == 403) return Error(ErrorCode::kPermissionDenied, what + ": access denied (403)");
   if (status != 200) {
     return Error::Unavailable(what + ": unexpected status " + std::to_string(status) + ": " +
                               RegistryErrorText(r.error_body));
   }
-  if (received != static_cast<uint64_t>(blob.size)) {
-    return Error::DataLoss(what + ": truncated: received " + std::to_string(received) + " of " +
-                           std::to_string(blob.size) + " bytes");
-  }
   std::string got = hash.FinishDigest();
   if (got != blob.digest) {
     return Error::DataLoss(what + ": digest mismatch: content hashes to " + got +
-                           " (corrupted in the registry "
-                           "or in transit)");
+                           " (corrupted in the registry or in transit)");
   }
   return Ok();
 }

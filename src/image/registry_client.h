@@ -3,8 +3,12 @@
 // TLS uses the system CA store plus an optional extra CA file. Plain HTTP (and unverified TLS) is allowed
 // only for loopback registries and registries the operator lists as insecure. Authentication follows the
 // registry's WWW-Authenticate challenge: Basic with the credentials, or Bearer with a token fetched from the
-// realm for the scope "repository:<name>:pull". Transient failures (connection errors, timeouts, 5xx, 429)
-// are retried with exponential back-off and jitter; 401/403/404 are reported at once with what was refused.
+// realm for the scope "repository:<name>:pull"; a 401 later in a pull (an expired token) re-authenticates
+// once for that request. Transient failures (connection errors, stalled or cut transfers, a Content-Length
+// that disagrees with the manifest, 5xx, 429) are retried with exponential back-off and jitter, honouring
+// Retry-After, within the attempt limit and the deadline; what gives up keeps a transient code (kUnavailable,
+// kTimeout, kResourceExhausted for 429). Content that does not match its digest is kDataLoss and is not
+// retried. 401/403/404 are reported at once with what was refused.
 #pragma once
 
 #include <chrono>
@@ -26,9 +30,10 @@ struct RegistryOptions {
   std::string docker_config;         // path; empty: the default locations
   std::vector<std::string> insecure_registries;
   std::string ca_file;
-  int max_attempts = 5;
-  std::chrono::milliseconds initial_backoff{200};
+  RetryPolicy retry;
+  std::chrono::seconds activity_timeout{120};  // a transfer with no byte for this long is abandoned
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::string deadline_name = "the pull's deadline";  // names it in errors: "image_pull_timeout (10 m)"
 };
 
 struct FetchedManifest {
@@ -52,12 +57,31 @@ class RegistryClient {
 
  private:
   struct Response;
+  struct Problem;
+  struct Outcome;
   using Sink = std::function<Status(const char* data, size_t len)>;
-  // One logical request with auth and retries. reset is called before each attempt (to rewind the sink).
-  Result<long> Request(const std::string& path, const std::string& accept, const Sink& sink,
-                       const std::function<Status()>& reset, Response* response, const std::string& what);
+  // One logical request: what to GET and where the body goes.
+  struct Call {
+    std::string path;
+    std::string accept;
+    std::string what;  // "blob sha256:...", for errors
+    Sink sink;
+    std::function<Status()> reset;  // before each attempt: rewinds what the sink wrote
+    int64_t expected_length = -1;   // a 200 whose Content-Length differs is a broken transfer (retried)
+    std::function<std::string()> incomplete;  // after a 200: why the body is incomplete, "" when it is not
+  };
+  // The call with auth and retries; returns the final HTTP status.
+  Result<long> Request(const Call& call, Response* response);
+  // One attempt: done, again at once (after authenticating or a TLS downgrade), or a transient problem.
+  Result<Outcome> Attempt(const Call& call, Response* response, bool* authenticated);
+  Result<Outcome> CurlFailure(const Call& call, const std::string& url, int code, const std::string& err);
   Result<long> Perform(const std::string& url, const std::string& accept, const Sink& sink,
                        Response* response, int* curl_code, std::string* curl_error);
+  static size_t OnHeader(char* buf, size_t size, size_t n, void* response);
+  static size_t OnBody(char* buf, size_t size, size_t n, void* response);
+  void SetTransferOptions(void* curl, const std::string& url) const;
+  bool PastDeadline() const;
+  Error GiveUp(const Call& call, int attempts, const Problem& last, const std::string& why) const;
   Status Authenticate(const std::string& challenge, const std::string& what);
   Status LoadCredentials();
   bool PlainHttpAllowed() const;

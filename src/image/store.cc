@@ -38,39 +38,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string EscapeName(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_') {
-      out += c;
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
-      out += buf;
-    }
-  }
-  return out;
-}
-
-// Undoes EscapeName; nullopt for a name EscapeName cannot have produced (a '%' not followed by two hex
-// digits).
-std::optional<std::string> UnescapeName(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out += s[i];
-      continue;
-    }
-    unsigned value = 0;
-    if (i + 2 >= s.size()) return std::nullopt;
-    auto [end, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, value, 16);
-    if (ec != std::errc() || end != s.data() + i + 3) return std::nullopt;
-    out += static_cast<char>(value);
-    i += 2;
-  }
-  return out;
-}
-
 int64_t NowUnix() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -295,6 +262,17 @@ class Store::Impl {
     return Ok();
   }
 
+  // The reference file only saves a later pull a registry round trip: failing to write it (a full disk) must
+  // not fail a pull whose image, and lease, are complete (the caller would not know of the lease).
+  void RememberReference(const std::string& key, const std::string& digest) {
+    Status s = WriteFileAtomic(key, digest);
+    if (!s.ok()) {
+      log::Warn(
+          "image cache: could not record which image a reference names; the next pull asks the registry",
+          {{"path", key}, {"error", s.error().message()}});
+    }
+  }
+
   std::string RefKey(const std::string& normalized, const std::string& platform) {
     return opt_.root + "/refs/" + EscapeName(normalized + "@" + platform);
   }
@@ -329,7 +307,10 @@ class Store::Impl {
     ro.docker_config = opts.docker_config;
     ro.insecure_registries = opts.insecure_registries;
     ro.ca_file = opts.ca_file;
+    ro.retry = opts.retry;
+    ro.activity_timeout = opts.activity_timeout;
     ro.deadline = deadline;
+    ro.deadline_name = "image_pull_timeout (" + std::to_string(opts.timeout.count()) + " s)";
     RegistryClient client(ref, ro);
     NFC_ASSIGN_OR_RETURN(FetchedManifest fetched,
                          client.GetManifest(ref.digest.empty() ? ref.tag : ref.digest));
@@ -343,8 +324,8 @@ class Store::Impl {
     }
     auto source = RegistryBlobSource(&client);
     auto h = Convert(fetched.digest, fetched.body, m, source.get(), normalized, opts, progress);
-    if (!h.ok()) return std::move(h).error().Context("pull " + normalized);
-    NFC_RETURN_IF_ERROR(WriteFileAtomic(key, fetched.digest));
+    if (!h.ok()) return NameFullCache(std::move(h).error(), opt_.root).Context("pull " + normalized);
+    RememberReference(key, fetched.digest);
     return h;
   }
 
@@ -407,8 +388,8 @@ class Store::Impl {
       return LoadImage(hex, reference);
     }
     auto h = Convert(desc.digest, body, m, source.get(), reference, opts, progress);
-    if (!h.ok()) return std::move(h).error().Context("import " + reference);
-    NFC_RETURN_IF_ERROR(WriteFileAtomic(RefKey(reference, platform.String()), desc.digest));
+    if (!h.ok()) return NameFullCache(std::move(h).error(), opt_.root).Context("import " + reference);
+    RememberReference(RefKey(reference, platform.String()), desc.digest);
     return h;
   }
 
@@ -432,9 +413,8 @@ class Store::Impl {
     auto h = Convert(unpacked->manifest_digest, unpacked->manifest_body, unpacked->manifest, source.get(),
                      reference, opts, progress);
     (void)RemoveTree(staging);
-    if (!h.ok()) return std::move(h).error().Context("import " + reference);
-    NFC_RETURN_IF_ERROR(
-        WriteFileAtomic(RefKey(reference, HostPlatform().String()), unpacked->manifest_digest));
+    if (!h.ok()) return NameFullCache(std::move(h).error(), opt_.root).Context("import " + reference);
+    RememberReference(RefKey(reference, HostPlatform().String()), unpacked->manifest_digest);
     return h;
   }
 

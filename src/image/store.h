@@ -32,15 +32,27 @@ struct RegistryAuth {
   std::string identity_token;  // OAuth2 refresh token (config.json "identitytoken"); used instead of password
 };
 
+// How often and how patiently one registry request is retried after a transient failure (connection error,
+// stalled or cut transfer, 5xx, 429).
+struct RetryPolicy {
+  int max_attempts = 5;                            // per request, the first one included
+  std::chrono::milliseconds initial_backoff{200};  // doubled after each failed attempt, plus up to 50% jitter
+};
+
 struct PullOptions {
   std::optional<RegistryAuth> auth;  // the task's `auth` block; nullopt: Docker config.json / helpers
   bool force_pull = false;           // re-resolve the tag at the registry even if the image is cached
   std::vector<std::string> insecure_registries;  // "host[:port]" allowed over plain HTTP or unverified TLS
   std::string ca_file;                           // extra PEM CA bundle, used in addition to the system store
-  std::string docker_config;          // path of a Docker config.json; empty: $DOCKER_CONFIG, ~/.docker
-  std::string platform;               // "os/arch[/variant]"; empty: the host's
-  std::string lease_holder;           // when set, a lease for this holder is taken before returning
-  std::chrono::seconds timeout{600};  // overall budget for the pull and conversion
+  std::string docker_config;  // path of a Docker config.json; empty: $DOCKER_CONFIG, ~/.docker
+  std::string platform;       // "os/arch[/variant]"; empty: the host's
+  std::string lease_holder;   // when set, a lease for this holder is taken before returning
+  // image_pull_timeout: the registry requests of one pull must be done by then (a slow registry fails with
+  // kTimeout). Building the root filesystem afterwards is not cut short.
+  std::chrono::seconds timeout{600};
+  // pull_activity_timeout: a transfer that receives no byte for this long is abandoned and retried.
+  std::chrono::seconds activity_timeout{120};
+  RetryPolicy retry;
 };
 
 // Progress of one Resolve(), for task events and the CLI's progress bar. Called from the resolving thread.

@@ -7,11 +7,6 @@ namespace {
 
 using nlohmann::json;
 
-bool Transient(ErrorCode code) {
-  return code == ErrorCode::kUnavailable || code == ErrorCode::kTimeout ||
-         code == ErrorCode::kResourceExhausted;
-}
-
 Result<ShimReady> ReadyFromJson(const json& j) {
   ShimReady r;
   const json& shim = j.at("shim");
@@ -56,7 +51,7 @@ std::string EncodeNotReady(const Error& error) {
             {"ready", false},
             {"code", std::string(ErrorCodeName(error.code()))},
             {"message", error.message()},
-            {"recoverable", Transient(error.code())}};
+            {"recoverable", IsTransient(error.code())}};
   return j.dump() + "\n";
 }
 

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <set>
 
@@ -187,6 +188,31 @@ TEST_F(ManagerStartTest, AFailedDriverStateWriteFailsTheStartAndLeavesNothing) {
   // The next plugin instance has nothing to remove or recover either.
   EXPECT_TRUE(manager_->Init().ok());
   EXPECT_FALSE(fs::Exists(TaskDir()));
+}
+
+// A full data dir at each state file the start writes before the shim exists: the error names the file, keeps
+// ENOSPC's transient code (Nomad may retry once space is freed), and the start is undone.
+TEST_F(ManagerStartTest, AFullDataDirAtEachEarlyStateFileFailsTheStartRecoverably) {
+  for (auto [file, named] :
+       {std::pair<std::string, std::string>{"/start.json", "start record"}, {"/shim.json", "shim config"}}) {
+    SCOPED_TRACE(file);
+    env_.ClearFaults();
+    env_.FailOn(Op::kWriteFileDurably, file, ENOSPC, 1);
+    auto started = manager_->StartTask(task_, task_config_);
+    ASSERT_FALSE(started.ok());
+    std::printf("caller sees: %s\n", started.error().message().c_str());
+    EXPECT_EQ(started.error().code(), ErrorCode::kResourceExhausted) << started.error().message();
+    EXPECT_TRUE(IsTransient(started.error().code()));
+    EXPECT_NE(started.error().message().find(named), std::string::npos) << started.error().message();
+    EXPECT_NE(started.error().message().find("No space left on device"), std::string::npos)
+        << started.error().message();
+    EXPECT_EQ(launcher_->launches, 0);
+    ExpectNothingLeft();
+  }
+  // Space freed: the same task starts.
+  env_.ClearFaults();
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_TRUE(started.ok()) << started.error().message();
 }
 
 TEST_F(ManagerStartTest, AFailedStartRecordWriteUndoesTheLeaseAndTheTaskDir) {

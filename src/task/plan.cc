@@ -61,6 +61,9 @@ image::PullOptions PullFor(const driver::NomadTask& task, const driver::TaskConf
   pull.insecure_registries = plugin.insecure_registries;
   pull.ca_file = plugin.ca_file;
   pull.lease_holder = task.id;
+  pull.timeout = std::chrono::ceil<std::chrono::seconds>(
+      config.image_pull_timeout.value_or(driver::kDefaultImagePullTimeout));
+  pull.activity_timeout = plugin.pull_activity_timeout;
   return pull;
 }
 

@@ -150,9 +150,14 @@ TEST_F(PlanTest, BootArgsAreSplitLikeAShellAndBadQuotingIsNamed) {
 }
 
 TEST_F(PlanTest, PullOptionsCarryAuthForcePullAndTheLeaseHolder) {
+  EXPECT_EQ(MustPlanVm().pull.timeout, driver::kDefaultImagePullTimeout);
   config_.auth = driver::RegistryAuth{"me", "secret", ""};
   config_.force_pull = true;
+  config_.image_pull_timeout = std::chrono::milliseconds(1500);  // rounded up to whole seconds
+  plugin_.pull_activity_timeout = std::chrono::seconds(7);
   VmPlan plan = MustPlanVm();
+  EXPECT_EQ(plan.pull.timeout, std::chrono::seconds(2));
+  EXPECT_EQ(plan.pull.activity_timeout, std::chrono::seconds(7));
   EXPECT_EQ(plan.image, "alpine:3.19");
   ASSERT_TRUE(plan.pull.auth.has_value());
   EXPECT_EQ(plan.pull.auth->username, "me");

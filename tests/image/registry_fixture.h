@@ -5,15 +5,12 @@
 
 #include <sys/types.h>
 
-#include <atomic>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/error.h"
+#include "fault_proxy.h"
 #include "test_layers.h"
 
 namespace nfc::image::testing {
@@ -45,29 +42,6 @@ class LocalRegistry {
   pid_t pid_ = -1;
 };
 
-// A plain-HTTP proxy that injects faults: the first `fail_count` requests whose path contains fail_path get
-// a 500; every response for a path containing truncate_path is cut after half its body.
-class FaultProxy {
- public:
-  static Result<std::unique_ptr<FaultProxy>> Start(int upstream_port);
-  ~FaultProxy();
-  void FailFirst(const std::string& path_part, int count);
-  void Truncate(const std::string& path_part);
-  int port() const { return port_; }
-  int faults_injected() const;
-
- private:
-  void Serve();
-  void Handle(int fd);
-  int port_ = 0, upstream_ = 0;
-  int listen_fd_ = -1;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-  mutable std::mutex mu_;
-  std::map<std::string, int> fail_;
-  std::string truncate_;
-  int injected_ = 0;
-};
 Status RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr);
 
 }  // namespace nfc::image::testing

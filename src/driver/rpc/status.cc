@@ -62,9 +62,7 @@ grpc::Status ToGrpcStatus(const Error& error) {
 }
 
 grpc::Status ToGrpcStatusForStart(const Error& error) {
-  const bool transient = error.code() == ErrorCode::kUnavailable || error.code() == ErrorCode::kTimeout ||
-                         error.code() == ErrorCode::kResourceExhausted;
-  if (!transient) return ToGrpcStatus(error);
+  if (!IsTransient(error.code())) return ToGrpcStatus(error);
   hashicorp::nomad::plugins::shared::structs::RecoverableError recoverable;
   recoverable.set_recoverable(true);
   google::protobuf::Any any;

@@ -47,6 +47,7 @@ const modernTaskConfig = `
   boot_args  = "quiet"
   backend    = "qemu"
   force_pull = true
+  image_pull_timeout = "5m"
   auth {
     username       = "robot"
     password       = "s3cret"
@@ -182,6 +183,7 @@ func testPluginConfigVariants(h *H) error {
 		 jailer_path = "/usr/local/bin/jailer"
 		 qemu_path = "qemu-system-x86_64"`,
 		`image_cache_size = "500MiB"`,
+		`pull_activity_timeout = "90s"`,
 		`containerd_socket = "/run/containerd/containerd.sock"`,
 	} {
 		packed, _, err := EncodeConfig(cfg, schema)
@@ -225,6 +227,7 @@ func testPluginConfigErrors(h *H) error {
 		{`kernel_path = "/a"
 		  vmlinux_path = "/b"`, []string{"kernel_path", "vmlinux_path"}},
 		{`insecure_registries = ["https://x/y"]`, []string{"insecure_registries", "https://x/y"}},
+		{`pull_activity_timeout = "120"`, []string{"pull_activity_timeout", "120", "unit"}},
 	} {
 		packed, _, err := EncodeConfig(c.hcl, schema)
 		if err != nil {
@@ -364,6 +367,7 @@ func testTaskConfigErrors(h *H) error {
 		{"image = \"a\"\nkernel = \"vmlinux\"", []string{"kernel", "vmlinux"}},
 		{"image = \"\"", []string{"image"}},
 		{"image = \"a\"\nauth {\n username = \"u\"\n}", []string{"auth", "password"}},
+		{"image = \"a\"\nimage_pull_timeout = \"soon\"", []string{"image_pull_timeout", "soon"}},
 	} {
 		packed, _, err := EncodeConfig(c.hcl, schema)
 		if err != nil {
