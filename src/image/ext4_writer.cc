@@ -82,7 +82,9 @@ Ext4Geometry EstimateGeometry(Dentry* root, const TreeStats& stats) {
       blocks += DivUp(bytes, kBlockSize - 512) + 1;  // linear dirs fill blocks unevenly; one block of slack
     } else if (S_ISREG(ino.mode)) {
       uint64_t n = DivUp(ino.size, kBlockSize);
-      blocks += n + (n > 4 * 32768 ? DivUp(n, 32768 * 340) + 1 : 0);  // extent tree leaves for huge files
+      const uint64_t leaves =
+          n > uint64_t{4} * 32768 ? DivUp(n, uint64_t{32768} * 340) + 1 : 0;  // huge files
+      blocks += n + leaves;
     } else if (S_ISLNK(ino.mode) && ino.symlink_target.size() >= 60) {
       blocks += 1;
     }

@@ -10,8 +10,9 @@
 namespace nfc::image {
 namespace {
 
-constexpr int kMaxSymlinks = 255;       // continuity's RootPath gives up after as many
-constexpr size_t kMaxNameLength = 255;  // ext4's limit for one directory entry name
+constexpr int kMaxSymlinks = 255;        // continuity's RootPath gives up after as many
+constexpr size_t kMaxNameLength = 255;   // ext4's limit for one directory entry name
+constexpr size_t kMaxPathLength = 4095;  // PATH_MAX: containerd's syscalls fail on longer paths
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
 constexpr int64_t kMaxId = 0xfffffffe;  // (uid_t)-1 means "unchanged" to chown(2)
@@ -53,17 +54,26 @@ void AppendClean(std::string_view path, bool keep_dotdot, std::vector<std::strin
 }
 
 // An entry name or hard link target, cleaned and taken from the root; refused if it still leads outside.
+// A whiteout's own name may be longer than a name can be: ".wh." and the 255 bytes of the name it hides.
 Result<std::vector<std::string>> RootedPath(const std::string& path, const std::string& what) {
   std::vector<std::string> comps;
   const bool rooted = !path.empty() && path[0] == '/';
   AppendClean(path, !rooted, &comps);
   if (!comps.empty() && comps[0] == "..") {
-    return Error::InvalidArgument(what + " " + Quote(path) + " leads outside the root");
+    return Error::InvalidArgument(what + " " + Quote(path.substr(0, 256)) + " leads outside the root");
   }
-  for (const auto& c : comps) {
-    if (c.size() > kMaxNameLength) {
-      return Error::InvalidArgument(what + " " + Quote(path) + " has a name longer than 255 bytes");
+  size_t length = 0;
+  for (size_t i = 0; i < comps.size(); ++i) {
+    const bool whiteout = i + 1 == comps.size() && comps[i].starts_with(kWhiteoutPrefix);
+    if (comps[i].size() > kMaxNameLength + (whiteout ? kWhiteoutPrefix.size() : 0)) {
+      return Error::InvalidArgument(what + " " + Quote(path.substr(0, 256)) +
+                                    " has a name longer than 255 bytes");
     }
+    length += 1 + comps[i].size();
+  }
+  if (length > kMaxPathLength) {
+    return Error::InvalidArgument(what + " " + Quote(path.substr(0, 256) + "...") +
+                                  " is longer than 4095 bytes");
   }
   return comps;
 }
@@ -97,14 +107,14 @@ Status CopyMetadata(const TarEntry& e, Inode* ino, bool keep_old_xattrs) {
   ino->mtime = in_range ? e.mtime : 0;
   ino->mtime_nsec = in_range ? e.mtime_nsec : 0;
   if (!keep_old_xattrs) ino->xattrs.clear();
-  for (const auto& [name, value] : e.xattrs) {
-    if (!KeepXattr(name, ino->mode)) continue;
-    auto it =
-        std::find_if(ino->xattrs.begin(), ino->xattrs.end(), [&](const auto& x) { return x.first == name; });
+  for (const auto& x : e.xattrs) {
+    if (!KeepXattr(x.first, ino->mode)) continue;
+    auto it = std::find_if(ino->xattrs.begin(), ino->xattrs.end(),
+                           [&](const auto& y) { return y.first == x.first; });
     if (it != ino->xattrs.end()) {
-      it->second = value;
+      it->second = x.second;
     } else {
-      ino->xattrs.emplace_back(name, value);
+      ino->xattrs.push_back(x);
     }
   }
   std::sort(ino->xattrs.begin(), ino->xattrs.end());
@@ -156,6 +166,12 @@ Result<std::shared_ptr<Inode>> NewInode(int layer, uint64_t entry_index, const T
   return ino;
 }
 
+size_t PathLength(const Dentry* d) {
+  size_t n = 0;
+  for (; d->parent; d = d->parent) n += 1 + d->name.size();
+  return n;
+}
+
 void Touch(Dentry* d, int layer) {
   for (; d; d = d->parent) d->touched = std::max(d->touched, layer);
 }
@@ -182,6 +198,7 @@ Dentry* LayerTree::AddDir(Dentry* parent, const std::string& name, int layer) {
 Result<Dentry*> LayerTree::ResolveDir(std::vector<std::string> comps, int layer, bool create,
                                       const std::string& entry_path) {
   std::vector<Dentry*> stack{root_.get()};
+  size_t length = 0;  // of the path resolved so far
   std::deque<std::string> pending(std::make_move_iterator(comps.begin()),
                                   std::make_move_iterator(comps.end()));
   int links = 0;
@@ -196,6 +213,7 @@ Result<Dentry*> LayerTree::ResolveDir(std::vector<std::string> comps, int layer,
         return Error::InvalidArgument("entry " + Quote(entry_path) + ": a directory to create (" +
                                       c.substr(0, 32) + "...) has a name longer than 255 bytes");
       }
+      if ((length += 1 + c.size()) > kMaxPathLength) break;
       stack.push_back(AddDir(cur, c, layer));
       continue;
     }
@@ -215,13 +233,19 @@ Result<Dentry*> LayerTree::ResolveDir(std::vector<std::string> comps, int layer,
       pending.insert(pending.begin(), std::make_move_iterator(joined.begin()),
                      std::make_move_iterator(joined.end()));
       stack.resize(1);
+      length = 0;
       continue;
     }
     if (!next->IsDir()) {
       return Error::InvalidArgument("entry " + Quote(entry_path) + ": " + PathOf(next) +
                                     " is not a directory");
     }
+    if ((length += 1 + c.size()) > kMaxPathLength) break;
     stack.push_back(next);
+  }
+  if (length > kMaxPathLength) {
+    return Error::InvalidArgument("entry " + Quote(entry_path) +
+                                  ": its directory resolves to a path longer than 4095 bytes");
   }
   return stack.back();
 }
@@ -265,6 +289,10 @@ Status LayerTree::Apply(int layer, uint64_t entry_index, const TarEntry& e) {
   const std::string name = std::move(comps.back());
   comps.pop_back();
   NFC_ASSIGN_OR_RETURN(Dentry * parent, ResolveDir(std::move(comps), layer, true, e.path));
+  if (PathLength(parent) + 1 + name.size() > kMaxPathLength && !name.starts_with(kWhiteoutPrefix)) {
+    return Error::InvalidArgument("entry " + Quote(e.path.substr(0, 256) + "...") +
+                                  ": its path resolves to more than 4095 bytes");
+  }
   Touch(parent, layer);
   if (name.starts_with(kWhiteoutPrefix)) return ApplyWhiteout(parent, name, layer, e.path);
 

@@ -178,6 +178,24 @@ TEST(LayerTreeTest, WhiteoutsHideOnlyWhatLowerLayersMadeInAnyOrder) {
   EXPECT_EQ(t.Find("keep/f")->inode->layer, 1);
 }
 
+TEST(LayerTreeTest, NameAndPathLengthsAreThoseOfTheKernel) {
+  LayerTree t;
+  const std::string name(254, 'n');
+  ASSERT_TRUE(t.Apply(0, 0, File("d/" + name)).ok());
+  ASSERT_TRUE(t.Apply(1, 0, File("d/.wh." + name)).ok()) << "a whiteout's name may exceed 255 bytes";
+  EXPECT_EQ(t.Find("d/" + name), nullptr);
+  std::string deep;
+  while (deep.size() < 4000) deep += std::string(99, 'x') + "/";
+  Status st = t.Apply(0, 1, File(deep + std::string(100, 'y')));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("4095"), std::string::npos) << st.error().message();
+  // Through a symlink the resolved directory grows past PATH_MAX although the entry name is short.
+  ASSERT_TRUE(t.Apply(0, 2, Link(TarEntry::Type::kSymlink, "s", "/" + deep.substr(0, 3800))).ok());
+  st = t.Apply(0, 3, File("s/" + std::string(200, 'z') + "/" + std::string(200, 'z') + "/f"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("4095"), std::string::npos) << st.error().message();
+}
+
 TEST(LayerTreeTest, MetadataAsContainerdSetsIt) {
   LayerTree t;
   TarEntry f = File("bin/tool");
