@@ -1,12 +1,14 @@
 #include "image/tar_reader.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 namespace nfc::image {
 namespace {
 
 constexpr size_t kChunk = 256 << 10;
+constexpr size_t kReadAhead = 64 << 10;
 constexpr char kZeros[64 << 10] = {};
 
 bool IsHeaderOnly(char t) {
@@ -37,13 +39,30 @@ Result<bool> TarReader::Next(tar::Header* h) {
   return more;
 }
 
+// Headers are read 512 bytes at a time: through a read-ahead buffer, so a decompressor is not called for
+// each (libarchive does the same); reads of at least its size go straight to the caller's buffer.
 Result<size_t> TarReader::ReadFull(char* buf, size_t n) {
   size_t have = 0;
   while (have < n) {
-    NFC_ASSIGN_OR_RETURN(size_t got, src_->Read(buf + have, n - have));
-    if (got == 0) break;
-    have += got;
-    offset_ += got;
+    if (ahead_pos_ == ahead_len_) {
+      if (n - have >= kReadAhead) {
+        NFC_ASSIGN_OR_RETURN(size_t got, src_->Read(buf + have, n - have));
+        if (got == 0) break;
+        have += got;
+        offset_ += got;
+        continue;
+      }
+      if (ahead_.size() < kReadAhead) ahead_.resize(kReadAhead);
+      NFC_ASSIGN_OR_RETURN(size_t got, src_->Read(ahead_.data(), ahead_.size()));
+      if (got == 0) break;
+      ahead_pos_ = 0;
+      ahead_len_ = got;
+    }
+    size_t take = std::min(n - have, ahead_len_ - ahead_pos_);
+    std::memcpy(buf + have, ahead_.data() + ahead_pos_, take);
+    ahead_pos_ += take;
+    have += take;
+    offset_ += take;
   }
   return have;
 }

@@ -70,6 +70,8 @@ class TarReader {
   bool at_end_ = false;
   std::optional<Error> error_;  // sticky, like Go's Reader.err
   std::vector<char> buf_;
+  std::vector<char> ahead_;  // read-ahead of the stream
+  size_t ahead_pos_ = 0, ahead_len_ = 0;
 };
 
 }  // namespace nfc::image
