@@ -19,7 +19,6 @@
 namespace nfc::image {
 namespace {
 
-using testing::E;
 using testing::TestImage;
 
 std::string Sha(const std::string& s) {
@@ -95,7 +94,7 @@ class RegistryTest : public ::testing::Test {
 
   PullOptions Options(std::string password = "s3cret") {
     PullOptions o;
-    o.auth = RegistryAuth{"alice", password, ""};
+    o.auth = RegistryAuth{"alice", std::move(password), ""};
     o.ca_file = registry_->ca_file();
     o.docker_config = dir_ + "/no-docker-config.json";
     o.timeout = std::chrono::seconds(120);
@@ -293,6 +292,7 @@ TEST_F(RegistryTest, TenConcurrentPullsDownloadEachBlobOnce) {
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
   std::vector<std::string> digests(10);
+  threads.reserve(10);
   for (int i = 0; i < 10; ++i) {
     threads.emplace_back([&, i] {
       auto store =

@@ -66,7 +66,7 @@ def make_tree(root):
     os.makedirs(os.path.join(root, "usr/sbin"))
     os.link(os.path.join(root, "usr/bin/tool"), os.path.join(root, "usr/sbin/tool-third"))
     put("usr/bin/ping", b"\x7fELF-ish ping", 0o755)
-    put("usr/share/doc/big.bin", random.Random(7).randbytes(1 << 20))
+    put("usr/share/doc/big.bin", random.Random(7).randbytes(300 << 10))  # several extents' worth
     put("usr/lib/libfoo.so.1", b"lib\n", 0o755)
     os.symlink("libfoo.so.1", os.path.join(root, "usr/lib/libfoo.so"))
     os.symlink("/etc/hostname", os.path.join(root, "usr/bin/abs"))
@@ -90,9 +90,9 @@ def make_tree(root):
     put("empty", b"", 0o600)
     sparse = put("var/lib/sparse.img", b"")
     with open(sparse, "r+b") as f:
-        f.truncate(2 << 20)
+        f.truncate(1 << 20)
         f.write(b"A" * 4096)
-        f.seek(1 << 20)
+        f.seek(512 << 10)
         f.write(b"B" * 100)
     os.setxattr(os.path.join(root, "etc/hostname"), "user.comment", b"set by the test")
     os.setxattr(os.path.join(root, "srv/shared"), "user.dir", b"1")
