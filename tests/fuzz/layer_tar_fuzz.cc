@@ -27,7 +27,6 @@
 #include "image/ext4_writer.h"
 #include "image/layer_stream.h"
 #include "image/rootfs_builder.h"
-#include "image/tar_format.h"
 
 namespace {
 
