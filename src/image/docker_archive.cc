@@ -1,7 +1,5 @@
 #include "image/docker_archive.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,26 +11,37 @@
 
 #include "base/unique_fd.h"
 #include "image/cache_fs.h"
+#include "image/layer_stream.h"
 #include "image/sha256.h"
+#include "image/tar_reader.h"
 
 namespace nfc::image {
 namespace {
 
 using json = nlohmann::json;
 
-struct ArchiveCloser {
-  void operator()(struct archive* a) const { archive_read_free(a); }
+// The archive read like `docker load` reads it (Go's archive/tar), optionally gzip- or zstd-compressed.
+struct Tar {
+  std::unique_ptr<ByteSource> stream;
+  std::unique_ptr<TarReader> reader;
 };
 
-Result<std::unique_ptr<struct archive, ArchiveCloser>> OpenTar(const std::string& path) {
-  std::unique_ptr<struct archive, ArchiveCloser> a(archive_read_new());
-  archive_read_support_format_tar(a.get());
-  archive_read_support_format_gnutar(a.get());
-  archive_read_support_filter_gzip(a.get());
-  if (archive_read_open_filename(a.get(), path.c_str(), 1 << 20) != ARCHIVE_OK) {
-    return Error::InvalidArgument("docker archive " + path + ": " + archive_error_string(a.get()));
-  }
-  return a;
+Result<Tar> OpenTar(const std::string& path) {
+  const std::string what = "docker archive " + path;
+  auto file = OpenFileSource(path);
+  if (!file.ok()) return Error::InvalidArgument(what + ": " + file.error().message());
+  NFC_ASSIGN_OR_RETURN(auto stream, OpenDecompressed(std::move(file).value(), what));
+  Tar t;
+  t.stream = std::move(stream);
+  t.reader = std::make_unique<TarReader>(t.stream.get());
+  return t;
+}
+
+// The next member, with the archive's path in errors; false at the end.
+Result<bool> NextMember(Tar& t, tar::Header* h, const std::string& what) {
+  auto more = t.reader->Next(h);
+  if (!more.ok()) return std::move(more).error().Context(what);
+  return more;
 }
 
 std::string Clean(std::string p) {
@@ -42,18 +51,21 @@ std::string Clean(std::string p) {
 
 // Pass 1: the archive's manifest.json ("" if there is none).
 Result<std::string> ReadManifestJson(const std::string& path, const std::string& what) {
-  NFC_ASSIGN_OR_RETURN(auto a, OpenTar(path));
-  struct archive_entry* e = nullptr;
-  while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
-    if (Clean(archive_entry_pathname(e)) != "manifest.json") continue;
-    if (archive_entry_size(e) > (4 << 20)) return Error::InvalidArgument(what + ": manifest.json too large");
-    std::string text(static_cast<size_t>(archive_entry_size(e)), '\0');
-    if (archive_read_data(a.get(), text.data(), text.size()) != static_cast<la_ssize_t>(text.size())) {
-      return Error::DataLoss(what + ": short read of manifest.json");
-    }
+  NFC_ASSIGN_OR_RETURN(Tar t, OpenTar(path));
+  tar::Header h;
+  while (true) {
+    NFC_ASSIGN_OR_RETURN(bool more, NextMember(t, &h, what));
+    if (!more) return std::string();
+    if (Clean(h.name) != "manifest.json") continue;
+    if (h.size > (4 << 20)) return Error::InvalidArgument(what + ": manifest.json too large");
+    std::string text;
+    NFC_RETURN_IF_ERROR_CTX(t.reader->ReadData([&](uint64_t, const char* data, size_t len) {
+      text.append(data, len);
+      return Ok();
+    }),
+                            what + ": read manifest.json");
     return text;
   }
-  return std::string();
 }
 
 // The members that make up one image of the archive.
@@ -95,20 +107,25 @@ struct Blob {
 };
 
 // Copies the current member into blobs/<hex of its sha256>, hashing it on the way.
-Result<Blob> ExtractMember(struct archive* a, const std::string& name, const std::string& blobs,
-                           const std::string& what, std::string& buf) {
+Result<Blob> ExtractMember(TarReader* reader, const std::string& name, const std::string& blobs,
+                           const std::string& what) {
   std::string tmp = blobs + "/.member-" + TempName();
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) return Error::Errno("create " + tmp);
   Sha256 h;
   Blob blob;
-  la_ssize_t n;
-  while ((n = archive_read_data(a, buf.data(), buf.size())) > 0) {
-    h.Update(buf.data(), static_cast<size_t>(n));
-    if (::write(fd.get(), buf.data(), static_cast<size_t>(n)) != n) return Error::Errno("write " + tmp);
-    blob.size += n;
-  }
-  if (n < 0) return Error::DataLoss(what + ": read " + name + ": " + archive_error_string(a));
+  NFC_RETURN_IF_ERROR_CTX(reader->ReadData([&](uint64_t, const char* data, size_t len) -> Status {
+    h.Update(data, len);
+    for (size_t done = 0; done < len;) {
+      ssize_t n = ::write(fd.get(), data + done, len - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Error::Errno("write " + tmp);
+      done += static_cast<size_t>(n);
+    }
+    blob.size += static_cast<int64_t>(len);
+    return Ok();
+  }),
+                          what + ": read " + name);
   blob.digest = h.FinishDigest();
   if (::rename(tmp.c_str(), (blobs + "/" + blob.digest.substr(7)).c_str()) != 0) {
     return Error::Errno("rename " + tmp);
@@ -121,16 +138,17 @@ Result<std::map<std::string, Blob>> ExtractMembers(const std::string& path,
                                                    const std::set<std::string>& wanted,
                                                    const std::string& blobs, const std::string& what) {
   std::map<std::string, Blob> extracted;
-  NFC_ASSIGN_OR_RETURN(auto a, OpenTar(path));
-  struct archive_entry* e = nullptr;
-  std::string buf(1 << 20, '\0');
-  while (archive_read_next_header(a.get(), &e) == ARCHIVE_OK) {
-    std::string name = Clean(archive_entry_pathname(e));
+  NFC_ASSIGN_OR_RETURN(Tar t, OpenTar(path));
+  tar::Header h;
+  while (true) {
+    NFC_ASSIGN_OR_RETURN(bool more, NextMember(t, &h, what));
+    if (!more) break;
+    std::string name = Clean(h.name);
     if (!wanted.count(name) || extracted.count(name)) continue;
-    if (archive_entry_filetype(e) != AE_IFREG) {
+    if (h.typeflag != '0' && h.typeflag != 'S') {
       return Error::InvalidArgument(what + ": member " + name + " is not a regular file");
     }
-    NFC_ASSIGN_OR_RETURN(extracted[name], ExtractMember(a.get(), name, blobs, what, buf));
+    NFC_ASSIGN_OR_RETURN(extracted[name], ExtractMember(t.reader.get(), name, blobs, what));
   }
   for (const auto& w : wanted) {
     if (!extracted.count(w))

@@ -85,8 +85,9 @@ Ext4Geometry EstimateGeometry(Dentry* root, const TreeStats& stats) {
       blocks += DivUp(bytes, kBlockSize - 512) + 1;  // linear dirs fill blocks unevenly; one block of slack
     } else if (S_ISREG(ino.mode)) {
       uint64_t n = DivUp(ino.size, kBlockSize);
-      blocks +=
-          n + (n > 4ULL * 32768 ? DivUp(n, 32768ULL * 340) + 1 : 0);  // extent tree leaves for huge files
+      const uint64_t leaves =
+          n > uint64_t{4} * 32768 ? DivUp(n, uint64_t{32768} * 340) + 1 : 0;  // huge files
+      blocks += n + leaves;
     } else if (S_ISLNK(ino.mode) && ino.symlink_target.size() >= 60) {
       blocks += 1;
     }
@@ -108,54 +109,83 @@ Ext4Writer::~Ext4Writer() {
   if (fs_) ext2fs_close_free(&fs_);
 }
 
-Result<std::unique_ptr<Ext4Writer>> Ext4Writer::Create(const std::string& path, const Ext4Geometry& geometry,
-                                                       const std::string& label) {
+namespace {
+
+// Sizes path to the geometry and lays out an empty ext4 there with mke2fs: without a journal (the image is
+// mounted read-only), without reserved blocks, without resize reservations, and without zeroing inode tables
+// (the file is sparse).
+Status Format(const std::string& path, const Ext4Geometry& g, const std::string& label) {
+  {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) return Error::Errno("create " + path);
+    if (::ftruncate(fd.get(), static_cast<off_t>(g.blocks * kBlockSize)) != 0) {
+      return Error::Errno("size " + path);
+    }
+  }
+  SpawnOptions so;
+  so.argv = Mke2fsArgv(path, label,
+                       {"-I", "256", "-N", std::to_string(g.inodes), "-O", "^has_journal,^resize_inode", "-E",
+                        "lazy_itable_init=1,nodiscard,root_owner=0:0"},
+                       g.blocks);
+  int err_pipe[2];
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return Error::Errno("pipe");
+  UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);
+  so.stderr_fd = err_w.get();
+  NFC_ASSIGN_OR_RETURN(Child child, Spawn(so));
+  err_w.Reset();
+  std::string err_text;
+  char b[512];
+  ssize_t n;
+  while ((n = ::read(err_r.get(), b, sizeof b)) > 0 && err_text.size() < 4096) err_text.append(b, n);
+  NFC_ASSIGN_OR_RETURN(int status, WaitForExit(child.pid));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    const ErrorCode code = err_text.find(std::strerror(ENOSPC)) != std::string::npos
+                               ? ErrorCode::kResourceExhausted  // the cache's filesystem is full
+                               : ErrorCode::kInternal;
+    return Error(code, "mke2fs " + path + ": " + DescribeWaitStatus(status) + ": " + err_text);
+  }
+  return Ok();
+}
+
+Result<ext2_filsys> OpenFs(const std::string& path) {
   static std::once_flag error_table;
   std::call_once(error_table, [] { initialize_ext2_error_table(); });  // readable libext2fs error messages
-  std::unique_ptr<Ext4Writer> w(new Ext4Writer());
-  w->path_ = path;
+  ext2_filsys fs = nullptr;
+  errcode_t e =
+      ext2fs_open2(path.c_str(), nullptr, EXT2_FLAG_RW | EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
+  if (e) return Ext2Error(e, "open new filesystem " + path);
+  if ((e = ext2fs_read_bitmaps(fs))) {
+    ext2fs_close_free(&fs);
+    return Ext2Error(e, "read bitmaps of " + path);
+  }
+  return fs;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Ext4Writer>> Ext4Writer::Create(const std::string& path, const Ext4Geometry& geometry,
+                                                       const std::string& label) {
   Ext4Geometry g = geometry;
   for (int attempt = 0;; ++attempt) {
-    {
-      UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-      if (!fd) return Error::Errno("create " + path);
-      if (::ftruncate(fd.get(), static_cast<off_t>(g.blocks * kBlockSize)) != 0) {
-        return Error::Errno("size " + path);
-      }
-    }
-    // mke2fs only lays out an empty filesystem; without a journal (the image is mounted read-only), without
-    // reserved blocks, without resize reservations, and without zeroing inode tables (the file is sparse).
-    SpawnOptions so;
-    so.argv = Mke2fsArgv(path, label,
-                         {"-I", "256", "-N", std::to_string(g.inodes), "-O", "^has_journal,^resize_inode",
-                          "-E", "lazy_itable_init=1,nodiscard,root_owner=0:0"},
-                         g.blocks);
-    int err_pipe[2];
-    if (::pipe2(err_pipe, O_CLOEXEC) != 0) return Error::Errno("pipe");
-    UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);
-    so.stderr_fd = err_w.get();
-    NFC_ASSIGN_OR_RETURN(Child child, Spawn(so));
-    err_w.Reset();
-    std::string err_text;
-    char b[512];
-    ssize_t n;
-    while ((n = ::read(err_r.get(), b, sizeof b)) > 0 && err_text.size() < 4096) err_text.append(b, n);
-    NFC_ASSIGN_OR_RETURN(int status, WaitForExit(child.pid));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      const ErrorCode code = err_text.find(std::strerror(ENOSPC)) != std::string::npos
-                                 ? ErrorCode::kResourceExhausted  // the cache's filesystem is full
-                                 : ErrorCode::kInternal;
-      return Error(code, "mke2fs " + path + ": " + DescribeWaitStatus(status) + ": " + err_text);
-    }
-    errcode_t e =
-        ext2fs_open2(path.c_str(), nullptr, EXT2_FLAG_RW | EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &w->fs_);
-    if (e) return Ext2Error(e, "open new filesystem " + path);
-    if ((e = ext2fs_read_bitmaps(w->fs_))) return Ext2Error(e, "read bitmaps of " + path);
-    uint64_t free_blocks = ext2fs_free_blocks_count(w->fs_->super);
-    if (free_blocks >= g.data_blocks + g.data_blocks / 20 + 64 || attempt >= 3) break;
-    ext2fs_close_free(&w->fs_);
+    NFC_RETURN_IF_ERROR(Format(path, g, label));
+    NFC_ASSIGN_OR_RETURN(ext2_filsys fs, OpenFs(path));
+    uint64_t free_blocks = ext2fs_free_blocks_count(fs->super);
+    if (free_blocks >= g.data_blocks + g.data_blocks / 20 + 64 || attempt >= 3) return Adopt(path, fs);
+    ext2fs_close_free(&fs);
     g.blocks += (g.data_blocks + g.data_blocks / 20 + 64 - free_blocks) * 2;
   }
+}
+
+Result<std::unique_ptr<Ext4Writer>> Ext4Writer::OpenFormatted(const std::string& path) {
+  NFC_ASSIGN_OR_RETURN(ext2_filsys fs, OpenFs(path));
+  return Adopt(path, fs);
+}
+
+Result<std::unique_ptr<Ext4Writer>> Ext4Writer::Adopt(const std::string& path,
+                                                      struct struct_ext2_filsys* fs) {
+  std::unique_ptr<Ext4Writer> w(new Ext4Writer());
+  w->path_ = path;
+  w->fs_ = fs;
   NFC_RETURN_IF_ERROR(w->RemoveLostFound());
   w->goal_ = 0;
   w->data_fd_ = UniqueFd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));

@@ -1,108 +1,80 @@
 #include "image/layer_reader.h"
 
-#include <archive_entry.h>
-#include <fcntl.h>
-
 namespace nfc::image {
+namespace {
+
+constexpr std::string_view kXattrRecord = "SCHILY.xattr.";
+
+TarEntry::Type TypeOf(char typeflag) {
+  switch (typeflag) {
+    case '0':
+    case 'S':  // old GNU sparse: a regular file whose holes are not stored
+      return TarEntry::Type::kFile;
+    case '1':
+      return TarEntry::Type::kHardlink;
+    case '2':
+      return TarEntry::Type::kSymlink;
+    case '3':
+      return TarEntry::Type::kChar;
+    case '4':
+      return TarEntry::Type::kBlock;
+    case '5':
+      return TarEntry::Type::kDir;
+    case '6':
+      return TarEntry::Type::kFifo;
+    case 'g':
+      return TarEntry::Type::kGlobalHeader;
+    default:
+      return TarEntry::Type::kOther;
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LayerReader>> LayerReader::Wrap(std::unique_ptr<ByteSource> blob, std::string name) {
+  NFC_ASSIGN_OR_RETURN(auto stream, OpenDecompressed(std::move(blob), "layer " + name));
+  return std::unique_ptr<LayerReader>(new LayerReader(std::move(stream), std::move(name)));
+}
 
 Result<std::unique_ptr<LayerReader>> LayerReader::Open(const std::string& path, std::string name) {
-  struct archive* a = archive_read_new();
-  if (!a) return Error::Internal("archive_read_new failed");
-  archive_read_support_filter_gzip(a);
-  archive_read_support_filter_zstd(a);
-  archive_read_support_format_tar(a);
-  archive_read_support_format_gnutar(a);
-  std::unique_ptr<LayerReader> r(new LayerReader(a, std::move(name)));
-  if (archive_read_open_filename(a, path.c_str(), 1 << 20) != ARCHIVE_OK) {
-    return r->ArchiveError("open " + path);
-  }
-  return r;
+  NFC_ASSIGN_OR_RETURN(auto blob, OpenFileSource(path));
+  return Wrap(std::move(blob), std::move(name));
 }
 
-LayerReader::~LayerReader() {
-  archive_read_free(a_);
-}
-
-Error LayerReader::ArchiveError(const std::string& what) const {
-  const char* msg = archive_error_string(a_);
-  return Error::DataLoss("layer " + name_ + ": " + what + ": " + (msg ? msg : "unknown libarchive error"));
-}
-
-uint64_t LayerReader::BytesConsumed() const {
-  return static_cast<uint64_t>(archive_filter_bytes(a_, -1));
+Result<std::unique_ptr<LayerReader>> LayerReader::OpenMemory(std::string_view data, std::string name) {
+  return Wrap(OpenMemorySource(data), std::move(name));
 }
 
 Result<bool> LayerReader::Next(TarEntry* e) {
-  struct archive_entry* ae = nullptr;
-  int rc = archive_read_next_header(a_, &ae);
-  if (rc == ARCHIVE_EOF) return false;
-  if (rc == ARCHIVE_WARN) {
-    // Warnings are about charset conversion of names or unknown pax keys; the entry itself is usable.
-  } else if (rc != ARCHIVE_OK) {
-    return ArchiveError("read entry header");
-  }
+  tar::Header h;
+  auto more = tar_.Next(&h);
+  if (!more.ok()) return std::move(more).error().Context("layer " + name_ + ": read entry header");
+  if (!*more) return false;
   *e = TarEntry{};
-  const char* p = archive_entry_pathname(ae);
-  e->path = p ? p : "";
-  e->mode = archive_entry_perm(ae) & 07777;
-  e->uid = static_cast<uint32_t>(archive_entry_uid(ae));
-  e->gid = static_cast<uint32_t>(archive_entry_gid(ae));
-  e->mtime = archive_entry_mtime(ae);
-  e->mtime_nsec = archive_entry_mtime_is_set(ae) ? static_cast<uint32_t>(archive_entry_mtime_nsec(ae)) : 0;
-  e->size = archive_entry_size_is_set(ae) ? static_cast<uint64_t>(archive_entry_size(ae)) : 0;
-  if (const char* hl = archive_entry_hardlink(ae)) {
-    e->type = TarEntry::Type::kHardlink;
-    e->link_target = hl;
-  } else {
-    switch (archive_entry_filetype(ae)) {
-      case AE_IFREG:
-        e->type = TarEntry::Type::kFile;
-        break;
-      case AE_IFDIR:
-        e->type = TarEntry::Type::kDir;
-        break;
-      case AE_IFLNK:
-        e->type = TarEntry::Type::kSymlink;
-        e->link_target = archive_entry_symlink(ae) ? archive_entry_symlink(ae) : "";
-        break;
-      case AE_IFCHR:
-        e->type = TarEntry::Type::kChar;
-        break;
-      case AE_IFBLK:
-        e->type = TarEntry::Type::kBlock;
-        break;
-      case AE_IFIFO:
-        e->type = TarEntry::Type::kFifo;
-        break;
-      default:
-        e->type = TarEntry::Type::kOther;
-        break;
-    }
-  }
-  if (e->type == TarEntry::Type::kChar || e->type == TarEntry::Type::kBlock) {
-    e->dev_major = archive_entry_rdevmajor(ae);
-    e->dev_minor = archive_entry_rdevminor(ae);
-  }
-  archive_entry_xattr_reset(ae);
-  const char* name = nullptr;
-  const void* value = nullptr;
-  size_t len = 0;
-  while (archive_entry_xattr_next(ae, &name, &value, &len) == ARCHIVE_OK) {
-    e->xattrs.emplace_back(name, std::string(static_cast<const char*>(value), len));
+  e->type = TypeOf(h.typeflag);
+  e->typeflag = h.typeflag;
+  e->path = std::move(h.name);
+  e->link_target = std::move(h.linkname);
+  e->mode = static_cast<uint32_t>(h.mode) & 07777;
+  e->uid = h.uid;
+  e->gid = h.gid;
+  e->mtime = h.mtime;
+  e->mtime_nsec = static_cast<uint32_t>(h.mtime_nsec);
+  e->size = h.size > 0 ? static_cast<uint64_t>(h.size) : 0;
+  e->dev_major = h.devmajor;
+  e->dev_minor = h.devminor;
+  for (auto it = h.pax.lower_bound(std::string(kXattrRecord));
+       it != h.pax.end() && std::string_view(it->first).starts_with(kXattrRecord); ++it) {
+    e->xattrs.emplace_back(it->first.substr(kXattrRecord.size()), it->second);
   }
   return true;
 }
 
 Status LayerReader::ReadData(const std::function<Status(uint64_t, const void*, size_t)>& fn) {
-  while (true) {
-    const void* buf = nullptr;
-    size_t len = 0;
-    la_int64_t offset = 0;
-    int rc = archive_read_data_block(a_, &buf, &len, &offset);
-    if (rc == ARCHIVE_EOF) return Ok();
-    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) return ArchiveError("read entry data");
-    if (len) NFC_RETURN_IF_ERROR(fn(static_cast<uint64_t>(offset), buf, len));
-  }
+  Status st =
+      tar_.ReadData([&](uint64_t offset, const char* data, size_t len) { return fn(offset, data, len); });
+  if (!st.ok()) return std::move(st).error().Context("layer " + name_ + ": read entry data");
+  return Ok();
 }
 
 }  // namespace nfc::image

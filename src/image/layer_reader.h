@@ -1,53 +1,58 @@
-// LayerReader: iterates the entries of one layer blob (tar, tar+gzip or tar+zstd) with libarchive.
-//
-// Only tar formats and the gzip/zstd filters are enabled: a layer is never interpreted as another archive
-// type. Paths are returned as stored; LayerTree decides what is legal.
+// LayerReader: the entries of one layer blob (tar, tar+gzip or tar+zstd, detected from the content), read
+// the way Go's archive/tar reads them (TarReader) and described as TarEntry: what the tar says, before any
+// of the applier's rules. Paths and numbers are returned as stored; LayerTree decides what they mean.
 #pragma once
-
-#include <archive.h>
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "base/error.h"
+#include "image/layer_stream.h"
+#include "image/tar_reader.h"
 
 namespace nfc::image {
 
 struct TarEntry {
-  enum class Type { kFile, kDir, kSymlink, kHardlink, kChar, kBlock, kFifo, kOther };
+  enum class Type { kFile, kDir, kSymlink, kHardlink, kChar, kBlock, kFifo, kGlobalHeader, kOther };
   Type type = Type::kFile;
+  char typeflag = '0';  // as stored: names the type of a kOther entry in errors
   std::string path;
   std::string link_target;  // symlink target, or hard link target path
   uint32_t mode = 0;        // permission bits incl. setuid/setgid/sticky
-  uint32_t uid = 0, gid = 0;
+  int64_t uid = 0, gid = 0;
   int64_t mtime = 0;
   uint32_t mtime_nsec = 0;
-  uint64_t size = 0;
-  uint32_t dev_major = 0, dev_minor = 0;
-  std::vector<std::pair<std::string, std::string>> xattrs;
+  uint64_t size = 0;  // regular files: the (logical) size of the data
+  int64_t dev_major = 0, dev_minor = 0;
+  std::vector<std::pair<std::string, std::string>> xattrs;  // the SCHILY.xattr.* pax records, by name
 };
 
 class LayerReader {
  public:
   // Opens a layer file. name is used in error messages (e.g. the layer digest).
   static Result<std::unique_ptr<LayerReader>> Open(const std::string& path, std::string name);
-  ~LayerReader();
+  // A layer held in memory (data must outlive the reader).
+  static Result<std::unique_ptr<LayerReader>> OpenMemory(std::string_view data, std::string name);
 
-  // Reads the next header; false at the end of the archive.
+  // Reads the next entry's header; false at the end of the archive.
   Result<bool> Next(TarEntry* entry);
-  // Streams the current entry's data: fn(offset, data, len); sparse holes show up as offset gaps.
+  // Streams the current entry's data: fn(offset, data, len); sparse holes arrive as zeros.
   Status ReadData(const std::function<Status(uint64_t offset, const void* data, size_t len)>& fn);
-  // Compressed bytes consumed so far (for progress).
-  uint64_t BytesConsumed() const;
+  // Blob bytes consumed so far (for progress).
+  uint64_t BytesConsumed() const { return stream_->Consumed(); }
 
  private:
-  LayerReader(struct archive* a, std::string name) : a_(a), name_(std::move(name)) {}
-  Error ArchiveError(const std::string& what) const;
-  struct archive* a_;
+  LayerReader(std::unique_ptr<ByteSource> stream, std::string name)
+      : stream_(std::move(stream)), tar_(stream_.get()), name_(std::move(name)) {}
+  static Result<std::unique_ptr<LayerReader>> Wrap(std::unique_ptr<ByteSource> blob, std::string name);
+
+  std::unique_ptr<ByteSource> stream_;
+  TarReader tar_;
   std::string name_;
 };
 

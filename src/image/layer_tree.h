@@ -1,14 +1,27 @@
 // LayerTree: the root filesystem an image's layers describe, computed from tar headers alone.
 //
-// Layers are applied in order with the OCI rules: ".wh.<name>" removes <name> from lower layers, a directory
-// containing ".wh..wh..opq" hides everything lower layers put in it, a later entry replaces an earlier one at
-// the same path (a directory over a directory merges). Regular-file contents are not held here: each inode
-// remembers which (layer, entry) supplies its data, so the ext4 writer can stream only the winning copies.
-//
-// Hostile input is rejected with an error naming the entry: absolute paths, ".." components, hard links to
-// missing, escaping or directory targets, and writes through a symlink that leads outside the root. Symlink
-// entries themselves are kept as they are: they are data inside the image and are only ever followed by the
-// guest kernel within the VM's own root (the conversion never writes through the host filesystem).
+// Each entry is applied the way containerd's applier (pkg/archive applyNaive, the code behind Docker's and
+// containerd's image stores) applies it, so the tree is the one those tools would unpack:
+//  - names are cleaned like Go's filepath.Clean; absolute names are taken from the root ("/etc/x" is
+//    "etc/x"), an entry naming the root itself is ignored, and a name that still leads outside the root
+//    after cleaning is refused (Docker refuses it; containerd would clamp it to the root);
+//  - parent directories are found the way containerd's RootPath finds them: symlinks in the tree are
+//    followed, bounded by the root ("/" and ".." never leave it), and missing directories are created
+//    (0755, root), also for whiteout entries;
+//  - ".wh.<name>" hides <name> and ".wh..wh..opq" hides the contents of its directory, as far as they came
+//    from lower layers (what the overlay snapshotter and the OCI spec do; entries of the whiteout's own
+//    layer stay, in whatever order they come);
+//  - a later entry replaces an earlier one at the same path, except that a directory over a directory
+//    takes the new metadata and keeps the contents;
+//  - a hard link needs an existing non-directory target and gives the shared inode its own header's owner,
+//    mode, time and xattrs (containerd chowns, chmods and touches the link);
+//  - xattrs: containerd does not set trusted.* ones, and the kernel refuses user.* ones on anything but
+//    files and directories (containerd skips those); times before 1970 become 0, as containerd's boundTime
+//    makes them; device numbers are what mknod(2) would make of them (12-bit major, 20-bit minor).
+// Regular-file contents are not held here: each inode remembers which (layer, entry) supplies its data, so
+// the ext4 writer can stream only the winning copies. Symlink entries themselves are kept as they are: they
+// are data inside the image and are only ever followed by the guest kernel within the VM's own root (the
+// conversion never writes through the host filesystem).
 #pragma once
 
 #include <cstdint>
@@ -42,7 +55,8 @@ struct Dentry {
   std::string name;
   Dentry* parent = nullptr;
   std::shared_ptr<Inode> inode;
-  int layer = 0;  // the layer that created this name (opaque directories hide names from lower layers)
+  int touched = -1;  // the last layer that created this name or put something beneath it; whiteouts of
+                     // that layer spare it
   std::map<std::string, std::unique_ptr<Dentry>>
       children;  // directories only; sorted for reproducible output
   bool IsDir() const;
@@ -71,16 +85,15 @@ class LayerTree {
   Dentry* Find(const std::string& path);
 
  private:
-  Result<std::vector<std::string>> SplitPath(const std::string& path, const std::string& what) const;
-  // Walks to the directory for components [0, n), following symlinks within the root. create_missing makes
-  // absent directories (as Docker does for entries whose parents are not in the layer).
-  Result<Dentry*> WalkDir(const std::vector<std::string>& comps, size_t n, int layer, bool create_missing,
-                          const std::string& entry_path, int depth);
-  Result<Dentry*> ResolveSymlinkDir(Dentry* link, int layer, const std::string& entry_path, int depth);
-  void HideLower(Dentry* dir, int layer);
-  Status ApplyWhiteout(const std::vector<std::string>& comps, int layer, const std::string& entry_path);
-  // The existing non-directory a hard link entry names.
-  Result<Dentry*> HardLinkTarget(int layer, const TarEntry& entry);
+  // The directory at comps, following symlinks like containerd's RootPath. With create, missing directories
+  // are made (mkparent); without, a missing one gives nullptr.
+  Result<Dentry*> ResolveDir(std::vector<std::string> comps, int layer, bool create,
+                             const std::string& entry_path);
+  static Dentry* AddDir(Dentry* parent, const std::string& name, int layer);
+  static void HideLower(Dentry* dir, int layer);
+  static Status ApplyWhiteout(Dentry* dir, const std::string& name, int layer, const std::string& entry_path);
+  // The inode of the existing non-directory a hard link entry names.
+  Result<std::shared_ptr<Inode>> HardLinkTarget(int layer, const TarEntry& entry);
 
   std::unique_ptr<Dentry> root_;
 };

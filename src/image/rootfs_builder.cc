@@ -19,10 +19,28 @@ void CollectData(Dentry* d, DataIndex* index) {
   for (auto& [_, c] : d->children) CollectData(c.get(), index);
 }
 
+Result<std::unique_ptr<LayerReader>> OpenLayer(const LayerFile& l) {
+  if (l.bytes) return LayerReader::OpenMemory(*l.bytes, l.name);
+  return LayerReader::Open(l.path, l.name);
+}
+
 }  // namespace
 
 Result<RootfsStats> BuildRootfs(const std::vector<LayerFile>& layers, const std::string& out_path,
                                 const std::string& label, const BuildProgressFn& progress) {
+  NFC_ASSIGN_OR_RETURN(
+      TreeStats tree,
+      BuildRootfsWith(
+          layers, [&](const Ext4Geometry& g) { return Ext4Writer::Create(out_path, g, label); }, progress));
+  RootfsStats out;
+  out.tree = tree;
+  struct stat st {};
+  if (::stat(out_path.c_str(), &st) == 0) out.image_bytes = static_cast<uint64_t>(st.st_size);
+  return out;
+}
+
+Result<TreeStats> BuildRootfsWith(const std::vector<LayerFile>& layers, const MakeWriterFn& make_writer,
+                                  const BuildProgressFn& progress) {
   uint64_t total = 0;
   for (const auto& l : layers) total += 2 * l.size;
   uint64_t done_before = 0;
@@ -32,7 +50,7 @@ Result<RootfsStats> BuildRootfs(const std::vector<LayerFile>& layers, const std:
 
   LayerTree tree;
   for (size_t i = 0; i < layers.size(); ++i) {
-    NFC_ASSIGN_OR_RETURN(auto reader, LayerReader::Open(layers[i].path, layers[i].name));
+    NFC_ASSIGN_OR_RETURN(auto reader, OpenLayer(layers[i]));
     TarEntry e;
     for (uint64_t index = 0;; ++index) {
       NFC_ASSIGN_OR_RETURN(bool more, reader->Next(&e));
@@ -44,7 +62,7 @@ Result<RootfsStats> BuildRootfs(const std::vector<LayerFile>& layers, const std:
   }
   TreeStats stats = tree.Finalize();
   Ext4Geometry geometry = EstimateGeometry(tree.root(), stats);
-  NFC_ASSIGN_OR_RETURN(auto writer, Ext4Writer::Create(out_path, geometry, label));
+  NFC_ASSIGN_OR_RETURN(auto writer, make_writer(geometry));
   NFC_RETURN_IF_ERROR(writer->CreateTree(tree.root()));
 
   DataIndex index(layers.size());
@@ -54,7 +72,7 @@ Result<RootfsStats> BuildRootfs(const std::vector<LayerFile>& layers, const std:
       done_before += layers[i].size;
       continue;
     }
-    NFC_ASSIGN_OR_RETURN(auto reader, LayerReader::Open(layers[i].path, layers[i].name));
+    NFC_ASSIGN_OR_RETURN(auto reader, OpenLayer(layers[i]));
     TarEntry e;
     size_t remaining = index[i].size();
     for (uint64_t n = 0; remaining > 0; ++n) {
@@ -74,11 +92,7 @@ Result<RootfsStats> BuildRootfs(const std::vector<LayerFile>& layers, const std:
   }
   NFC_RETURN_IF_ERROR(writer->Finish());
   report(0);
-  RootfsStats out;
-  out.tree = stats;
-  struct stat st {};
-  if (::stat(out_path.c_str(), &st) == 0) out.image_bytes = static_cast<uint64_t>(st.st_size);
-  return out;
+  return stats;
 }
 
 }  // namespace nfc::image

@@ -41,7 +41,7 @@ class RegistryTest : public ::testing::Test {
     TestImage app;
     app.layers.push_back({{{'d', "bin/", 0755},
                            {'f', "bin/busybox", 0755, "BUSYBOX"},
-                           {'h', "bin/sh", 0, "bin/busybox"},
+                           {'h', "bin/sh", 0755, "bin/busybox"},  // the link header chmods the inode
                            {'l', "bin/ls", 0777, "busybox"},
                            {'f', "etc/passwd", 0644, "root:x:0:0::/:/bin/sh\n"},
                            {'f', "etc/motd", 0644, "old"},
