@@ -16,6 +16,13 @@ std::string StringField(const json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+// "schemaVersion" when it is an integer, else 0. value() would throw for a registry that sends "2" (a
+// string): found by the manifest fuzz target; it threw outside ParseManifest's try.
+int64_t SchemaVersion(const json& j) {
+  auto it = j.find("schemaVersion");
+  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
 Result<Descriptor> ParseDescriptor(const json& j, std::string_view where) {
   if (!j.is_object()) return Error::InvalidArgument(std::string(where) + ": descriptor is not an object");
   Descriptor d;
@@ -114,12 +121,11 @@ Result<Manifest> ParseManifest(std::string_view body, std::string_view content_t
       type = media::kOciIndex;
     } else if (j.contains("config") && j.contains("layers")) {
       type = media::kOciManifest;
-    } else if (j.value("schemaVersion", 0) == 1) {
+    } else if (SchemaVersion(j) == 1) {
       type = media::kDockerSchema1;
     }
   }
-  if (type == media::kDockerSchema1 || type == media::kDockerSchema1Signed ||
-      (j.value("schemaVersion", 0) == 1)) {
+  if (type == media::kDockerSchema1 || type == media::kDockerSchema1Signed || (SchemaVersion(j) == 1)) {
     return Error::Unimplemented(
         "manifest is Docker schema 1 (deprecated since 2017, unsupported): re-push the image with a current "
         "client so the registry serves a schema 2 or OCI manifest");

@@ -43,6 +43,16 @@ TEST(ManifestTest, RefusesSchema1ClearlyAndUnknownTypes) {
   EXPECT_FALSE(LayerCompression("application/vnd.oci.image.layer.v1.tar+bzip2").ok());
 }
 
+// Found by fuzzing (tests/fuzz/corpus/manifest/crash-b84f6dd5...): a schemaVersion that is not a number threw
+// json type_error out of ParseManifest (std::terminate in the plugin) instead of being ignored.
+TEST(ManifestTest, SchemaVersionOfTheWrongTypeIsNotAnException) {
+  std::string body = R"({"schemaVersion":"2","config":{"digest":")" + D('a') + R"(","size":1},"layers":[]})";
+  auto m = ParseManifest(body, "application/vnd.oci.image.manifest.v1+json");
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  EXPECT_EQ(m->config.size, 1);
+  EXPECT_FALSE(ParseManifest(R"({"schemaVersion":[1]})", "").ok());
+}
+
 TEST(ManifestTest, SelectsTheHostPlatformFromAnIndex) {
   std::string body =
       R"({"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json",
