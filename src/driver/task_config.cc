@@ -139,6 +139,15 @@ Result<std::optional<std::chrono::milliseconds>> DecodePullTimeout(ConfigReader&
   return std::optional<std::chrono::milliseconds>(*d);
 }
 
+Result<std::optional<uint64_t>> DecodeTaskDirMaxSize(ConfigReader& r) {
+  NFC_ASSIGN_OR_RETURN(auto text, r.String("task_dir_max_size"));
+  if (!text) return std::optional<uint64_t>();
+  auto n = ParseByteSize(*text);
+  if (!n.ok()) return r.Invalid("task_dir_max_size", CtyValue::String(*text), n.error().message());
+  if (*n < 4096) return r.Invalid("task_dir_max_size", CtyValue::String(*text), "expected at least 4KiB");
+  return std::optional<uint64_t>(*n);
+}
+
 Status RequireAbsolute(const ConfigReader& r, std::string_view key, const std::optional<std::string>& path) {
   if (path && (path->empty() || (*path)[0] != '/')) {
     return r.Invalid(key, CtyValue::String(*path), "expected an absolute path on the host");
@@ -168,6 +177,7 @@ spec::Node TaskConfigSpec() {
       {"backend", Attr("backend", "string")},
       {"force_pull", AttrWithDefault("force_pull", "bool", BoolLiteral(false))},
       {"image_pull_timeout", Attr("image_pull_timeout", "string")},
+      {"task_dir_max_size", Attr("task_dir_max_size", "string")},
       {"auth", Block("auth", false,
                      Object({
                          {"username", Attr("username", "string")},
@@ -233,6 +243,7 @@ Result<TaskConfig> DecodeTaskConfig(const CtyValue& value) {
   config.force_pull = force_pull.value_or(false);
   NFC_ASSIGN_OR_RETURN(config.image_pull_timeout, DecodePullTimeout(r));
   NFC_ASSIGN_OR_RETURN(config.auth, DecodeAuth(r));
+  NFC_ASSIGN_OR_RETURN(config.task_dir_max_bytes, DecodeTaskDirMaxSize(r));
   NFC_RETURN_IF_ERROR(r.RejectUnknown());
   return config;
 }

@@ -32,6 +32,8 @@ inline constexpr int64_t kMaxMemSizeMiB = 1 << 20;  // 1 TiB
 inline constexpr int64_t kMinMemSizeMiB = 16;
 // The registry part of a pull must be done by then (Docker's driver: 5m; ours also fits slow first pulls).
 inline constexpr std::chrono::seconds kDefaultImagePullTimeout{600};
+// What one of Nomad's task directories (local, secrets, alloc) may hold in the VM (docs/task-files.md).
+inline constexpr uint64_t kDefaultTaskDirMaxBytes = uint64_t{1} << 30;
 
 struct TaskConfig {
   std::string image;                                     // OCI reference, required
@@ -51,6 +53,7 @@ struct TaskConfig {
   bool force_pull = false;
   std::optional<std::chrono::milliseconds> image_pull_timeout;  // unset: kDefaultImagePullTimeout
   std::optional<RegistryAuth> auth;
+  std::optional<uint64_t> task_dir_max_bytes;  // task_dir_max_size: per task directory mirrored into the VM
 
   bool operator==(const TaskConfig&) const = default;
 };

@@ -191,6 +191,9 @@ class Core : public std::enable_shared_from_this<Core> {
       case pb::GuestMessage::kExit:
         exit_ = FromProto(msg.exit());
         break;
+      case pb::GuestMessage::kFiles:
+        file_batches_.push_back(msg.files());
+        break;
       case pb::GuestMessage::kExecStarted: {
         auto& e = execs_[msg.exec_started().exec_id()];
         e.pid = msg.exec_started().pid();
@@ -287,6 +290,7 @@ class Core : public std::enable_shared_from_this<Core> {
   uint64_t gap_bytes_ = 0;
   std::optional<ExitReport> exit_;
   std::map<uint64_t, Exec> execs_;
+  std::deque<pb::FileBatch> file_batches_;
 };
 
 class GuestExecClientImpl : public GuestExecClient {
@@ -493,6 +497,34 @@ class AgentClientImpl : public AgentClient {
     if (!r.has_exec_started()) return Error::Internal("guest answered exec with something else");
     return std::unique_ptr<GuestExecClient>(
         new GuestExecClientImpl(core_, r.exec_started().exec_id(), r.exec_started().pid()));
+  }
+
+  nfc::Status SendFiles(const pb::FileBatch& batch) override {
+    pb::HostMessage m;
+    *m.mutable_files() = batch;
+    auto r = core_->Call(m);
+    if (!r.ok()) return std::move(r).error();
+    return Ok();
+  }
+
+  nfc::Status FilesReady(const std::string& error) override {
+    pb::HostMessage m;
+    m.mutable_files_ready()->set_error(error);
+    auto r = core_->Call(m);
+    if (!r.ok()) return std::move(r).error();
+    return Ok();
+  }
+
+  Result<std::optional<pb::FileBatch>> NextFileBatch(std::chrono::milliseconds timeout) override {
+    std::unique_lock<std::mutex> lock(core_->mu_);
+    core_->cv_.wait_for(lock, timeout, [&] { return !core_->file_batches_.empty() || core_->disconnected_; });
+    if (!core_->file_batches_.empty()) {
+      pb::FileBatch b = std::move(core_->file_batches_.front());
+      core_->file_batches_.pop_front();
+      return std::optional<pb::FileBatch>(std::move(b));
+    }
+    if (core_->disconnected_) return Error::Unavailable("guest agent connection lost");
+    return std::optional<pb::FileBatch>();
   }
 
   void Close() override { core_->Close(); }

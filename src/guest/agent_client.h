@@ -26,6 +26,10 @@
 #include "base/exit_result.h"
 #include "base/unique_fd.h"
 
+namespace nfc::guest::v1 {
+class FileBatch;
+}
+
 namespace nfc::guest {
 
 enum class LogStream { kStdout = 1, kStderr = 2 };
@@ -165,6 +169,15 @@ class AgentClient {
   // Graceful stop: the stop signal (0 = the task's), then SIGKILL after kill_timeout (0 = the task's).
   virtual Status Shutdown(int signal = 0, std::chrono::milliseconds kill_timeout = {}) = 0;
   virtual Result<std::unique_ptr<GuestExecClient>> Exec(const ExecOptions& options) = 0;
+
+  // Task directories (docs/task-files.md). SendFiles applies one batch in the guest and waits for its answer
+  // (an error names the path); FilesReady tells the guest the first copy is complete, or, with a non-empty
+  // error, that it failed (the workload is then not started).
+  virtual Status SendFiles(const ::nfc::guest::v1::FileBatch& batch) = 0;
+  virtual Status FilesReady(const std::string& error = {}) = 0;
+  // The changes the guest sent from its two-way roots, in order. nullopt on timeout; kUnavailable once the
+  // connection is gone and everything queued was read.
+  virtual Result<std::optional<::nfc::guest::v1::FileBatch>> NextFileBatch(std::chrono::milliseconds timeout) = 0;
 
   // Closes the connection; the reader thread ends. Idempotent.
   virtual void Close() = 0;

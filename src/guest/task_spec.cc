@@ -241,6 +241,21 @@ Status ReadControl(Reader& o, ControlConfig& c) {
   return o.Unsigned("exit_ack_timeout_ms", c.exit_ack_timeout_ms);
 }
 
+Status ReadFileRoot(Reader& o, FileRootConfig& f) {
+  NFC_RETURN_IF_ERROR(o.String("name", f.name));
+  NFC_RETURN_IF_ERROR(o.String("path", f.path));
+  NFC_RETURN_IF_ERROR(o.Bool("two_way", f.two_way));
+  NFC_RETURN_IF_ERROR(o.String("tmpfs_size", f.tmpfs_size));
+  NFC_RETURN_IF_ERROR(o.Strings("exclude", f.exclude));
+  return o.Unsigned("mode", f.mode, 07777);
+}
+
+Status ReadFiles(Reader& o, FilesConfig& f) {
+  NFC_RETURN_IF_ERROR(NestedList(o, "roots", f.roots, ReadFileRoot));
+  NFC_RETURN_IF_ERROR(o.Unsigned("initial_timeout_ms", f.initial_timeout_ms));
+  return o.Unsigned("max_bytes", f.max_bytes);
+}
+
 Status ParseInto(const json& doc, TaskSpec& s) {
   NFC_ASSIGN_OR_RETURN(Reader r, Reader::Open(doc, ""));
   NFC_RETURN_IF_ERROR(CheckVersion(r));
@@ -259,6 +274,7 @@ Status ParseInto(const json& doc, TaskSpec& s) {
   NFC_RETURN_IF_ERROR(NestedList(r, "mounts", s.mounts, ReadMount));
   NFC_RETURN_IF_ERROR(NestedList(r, "rlimits", s.rlimits, ReadRlimit));
   NFC_RETURN_IF_ERROR(Nested(r, "control", [&](Reader& o) { return ReadControl(o, s.control); }));
+  NFC_RETURN_IF_ERROR(Nested(r, "files", [&](Reader& o) { return ReadFiles(o, s.files); }));
   NFC_RETURN_IF_ERROR(r.Bool("workload_cgroup", s.workload_cgroup));
   NFC_RETURN_IF_ERROR(r.Bool("debug", s.debug));
   return r.Finish();
@@ -405,6 +421,24 @@ Status ValidateControl(const TaskSpec& s) {
 
 }  // namespace
 
+Status ValidateFiles(const TaskSpec& s) {
+  std::set<std::string> names, paths;
+  for (size_t i = 0; i < s.files.roots.size(); i++) {
+    const FileRootConfig& f = s.files.roots[i];
+    std::string where = "files.roots[" + std::to_string(i) + "]";
+    bool name_ok = !f.name.empty() && f.name.size() <= 32 &&
+                   std::all_of(f.name.begin(), f.name.end(), [](char c) {
+                     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+                   });
+    if (!name_ok) return Error::InvalidArgument(where + ".name: \"" + f.name + "\" is not a root name");
+    if (!IsAbsoluteClean(f.path) || f.path == "/")
+      return Error::InvalidArgument(where + ".path: \"" + f.path + "\" is not an absolute path below /");
+    if (!names.insert(f.name).second) return Error::InvalidArgument(where + ".name: \"" + f.name + "\" repeats");
+    if (!paths.insert(f.path).second) return Error::InvalidArgument(where + ".path: \"" + f.path + "\" repeats");
+  }
+  return Ok();
+}
+
 Status ValidateTaskSpec(const TaskSpec& s) {
   if (s.version != kTaskSpecVersion)
     return Error::InvalidArgument("version: " + std::to_string(s.version) + " is not supported");
@@ -415,6 +449,7 @@ Status ValidateTaskSpec(const TaskSpec& s) {
   NFC_RETURN_IF_ERROR(ValidateMounts(s));
   NFC_RETURN_IF_ERROR(ValidateRlimits(s));
   NFC_RETURN_IF_ERROR(ValidateInterfaces(s));
+  NFC_RETURN_IF_ERROR(ValidateFiles(s));
   return ValidateControl(s);
 }
 
@@ -468,6 +503,17 @@ std::string TaskSpecToJson(const TaskSpec& s) {
                   {"unix_socket", s.control.unix_socket},
                   {"log_buffer_bytes", s.control.log_buffer_bytes},
                   {"exit_ack_timeout_ms", s.control.exit_ack_timeout_ms}};
+  j["files"] = {{"roots", json::array()},
+                {"initial_timeout_ms", s.files.initial_timeout_ms},
+                {"max_bytes", s.files.max_bytes}};
+  for (const auto& f : s.files.roots) {
+    j["files"]["roots"].push_back({{"name", f.name},
+                                   {"path", f.path},
+                                   {"two_way", f.two_way},
+                                   {"tmpfs_size", f.tmpfs_size},
+                                   {"mode", f.mode},
+                                   {"exclude", f.exclude}});
+  }
   j["workload_cgroup"] = s.workload_cgroup;
   j["debug"] = s.debug;
   return j.dump(2);

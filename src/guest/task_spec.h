@@ -115,6 +115,22 @@ struct ControlConfig {
   uint32_t exit_ack_timeout_ms = 0;
 };
 
+// One of Nomad's task directories, mirrored from the host over the control channel (docs/task-files.md).
+struct FileRootConfig {
+  std::string name;        // on the wire: "local", "secrets", "alloc" (lower-case letters, digits, '_')
+  std::string path;        // absolute path in the workload's root ("/local")
+  bool two_way = false;    // what the guest changes there goes back to the host
+  std::string tmpfs_size;  // non-empty: a tmpfs of this size ("1m") is mounted there first: never on disk
+  uint32_t mode = 0777;    // of the directory itself (Nomad makes its task directories 0777)
+  std::vector<std::string> exclude;  // names directly below path that are not mirrored ("logs")
+};
+
+struct FilesConfig {
+  std::vector<FileRootConfig> roots;   // empty: no task directories, the workload starts at once
+  uint32_t initial_timeout_ms = 60000;  // the workload waits this long for the host's first copy
+  uint64_t max_bytes = uint64_t{1} << 30;  // per root: the sum of its files' sizes
+};
+
 struct TaskSpec {
   int version = kTaskSpecVersion;
   std::string task_id;  // for logs only: "<alloc id>/<task name>"
@@ -129,6 +145,7 @@ struct TaskSpec {
   std::vector<MountConfig> mounts;
   std::vector<Rlimit> rlimits;
   ControlConfig control;
+  FilesConfig files;
   bool workload_cgroup = true;  // run the workload in its own cgroup (OOM detection, stats)
   bool debug = false;           // boot timestamps and init's own debug log on the console
 };

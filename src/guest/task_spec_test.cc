@@ -23,6 +23,9 @@ TEST(TaskSpec, RoundTripsThroughJson) {
   s.mounts = {{"/dev/vdc", "/data", "ext4", {"rw", "noatime"}}};
   s.rlimits = {{"nofile", 1024, 4096}};
   s.control.unix_socket = "/run/agent.sock";
+  s.files.roots = {{"local", "/local", false, "", 0777}, {"secrets", "/secrets", false, "1m", 0777},
+                   {"alloc", "/alloc", true, "", 0755}};
+  s.files.initial_timeout_ms = 5000;
 
   auto parsed = ParseTaskSpec(TaskSpecToJson(s));
   ASSERT_TRUE(parsed.ok()) << parsed.error().ToString();
@@ -36,6 +39,11 @@ TEST(TaskSpec, RoundTripsThroughJson) {
   EXPECT_EQ(parsed->mounts.at(0).options.at(1), "noatime");
   EXPECT_EQ(parsed->rlimits.at(0).hard, 4096u);
   EXPECT_EQ(parsed->control.unix_socket, "/run/agent.sock");
+  ASSERT_EQ(parsed->files.roots.size(), 3u);
+  EXPECT_EQ(parsed->files.roots[1].tmpfs_size, "1m");
+  EXPECT_TRUE(parsed->files.roots[2].two_way);
+  EXPECT_EQ(parsed->files.roots[2].mode, 0755u);
+  EXPECT_EQ(parsed->files.initial_timeout_ms, 5000u);
   EXPECT_EQ(TaskSpecToJson(*parsed), TaskSpecToJson(s));
 }
 
@@ -68,6 +76,27 @@ TEST(TaskSpec, ErrorsNameTheFieldAndValue) {
       R"({"version":1,"root":{"device":"/dev/vda"},"mounts":[{"target":"/a/../etc","fstype":"ext4"}]})");
   ASSERT_FALSE(mount.ok());
   EXPECT_NE(mount.error().ToString().find("mounts[0].target: \"/a/../etc\""), std::string::npos);
+}
+
+TEST(TaskSpec, FileRootsAreCheckedByName) {
+  auto parse = [](const std::string& roots) {
+    return ParseTaskSpec(R"({"version":1,"root":{"device":"/dev/vda"},"files":{"roots":)" + roots + "}}");
+  };
+  auto bad_path = parse(R"([{"name":"local","path":"local"}])");
+  ASSERT_FALSE(bad_path.ok());
+  EXPECT_EQ(bad_path.error().ToString(), "files.roots[0].path: \"local\" is not an absolute path below /");
+  auto root_path = parse(R"([{"name":"local","path":"/"}])");
+  EXPECT_FALSE(root_path.ok());
+  auto twice = parse(R"([{"name":"local","path":"/a"},{"name":"local","path":"/b"}])");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().ToString(), "files.roots[1].name: \"local\" repeats");
+  auto bad_name = parse(R"([{"name":"Local/x","path":"/a"}])");
+  ASSERT_FALSE(bad_name.ok());
+  EXPECT_EQ(bad_name.error().ToString(), "files.roots[0].name: \"Local/x\" is not a root name");
+  auto mode = parse(R"([{"name":"a","path":"/a","mode":65536}])");
+  ASSERT_FALSE(mode.ok());
+  EXPECT_NE(mode.error().ToString().find("files.roots[0].mode"), std::string::npos) << mode.error().ToString();
+  EXPECT_TRUE(parse(R"([{"name":"alloc","path":"/alloc","two_way":true}])").ok());
 }
 
 TEST(TaskSpec, ArgvFollowsOciOverrideRules) {

@@ -48,7 +48,11 @@ std::string ShimConfig::ToJson() const {
       {"boot_timeout_millis", boot_timeout_millis},
       {"final_log_flush_millis", final_log_flush_millis},
       {"log_level", log_level},
+      {"files_max_bytes", files_max_bytes},
   };
+  j["file_roots"] = nlohmann::json::array();
+  for (const auto& r : file_roots)
+    j["file_roots"].push_back({{"name", r.name}, {"path", r.path}, {"two_way", r.two_way}, {"exclude", r.exclude}});
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -104,6 +108,11 @@ Result<ShimConfig> ShimConfig::FromJson(std::string_view text) {
     c.boot_timeout_millis = j.value("boot_timeout_millis", int64_t{180000});
     c.final_log_flush_millis = j.value("final_log_flush_millis", int64_t{10000});
     c.log_level = j.value("log_level", "info");
+    c.files_max_bytes = j.value("files_max_bytes", c.files_max_bytes);
+    for (const auto& r : j.value("file_roots", nlohmann::json::array())) {
+      c.file_roots.push_back({r.at("name").get<std::string>(), r.at("path").get<std::string>(),
+                              r.value("two_way", false), r.value("exclude", std::vector<std::string>{})});
+    }
   } catch (const nlohmann::json::exception& e) {
     return Error::InvalidArgument(std::string("shim config: ") + e.what());
   }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "vmm/vmm.h"
@@ -13,6 +14,14 @@
 namespace nfc::shim {
 
 inline constexpr int kShimConfigVersion = 1;
+
+// One of Nomad's task directories on the host, mirrored into the guest under the same name (shim/task_files.h).
+struct HostFileRoot {
+  std::string name;  // "local", "secrets", "alloc": the guest's TaskSpec names the same roots
+  std::string path;  // the host directory
+  bool two_way = false;
+  std::vector<std::string> exclude;  // names directly below path that are not mirrored
+};
 
 struct ShimConfig {
   std::string task_id;
@@ -26,6 +35,8 @@ struct ShimConfig {
   int64_t final_log_flush_millis =
       10000;  // after the exit, how long to wait for a log reader before giving up
   std::string log_level = "info";
+  std::vector<HostFileRoot> file_roots;
+  uint64_t files_max_bytes = uint64_t{1} << 30;  // per root
 
   std::string ToJson() const;
   static Result<ShimConfig> FromJson(std::string_view json);

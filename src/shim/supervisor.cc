@@ -87,7 +87,9 @@ int64_t Supervisor::MillisSinceStart() const {
 Status Supervisor::Boot() {
   started_ = std::chrono::steady_clock::now();
   started_unix_nanos_ = UnixNanos();
-  Status started = StartVmm();
+  auto files = TaskFiles::Open(config_.file_roots, config_.files_max_bytes);
+  Status started = files.ok() ? StartVmm() : Status(std::move(files).error());
+  if (files.ok()) files_ = std::move(files).value();
   if (!started.ok()) {
     // Nothing runs. Waiters get the error; no exit.json: StartTask reports the failure and removes the dir.
     std::lock_guard<std::mutex> lock(mu_);
@@ -237,6 +239,10 @@ void Supervisor::ServeConnection(const std::shared_ptr<guest::AgentClient>& agen
     }
   };
   note_status(agent->initial_status());
+  if (files_) {
+    Status copied = files_->Attach(agent);
+    if (!copied.ok()) log::Error("task files", {{"error", copied.error().ToString()}});
+  }
   std::thread exit_waiter([this, agent] { WaitForExitReport(agent); });
   auto next_status_poll = std::chrono::steady_clock::now();
   for (;;) {
@@ -271,6 +277,7 @@ void Supervisor::ServeConnection(const std::shared_ptr<guest::AgentClient>& agen
     }
   }
   agent->Close();
+  if (files_) files_->Detach();
   exit_waiter.join();
 }
 
@@ -501,13 +508,17 @@ Result<ExitResult> Supervisor::Stop(int signal, std::chrono::milliseconds timeou
   return exit_;
 }
 
+// The barrier first: a template re-rendered before Nomad's SignalTask must be in the guest before the
+// workload's handler runs (task_files.h).
 Status Supervisor::Signal(int signal) {
   NFC_ASSIGN_OR_RETURN(auto agent, RequireAgent(Op::kSignal));
+  if (files_) NFC_RETURN_IF_ERROR_CTX(files_->Barrier(), "signal: task files not copied into the VM");
   return agent->Signal(signal);
 }
 
 Result<ExecResult> Supervisor::Exec(const ExecRequest& request) {
   NFC_ASSIGN_OR_RETURN(auto agent, RequireAgent(Op::kExec));
+  if (files_) NFC_RETURN_IF_ERROR_CTX(files_->Barrier(), "exec: task files not copied into the VM");
   guest::ExecOptions options;
   options.argv = request.argv;
   options.tty = request.tty;
@@ -546,6 +557,7 @@ Result<ExecResult> Supervisor::Exec(const ExecRequest& request) {
 
 Status Supervisor::ExecStreaming(const ExecRequest& request, ShimExecServer& client) {
   NFC_ASSIGN_OR_RETURN(auto agent, RequireAgent(Op::kExec));
+  if (files_) NFC_RETURN_IF_ERROR_CTX(files_->Barrier(), "exec: task files not copied into the VM");
   guest::ExecOptions options;
   options.argv = request.argv;
   options.tty = request.tty;

@@ -38,6 +38,7 @@
 #include "shim/readiness.h"
 #include "shim/shim_config.h"
 #include "shim/task_dir.h"
+#include "shim/task_files.h"
 #include "vmm/vmm.h"
 
 namespace nfc::shim {
@@ -126,6 +127,7 @@ class Supervisor final : public ControlHandler {
   int64_t guest_connected_millis_ = 0;
   int64_t workload_started_millis_ = 0;
   guest::BootTimes boot_times_;
+  std::unique_ptr<TaskFiles> files_;  // Nomad's task directories; null when the task has none
   std::mutex log_mu_;  // one pump writes at a time (a reconnect can briefly overlap the old pump)
 };
 

@@ -67,6 +67,27 @@ image::PullOptions PullFor(const driver::NomadTask& task, const driver::TaskConf
   return pull;
 }
 
+// Nomad's task directories (its allocdir layout) at the guest paths IMAGE isolation promises (NOMAD_TASK_DIR
+// and friends). /alloc/logs holds Nomad's own log files, which grow with every line the task prints: not
+// mirrored. Without an alloc dir (the CLI) there are none.
+struct TaskDirectory {
+  const char* name;
+  std::string host_path;
+  const char* guest_path;
+  bool two_way;
+  const char* tmpfs_size;
+};
+
+std::vector<TaskDirectory> TaskDirectoriesOf(const driver::NomadTask& task) {
+  if (task.alloc_dir.empty() || task.name.empty()) return {};
+  std::string own = task.alloc_dir + "/" + task.name;
+  return {{"local", own + "/local", "/local", false, ""},
+          {"secrets", own + "/secrets", "/secrets", false, kSecretsTmpfsSize},
+          {"alloc", task.alloc_dir + "/alloc", "/alloc", true, ""}};
+}
+
+constexpr const char* kAllocExcluded = "logs";
+
 guest::TaskSpec SpecFor(const VmPlan& vm, const driver::NomadTask& task, const Provisioned& p) {
   guest::TaskSpec spec;
   spec.task_id = task.alloc_id.empty() ? task.id : task.alloc_id + "/" + task.name;
@@ -88,6 +109,12 @@ guest::TaskSpec SpecFor(const VmPlan& vm, const driver::NomadTask& task, const P
   spec.root.device = "/dev/vda";
   spec.scratch.device = "/dev/vdb";
   spec.control.serial_port = std::string(guest::kDefaultSerialPortName);
+  for (const auto& d : TaskDirectoriesOf(task)) {
+    guest::FileRootConfig root{d.name, d.guest_path, d.two_way, d.tmpfs_size, 0777, {}};
+    if (d.two_way) root.exclude = {kAllocExcluded};
+    spec.files.roots.push_back(root);
+  }
+  spec.files.max_bytes = vm.files_max_bytes;
   return spec;
 }
 
@@ -117,6 +144,12 @@ shim::ShimConfig ShimFor(const VmPlan& vm, const driver::NomadTask& task, const 
   sc.vm.vmm_log_path = p.dir.VmmLog();
   sc.stdout_path = task.stdout_path.empty() ? "/dev/null" : task.stdout_path;
   sc.stderr_path = task.stderr_path.empty() ? "/dev/null" : task.stderr_path;
+  for (const auto& d : TaskDirectoriesOf(task)) {
+    shim::HostFileRoot root{d.name, d.host_path, d.two_way, {}};
+    if (d.two_way) root.exclude = {kAllocExcluded};
+    sc.file_roots.push_back(root);
+  }
+  sc.files_max_bytes = vm.files_max_bytes;
   return sc;
 }
 
@@ -165,6 +198,7 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
   plan.hostname = task.name.substr(0, 63);
   if (task.network && !task.network->hostname.empty()) plan.hostname = task.network->hostname;
   plan.planned_tap = PlannedTap(task);
+  plan.files_max_bytes = config.task_dir_max_bytes.value_or(driver::kDefaultTaskDirMaxBytes);
   return plan;
 }
 

@@ -66,7 +66,11 @@ struct VmPlan {
   guest::ProcessOverrides process;  // env overrides, entrypoint/args, working dir, user
   std::string hostname;
   std::string planned_tap;  // the TAP provisioning will create (group networking), "" for none
+  uint64_t files_max_bytes = driver::kDefaultTaskDirMaxBytes;  // per task directory (task_dir_max_size)
 };
+
+// The guest's /secrets is a tmpfs of this size (Nomad's own secrets dir is a 1 MiB tmpfs).
+inline constexpr const char* kSecretsTmpfsSize = "16m";
 
 Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& config,
                       const driver::PluginConfig& plugin, const StartHost& host);

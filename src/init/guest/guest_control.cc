@@ -367,6 +367,10 @@ void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
       uint64_t timeout = req.kill_timeout_ms() ? req.kill_timeout_ms() : spec_.process.kill_timeout_ms;
       return RequestStop(IsSignalNumber(sig) ? sig : SIGTERM, timeout);
     }
+    case pb::HostMessage::kFiles:
+      return OnFileBatch(c, rid, m.files());
+    case pb::HostMessage::kFilesReady:
+      return OnFilesReady(c, rid, m.files_ready());
     case pb::HostMessage::kHello:
     case pb::HostMessage::BODY_NOT_SET:
       break;
@@ -428,6 +432,7 @@ void GuestInit::StartSession(Connection& c, const pb::Hello& hello) {
     c.sent[s] = std::max(std::min(want, logs_[s]->end()), logs_[s]->start());
   }
   c.exit_sent = false;
+  ResendTwoWayRoots();  // after the hello reply: the scan runs when this event is handled
 }
 
 Status GuestInit::SignalWorkload(const pb::SignalRequest& request) {

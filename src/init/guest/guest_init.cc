@@ -167,7 +167,12 @@ void GuestInit::StartWorkload() {
   times_.network_up_ns = MonotonicNs();
   auto limits = ApplyRlimits(spec_);
   if (!limits.ok()) return FailBoot(limits.error(), 125);
+  auto files = SetUpTaskFiles();
+  if (!files.ok()) return FailBoot(std::move(files).error().Context("task directories"), 125);
+  if (!awaiting_files_) LaunchWorkload();
+}
 
+void GuestInit::LaunchWorkload() {
   std::string user = spec_.process.user.empty() ? spec_.image.user : spec_.process.user;
   auto passwd = ReadFile("/etc/passwd");
   auto group = ReadFile("/etc/group");
@@ -257,6 +262,9 @@ void GuestInit::Loop() {
           break;
         case WatchKind::kExecFd:
           OnExecFd(index >> 2, static_cast<int>(index & 3), events[i].events);
+          break;
+        case WatchKind::kFilesWatch:
+          OnFilesWatch(static_cast<size_t>(index));
           break;
         default:
           break;
@@ -389,6 +397,12 @@ bool GuestInit::OomHappened() const {
 }
 
 void GuestInit::RequestStop(int signal, uint64_t kill_timeout_ms) {
+  if (awaiting_files_) {
+    awaiting_files_ = false;
+    files_deadline_ns_ = 0;
+    return FailBoot(Error::FailedPrecondition("stopped while waiting for the task's files from the host"),
+                    128 + signal);
+  }
   if (phase_ == Phase::kRunning && workload_pid_ > 0 && !workload_status_) {
     phase_ = Phase::kStopping;
     kill(-workload_pid_, signal);
@@ -418,6 +432,14 @@ void GuestInit::Deadlines(uint64_t now) {
               {{"timeout_ms", spec_.control.exit_ack_timeout_ms}});
     Shutdown("exit ack timeout");
   }
+  if (files_deadline_ns_ && now >= files_deadline_ns_) {
+    awaiting_files_ = false;
+    files_deadline_ns_ = 0;
+    FailBoot(Error::Timeout("the host did not send the task's files within " +
+                            std::to_string(spec_.files.initial_timeout_ms) + " ms"),
+             125);
+  }
+  if (files_scan_at_ns_ && now >= files_scan_at_ns_) SendGuestFileChanges();
   PollSerial(now);
   for (auto& [id, c] : conns_) {
     // A partial frame that stays incomplete was cut by a host reconnect: resynchronise (framing.h).
@@ -430,7 +452,8 @@ void GuestInit::Deadlines(uint64_t now) {
 
 int GuestInit::NextTimeoutMs(uint64_t now) const {
   uint64_t next = UINT64_MAX;
-  for (uint64_t t : {stop_kill_at_ns_, leftovers_kill_at_ns_, exit_ack_deadline_ns_, serial_retry_at_ns_}) {
+  for (uint64_t t : {stop_kill_at_ns_, leftovers_kill_at_ns_, exit_ack_deadline_ns_, serial_retry_at_ns_,
+                     files_deadline_ns_, files_scan_at_ns_}) {
     if (t) next = std::min(next, t);
   }
   for (const auto& [id, c] : conns_) {

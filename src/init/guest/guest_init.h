@@ -20,6 +20,7 @@
 
 #include "base/error.h"
 #include "base/unique_fd.h"
+#include "files/mirror.h"
 #include "guest/agent.pb.h"
 #include "guest/agent_client.h"
 #include "guest/framing.h"
@@ -53,7 +54,8 @@ enum class WatchKind : uint64_t {
   kListener = 2,
   kConnection = 3,
   kWorkloadOutput = 4,
-  kExecFd = 5
+  kExecFd = 5,
+  kFilesWatch = 6  // index: position in file_watchers_
 };
 constexpr uint64_t WatchToken(WatchKind kind, uint64_t index) {
   return static_cast<uint64_t>(kind) << 56 | index;
@@ -111,7 +113,9 @@ class GuestInit {
   BootEnvironment DetectEnvironment();
   void LoadKernelModules();
   Status LoadSpec();
-  void StartWorkload();
+  void StartWorkload();   // the root, network, limits and task directories; then LaunchWorkload() unless the
+                          // host's files are awaited
+  void LaunchWorkload();
   void FailBoot(const Error& error, int exit_code);
   [[noreturn]] void Loop();
   void OnSignals();
@@ -151,6 +155,14 @@ class GuestInit {
   void FlushAllBlocking(int timeout_ms);
   void FillStatus(pb::Status* s) const;
   void PollSerial(uint64_t now);
+
+  // guest_files.cc: Nomad's task directories
+  Status SetUpTaskFiles();
+  void OnFileBatch(Connection& c, uint64_t request_id, const pb::FileBatch& batch);
+  void OnFilesReady(Connection& c, uint64_t request_id, const pb::FilesReady& ready);
+  void OnFilesWatch(size_t index);
+  void SendGuestFileChanges();
+  void ResendTwoWayRoots();
 
   // guest_exec.cc: exec sessions and stats
   Status StartExec(Connection& c, uint64_t request_id, const pb::ExecStart& e);
@@ -204,6 +216,18 @@ class GuestInit {
   uint64_t serial_give_up_at_ns_ = 0;
   std::map<uint64_t, std::unique_ptr<GuestExec>> execs_;
   uint64_t next_exec_id_ = 1;
+
+  // Task directories.
+  struct FileWatch {
+    std::string root;
+    std::unique_ptr<files::TreeWatcher> watcher;
+    uint32_t interest = 0;
+  };
+  std::map<std::string, std::unique_ptr<files::Mirror>> mirrors_;  // by root name
+  std::vector<FileWatch> file_watchers_;                            // the two-way roots
+  bool awaiting_files_ = false;     // the workload waits for the host's FilesReady
+  uint64_t files_deadline_ns_ = 0;  // ... until then
+  uint64_t files_scan_at_ns_ = 0;   // send the two-way roots' changes at this time
 };
 
 }  // namespace nfc::init::guest
