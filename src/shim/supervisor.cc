@@ -248,6 +248,16 @@ void Supervisor::ServeConnection(const std::shared_ptr<guest::AgentClient>& agen
   for (;;) {
     auto chunk = agent->NextLog(200ms);
     if (!chunk.ok()) break;  // connection lost and drained
+    // A workload that starts after the connection (it waited for its task files) and prints at once never
+    // lets NextLog time out: its first output is proof enough that it runs.
+    if (chunk->has_value() && !(*chunk)->data.empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (lifecycle_.phase() == Phase::kBooting) {
+        lifecycle_.Apply(Event::kWorkloadStarted);
+        workload_started_millis_ = MillisSinceStart();
+        cv_.notify_all();
+      }
+    }
     if (chunk->has_value()) {
       const guest::LogChunk& c = **chunk;
       Status written = WriteLog(c);
