@@ -112,7 +112,8 @@ Result<size_t> Mirror::SendChanges(const Sender& send) {
 
 // Reads the file as it is now (not as the scan saw it): the state recorded is the one of the bytes sent, so a
 // change during the read is sent again by the next scan.
-Status Mirror::SendFile(const std::string& path, pb::FileBatch& batch, size_t& data_bytes, const Sender& send) {
+Status Mirror::SendFile(const std::string& path, pb::FileBatch& batch, size_t& data_bytes,
+                        const Sender& send) {
   auto fd = writer_.OpenForRead(path);
   if (!fd.ok()) {
     if (fd.error().code() == ErrorCode::kNotFound) return Ok();  // gone since the scan: the next one says so
@@ -192,9 +193,10 @@ Status Mirror::ApplyEntry(const pb::FileEntry& e) {
     uint64_t replaced = it != known_.end() && it->second.kind == EntryKind::kFile ? it->second.size : 0;
     uint64_t total = known_bytes_ - replaced + e.size();
     if (total > options_.limits.max_bytes) {
-      return Error(ErrorCode::kResourceExhausted, "task files: \"" + path + "\" (" + std::to_string(e.size()) +
-                                                 " bytes) would take " + options_.name + " past its limit of " +
-                                                 std::to_string(options_.limits.max_bytes) + " bytes");
+      return Error(ErrorCode::kResourceExhausted, "task files: \"" + path + "\" (" +
+                                                      std::to_string(e.size()) + " bytes) would take " +
+                                                      options_.name + " past its limit of " +
+                                                      std::to_string(options_.limits.max_bytes) + " bytes");
     }
   }
   NFC_ASSIGN_OR_RETURN(bool completed, writer_.Apply(e));

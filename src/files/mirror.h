@@ -7,10 +7,10 @@
 //                     version wins: the host ignores the guest's change and sends its own
 //
 // A Mirror remembers what its peer holds (the last state sent or received per path), so SendChanges() after a
-// scan sends only the difference, and applying the peer's changes never echoes them back. Changes are found by
-// scanning (stat of every entry, cheap for task directories); what triggers a scan is the caller's business
-// (TreeWatcher's inotify events, and a synchronous scan before every signal and exec, which is what makes
-// template change_mode ordering hold). A scan sees every change completed before it started.
+// scan sends only the difference, and applying the peer's changes never echoes them back. Changes are found
+// by scanning (stat of every entry, cheap for task directories); what triggers a scan is the caller's
+// business (TreeWatcher's inotify events, and a synchronous scan before every signal and exec, which is what
+// makes template change_mode ordering hold). A scan sees every change completed before it started.
 //
 // Thread-safe: one mutex serialises scans, sends and applies, so a send in progress completes before a
 // barrier's scan starts.
@@ -72,11 +72,11 @@ class Mirror {
   Options options_;
   std::mutex mu_;
   TreeWriter writer_;
-  Snapshot known_;                    // what the peer holds, in this side's terms
-  uint64_t known_bytes_ = 0;          // the sum of known_'s file sizes
-  std::set<std::string> uncertain_;   // sent in a batch that failed
+  Snapshot known_;                     // what the peer holds, in this side's terms
+  uint64_t known_bytes_ = 0;           // the sum of known_'s file sizes
+  std::set<std::string> uncertain_;    // sent in a batch that failed
   std::set<std::string> batch_paths_;  // paths of the batch being built
-  std::set<std::string> skipping_;    // files of the peer's being ignored (local wins) until their last chunk
+  std::set<std::string> skipping_;  // files of the peer's being ignored (local wins) until their last chunk
 };
 
 // Tells when anything below a directory changed: inotify on every directory of the tree (new directories are

@@ -30,21 +30,14 @@ class Scanner {
   Scanner(const Limits& limits, const Exclusions& exclude) : limits_(limits), exclude_(exclude) {}
 
   Status Walk(int dir_fd, const std::string& prefix, int depth) {
-    if (depth > kMaxDepth) return Error::InvalidArgument("task files: \"" + prefix + "\" is nested too deeply");
-    int copy = dup(dir_fd);
-    if (copy < 0) return Error::Errno("dup");
-    std::unique_ptr<DIR, DirCloser> dir(fdopendir(copy));
-    if (!dir) {
-      close(copy);
-      return Error::Errno("fdopendir " + prefix);
-    }
-    while (dirent* d = readdir(dir.get())) {
-      std::string_view name = d->d_name;
-      if (name == "." || name == ".." || name.starts_with(kTempPrefix)) continue;
-      if (prefix.empty() && exclude_.count(std::string(name))) continue;
-      NFC_RETURN_IF_ERROR(Visit(dir_fd, Join(prefix, name), d->d_name, depth));
-    }
-    return Ok();
+    if (depth > kMaxDepth)
+      return Error::InvalidArgument("task files: \"" + prefix + "\" is nested too deeply");
+    return ForEachName(dir_fd, prefix, [&](const char* entry) -> Status {
+      std::string_view name = entry;
+      if (name.starts_with(kTempPrefix)) return Ok();
+      if (prefix.empty() && exclude_.count(std::string(name))) return Ok();
+      return Visit(dir_fd, Join(prefix, name), entry, depth);
+    });
   }
 
   Snapshot Take() { return std::move(snapshot_); }
@@ -68,8 +61,8 @@ class Scanner {
     bytes_ += meta.kind == EntryKind::kFile ? meta.size : 0;
     if (bytes_ > limits_.max_bytes) {
       return Error(ErrorCode::kResourceExhausted, "task files: more than the limit of " +
-                                                 std::to_string(limits_.max_bytes) + " bytes (at \"" + path +
-                                                 "\")");
+                                                      std::to_string(limits_.max_bytes) + " bytes (at \"" +
+                                                      path + "\")");
     }
     if (snapshot_.size() >= limits_.max_entries) {
       return Error(ErrorCode::kResourceExhausted,
@@ -90,6 +83,22 @@ class Scanner {
 
 }  // namespace
 
+Status ForEachName(int dir_fd, const std::string& what, const std::function<Status(const char* name)>& fn) {
+  int copy = dup(dir_fd);  // closedir closes it; the caller keeps dir_fd
+  if (copy < 0) return Error::Errno("dup");
+  std::unique_ptr<DIR, DirCloser> dir(fdopendir(copy));
+  if (!dir) {
+    close(copy);
+    return Error::Errno("fdopendir " + what);
+  }
+  while (dirent* d = readdir(dir.get())) {
+    std::string_view name = d->d_name;
+    if (name == "." || name == "..") continue;
+    NFC_RETURN_IF_ERROR(fn(d->d_name));
+  }
+  return Ok();
+}
+
 EntryMeta MetaFromStat(const struct stat& st) {
   EntryMeta m;
   m.kind = S_ISDIR(st.st_mode)   ? EntryKind::kDirectory
@@ -107,7 +116,8 @@ EntryMeta MetaFromStat(const struct stat& st) {
 
 bool SameState(const EntryMeta& a, const EntryMeta& b, bool same_side) {
   if (a.kind != b.kind || a.uid != b.uid || a.gid != b.gid) return false;
-  if (same_side && a.kind != EntryKind::kDirectory && (a.ino != b.ino || a.ctime_ns != b.ctime_ns)) return false;
+  if (same_side && a.kind != EntryKind::kDirectory && (a.ino != b.ino || a.ctime_ns != b.ctime_ns))
+    return false;
   switch (a.kind) {
     case EntryKind::kDirectory:
       return a.mode == b.mode;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -76,6 +77,10 @@ std::vector<Change> Diff(const Snapshot& before, const Snapshot& after, bool sam
 Status CheckRelativePath(std::string_view path);
 // True for "a/b" below "a" (not for "ab").
 bool IsBelow(std::string_view path, std::string_view dir);
+
+// Calls fn with every name in the directory dir_fd (not "." or ".."), stopping at its first error. `what`
+// names the directory in an error.
+Status ForEachName(int dir_fd, const std::string& what, const std::function<Status(const char* name)>& fn);
 
 // Opens the directory holding `path` (relative, checked) beneath root_fd without following any symlink;
 // `leaf` receives the last component. kNotFound when a parent is missing, kFailedPrecondition when a

@@ -1,6 +1,5 @@
 #include "files/writer.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,7 +15,7 @@ namespace pb = ::nfc::guest::v1;
 namespace {
 
 struct timespec TimespecOf(int64_t ns) {
-  struct timespec t{};
+  struct timespec t {};
   t.tv_sec = ns / 1000000000;
   t.tv_nsec = ns % 1000000000;
   if (t.tv_nsec < 0) {
@@ -34,26 +33,6 @@ Status ChownUnlessUnprivileged(int dir, const char* name, uint32_t uid, uint32_t
   return Error::Errno("chown " + path);
 }
 
-struct DirCloser {
-  void operator()(DIR* d) const { closedir(d); }
-};
-
-Status RemoveChildren(int dir_fd, const std::string& leaf) {
-  int copy = dup(dir_fd);
-  if (copy < 0) return Error::Errno("dup");
-  std::unique_ptr<DIR, DirCloser> dir(fdopendir(copy));
-  if (!dir) {
-    close(copy);
-    return Error::Errno("fdopendir " + leaf);
-  }
-  while (dirent* d = readdir(dir.get())) {
-    std::string name = d->d_name;
-    if (name == "." || name == "..") continue;
-    NFC_RETURN_IF_ERROR(RemoveBeneath(dir_fd, name));
-  }
-  return Ok();
-}
-
 }  // namespace
 
 Status RemoveBeneath(int parent, const std::string& leaf) {
@@ -67,8 +46,10 @@ Status RemoveBeneath(int parent, const std::string& leaf) {
   }
   UniqueFd dir(openat(parent, leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!dir) return errno == ENOENT ? Ok() : Error::Errno("open " + leaf);
-  NFC_RETURN_IF_ERROR(RemoveChildren(dir.get(), leaf));
-  if (unlinkat(parent, leaf.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) return Error::Errno("rmdir " + leaf);
+  NFC_RETURN_IF_ERROR(
+      ForEachName(dir.get(), leaf, [&](const char* name) { return RemoveBeneath(dir.get(), name); }));
+  if (unlinkat(parent, leaf.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT)
+    return Error::Errno("rmdir " + leaf);
   return Ok();
 }
 
@@ -80,7 +61,9 @@ Result<TreeWriter> TreeWriter::Open(const std::string& root, WriterOptions optio
 
 TreeWriter::TreeWriter(TreeWriter&&) noexcept = default;
 TreeWriter& TreeWriter::operator=(TreeWriter&&) noexcept = default;
-TreeWriter::~TreeWriter() { DiscardPending(); }
+TreeWriter::~TreeWriter() {
+  DiscardPending();
+}
 
 void TreeWriter::DiscardPending() {
   for (auto& [path, p] : pending_) {
@@ -98,7 +81,8 @@ Result<std::optional<EntryMeta>> TreeWriter::Stat(std::string_view path) const {
   std::string leaf;
   auto parent = OpenParentBeneath(root_.get(), path, leaf);
   if (!parent.ok()) {
-    if (parent.error().code() == ErrorCode::kNotFound || parent.error().code() == ErrorCode::kFailedPrecondition)
+    if (parent.error().code() == ErrorCode::kNotFound ||
+        parent.error().code() == ErrorCode::kFailedPrecondition)
       return std::optional<EntryMeta>();
     return std::move(parent).error();
   }
@@ -173,8 +157,8 @@ Status TreeWriter::MakeDirectory(int parent, const std::string& leaf, const pb::
   }
   if (!exists && mkdirat(parent, leaf.c_str(), 0700) != 0 && errno != EEXIST)
     return Error::Errno("mkdir " + entry.path());
-  NFC_RETURN_IF_ERROR(
-      ChownUnlessUnprivileged(parent, leaf.c_str(), entry.uid(), entry.gid(), AT_SYMLINK_NOFOLLOW, entry.path()));
+  NFC_RETURN_IF_ERROR(ChownUnlessUnprivileged(parent, leaf.c_str(), entry.uid(), entry.gid(),
+                                              AT_SYMLINK_NOFOLLOW, entry.path()));
   if (fchmodat(parent, leaf.c_str(), ModeOf(entry), 0) != 0) return Error::Errno("chmod " + entry.path());
   return Ok();
 }
@@ -185,8 +169,8 @@ Status TreeWriter::MakeSymlink(int parent, const std::string& leaf, const pb::Fi
   std::string temp = std::string(kTempPrefix) + "l" + std::to_string(++temp_counter_);
   if (symlinkat(entry.link_target().c_str(), parent, temp.c_str()) != 0)
     return Error::Errno("symlink " + entry.path());
-  NFC_RETURN_IF_ERROR(
-      ChownUnlessUnprivileged(parent, temp.c_str(), entry.uid(), entry.gid(), AT_SYMLINK_NOFOLLOW, entry.path()));
+  NFC_RETURN_IF_ERROR(ChownUnlessUnprivileged(parent, temp.c_str(), entry.uid(), entry.gid(),
+                                              AT_SYMLINK_NOFOLLOW, entry.path()));
   struct timespec times[2] = {TimespecOf(entry.mtime_ns()), TimespecOf(entry.mtime_ns())};
   utimensat(parent, temp.c_str(), times, AT_SYMLINK_NOFOLLOW);  // cosmetic: links are compared by target
   struct stat st;
@@ -212,7 +196,8 @@ Status TreeWriter::ApplyChunk(const pb::FileEntry& entry, bool& completed) {
     Pending p;
     NFC_ASSIGN_OR_RETURN(p.parent, OpenParentBeneath(root_.get(), path, p.leaf));
     p.temp = std::string(kTempPrefix) + std::to_string(++temp_counter_) + "-" + p.leaf.substr(0, 64);
-    p.file.Reset(openat(p.parent.get(), p.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    p.file.Reset(
+        openat(p.parent.get(), p.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!p.file) return Error::Errno("create a temp file for " + path);
     p.declared_size = entry.size();
     it = pending_.emplace(path, std::move(p)).first;
@@ -253,7 +238,8 @@ Status TreeWriter::Finish(const std::string& path, Pending& p, const pb::FileEnt
     return Error::InvalidArgument("task files: \"" + path + "\" ends at " + std::to_string(p.next_offset) +
                                   " bytes but its size is " + std::to_string(entry.size()));
   }
-  if (fchown(p.file.get(), entry.uid(), entry.gid()) != 0 && errno != EPERM) return Error::Errno("chown " + path);
+  if (fchown(p.file.get(), entry.uid(), entry.gid()) != 0 && errno != EPERM)
+    return Error::Errno("chown " + path);
   if (fchmod(p.file.get(), ModeOf(entry)) != 0) return Error::Errno("chmod " + path);
   struct timespec times[2] = {TimespecOf(entry.mtime_ns()), TimespecOf(entry.mtime_ns())};
   if (futimens(p.file.get(), times) != 0) return Error::Errno("set the mtime of " + path);

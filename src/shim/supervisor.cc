@@ -248,16 +248,6 @@ void Supervisor::ServeConnection(const std::shared_ptr<guest::AgentClient>& agen
   for (;;) {
     auto chunk = agent->NextLog(200ms);
     if (!chunk.ok()) break;  // connection lost and drained
-    // A workload that starts after the connection (it waited for its task files) and prints at once never
-    // lets NextLog time out: its first output is proof enough that it runs.
-    if (chunk->has_value() && !(*chunk)->data.empty()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (lifecycle_.phase() == Phase::kBooting) {
-        lifecycle_.Apply(Event::kWorkloadStarted);
-        workload_started_millis_ = MillisSinceStart();
-        cv_.notify_all();
-      }
-    }
     if (chunk->has_value()) {
       const guest::LogChunk& c = **chunk;
       Status written = WriteLog(c);
@@ -272,13 +262,14 @@ void Supervisor::ServeConnection(const std::shared_ptr<guest::AgentClient>& agen
       std::lock_guard<std::mutex> lock(mu_);
       if (acked_.at(c.stream) < end) acked_.at(c.stream) = end;
       cv_.notify_all();
-      continue;
     }
+    // The status poll runs on its own clock, also while output flows: a workload that starts after the
+    // connection (it waited for its task files) and prints at once never lets NextLog time out.
     bool starting;
     {
       std::lock_guard<std::mutex> lock(mu_);
       starting = lifecycle_.phase() == Phase::kBooting;
-      if (vm_exit_) break;
+      if (vm_exit_ && !chunk->has_value()) break;
     }
     if (starting && std::chrono::steady_clock::now() >= next_status_poll) {
       next_status_poll = std::chrono::steady_clock::now() + 250ms;
