@@ -177,7 +177,8 @@ class AgentClient {
   virtual Status FilesReady(const std::string& error = {}) = 0;
   // The changes the guest sent from its two-way roots, in order. nullopt on timeout; kUnavailable once the
   // connection is gone and everything queued was read.
-  virtual Result<std::optional<::nfc::guest::v1::FileBatch>> NextFileBatch(std::chrono::milliseconds timeout) = 0;
+  virtual Result<std::optional<::nfc::guest::v1::FileBatch>> NextFileBatch(
+      std::chrono::milliseconds timeout) = 0;
 
   // Closes the connection; the reader thread ends. Idempotent.
   virtual void Close() = 0;

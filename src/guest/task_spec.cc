@@ -426,15 +426,17 @@ Status ValidateFiles(const TaskSpec& s) {
   for (size_t i = 0; i < s.files.roots.size(); i++) {
     const FileRootConfig& f = s.files.roots[i];
     std::string where = "files.roots[" + std::to_string(i) + "]";
-    bool name_ok = !f.name.empty() && f.name.size() <= 32 &&
-                   std::all_of(f.name.begin(), f.name.end(), [](char c) {
-                     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-                   });
+    bool name_ok =
+        !f.name.empty() && f.name.size() <= 32 && std::all_of(f.name.begin(), f.name.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+        });
     if (!name_ok) return Error::InvalidArgument(where + ".name: \"" + f.name + "\" is not a root name");
     if (!IsAbsoluteClean(f.path) || f.path == "/")
       return Error::InvalidArgument(where + ".path: \"" + f.path + "\" is not an absolute path below /");
-    if (!names.insert(f.name).second) return Error::InvalidArgument(where + ".name: \"" + f.name + "\" repeats");
-    if (!paths.insert(f.path).second) return Error::InvalidArgument(where + ".path: \"" + f.path + "\" repeats");
+    if (!names.insert(f.name).second)
+      return Error::InvalidArgument(where + ".name: \"" + f.name + "\" repeats");
+    if (!paths.insert(f.path).second)
+      return Error::InvalidArgument(where + ".path: \"" + f.path + "\" repeats");
   }
   return Ok();
 }

@@ -126,8 +126,8 @@ struct FileRootConfig {
 };
 
 struct FilesConfig {
-  std::vector<FileRootConfig> roots;   // empty: no task directories, the workload starts at once
-  uint32_t initial_timeout_ms = 60000;  // the workload waits this long for the host's first copy
+  std::vector<FileRootConfig> roots;       // empty: no task directories, the workload starts at once
+  uint32_t initial_timeout_ms = 60000;     // the workload waits this long for the host's first copy
   uint64_t max_bytes = uint64_t{1} << 30;  // per root: the sum of its files' sizes
 };
 

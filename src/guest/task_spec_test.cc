@@ -23,7 +23,8 @@ TEST(TaskSpec, RoundTripsThroughJson) {
   s.mounts = {{"/dev/vdc", "/data", "ext4", {"rw", "noatime"}}};
   s.rlimits = {{"nofile", 1024, 4096}};
   s.control.unix_socket = "/run/agent.sock";
-  s.files.roots = {{"local", "/local", false, "", 0777}, {"secrets", "/secrets", false, "1m", 0777},
+  s.files.roots = {{"local", "/local", false, "", 0777},
+                   {"secrets", "/secrets", false, "1m", 0777},
                    {"alloc", "/alloc", true, "", 0755}};
   s.files.initial_timeout_ms = 5000;
 
@@ -95,7 +96,8 @@ TEST(TaskSpec, FileRootsAreCheckedByName) {
   EXPECT_EQ(bad_name.error().ToString(), "files.roots[0].name: \"Local/x\" is not a root name");
   auto mode = parse(R"([{"name":"a","path":"/a","mode":65536}])");
   ASSERT_FALSE(mode.ok());
-  EXPECT_NE(mode.error().ToString().find("files.roots[0].mode"), std::string::npos) << mode.error().ToString();
+  EXPECT_NE(mode.error().ToString().find("files.roots[0].mode"), std::string::npos)
+      << mode.error().ToString();
   EXPECT_TRUE(parse(R"([{"name":"alloc","path":"/alloc","two_way":true}])").ok());
 }
 

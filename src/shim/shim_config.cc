@@ -52,7 +52,8 @@ std::string ShimConfig::ToJson() const {
   };
   j["file_roots"] = nlohmann::json::array();
   for (const auto& r : file_roots)
-    j["file_roots"].push_back({{"name", r.name}, {"path", r.path}, {"two_way", r.two_way}, {"exclude", r.exclude}});
+    j["file_roots"].push_back(
+        {{"name", r.name}, {"path", r.path}, {"two_way", r.two_way}, {"exclude", r.exclude}});
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -15,7 +15,8 @@ namespace nfc::shim {
 
 inline constexpr int kShimConfigVersion = 1;
 
-// One of Nomad's task directories on the host, mirrored into the guest under the same name (shim/task_files.h).
+// One of Nomad's task directories on the host, mirrored into the guest under the same name
+// (shim/task_files.h).
 struct HostFileRoot {
   std::string name;  // "local", "secrets", "alloc": the guest's TaskSpec names the same roots
   std::string path;  // the host directory

@@ -22,7 +22,8 @@ constexpr auto kMaxSettle = 200ms;
 
 }  // namespace
 
-Result<std::unique_ptr<TaskFiles>> TaskFiles::Open(const std::vector<HostFileRoot>& roots, uint64_t max_bytes) {
+Result<std::unique_ptr<TaskFiles>> TaskFiles::Open(const std::vector<HostFileRoot>& roots,
+                                                   uint64_t max_bytes) {
   if (roots.empty()) return std::unique_ptr<TaskFiles>();
   std::unique_ptr<TaskFiles> t(new TaskFiles());
   for (const auto& r : roots) {
@@ -72,7 +73,8 @@ Status TaskFiles::Attach(std::shared_ptr<guest::AgentClient> agent) {
     agent_ = agent;
   }
   Status sent = SendAll(agent);
-  if (!sent.ok() && sent.error().code() == ErrorCode::kUnavailable) return sent;  // the next connection retries
+  if (!sent.ok() && sent.error().code() == ErrorCode::kUnavailable)
+    return sent;  // the next connection retries
   if (!sent.ok()) log::Error("task files not copied into the VM", {{"error", sent.error().ToString()}});
   NFC_RETURN_IF_ERROR(agent->FilesReady(sent.ok() ? std::string() : sent.error().ToString()));
   receiver_ = std::thread([this, agent] { ReceiveLoop(agent); });
@@ -133,7 +135,8 @@ void TaskFiles::WatchLoop() {
     for (;;) {  // settle: drain until quiet
       for (auto& r : roots_) {
         auto c = r.watcher->Drain();
-        if (!c.ok()) log::Warn("task files: watch failed", {{"root", r.config.name}, {"error", c.error().ToString()}});
+        if (!c.ok())
+          log::Warn("task files: watch failed", {{"root", r.config.name}, {"error", c.error().ToString()}});
         changed = changed || (c.ok() && *c);
       }
       if (std::chrono::steady_clock::now() - first >= kMaxSettle) break;

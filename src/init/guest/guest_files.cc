@@ -24,8 +24,8 @@ Status GuestInit::SetUpTaskFiles() {
   for (const auto& root : spec_.files.roots) {
     NFC_RETURN_IF_ERROR(MakeDirs(root.path, 0755));
     if (!root.tmpfs_size.empty()) {
-      NFC_RETURN_IF_ERROR(Mount("nomad-" + root.name, root.path, "tmpfs", MS_NOSUID | MS_NODEV,
-                                "size=" + root.tmpfs_size));
+      NFC_RETURN_IF_ERROR(
+          Mount("nomad-" + root.name, root.path, "tmpfs", MS_NOSUID | MS_NODEV, "size=" + root.tmpfs_size));
     }
     if (chmod(root.path.c_str(), root.mode) != 0) return Error::Errno("chmod " + root.path);
     files::Mirror::Options o;
@@ -75,7 +75,8 @@ void GuestInit::OnFilesWatch(size_t index) {
   if (index >= file_watchers_.size()) return;
   auto changed = file_watchers_[index].watcher->Drain();
   if (!changed.ok()) {
-    log::Warn("task files: watch failed", {{"root", file_watchers_[index].root}, {"error", changed.error().ToString()}});
+    log::Warn("task files: watch failed",
+              {{"root", file_watchers_[index].root}, {"error", changed.error().ToString()}});
     return;
   }
   if (*changed && !files_scan_at_ns_) files_scan_at_ns_ = MonotonicNs() + kScanDelayNs;
@@ -100,7 +101,8 @@ void GuestInit::SendGuestFileChanges() {
     };
     auto sent = mirrors_.at(w.root)->SendChanges(send);
     if (!sent.ok() && sent.error().code() != ErrorCode::kUnavailable) {
-      log::Warn("task files: changes not sent to the host", {{"root", w.root}, {"error", sent.error().ToString()}});
+      log::Warn("task files: changes not sent to the host",
+                {{"root", w.root}, {"error", sent.error().ToString()}});
     }
   }
 }

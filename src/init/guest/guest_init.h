@@ -113,8 +113,8 @@ class GuestInit {
   BootEnvironment DetectEnvironment();
   void LoadKernelModules();
   Status LoadSpec();
-  void StartWorkload();   // the root, network, limits and task directories; then LaunchWorkload() unless the
-                          // host's files are awaited
+  void StartWorkload();  // the root, network, limits and task directories; then LaunchWorkload() unless the
+                         // host's files are awaited
   void LaunchWorkload();
   void FailBoot(const Error& error, int exit_code);
   [[noreturn]] void Loop();
@@ -224,7 +224,7 @@ class GuestInit {
     uint32_t interest = 0;
   };
   std::map<std::string, std::unique_ptr<files::Mirror>> mirrors_;  // by root name
-  std::vector<FileWatch> file_watchers_;                            // the two-way roots
+  std::vector<FileWatch> file_watchers_;                           // the two-way roots
   bool awaiting_files_ = false;     // the workload waits for the host's FilesReady
   uint64_t files_deadline_ns_ = 0;  // ... until then
   uint64_t files_scan_at_ns_ = 0;   // send the two-way roots' changes at this time
