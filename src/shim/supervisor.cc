@@ -84,12 +84,18 @@ int64_t Supervisor::MillisSinceStart() const {
       .count();
 }
 
+Status Supervisor::OpenTaskFiles() {
+  auto files = TaskFiles::Open(config_.file_roots, config_.files_max_bytes);
+  if (!files.ok()) return std::move(files).error();
+  files_ = std::move(files).value();
+  return Ok();
+}
+
 Status Supervisor::Boot() {
   started_ = std::chrono::steady_clock::now();
   started_unix_nanos_ = UnixNanos();
-  auto files = TaskFiles::Open(config_.file_roots, config_.files_max_bytes);
-  Status started = files.ok() ? StartVmm() : Status(std::move(files).error());
-  if (files.ok()) files_ = std::move(files).value();
+  Status started = OpenTaskFiles();
+  if (started.ok()) started = StartVmm();
   if (!started.ok()) {
     // Nothing runs. Waiters get the error; no exit.json: StartTask reports the failure and removes the dir.
     std::lock_guard<std::mutex> lock(mu_);

@@ -76,6 +76,7 @@ class Supervisor final : public ControlHandler {
   void AfterShutdownReply() override;
 
  private:
+  Status OpenTaskFiles();  // files_ from config_.file_roots
   Status StartVmm();
   void GuestLoop();
   // One connection's life: returns when the connection is lost or the task is over.

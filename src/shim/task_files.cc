@@ -62,7 +62,7 @@ Status TaskFiles::SendAll(const std::shared_ptr<guest::AgentClient>& agent) {
   return Ok();
 }
 
-Status TaskFiles::Attach(std::shared_ptr<guest::AgentClient> agent) {
+Status TaskFiles::Attach(const std::shared_ptr<guest::AgentClient>& agent) {
   Detach();
   {
     std::lock_guard lock(mu_);
@@ -99,7 +99,7 @@ Status TaskFiles::Barrier() {
   return SendAll(agent);
 }
 
-void TaskFiles::ReceiveLoop(std::shared_ptr<guest::AgentClient> agent) {
+void TaskFiles::ReceiveLoop(const std::shared_ptr<guest::AgentClient>& agent) {
   for (;;) {
     auto batch = agent->NextFileBatch(500ms);
     if (!batch.ok()) return;  // connection gone

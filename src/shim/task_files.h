@@ -34,7 +34,7 @@ class TaskFiles {
   static Result<std::unique_ptr<TaskFiles>> Open(const std::vector<HostFileRoot>& roots, uint64_t max_bytes);
   ~TaskFiles();
 
-  Status Attach(std::shared_ptr<guest::AgentClient> agent);
+  Status Attach(const std::shared_ptr<guest::AgentClient>& agent);
   void Detach();
   Status Barrier();
 
@@ -42,7 +42,7 @@ class TaskFiles {
   TaskFiles() = default;
   Status SendAll(const std::shared_ptr<guest::AgentClient>& agent);
   void WatchLoop();
-  void ReceiveLoop(std::shared_ptr<guest::AgentClient> agent);
+  void ReceiveLoop(const std::shared_ptr<guest::AgentClient>& agent);
 
   struct Root {
     HostFileRoot config;
