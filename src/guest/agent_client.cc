@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -175,6 +176,9 @@ class Core : public std::enable_shared_from_this<Core> {
         const auto& c = msg.log();
         LogStream stream = c.stream() == pb::STREAM_STDERR ? LogStream::kStderr : LogStream::kStdout;
         uint64_t& next = delivered_.at(stream);
+        // A chunk whose end would pass 2^64 is malformed (a guest that wraps the offset would move the
+        // stream back and have old lines delivered again): dropped.
+        if (c.offset() > std::numeric_limits<uint64_t>::max() - c.data().size()) break;
         uint64_t end = c.offset() + c.data().size();
         if (end <= next) break;  // already delivered (resent after a reconnect)
         if (c.offset() > next) {

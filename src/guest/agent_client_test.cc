@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <limits>
 #include <thread>
 
 #include "guest/agent.pb.h"
@@ -116,6 +117,41 @@ TEST(AgentClient, ResynchronisesOnAByteStreamWithStaleBytes) {
   auto st = (*c)->QueryStatus();
   ASSERT_TRUE(st.ok()) << st.error().ToString();
   EXPECT_EQ(st->phase, GuestPhase::kExited);
+  (*c)->Close();
+  guest.join();
+}
+
+TEST(AgentClient, AChunkWhoseOffsetWouldWrapIsDroppedAndTheStreamNeverMovesBack) {
+  // Found by the guest_frames fuzz target: offset + size past 2^64 wrapped, the stream's next offset moved
+  // back to a small number, and lines already delivered were delivered again.
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  std::thread guest([fd = sv[1]] {
+    FakeGuest g(fd);
+    auto hello = g.Read();
+    ASSERT_TRUE(hello && hello->has_hello());
+    g.Write(HelloReply(hello->hello().session()));
+    g.Write(Chunk(0, "abc"));
+    g.Write(Chunk(std::numeric_limits<uint64_t>::max() - 1, "wrap"));
+    g.Write(Chunk(0, "abc"));  // a resend of what was delivered: must still be recognised as old
+    g.Write(Chunk(3, "de"));
+    g.Read();  // until the client closes
+    close(fd);
+  });
+  AgentClient::Options o;
+  o.handshake_timeout = 5s;
+  auto c = AgentClient::Connect(UniqueFd(sv[0]), o);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  std::string got;
+  uint64_t next = 0;
+  while (got.size() < 5) {
+    auto chunk = (*c)->NextLog(5s);
+    ASSERT_TRUE(chunk.ok() && *chunk);
+    EXPECT_EQ((*chunk)->offset, next);
+    next += (*chunk)->data.size();
+    got += (*chunk)->data;
+  }
+  EXPECT_EQ(got, "abcde");
   (*c)->Close();
   guest.join();
 }

@@ -306,7 +306,7 @@ Result<TaskSpec> ParseTaskSpec(std::string_view text) {
   json doc;
   try {
     doc = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number past double (1e400)
     return Error::InvalidArgument(std::string("task spec is not valid JSON: ") + e.what());
   }
   TaskSpec spec;

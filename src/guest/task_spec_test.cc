@@ -79,6 +79,16 @@ TEST(TaskSpec, ErrorsNameTheFieldAndValue) {
   EXPECT_NE(mount.error().ToString().find("mounts[0].target: \"/a/../etc\""), std::string::npos);
 }
 
+TEST(TaskSpec, ANumberPastDoubleIsAnErrorNotAnException) {
+  // Found by the task_spec fuzz target: nlohmann reports 1e400 as out_of_range, not parse_error, and it left
+  // ParseTaskSpec as an exception (nomad-init, PID 1, aborted).
+  for (const char* text : {R"({"version": 1e400})", "1e400", R"({"mem_size_mib": -1e999})"}) {
+    auto spec = ParseTaskSpec(text);
+    ASSERT_FALSE(spec.ok()) << text;
+    EXPECT_EQ(spec.error().code(), ErrorCode::kInvalidArgument) << text;
+  }
+}
+
 TEST(TaskSpec, FileRootsAreCheckedByName) {
   auto parse = [](const std::string& roots) {
     return ParseTaskSpec(R"({"version":1,"root":{"device":"/dev/vda"},"files":{"roots":)" + roots + "}}");

@@ -23,8 +23,10 @@ Result<std::string> Base64Decode(const std::string& in) {
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
   if (n < 0) return Error::InvalidArgument("invalid base64");
+  // EVP_DecodeBlock counts padding as zero bytes; base64 has at most two of them ("====" decodes to 3).
   size_t pad = 0;
-  for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) ++pad;
+  for (size_t i = in.size(); i > 0 && in[i - 1] == '=' && pad < 2; --i) ++pad;
+  if (pad > static_cast<size_t>(n)) return Error::InvalidArgument("invalid base64");
   out.resize(static_cast<size_t>(n) - pad);
   return out;
 }
@@ -37,6 +39,14 @@ std::vector<std::string> CandidateKeys(const std::string& registry) {
   }
   return {registry, "https://" + registry, "http://" + registry, "https://" + registry + "/v1/",
           "https://" + registry + "/v2/"};
+}
+
+// Docker runs docker-credential-<name> from PATH; a name with a slash would name some other file.
+Status CheckHelperName(const std::string& field, const std::string& name) {
+  if (name.empty() || name.find('/') != std::string::npos || name.find('\0') != std::string::npos) {
+    return Error::InvalidArgument(field + ": \"" + name + "\" is not a credential helper name");
+  }
+  return Ok();
 }
 
 Result<std::optional<RegistryAuth>> RunHelper(const std::string& helper, const std::string& server) {
@@ -99,18 +109,27 @@ Result<std::optional<RegistryAuth>> LookupDockerCredentials(const std::string& c
   if (!f) return std::optional<RegistryAuth>();
   std::stringstream ss;
   ss << f.rdbuf();
+  auto found = CredentialsFromDockerConfig(ss.str(), registry, RunHelper);
+  if (!found.ok()) return std::move(found).error().Context("docker config " + config_path);
+  return found;
+}
+
+Result<std::optional<RegistryAuth>> CredentialsFromDockerConfig(std::string_view text,
+                                                                const std::string& registry,
+                                                                const CredentialHelper& run_helper) {
   json j;
   try {
-    j = json::parse(ss.str());
+    j = json::parse(text);
   } catch (const json::exception& e) {
-    return Error::InvalidArgument("docker config " + config_path + ": " + e.what());
+    return Error::InvalidArgument(e.what());
   }
-  if (!j.is_object()) return Error::InvalidArgument("docker config " + config_path + ": not a JSON object");
+  if (!j.is_object()) return Error::InvalidArgument("not a JSON object");
   auto keys = CandidateKeys(registry);
   if (auto helpers = j.find("credHelpers"); helpers != j.end() && helpers->is_object()) {
     for (const auto& k : keys) {
       if (auto h = helpers->find(k); h != helpers->end() && h->is_string()) {
-        return RunHelper(h->get<std::string>(), k);
+        NFC_RETURN_IF_ERROR(CheckHelperName("credHelpers[\"" + k + "\"]", h->get<std::string>()));
+        return run_helper(h->get<std::string>(), k);
       }
     }
   }
@@ -123,8 +142,7 @@ Result<std::optional<RegistryAuth>> LookupDockerCredentials(const std::string& c
           enc != a->end() && enc->is_string() && !enc->get<std::string>().empty()) {
         auto dec = Base64Decode(enc->get<std::string>());
         if (!dec.ok() || dec->find(':') == std::string::npos) {
-          return Error::InvalidArgument("docker config " + config_path + ": auths[\"" + k +
-                                        "\"].auth is not base64 of user:password");
+          return Error::InvalidArgument("auths[\"" + k + "\"].auth is not base64 of user:password");
         }
         out.username = dec->substr(0, dec->find(':'));
         out.password = dec->substr(dec->find(':') + 1);
@@ -140,7 +158,8 @@ Result<std::optional<RegistryAuth>> LookupDockerCredentials(const std::string& c
   }
   if (auto store = j.find("credsStore");
       store != j.end() && store->is_string() && !store->get<std::string>().empty()) {
-    return RunHelper(store->get<std::string>(), keys.front());
+    NFC_RETURN_IF_ERROR(CheckHelperName("credsStore", store->get<std::string>()));
+    return run_helper(store->get<std::string>(), keys.front());
   }
   return std::optional<RegistryAuth>();
 }

@@ -53,11 +53,19 @@ void PutAddr(std::vector<uint8_t>& b, in_addr a) {
   const auto* p = reinterpret_cast<const uint8_t*>(&a.s_addr);
   b.insert(b.end(), p, p + 4);
 }
-void PutOption(std::vector<uint8_t>& b, uint8_t code, const void* data, size_t len) {
-  b.push_back(code);
-  b.push_back(static_cast<uint8_t>(len));
+// An option's length is one byte: longer data goes out as repeated instances (RFC 3396), each cut at a
+// multiple of `unit` because the decoder reads every instance on its own (addresses are 4 bytes).
+void PutOption(std::vector<uint8_t>& b, uint8_t code, const void* data, size_t len, size_t unit = 1) {
   const auto* p = static_cast<const uint8_t*>(data);
-  b.insert(b.end(), p, p + len);
+  const size_t most = 255 - 255 % unit;
+  do {
+    size_t n = std::min(len, most);
+    b.push_back(code);
+    b.push_back(static_cast<uint8_t>(n));
+    b.insert(b.end(), p, p + n);
+    p += n;
+    len -= n;
+  } while (len > 0);
 }
 uint32_t Get32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
@@ -121,26 +129,31 @@ std::vector<uint8_t> EncodeDhcp(const DhcpMessage& m) {
     uint32_t mask = l.prefix_len == 0 ? 0 : htonl(~0u << (32 - l.prefix_len));
     PutOption(b, kSubnetMask, &mask, 4);
     if (l.server_id.s_addr) PutOption(b, kServerId, &l.server_id.s_addr, 4);
-    if (!l.routers.empty()) PutOption(b, kRouter, l.routers.data(), 4 * l.routers.size());
-    if (!l.dns.empty()) PutOption(b, kDns, l.dns.data(), 4 * l.dns.size());
-    if (!l.domain.empty()) PutOption(b, kDomain, l.domain.data(), l.domain.size());
-    if (!l.hostname.empty()) PutOption(b, kHostname, l.hostname.data(), l.hostname.size());
+    if (!l.routers.empty()) PutOption(b, kRouter, l.routers.data(), 4 * l.routers.size(), 4);
+    if (!l.dns.empty()) PutOption(b, kDns, l.dns.data(), 4 * l.dns.size(), 4);
+    if (!l.domain.empty()) PutOption(b, kDomain, l.domain.data(), std::min<size_t>(l.domain.size(), 255));
+    if (!l.hostname.empty())
+      PutOption(b, kHostname, l.hostname.data(), std::min<size_t>(l.hostname.size(), 255));
     if (l.mtu) {
       uint8_t mtu[2] = {static_cast<uint8_t>(l.mtu >> 8), static_cast<uint8_t>(l.mtu)};
       PutOption(b, kMtu, mtu, 2);
     }
     uint32_t lease = htonl(l.lease_seconds);
     if (l.lease_seconds) PutOption(b, kLeaseTime, &lease, 4);
-    if (!l.classless_routes.empty()) {
-      std::vector<uint8_t> r;
-      for (const auto& route : l.classless_routes) {
-        r.push_back(static_cast<uint8_t>(route.prefix_len));
-        const auto* d = reinterpret_cast<const uint8_t*>(&route.dst.s_addr);
-        r.insert(r.end(), d, d + (route.prefix_len + 7) / 8);
-        PutAddr(r, route.gateway);
+    // One instance per up to 255 bytes of whole routes (each instance decodes on its own).
+    std::vector<uint8_t> r;
+    for (const auto& route : l.classless_routes) {
+      std::vector<uint8_t> one{static_cast<uint8_t>(route.prefix_len)};
+      const auto* d = reinterpret_cast<const uint8_t*>(&route.dst.s_addr);
+      one.insert(one.end(), d, d + (route.prefix_len + 7) / 8);
+      PutAddr(one, route.gateway);
+      if (r.size() + one.size() > 255) {
+        PutOption(b, kClasslessRoutes, r.data(), r.size());
+        r.clear();
       }
-      PutOption(b, kClasslessRoutes, r.data(), r.size());
+      r.insert(r.end(), one.begin(), one.end());
     }
+    if (!r.empty()) PutOption(b, kClasslessRoutes, r.data(), r.size());
   }
   b.push_back(kEnd);
   if (b.size() < 300) b.resize(300, 0);  // BOOTP minimum; some relays drop shorter messages

@@ -69,6 +69,24 @@ TEST(Dhcp, AckCarriesTheLease) {
   EXPECT_EQ(l.classless_routes[1].gateway.s_addr, A("192.168.0.254").s_addr);
 }
 
+TEST(Dhcp, ListsLongerThanOneOptionGoOutAsRepeatedOptions) {
+  // Found by the dhcp fuzz target: a decoded reply with more than 63 DNS servers (repeated option 6) was
+  // re-encoded with a one-byte length that wrapped; RFC 3396 splits such data over repeated instances.
+  DhcpMessage m;
+  m.op = 2;
+  m.type = DhcpType::kOffer;
+  m.xid = 9;
+  for (uint32_t i = 0; i < 100; ++i) m.lease.dns.push_back(in_addr{htonl(0x0a000000 + i)});
+  for (uint32_t i = 0; i < 60; ++i)
+    m.lease.classless_routes.push_back({in_addr{htonl(0x0a000000 + (i << 8))}, 24, A("10.0.0.1")});
+  auto d = DecodeDhcp(EncodeDhcp(m));
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  ASSERT_EQ(d->lease.dns.size(), 100u);
+  EXPECT_EQ(d->lease.dns[99].s_addr, htonl(0x0a000000 + 99));
+  ASSERT_EQ(d->lease.classless_routes.size(), 60u);
+  EXPECT_EQ(d->lease.classless_routes[59].dst.s_addr, htonl(0x0a000000 + (59u << 8)));
+}
+
 TEST(Dhcp, RejectsMalformed) {
   std::vector<uint8_t> small(100, 0);
   EXPECT_FALSE(DecodeDhcp(small).ok());

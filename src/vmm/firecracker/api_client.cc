@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "vmm/json_fields.h"
+
 namespace nfc::vmm::firecracker {
 Result<FirecrackerVersion> FirecrackerVersion::Parse(std::string_view text) {
   FirecrackerVersion v;
@@ -29,13 +31,9 @@ Result<FirecrackerVersion> FirecrackerVersion::Parse(std::string_view text) {
 }
 
 std::string FaultMessage(std::string_view body) {
-  try {
-    auto j = nlohmann::json::parse(body);
-    if (j.is_object() && j.contains("fault_message") && j["fault_message"].is_string()) {
-      return j["fault_message"].get<std::string>();
-    }
-  } catch (const nlohmann::json::exception&) {
-  }
+  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  std::string fault = StringMember(j, "fault_message");
+  if (!fault.empty()) return fault;
   return body.empty() ? "(empty body)" : std::string(body);
 }
 

@@ -13,6 +13,7 @@
 #include "base/process.h"
 #include "vmm/backend_vmm.h"
 #include "vmm/firecracker/api_client.h"
+#include "vmm/json_fields.h"
 
 namespace nfc::vmm::firecracker {
 namespace {
@@ -127,11 +128,11 @@ class FirecrackerVmm final : public BackendVmm {
       if (::stat(control_socket_.c_str(), &sb) == 0) {
         auto info = api_.Get("/");
         if (info.ok()) {
-          std::string v = info->value("vmm_version", "");
+          std::string v = StringMember(*info, "vmm_version");
           if (v.empty()) {
             // GET /version is the documented fallback for the version alone.
             NFC_ASSIGN_OR_RETURN(auto vj, api_.Get("/version"));
-            v = vj.value("firecracker_version", "");
+            v = StringMember(vj, "firecracker_version");
           }
           NFC_ASSIGN_OR_RETURN(version_, FirecrackerVersion::Parse(v));
           SetRecordedVersion(version_.text);

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/process.h"
 #include "vmm/backend_vmm.h"
+#include "vmm/json_fields.h"
 #include "vmm/qemu/qmp_client.h"
 #include "vmm/vmm_process.h"
 
@@ -141,8 +142,8 @@ class QemuVmm final : public BackendVmm {
     auto cont = qmp_.Execute("cont");
     if (!cont.ok()) return std::move(cont).error();
     NFC_ASSIGN_OR_RETURN(auto status, qmp_.Execute("query-status"));
-    if (status.value("status", "") != "running") {
-      return Error::Internal("QEMU VM not running after cont: " + status.dump());
+    if (StringMember(status, "status") != "running") {
+      return Error::Internal("QEMU VM not running after cont: " + Show(status));
     }
     return Ok();
   }
@@ -154,7 +155,7 @@ class QemuVmm final : public BackendVmm {
     if (!qmp_.connected() || killing_) return;
     auto status = qmp_.Execute("query-status", nullptr, 2s);
     if (!status.ok()) return;
-    std::string s = status->value("status", "");
+    std::string s = StringMember(*status, "status");
     if (s == "internal-error" || s == "io-error" || s == "guest-panicked") {
       stop_reason_ = s;
       log::Warn("QEMU VM stopped without exiting; killing QEMU", {{"vm", config_.id}, {"status", s}});
@@ -169,8 +170,8 @@ class QemuVmm final : public BackendVmm {
     // The SHUTDOWN event (reason) is still readable after QEMU exited.
     qmp_.DrainEvents();
     for (const auto& ev : qmp_.TakeEvents()) {
-      if (ev.value("event", "") == "SHUTDOWN" && ev.contains("data")) {
-        shutdown_reason_ = ev["data"].value("reason", "");
+      if (StringMember(ev, "event") == "SHUTDOWN") {
+        shutdown_reason_ = StringMember(Member(ev, "data"), "reason");
       }
     }
     VmExit e;

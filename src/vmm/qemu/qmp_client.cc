@@ -8,6 +8,8 @@
 #include <cstring>
 #include <thread>
 
+#include "vmm/json_fields.h"
+
 namespace nfc::vmm::qemu {
 
 using Clock = std::chrono::steady_clock;
@@ -22,26 +24,30 @@ Status QmpClient::Connect(const std::string& path, std::chrono::milliseconds tim
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) return Error::Errno("socket(AF_UNIX)");
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-      fd_ = std::move(fd);
-      break;
+      NFC_RETURN_IF_ERROR_CTX(Handshake(std::move(fd), deadline + std::chrono::seconds(5)), "QMP " + path);
+      return Ok();
     }
     if ((errno != ENOENT && errno != ECONNREFUSED) || Clock::now() >= deadline) {
       return Error::Errno("connect QMP " + path);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+Status QmpClient::Handshake(UniqueFd fd, Clock::time_point deadline) {
+  fd_ = std::move(fd);
   buffer_.clear();
-  NFC_ASSIGN_OR_RETURN(auto greeting, ReadMessage(deadline + std::chrono::seconds(5)));
-  if (!greeting.contains("QMP")) return Error::DataLoss("QMP " + path + ": no greeting: " + greeting.dump());
-  try {
-    const auto& q = greeting["QMP"]["version"]["qemu"];
-    version_ = std::to_string(q.value("major", 0)) + "." + std::to_string(q.value("minor", 0)) + "." +
-               std::to_string(q.value("micro", 0));
-  } catch (const nlohmann::json::exception&) {
-    version_.clear();
+  NFC_ASSIGN_OR_RETURN(auto greeting, ReadMessage(deadline));
+  if (!greeting.is_object() || !greeting.contains("QMP")) {
+    return Error::DataLoss("no greeting: " + Show(greeting));
   }
+  const auto& qemu = Member(Member(Member(greeting, "QMP"), "version"), "qemu");
+  version_ = qemu.is_object() ? std::to_string(UnsignedMember(qemu, "major")) + "." +
+                                    std::to_string(UnsignedMember(qemu, "minor")) + "." +
+                                    std::to_string(UnsignedMember(qemu, "micro"))
+                              : "";
   auto caps = Execute("qmp_capabilities");
-  if (!caps.ok()) return std::move(caps).error().Context("QMP " + path);
+  if (!caps.ok()) return std::move(caps).error();
   return Ok();
 }
 
@@ -61,7 +67,7 @@ Status QmpClient::ParseBuffered(bool* got, nlohmann::json* out) {
     } catch (const nlohmann::json::exception& e) {
       return Error::DataLoss("QMP: malformed message '" + line + "': " + e.what());
     }
-    if (j.contains("event")) {
+    if (j.is_object() && j.contains("event")) {
       events_.push_back(std::move(j));
       continue;
     }
@@ -113,14 +119,17 @@ Result<nlohmann::json> QmpClient::Execute(const std::string& command, const nloh
   auto deadline = Clock::now() + timeout;
   for (;;) {
     NFC_ASSIGN_OR_RETURN(auto msg, ReadMessage(deadline));
+    if (!msg.is_object()) {
+      return Error::DataLoss("QMP " + command + ": unexpected message " + Show(msg));
+    }
     if (msg.contains("id") && msg["id"] != id) continue;  // a late answer to an earlier, timed-out command
     if (msg.contains("error")) {
       const auto& e = msg["error"];
-      return Error::Internal("QMP " + command + ": " + e.value("class", "Error") + ": " +
-                             e.value("desc", ""));
+      return Error::Internal("QMP " + command + ": " + StringMember(e, "class", "Error") + ": " +
+                             StringMember(e, "desc", ""));
     }
     if (msg.contains("return")) return msg["return"];
-    return Error::DataLoss("QMP " + command + ": unexpected message " + msg.dump());
+    return Error::DataLoss("QMP " + command + ": unexpected message " + Show(msg));
   }
 }
 

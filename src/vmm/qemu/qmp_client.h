@@ -21,6 +21,8 @@ class QmpClient {
 
   // Connects to `path`, retrying until `timeout` while the socket does not exist or refuses.
   Status Connect(const std::string& path, std::chrono::milliseconds timeout);
+  // Talks QMP over an already connected socket: reads the greeting, negotiates capabilities (tests, fuzzing).
+  Status Handshake(UniqueFd fd, std::chrono::steady_clock::time_point deadline);
   bool connected() const { return fd_.valid(); }
   void Close() { fd_.Reset(); }
 
