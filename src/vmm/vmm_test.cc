@@ -119,6 +119,9 @@ TEST(FirecrackerVersionTest, Parses) {
   ASSERT_TRUE(dev.ok());
   EXPECT_EQ(dev->minor, 17);
   EXPECT_FALSE(firecracker::FirecrackerVersion::Parse("banana").ok());
+  // Found by the firecracker_http fuzz target: from_chars accepts a sign.
+  EXPECT_FALSE(firecracker::FirecrackerVersion::Parse("1.-1").ok());
+  EXPECT_FALSE(firecracker::FirecrackerVersion::Parse("-1.2").ok());
   EXPECT_EQ(firecracker::FaultMessage(R"({"fault_message":"boom"})"), "boom");
   EXPECT_EQ(firecracker::FaultMessage("not json"), "not json");
 }

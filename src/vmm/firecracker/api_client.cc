@@ -20,6 +20,8 @@ Result<FirecrackerVersion> FirecrackerVersion::Parse(std::string_view text) {
       if (p == end || *p != '.') break;
       ++p;
     }
+    // from_chars takes a sign; a version has none ("1.-1" was accepted as minor -1, found by fuzzing).
+    if (p == end || *p < '0' || *p > '9') break;
     auto [next, ec] = std::from_chars(p, end, *field);
     if (ec != std::errc()) break;
     p = next;
