@@ -65,6 +65,19 @@ v1::GuestMessage Chunk(uint64_t offset, const std::string& data) {
   return m;
 }
 
+// Reads log chunks into got until it holds `bytes` bytes; each chunk must start where the previous ended,
+// the first at `from`.
+void ReadContiguous(AgentClient& c, uint64_t from, size_t bytes, std::string& got) {
+  uint64_t next = from;
+  while (got.size() < bytes) {
+    auto chunk = c.NextLog(5s);
+    ASSERT_TRUE(chunk.ok() && *chunk);
+    EXPECT_EQ((*chunk)->offset, next);
+    next += (*chunk)->data.size();
+    got += (*chunk)->data;
+  }
+}
+
 TEST(AgentClient, ResynchronisesOnAByteStreamWithStaleBytes) {
   int sv[2];
   ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -105,14 +118,7 @@ TEST(AgentClient, ResynchronisesOnAByteStreamWithStaleBytes) {
   EXPECT_EQ((*c)->boot_id(), 42u);
   EXPECT_EQ((*c)->initial_status().phase, GuestPhase::kRunning);
   std::string got;
-  uint64_t next = 3;
-  while (got.size() < 5) {
-    auto chunk = (*c)->NextLog(5s);
-    ASSERT_TRUE(chunk.ok() && *chunk);
-    EXPECT_EQ((*chunk)->offset, next);
-    next += (*chunk)->data.size();
-    got += (*chunk)->data;
-  }
+  ReadContiguous(**c, 3, 5, got);
   EXPECT_EQ(got, "defgh");
   auto st = (*c)->QueryStatus();
   ASSERT_TRUE(st.ok()) << st.error().ToString();
@@ -143,14 +149,7 @@ TEST(AgentClient, AChunkWhoseOffsetWouldWrapIsDroppedAndTheStreamNeverMovesBack)
   auto c = AgentClient::Connect(UniqueFd(sv[0]), o);
   ASSERT_TRUE(c.ok()) << c.error().ToString();
   std::string got;
-  uint64_t next = 0;
-  while (got.size() < 5) {
-    auto chunk = (*c)->NextLog(5s);
-    ASSERT_TRUE(chunk.ok() && *chunk);
-    EXPECT_EQ((*chunk)->offset, next);
-    next += (*chunk)->data.size();
-    got += (*chunk)->data;
-  }
+  ReadContiguous(**c, 0, 5, got);
   EXPECT_EQ(got, "abcde");
   (*c)->Close();
   guest.join();
