@@ -1,16 +1,32 @@
-# A job using Nomad's task directories inside the microVM (docs/task-files.md): a template re-rendered from a
-# Nomad variable with change_mode = "signal", a secret template on /secrets, an artifact in /local, and a file
-# handed to the other tasks of the group through /alloc/data. The conformance scenario
-# "task-dirs-templates-secrets-alloc" drives the same behaviours through the plugin API.
+# A job using Nomad's task directories and a host volume inside the microVM (docs/task-files.md,
+# docs/volumes.md): a template re-rendered from a Nomad variable with change_mode = "signal", a secret template on
+# /secrets, an artifact in /local, and a host volume that keeps a counter across allocations.
+#
+# The client needs the host volume: host_volume "web-data" { path = "/opt/web-data" } in its client block.
+# The conformance scenario "example-job-templates-artifact-volume" runs this very file through the plugin API,
+# acting as Nomad's client (it renders the templates with stand-in variables, fetches no artifact but writes its
+# stand-in, and uses the harness's local copy of the image).
 job "web-config" {
   group "web" {
+    volume "data" {
+      type      = "host"
+      source    = "web-data"
+      read_only = false
+    }
+
     task "app" {
       driver = "firecracker"
 
       config {
-        image = "docker.io/library/busybox:1.36"
-        args  = ["sh", "-c", "trap 'echo reloaded: $(cat /local/app.conf)' HUP; cat /local/app.conf; cat /alloc/data/peer.txt 2>/dev/null; while true; do sleep 1; done"]
+        image             = "docker.io/library/busybox:1.36"
+        args              = ["sh", "-c", "trap 'echo reloaded: $(cat /local/app.conf)' HUP; cat /local/app.conf; ls /local/static; echo started >> /data/starts; echo starts: $(wc -l < /data/starts); while true; do sleep 1; done"]
         task_dir_max_size = "256MiB"
+        volume_size       = "256MiB"
+      }
+
+      volume_mount {
+        volume      = "data"
+        destination = "/data"
       }
 
       artifact {

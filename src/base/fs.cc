@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,6 +171,31 @@ Status RemoveTree(const std::string& path) {
 bool Exists(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;
+}
+
+Result<UniqueFd> TryLockFile(const std::string& path, LockMode mode) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Error::Errno("stat " + path);
+  bool exclusive = mode == LockMode::kExclusive;
+  int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
+  if (exclusive && S_ISBLK(st.st_mode)) flags |= O_EXCL;
+  UniqueFd fd(::open(path.c_str(), flags));
+  if (!fd) {
+    if (errno == EBUSY) {
+      return Error(ErrorCode::kUnavailable,
+                   path + " is in use (mounted on the host, or opened exclusively by another program)");
+    }
+    return Error::Errno("open " + path);
+  }
+  if (::flock(fd.get(), (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return Error(ErrorCode::kUnavailable,
+                   path + " is in use by another VM" +
+                       (exclusive ? " (a read-write user needs it alone)" : " that writes to it"));
+    }
+    return Error::Errno("flock " + path);
+  }
+  return fd;
 }
 
 }  // namespace nfc::fs

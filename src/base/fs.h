@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "base/unique_fd.h"
 
 namespace nfc::fs {
 
@@ -45,6 +46,14 @@ Status RemoveTree(const std::string& path);
 
 // Whether something (of any type, a dangling symlink included) exists at path.
 bool Exists(const std::string& path);
+
+// A whole-file advisory lock (flock) on a file or block device several VMs may open: kShared for readers,
+// kExclusive for the one writer. Never waits: a lock held elsewhere is kUnavailable (the other user may go
+// away, so a retry can succeed). An exclusive lock on a block device also opens it O_EXCL, which the kernel
+// refuses while the device is mounted or claimed by another program. The lock lasts as long as the returned
+// descriptor or any copy of it: a child that inherits it keeps it after we exit.
+enum class LockMode { kShared, kExclusive };
+Result<UniqueFd> TryLockFile(const std::string& path, LockMode mode);
 
 // The directory part of path: "a/b" -> "a", "/a" -> "/", "a" -> ".".
 std::string DirName(const std::string& path);

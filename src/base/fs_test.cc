@@ -177,6 +177,36 @@ TEST_F(FsTest, ExistsCountsDanglingSymlinks) {
   EXPECT_TRUE(Exists(Path("dangling")));
 }
 
+TEST_F(FsTest, FileLocksShareReadersAndGiveAWriterTheFileAlone) {
+  std::string disk = Path("volume.img");
+  ASSERT_TRUE(WriteFileDurably(disk, "x").ok());
+  auto reader1 = TryLockFile(disk, LockMode::kShared);
+  auto reader2 = TryLockFile(disk, LockMode::kShared);
+  ASSERT_TRUE(reader1.ok()) << reader1.error().ToString();
+  ASSERT_TRUE(reader2.ok()) << reader2.error().ToString();
+  auto writer = TryLockFile(disk, LockMode::kExclusive);
+  ASSERT_FALSE(writer.ok());
+  EXPECT_EQ(writer.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(writer.error().message().find(disk), std::string::npos) << writer.error().message();
+  reader1->Reset();
+  reader2->Reset();
+  writer = TryLockFile(disk, LockMode::kExclusive);
+  ASSERT_TRUE(writer.ok()) << writer.error().ToString();
+  auto late_reader = TryLockFile(disk, LockMode::kShared);
+  ASSERT_FALSE(late_reader.ok());
+  EXPECT_EQ(late_reader.error().code(), ErrorCode::kUnavailable);
+  // A child that inherited the descriptor keeps the lock after ours is closed (the VMM holds it).
+  int inherited = ::dup(writer->get());
+  ASSERT_GE(inherited, 0);
+  writer->Reset();
+  EXPECT_FALSE(TryLockFile(disk, LockMode::kShared).ok());
+  ::close(inherited);
+  EXPECT_TRUE(TryLockFile(disk, LockMode::kShared).ok());
+  auto missing = TryLockFile(Path("absent"), LockMode::kShared);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+}
+
 TEST(FsDirNameTest, Cases) {
   EXPECT_EQ(DirName("a/b"), "a");
   EXPECT_EQ(DirName("/a"), "/");

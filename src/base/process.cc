@@ -175,6 +175,30 @@ Result<UniqueFd> PidfdOpen(pid_t pid) {
   return UniqueFd(static_cast<int>(fd));
 }
 
+Status RunToCompletion(SpawnOptions options) {
+  int err_pipe[2];
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return Error::Errno("pipe");
+  UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);
+  options.stderr_fd = err_w.get();
+  std::string program = options.argv.empty() ? "" : options.argv[0];
+  NFC_ASSIGN_OR_RETURN(Child child, Spawn(options));
+  err_w.Reset();
+  std::string err_text;
+  char buf[512];
+  for (;;) {
+    ssize_t n = ::read(err_r.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (err_text.size() < 4096) err_text.append(buf, static_cast<size_t>(n));  // drain the rest unread
+  }
+  NFC_ASSIGN_OR_RETURN(int status, WaitForExit(child.pid));
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Ok();
+  while (!err_text.empty() && (err_text.back() == '\n' || err_text.back() == ' ')) err_text.pop_back();
+  ErrorCode code = err_text.find(std::strerror(ENOSPC)) != std::string::npos ? ErrorCode::kResourceExhausted
+                                                                             : ErrorCode::kInternal;
+  return Error(code, program + ": " + DescribeWaitStatus(status) + (err_text.empty() ? "" : ": " + err_text));
+}
+
 Result<int> WaitForExit(pid_t pid) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {

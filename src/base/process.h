@@ -52,6 +52,12 @@ Result<ProcessIdentity> IdentifyProcess(pid_t pid);
 
 Result<UniqueFd> PidfdOpen(pid_t pid);
 
+// Runs a helper program (mke2fs, e2fsck, ...) to completion with its stderr captured (options.stderr_fd is
+// replaced). OK when it exits 0; otherwise an error naming the program, how it ended and the first 4 KiB it
+// printed on stderr. The code is kResourceExhausted when that output reports ENOSPC (a full disk may free up,
+// so a retry can succeed), else kInternal.
+Status RunToCompletion(SpawnOptions options);
+
 // waitpid() that retries on EINTR; returns the raw wait status.
 Result<int> WaitForExit(pid_t pid);
 // Describes a wait status: "exit status 3", "killed by signal 9 (SIGKILL)".

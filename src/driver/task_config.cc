@@ -139,12 +139,14 @@ Result<std::optional<std::chrono::milliseconds>> DecodePullTimeout(ConfigReader&
   return std::optional<std::chrono::milliseconds>(*d);
 }
 
-Result<std::optional<uint64_t>> DecodeTaskDirMaxSize(ConfigReader& r) {
-  NFC_ASSIGN_OR_RETURN(auto text, r.String("task_dir_max_size"));
+// A size attribute ("256MiB") of at least `min`; `min_text` says it in the same units.
+Result<std::optional<uint64_t>> DecodeSize(ConfigReader& r, std::string_view key, uint64_t min,
+                                           std::string_view min_text) {
+  NFC_ASSIGN_OR_RETURN(auto text, r.String(key));
   if (!text) return std::optional<uint64_t>();
   auto n = ParseByteSize(*text);
-  if (!n.ok()) return r.Invalid("task_dir_max_size", CtyValue::String(*text), n.error().message());
-  if (*n < 4096) return r.Invalid("task_dir_max_size", CtyValue::String(*text), "expected at least 4KiB");
+  if (!n.ok()) return r.Invalid(key, CtyValue::String(*text), n.error().message());
+  if (*n < min) return r.Invalid(key, CtyValue::String(*text), "expected at least " + std::string(min_text));
   return std::optional<uint64_t>(*n);
 }
 
@@ -178,6 +180,7 @@ spec::Node TaskConfigSpec() {
       {"force_pull", AttrWithDefault("force_pull", "bool", BoolLiteral(false))},
       {"image_pull_timeout", Attr("image_pull_timeout", "string")},
       {"task_dir_max_size", Attr("task_dir_max_size", "string")},
+      {"volume_size", Attr("volume_size", "string")},
       {"auth", Block("auth", false,
                      Object({
                          {"username", Attr("username", "string")},
@@ -243,7 +246,8 @@ Result<TaskConfig> DecodeTaskConfig(const CtyValue& value) {
   config.force_pull = force_pull.value_or(false);
   NFC_ASSIGN_OR_RETURN(config.image_pull_timeout, DecodePullTimeout(r));
   NFC_ASSIGN_OR_RETURN(config.auth, DecodeAuth(r));
-  NFC_ASSIGN_OR_RETURN(config.task_dir_max_bytes, DecodeTaskDirMaxSize(r));
+  NFC_ASSIGN_OR_RETURN(config.task_dir_max_bytes, DecodeSize(r, "task_dir_max_size", 4096, "4KiB"));
+  NFC_ASSIGN_OR_RETURN(config.volume_size_bytes, DecodeSize(r, "volume_size", uint64_t{16} << 20, "16MiB"));
   NFC_RETURN_IF_ERROR(r.RejectUnknown());
   return config;
 }

@@ -54,6 +54,7 @@ struct TaskConfig {
   std::optional<std::chrono::milliseconds> image_pull_timeout;  // unset: kDefaultImagePullTimeout
   std::optional<RegistryAuth> auth;
   std::optional<uint64_t> task_dir_max_bytes;  // task_dir_max_size: per task directory mirrored into the VM
+  std::optional<uint64_t> volume_size_bytes;   // volume_size: a directory volume's disk image, when made
 
   bool operator==(const TaskConfig&) const = default;
 };

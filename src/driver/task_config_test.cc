@@ -110,6 +110,19 @@ TEST(TaskConfigTest, ImagePullTimeoutIsABoundedDuration) {
   EXPECT_FALSE(unset->image_pull_timeout.has_value());
 }
 
+TEST(TaskConfigTest, SizesTakeUnitsAndHaveAFloor) {
+  Result<TaskConfig> r = DecodeTaskConfig(
+      Obj({{"image", Str("a")}, {"volume_size", Str("4GiB")}, {"task_dir_max_size", Str("64MiB")}}));
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->volume_size_bytes, uint64_t{4} << 30);
+  EXPECT_EQ(r->task_dir_max_bytes, uint64_t{64} << 20);
+  std::string e = ErrorOf(Obj({{"image", Str("a")}, {"volume_size", Str("1MiB")}}));
+  EXPECT_NE(e.find("\"volume_size\" = \"1MiB\""), std::string::npos) << e;
+  EXPECT_NE(e.find("at least 16MiB"), std::string::npos) << e;
+  e = ErrorOf(Obj({{"image", Str("a")}, {"volume_size", Str("big")}}));
+  EXPECT_NE(e.find("\"volume_size\" = \"big\""), std::string::npos) << e;
+}
+
 TEST(TaskConfigTest, ErrorsNameOptionAndValue) {
   std::string e = ErrorOf(Obj({{"image", CtyValue()}}));
   EXPECT_NE(e.find("\"image\""), std::string::npos) << e;

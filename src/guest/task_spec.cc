@@ -227,6 +227,11 @@ Status ReadMount(Reader& o, MountConfig& m) {
   return o.Strings("options", m.options);
 }
 
+Status ReadDevice(Reader& o, DeviceConfig& d) {
+  NFC_RETURN_IF_ERROR(o.String("source", d.source));
+  return o.String("target", d.target);
+}
+
 Status ReadRlimit(Reader& o, Rlimit& l) {
   NFC_RETURN_IF_ERROR(o.String("name", l.name));
   NFC_RETURN_IF_ERROR(o.Unsigned("soft", l.soft));
@@ -272,6 +277,7 @@ Status ParseInto(const json& doc, TaskSpec& s) {
   NFC_RETURN_IF_ERROR(Nested(r, "root", [&](Reader& o) { return ReadRoot(o, s.root); }));
   NFC_RETURN_IF_ERROR(Nested(r, "scratch", [&](Reader& o) { return ReadScratch(o, s.scratch); }));
   NFC_RETURN_IF_ERROR(NestedList(r, "mounts", s.mounts, ReadMount));
+  NFC_RETURN_IF_ERROR(NestedList(r, "devices", s.devices, ReadDevice));
   NFC_RETURN_IF_ERROR(NestedList(r, "rlimits", s.rlimits, ReadRlimit));
   NFC_RETURN_IF_ERROR(Nested(r, "control", [&](Reader& o) { return ReadControl(o, s.control); }));
   NFC_RETURN_IF_ERROR(Nested(r, "files", [&](Reader& o) { return ReadFiles(o, s.files); }));
@@ -371,6 +377,16 @@ Status ValidateMounts(const TaskSpec& s) {
                                     "\" must be an absolute path below / without ..");
     }
     if (m.fstype.empty()) return Error::InvalidArgument(at + ".fstype: missing");
+  }
+  for (size_t i = 0; i < s.devices.size(); i++) {
+    const auto& d = s.devices[i];
+    std::string at = "devices[" + std::to_string(i) + "]";
+    if (d.source.rfind("/dev/", 0) != 0 || !IsAbsoluteClean(d.source))
+      return Error::InvalidArgument(at + ".source: \"" + d.source + "\" is not a device path under /dev");
+    if (!IsAbsoluteClean(d.target) || d.target == "/") {
+      return Error::InvalidArgument(at + ".target: \"" + d.target +
+                                    "\" must be an absolute path below / without ..");
+    }
   }
   return Ok();
 }
@@ -497,6 +513,8 @@ std::string TaskSpecToJson(const TaskSpec& s) {
     j["mounts"].push_back(
         {{"source", m.source}, {"target", m.target}, {"fstype", m.fstype}, {"options", m.options}});
   }
+  j["devices"] = json::array();
+  for (const auto& d : s.devices) j["devices"].push_back({{"source", d.source}, {"target", d.target}});
   j["rlimits"] = json::array();
   for (const auto& l : s.rlimits)
     j["rlimits"].push_back({{"name", l.name}, {"soft", l.soft}, {"hard", l.hard}});

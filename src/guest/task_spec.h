@@ -95,8 +95,15 @@ struct ScratchConfig {
 struct MountConfig {
   std::string source;  // device path, or a tag for tmpfs
   std::string target;  // absolute path inside the workload's root
-  std::string fstype;
+  std::string fstype;  // "auto": whatever the device's superblock says (a volume's own filesystem)
   std::vector<std::string> options;  // "ro", "nosuid", "nodev", "noexec", "relatime", or fs-specific "k=v"
+};
+
+// A block device of the VM made visible to the workload under another name (a device plugin's device): a
+// node with the source's device number at target.
+struct DeviceConfig {
+  std::string source;  // "/dev/vdc"
+  std::string target;  // absolute path inside the workload's root ("/dev/xvdb")
 };
 
 struct Rlimit {
@@ -142,7 +149,8 @@ struct TaskSpec {
   NetworkConfig network;
   RootConfig root;
   ScratchConfig scratch;
-  std::vector<MountConfig> mounts;
+  std::vector<MountConfig> mounts;  // in order, after the root and the system filesystems
+  std::vector<DeviceConfig> devices;
   std::vector<Rlimit> rlimits;
   ControlConfig control;
   FilesConfig files;

@@ -21,6 +21,7 @@ TEST(TaskSpec, RoundTripsThroughJson) {
   s.root.device = "/dev/vda";
   s.scratch.device = "/dev/vdb";
   s.mounts = {{"/dev/vdc", "/data", "ext4", {"rw", "noatime"}}};
+  s.devices = {{"/dev/vdd", "/dev/xvdb"}};
   s.rlimits = {{"nofile", 1024, 4096}};
   s.control.unix_socket = "/run/agent.sock";
   s.files.roots = {{"local", "/local", false, "", 0777},
@@ -38,6 +39,8 @@ TEST(TaskSpec, RoundTripsThroughJson) {
   EXPECT_EQ(parsed->network.interfaces.at(0).mtu, 1420u);
   EXPECT_EQ(parsed->network.interfaces.at(0).addresses.at(1), "fd00::2/64");
   EXPECT_EQ(parsed->mounts.at(0).options.at(1), "noatime");
+  ASSERT_EQ(parsed->devices.size(), 1u);
+  EXPECT_EQ(parsed->devices[0].target, "/dev/xvdb");
   EXPECT_EQ(parsed->rlimits.at(0).hard, 4096u);
   EXPECT_EQ(parsed->control.unix_socket, "/run/agent.sock");
   ASSERT_EQ(parsed->files.roots.size(), 3u);
@@ -77,6 +80,12 @@ TEST(TaskSpec, ErrorsNameTheFieldAndValue) {
       R"({"version":1,"root":{"device":"/dev/vda"},"mounts":[{"target":"/a/../etc","fstype":"ext4"}]})");
   ASSERT_FALSE(mount.ok());
   EXPECT_NE(mount.error().ToString().find("mounts[0].target: \"/a/../etc\""), std::string::npos);
+
+  auto device = ParseTaskSpec(
+      R"({"version":1,"root":{"device":"/dev/vda"},"devices":[{"source":"/etc/shadow","target":"/dev/x"}]})");
+  ASSERT_FALSE(device.ok());
+  EXPECT_NE(device.error().ToString().find("devices[0].source: \"/etc/shadow\" is not a device path"),
+            std::string::npos);
 }
 
 TEST(TaskSpec, ANumberPastDoubleIsAnErrorNotAnException) {

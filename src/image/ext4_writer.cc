@@ -127,23 +127,8 @@ Status Format(const std::string& path, const Ext4Geometry& g, const std::string&
                        {"-I", "256", "-N", std::to_string(g.inodes), "-O", "^has_journal,^resize_inode", "-E",
                         "lazy_itable_init=1,nodiscard,root_owner=0:0"},
                        g.blocks);
-  int err_pipe[2];
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return Error::Errno("pipe");
-  UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);
-  so.stderr_fd = err_w.get();
-  NFC_ASSIGN_OR_RETURN(Child child, Spawn(so));
-  err_w.Reset();
-  std::string err_text;
-  char b[512];
-  ssize_t n;
-  while ((n = ::read(err_r.get(), b, sizeof b)) > 0 && err_text.size() < 4096) err_text.append(b, n);
-  NFC_ASSIGN_OR_RETURN(int status, WaitForExit(child.pid));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    const ErrorCode code = err_text.find(std::strerror(ENOSPC)) != std::string::npos
-                               ? ErrorCode::kResourceExhausted  // the cache's filesystem is full
-                               : ErrorCode::kInternal;
-    return Error(code, "mke2fs " + path + ": " + DescribeWaitStatus(status) + ": " + err_text);
-  }
+  // A full cache filesystem comes back as kResourceExhausted.
+  NFC_RETURN_IF_ERROR_CTX(RunToCompletion(std::move(so)), "format " + path);
   return Ok();
 }
 

@@ -24,11 +24,7 @@ Status Format(const std::string& path, uint64_t size_bytes) {
   // file) small: the guest kernel initialises inode tables in the background only where it writes.
   SpawnOptions so;
   so.argv = Mke2fsArgv(path, "scratch", {"-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"});
-  NFC_ASSIGN_OR_RETURN(Child c, Spawn(so));
-  NFC_ASSIGN_OR_RETURN(int status, WaitForExit(c.pid));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return Error::Internal("mke2fs " + path + ": " + DescribeWaitStatus(status));
-  }
+  NFC_RETURN_IF_ERROR_CTX(RunToCompletion(std::move(so)), "format " + path);
   return Ok();
 }
 

@@ -3,11 +3,31 @@
 #include <nlohmann/json.hpp>
 
 namespace nfc::shim {
+namespace {
+
+constexpr std::pair<vmm::DriveLock, const char*> kDriveLocks[] = {{vmm::DriveLock::kNone, "none"},
+                                                                  {vmm::DriveLock::kShared, "shared"},
+                                                                  {vmm::DriveLock::kExclusive, "exclusive"}};
+
+const char* DriveLockName(vmm::DriveLock lock) {
+  for (const auto& [value, name] : kDriveLocks)
+    if (value == lock) return name;
+  return "none";
+}
+
+Result<vmm::DriveLock> ParseDriveLock(const std::string& text) {
+  for (const auto& [value, name] : kDriveLocks)
+    if (text == name) return value;
+  return Error::InvalidArgument("drive lock \"" + text + "\" is not none, shared or exclusive");
+}
+
+}  // namespace
 
 std::string ShimConfig::ToJson() const {
   nlohmann::json drives = nlohmann::json::array();
   for (const auto& d : vm.drives)
-    drives.push_back({{"id", d.id}, {"path", d.path}, {"read_only", d.read_only}});
+    drives.push_back(
+        {{"id", d.id}, {"path", d.path}, {"read_only", d.read_only}, {"lock", DriveLockName(d.lock)}});
   nlohmann::json nics = nlohmann::json::array();
   for (const auto& n : vm.nics)
     nics.push_back({{"id", n.id}, {"tap", n.tap}, {"mac", n.mac}, {"mtu", n.mtu}});
@@ -80,8 +100,9 @@ Result<ShimConfig> ShimConfig::FromJson(std::string_view text) {
     c.vm.vcpus = v.at("vcpus").get<uint32_t>();
     c.vm.memory_mib = v.at("memory_mib").get<uint32_t>();
     for (const auto& d : v.value("drives", nlohmann::json::array())) {
-      c.vm.drives.push_back(
-          {d.at("id").get<std::string>(), d.at("path").get<std::string>(), d.value("read_only", false)});
+      NFC_ASSIGN_OR_RETURN(vmm::DriveLock lock, ParseDriveLock(d.value("lock", "none")));
+      c.vm.drives.push_back({d.at("id").get<std::string>(), d.at("path").get<std::string>(),
+                             d.value("read_only", false), lock});
     }
     for (const auto& n : v.value("nics", nlohmann::json::array())) {
       c.vm.nics.push_back({n.at("id").get<std::string>(), n.at("tap").get<std::string>(), n.value("mac", ""),

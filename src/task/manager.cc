@@ -228,8 +228,23 @@ Status Manager::CheckArtifacts(const VmPlan& plan) {
   return deps_.launcher->Check();
 }
 
-// The image, the task dir with its start record, the scratch disk and the network, in that order: the start
-// record names the image lease and the TAP before either can leak.
+// Each volume's disk, made when it is a directory's first use. Not undone on a failed start: a disk image in
+// a volume directory is the volume's data from the moment it exists (volume/volume.h).
+Result<std::vector<volume::Disk>> Manager::PrepareVolumes(const driver::NomadTask& t, const VmPlan& vm) {
+  std::vector<volume::Disk> disks;
+  for (const auto& request : vm.volumes) {
+    NFC_ASSIGN_OR_RETURN(volume::Disk disk, volume::Prepare(request, vm.volume_image_bytes));
+    if (disk.created) {
+      Emit(t, "Created the volume's disk image",
+           {{"path", disk.path}, {"size_bytes", std::to_string(vm.volume_image_bytes)}});
+    }
+    disks.push_back(std::move(disk));
+  }
+  return disks;
+}
+
+// The image, the task dir with its start record, the scratch disk, the volumes and the network, in that
+// order: the start record names the image lease and the TAP before either can leak.
 Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::NomadTask& t, const VmPlan& vm,
                                        const driver::PluginConfig& config, uint64_t scratch_bytes) {
   Provisioned p;
@@ -247,6 +262,7 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
   NFC_ASSIGN_OR_RETURN(record.starter, IdentifyProcess(::getpid()));
   NFC_RETURN_IF_ERROR(txn.CreateTaskDir(p.dir, record));
   NFC_RETURN_IF_ERROR(txn.CreateScratchDisk(scratch_bytes, config.data_dir + "/scratch-templates"));
+  NFC_ASSIGN_OR_RETURN(p.volumes, PrepareVolumes(t, vm));
   NFC_ASSIGN_OR_RETURN(p.network, txn.AttachNetwork(t));
   if (p.network.mode == "group") {
     // The guest cannot reach the host's local resolver; GuestDns keeps the host's other servers.

@@ -101,6 +101,7 @@ class Manager final : public driver::TaskManager {
   Status CheckArtifacts(const VmPlan& plan);
   Result<Provisioned> Provision(StartTransaction& txn, const driver::NomadTask& t, const VmPlan& vm,
                                 const driver::PluginConfig& config, uint64_t scratch_bytes);
+  Result<std::vector<volume::Disk>> PrepareVolumes(const driver::NomadTask& t, const VmPlan& vm);
   driver::StartedTask Register(const driver::NomadTask& t, const DriverState& state, StartTimings timings);
   StartDeps StartDepsFor();
   Result<shim::ExitResult> ResultFromDisk(const Task& task) const;

@@ -302,7 +302,7 @@ driver::TaskManager::Capabilities Manager::capabilities() const {
   c.exec = true;
   c.host_networking = true;
   c.group_networking = true;  // the VM takes over the allocation namespace's uplink (task/network.h)
-  c.mounts = false;
+  c.mounts = true;            // volumes and devices as disks of the VM (volume/volume.h)
   return c;
 }
 

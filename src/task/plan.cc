@@ -1,5 +1,7 @@
 #include "task/plan.h"
 
+#include <algorithm>
+
 #include "guest/control_channel.h"
 #include "task/env.h"
 #include "task/signals.h"
@@ -88,6 +90,61 @@ std::vector<TaskDirectory> TaskDirectoriesOf(const driver::NomadTask& task) {
 
 constexpr const char* kAllocExcluded = "logs";
 
+// The root image is the first disk (vda) and the scratch disk the second (vdb); volumes follow.
+constexpr size_t kFirstVolumeDisk = 2;
+
+size_t Depth(const std::string& path) {
+  return static_cast<size_t>(std::count(path.begin(), path.end(), '/'));
+}
+
+// Nomad's mounts and devices as volume requests, checked; mounts parent-first so that a volume inside another
+// is mounted after it (the order Nomad sends is the job's, which need not be that).
+Result<std::vector<volume::Request>> VolumesFor(const driver::NomadTask& task) {
+  using Kind = volume::Request::Kind;
+  std::vector<volume::Request> requests;
+  for (size_t i = 0; i < task.mounts.size(); i++) {
+    const auto& m = task.mounts[i];
+    requests.push_back(
+        {Kind::kMount, "mounts[" + std::to_string(i) + "]", m.host_path, m.task_path, m.readonly});
+  }
+  std::stable_sort(requests.begin(), requests.end(),
+                   [](const auto& a, const auto& b) { return Depth(a.task_path) < Depth(b.task_path); });
+  for (size_t i = 0; i < task.devices.size(); i++) {
+    const auto& d = task.devices[i];
+    bool writable = d.cgroup_permissions.empty() || d.cgroup_permissions.find('w') != std::string::npos;
+    requests.push_back(
+        {Kind::kDevice, "devices[" + std::to_string(i) + "]", d.host_path, d.task_path, !writable});
+  }
+  std::vector<std::string> reserved;
+  for (const auto& d : TaskDirectoriesOf(task)) reserved.emplace_back(d.guest_path);
+  NFC_RETURN_IF_ERROR(volume::CheckRequests(requests, reserved));
+  return requests;
+}
+
+// The guest's side of the volumes: a mount (filesystem detected) or a device node per disk.
+void AddVolumes(const VmPlan& vm, guest::TaskSpec& spec) {
+  for (size_t i = 0; i < vm.volumes.size(); i++) {
+    const auto& v = vm.volumes[i];
+    std::string device = "/dev/" + volume::GuestDiskName(kFirstVolumeDisk + i);
+    if (v.kind == volume::Request::Kind::kDevice) {
+      spec.devices.push_back({device, v.task_path});
+    } else {
+      spec.mounts.push_back({device, v.task_path, "auto", {v.read_only ? "ro" : "rw"}});
+    }
+  }
+}
+
+// The host's side: the disks in the same order, locked by the VMM while it runs (volume.h).
+void AddVolumeDrives(const VmPlan& vm, const Provisioned& p, vmm::VmConfig& config) {
+  for (size_t i = 0; i < vm.volumes.size(); i++) {
+    const auto& v = vm.volumes[i];
+    vmm::DriveLock lock = vmm::DriveLock::kNone;
+    if (v.kind == volume::Request::Kind::kMount)
+      lock = v.read_only ? vmm::DriveLock::kShared : vmm::DriveLock::kExclusive;
+    config.drives.push_back({"vol" + std::to_string(i), p.volumes[i].path, v.read_only, lock});
+  }
+}
+
 guest::TaskSpec SpecFor(const VmPlan& vm, const driver::NomadTask& task, const Provisioned& p) {
   guest::TaskSpec spec;
   spec.task_id = task.alloc_id.empty() ? task.id : task.alloc_id + "/" + task.name;
@@ -115,6 +172,7 @@ guest::TaskSpec SpecFor(const VmPlan& vm, const driver::NomadTask& task, const P
     spec.files.roots.push_back(root);
   }
   spec.files.max_bytes = vm.files_max_bytes;
+  AddVolumes(vm, spec);
   return spec;
 }
 
@@ -132,6 +190,7 @@ shim::ShimConfig ShimFor(const VmPlan& vm, const driver::NomadTask& task, const 
   sc.vm.vcpus = static_cast<uint32_t>(vm.size.vcpus);
   sc.vm.memory_mib = static_cast<uint32_t>(vm.size.memory_mib);
   sc.vm.drives = {{"rootfs", p.image.rootfs_path, true}, {"scratch", p.dir.Scratch(), false}};
+  AddVolumeDrives(vm, p, sc.vm);
   if (p.network.nic) sc.vm.nics.push_back(*p.network.nic);
   vmm::GuestChannelConfig channel;
   channel.socket_path = std::string(shim::TaskDir::kAgentSocketName);  // relative: the VMM's and shim's cwd
@@ -199,11 +258,17 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
   if (task.network && !task.network->hostname.empty()) plan.hostname = task.network->hostname;
   plan.planned_tap = PlannedTap(task);
   plan.files_max_bytes = config.task_dir_max_bytes.value_or(driver::kDefaultTaskDirMaxBytes);
+  NFC_ASSIGN_OR_RETURN(plan.volumes, VolumesFor(task));
+  plan.volume_image_bytes = config.volume_size_bytes.value_or(volume::kDefaultImageBytes);
   return plan;
 }
 
 Result<BootPlan> PlanBoot(const VmPlan& vm, const driver::NomadTask& task, const driver::TaskConfig& config,
                           const Provisioned& provisioned) {
+  if (provisioned.volumes.size() != vm.volumes.size()) {
+    return Error::Internal("provisioning prepared " + std::to_string(provisioned.volumes.size()) +
+                           " volumes for " + std::to_string(vm.volumes.size()) + " requests");
+  }
   BootPlan plan;
   plan.spec = SpecFor(vm, task, provisioned);
   NFC_RETURN_IF_ERROR(guest::ValidateTaskSpec(plan.spec));

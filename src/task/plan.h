@@ -43,6 +43,7 @@
 #include "task/network.h"
 #include "task/sizing.h"
 #include "vmm/vmm.h"
+#include "volume/volume.h"
 
 namespace nfc::task {
 
@@ -67,6 +68,10 @@ struct VmPlan {
   std::string hostname;
   std::string planned_tap;  // the TAP provisioning will create (group networking), "" for none
   uint64_t files_max_bytes = driver::kDefaultTaskDirMaxBytes;  // per task directory (task_dir_max_size)
+  // Nomad's volume mounts, then its devices, each a disk of the VM after the root and scratch disks; mounts
+  // ordered so that one inside another comes after it.
+  std::vector<volume::Request> volumes;
+  uint64_t volume_image_bytes = volume::kDefaultImageBytes;  // a directory volume's new image (volume_size)
 };
 
 // The guest's /secrets is a tmpfs of this size (Nomad's own secrets dir is a 1 MiB tmpfs).
@@ -81,7 +86,8 @@ struct Provisioned {
   TaskNetwork network;
   std::string host_resolv_conf;  // the host's /etc/resolv.conf text (group mode DNS fallback)
   shim::TaskDir dir;
-  std::string vm_id;  // unique per start ("nfc-<hex>")
+  std::string vm_id;                  // unique per start ("nfc-<hex>")
+  std::vector<volume::Disk> volumes;  // one per VmPlan::volumes, in that order
 };
 
 struct BootPlan {

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "base/fs.h"
 #include "base/process.h"
 
 namespace nfc::vmm {
@@ -15,6 +16,20 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr size_t kStderrTail = 2048;  // how much of the VMM's stderr goes into a message
+
+// The locks of shared volumes (Drive::lock), in drive order. The VMM inherits them, so a lock lasts exactly
+// as long as a process that can write to the disk, whatever happens to the shim or the plugin.
+Result<std::vector<UniqueFd>> LockDrives(const std::vector<Drive>& drives) {
+  std::vector<UniqueFd> locks;
+  for (const auto& d : drives) {
+    if (d.lock == DriveLock::kNone) continue;
+    auto mode = d.lock == DriveLock::kExclusive ? fs::LockMode::kExclusive : fs::LockMode::kShared;
+    auto fd = fs::TryLockFile(d.path, mode);
+    if (!fd.ok()) return std::move(fd).error().Context("drive " + d.id);
+    locks.push_back(std::move(*fd));
+  }
+  return locks;
+}
 
 Status RemoveStale(const std::string& path) {
   if (path.empty()) return Ok();
@@ -100,8 +115,10 @@ Status BackendVmm::SpawnVmm(SpawnSpec spec) {
     console_write.Reset(p[1]);
     NFC_RETURN_IF_ERROR(console_.Start(std::move(read_end), config_.console.path, config_.console.max_bytes));
   }
+  NFC_ASSIGN_OR_RETURN(std::vector<UniqueFd> locks, LockDrives(config_.drives));
   SpawnOptions o;
   o.argv = std::move(spec.argv);
+  for (size_t i = 0; i < locks.size(); i++) o.extra_fds.emplace_back(locks[i].get(), static_cast<int>(3 + i));
   o.stdout_fd = console_write ? console_write.get() : -1;
   o.stderr_fd = err_fd.get();
   // Own session: terminal signals to the supervisor's group must not reach the VMM (Firecracker has no SIGINT

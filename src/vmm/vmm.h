@@ -37,10 +37,15 @@ enum class Backend { kFirecracker, kQemu };
 std::string_view BackendName(Backend backend);
 Result<Backend> ParseBackend(std::string_view name);  // "firecracker" | "qemu"
 
+// Whether the VMM holds a lock on a drive's file for as long as it runs (base/fs.h TryLockFile): volumes that
+// several VMs may be given. kShared for read-only users, kExclusive for the one read-write user.
+enum class DriveLock { kNone, kShared, kExclusive };
+
 struct Drive {
   std::string id;  // [A-Za-z0-9_]{1,64}; Firecracker drive_id
   std::string path;
   bool read_only = false;
+  DriveLock lock = DriveLock::kNone;
 };
 
 struct NetworkInterface {

@@ -3,13 +3,45 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "init/common/modules.h"
+#include "init/common/mounts.h"
 #include "init/common/netlink.h"
 #include "init/common/signals.h"
 #include "init/common/system.h"
+#include "temp_dir.h"
 
 namespace nfc::init {
 namespace {
+
+// Formats an 8 MiB file with a real mkfs and names what nomad-init's probe reads in it.
+std::string DetectMade(const test_support::TempDir& dir, const std::string& mkfs) {
+  std::string image = dir.Path("disk.img");
+  std::string cmd =
+      "rm -f " + image + " && truncate -s 8M " + image + " && " + mkfs + " " + image + " >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) return "mkfs failed: " + mkfs;
+  auto type = DetectFilesystem(image);
+  return type.ok() ? *type : type.error().message();
+}
+
+TEST(DetectFilesystem, NamesWhatRealMkfsToolsWrite) {
+  test_support::TempDir dir("fs-detect");
+  EXPECT_EQ(DetectMade(dir, "mke2fs -q -F -t ext2"), "ext4");
+  EXPECT_EQ(DetectMade(dir, "mke2fs -q -F -t ext4"), "ext4");
+  EXPECT_EQ(DetectMade(dir, "mkfs.vfat"), "vfat");
+  std::string swap = DetectMade(dir, "mkswap");
+  EXPECT_NE(swap.find("holds swap nomad-init can mount"), std::string::npos) << swap;
+  std::string blank = DetectMade(dir, "true");
+  EXPECT_NE(blank.find("disk.img holds no filesystem"), std::string::npos) << blank;
+  EXPECT_NE(blank.find("format the volume on the host"), std::string::npos) << blank;
+  EXPECT_EQ(FilesystemFromSuperblock(""), "");
+  EXPECT_EQ(FilesystemFromSuperblock(std::string(0x439, '\0')), "");  // too short for the ext magic
+  auto missing = DetectFilesystem(dir.Path("absent"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
+}
 
 TEST(KernelCmdline, ParsesWordsValuesAndQuotes) {
   auto m = ParseKernelCmdline("console=ttyS0 quiet nomad.role=guest  x=\"a b\" console=hvc0\n");

@@ -276,4 +276,49 @@ std::vector<std::string> UnmountAll(const UnmountOptions& options) {
   return stuck;
 }
 
+namespace {
+
+bool HasAt(std::string_view head, size_t offset, std::string_view magic) {
+  return head.size() >= offset + magic.size() && head.substr(offset, magic.size()) == magic;
+}
+
+}  // namespace
+
+std::string FilesystemFromSuperblock(std::string_view head) {
+  // Offsets and magic numbers as the filesystems' own headers define them (what blkid also reads).
+  if (HasAt(head, 0, "LUKS\xba\xbe")) return "crypto_LUKS";
+  if (HasAt(head, 0, "XFSB")) return "xfs";
+  if (HasAt(head, 0, "hsqs")) return "squashfs";
+  if (HasAt(head, 0x438, "\x53\xef")) return "ext4";  // s_magic 0xEF53, little-endian
+  if (HasAt(head, 0x400, "\x10\x20\xf5\xf2")) return "f2fs";
+  if (HasAt(head, 0x8001, "CD001")) return "iso9660";
+  if (HasAt(head, 0x10040, "_BHRfS_M")) return "btrfs";
+  if (HasAt(head, 0xff6, "SWAPSPACE2") || HasAt(head, 0xff6, "SWAP-SPACE")) return "swap";
+  if (HasAt(head, 0x1fe, "\x55\xaa") && (HasAt(head, 0x36, "FAT") || HasAt(head, 0x52, "FAT32")))
+    return "vfat";
+  return "";
+}
+
+Result<std::string> DetectFilesystem(const std::string& device) {
+  UniqueFd fd(::open(device.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::Errno("open " + device);
+  std::string head(kSuperblockProbeBytes, '\0');
+  size_t got = 0;
+  while (got < head.size()) {
+    ssize_t n = ::pread(fd.get(), head.data() + got, head.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::Errno("read " + device);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  head.resize(got);
+  std::string type = FilesystemFromSuperblock(head);
+  if (type.empty() || type == "swap" || type == "crypto_LUKS") {
+    return Error::NotFound(device + " holds " + (type.empty() ? "no filesystem" : type) +
+                           " nomad-init can mount (it knows ext2/3/4, xfs, btrfs, f2fs, vfat, iso9660 and"
+                           " squashfs); format the volume on the host first");
+  }
+  return type;
+}
+
 }  // namespace nfc::init

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
@@ -39,6 +40,15 @@ Status MountSystemFilesystems(const std::string& root, DevMode dev_mode);
 // first. When free_initramfs is set and "/" is a ramfs/tmpfs, its files are deleted first (staying on that
 // filesystem) to give the memory back.
 Status SwitchRoot(const std::string& root_dir, bool free_initramfs);
+
+// The filesystem a device holds, from the magic numbers in its first kSuperblockProbeBytes (the types a guest
+// kernel mounts): "ext4" (for ext2/3/4 alike: the ext4 driver mounts all three), "xfs", "btrfs", "f2fs",
+// "vfat", "iso9660", "squashfs". Not a filesystem, but recognised so the error can say so: "swap",
+// "crypto_LUKS". "" when nothing matches (an unformatted disk).
+inline constexpr size_t kSuperblockProbeBytes = 0x10048;
+std::string FilesystemFromSuperblock(std::string_view head);
+// Reads the device's first bytes and names its filesystem (kNotFound: none nomad-init can mount).
+Result<std::string> DetectFilesystem(const std::string& device);
 
 struct MountEntry {
   std::string mount_point;

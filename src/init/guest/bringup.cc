@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "init/common/mounts.h"
 #include "init/common/netlink.h"
 #include "init/common/system.h"
 
@@ -121,6 +122,48 @@ Status WaitForDevice(const std::string& path, int timeout_ms) {
   }
 }
 
+Status MountOne(const ::nfc::guest::MountConfig& m, const std::string& target) {
+  unsigned long flags = MS_NODEV;
+  std::string data = MountFlagsAndData(m.options, flags);
+  std::string fstype = m.fstype;
+  if (fstype == "auto") {
+    NFC_ASSIGN_OR_RETURN(fstype, DetectFilesystem(m.source));
+  }
+  Status mounted = Mount(m.source, target, fstype, flags, data);
+  if (!mounted.ok() && mounted.error().sys_errno() == ENODEV)
+    return std::move(mounted).error().Context("the guest kernel has no " + fstype + " driver");
+  return mounted;
+}
+
+// The task's volumes, in the order given (a volume inside another comes after it).
+Status MountVolumes(const TaskSpec& spec, const std::string& root) {
+  for (size_t i = 0; i < spec.mounts.size(); i++) {
+    const auto& m = spec.mounts[i];
+    std::string at = "mounts[" + std::to_string(i) + "] (" + m.target + ")";
+    std::string target = root + m.target;
+    NFC_RETURN_IF_ERROR_CTX(MakeDirs(target), at);
+    if (m.source.rfind("/dev/", 0) == 0) NFC_RETURN_IF_ERROR_CTX(WaitForDevice(m.source, 10000), at);
+    NFC_RETURN_IF_ERROR_CTX(MountOne(m, target), at);
+  }
+  return Ok();
+}
+
+// Device plugins' block devices under the names the job asked for: nodes with the same device number.
+Status MakeDeviceNodes(const TaskSpec& spec, const std::string& root) {
+  for (size_t i = 0; i < spec.devices.size(); i++) {
+    const auto& d = spec.devices[i];
+    std::string at = "devices[" + std::to_string(i) + "] (" + d.target + ")";
+    NFC_RETURN_IF_ERROR_CTX(WaitForDevice(d.source, 10000), at);
+    struct stat st {};
+    if (::stat(d.source.c_str(), &st) != 0) return Error::Errno("stat " + d.source).Context(at);
+    std::string target = root + d.target;
+    NFC_RETURN_IF_ERROR_CTX(MakeDirs(target.substr(0, target.rfind('/'))), at);
+    if (::mknod(target.c_str(), S_IFBLK | 0660, st.st_rdev) != 0 && errno != EEXIST)
+      return Error::Errno("mknod " + target).Context(at);
+  }
+  return Ok();
+}
+
 Status SetUpRoot(const TaskSpec& spec, const BootEnvironment& env) {
   NFC_ASSIGN_OR_RETURN(std::string staging, Staging(spec, env));
   std::string lower = spec.root.directory;
@@ -154,16 +197,8 @@ Status SetUpRoot(const TaskSpec& spec, const BootEnvironment& env) {
       "root overlay");
   NFC_RETURN_IF_ERROR_CTX(MountSystemFilesystems(root, env.dev_mode), "system filesystems");
   NFC_RETURN_IF_ERROR_CTX(WriteEtc(spec, root), "identity files");
-  for (size_t i = 0; i < spec.mounts.size(); i++) {
-    const auto& m = spec.mounts[i];
-    std::string at = "mounts[" + std::to_string(i) + "]";
-    std::string target = root + m.target;
-    NFC_RETURN_IF_ERROR_CTX(MakeDirs(target), at);
-    if (m.source.rfind("/dev/", 0) == 0) NFC_RETURN_IF_ERROR_CTX(WaitForDevice(m.source, 10000), at);
-    unsigned long flags = MS_NODEV;
-    std::string data = MountFlagsAndData(m.options, flags);
-    NFC_RETURN_IF_ERROR_CTX(Mount(m.source, target, m.fstype, flags, data), at);
-  }
+  NFC_RETURN_IF_ERROR(MountVolumes(spec, root));
+  NFC_RETURN_IF_ERROR(MakeDeviceNodes(spec, root));
   NFC_RETURN_IF_ERROR_CTX(SwitchRoot(root, env.from_initramfs), "switch_root");
   return Ok();
 }

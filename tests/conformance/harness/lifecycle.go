@@ -272,6 +272,12 @@ func (h *H) newTaskWithSchema(schema *hclspec.Spec, name, configHCL string) (*no
 	if err != nil {
 		return nil, fmt.Errorf("encoding the task config: %v", err)
 	}
+	return h.newTaskEncoded(name, packed)
+}
+
+// newTaskEncoded is newTask for a task config already encoded (msgpack).
+func (h *H) newTaskEncoded(name string, packed []byte) (*nomadTask, error) {
+	var err error
 	allocID := newUUID()
 	allocDir := filepath.Join(h.Dir, "alloc", allocID)
 	for _, d := range []string{"alloc/data", "alloc/logs", "alloc/tmp", name + "/local", name + "/secrets", name + "/tmp", name + "/private"} {
@@ -279,6 +285,13 @@ func (h *H) newTaskWithSchema(schema *hclspec.Spec, name, configHCL string) (*no
 			return nil, err
 		}
 	}
+	// Nomad's client mounts each task's secrets dir as a private 1 MiB tmpfs (noexec), so no secret is ever
+	// written to the host's disk; the driver must cope with a mount point there.
+	secrets := filepath.Join(allocDir, name, "secrets")
+	if err := syscall.Mount("tmpfs", secrets, "tmpfs", syscall.MS_NOEXEC, "size=1m"); err != nil {
+		return nil, fmt.Errorf("tmpfs on %s (the harness runs as root, like Nomad's client): %v", secrets, err)
+	}
+	h.OnCleanup(func() { syscall.Unmount(secrets, syscall.MNT_DETACH) })
 	logs := filepath.Join(allocDir, "alloc", "logs")
 	t := &nomadTask{}
 	stdoutFifo, stderrFifo := filepath.Join(logs, "."+name+".stdout.fifo"), filepath.Join(logs, "."+name+".stderr.fifo")
