@@ -232,8 +232,16 @@ Status Manager::CheckArtifacts(const VmPlan& plan) {
 // a volume directory is the volume's data from the moment it exists (volume/volume.h).
 Result<std::vector<volume::Disk>> Manager::PrepareVolumes(const driver::NomadTask& t, const VmPlan& vm) {
   std::vector<volume::Disk> disks;
-  for (const auto& request : vm.volumes) {
+  for (size_t i = 0; i < vm.volumes.size(); i++) {
+    const auto& request = vm.volumes[i];
     NFC_ASSIGN_OR_RETURN(volume::Disk disk, volume::Prepare(request, vm.volume_image_bytes));
+    // One disk given twice would be two block devices of one filesystem in the guest: fine for readers only.
+    for (size_t j = 0; j < disks.size(); j++) {
+      if (disks[j].path == disk.path && (!request.read_only || !vm.volumes[j].read_only)) {
+        return Error::InvalidArgument(request.field + ": " + disk.path + " is also " + vm.volumes[j].field +
+                                      "; a volume written to can be mounted once per task");
+      }
+    }
     if (disk.created) {
       Emit(t, "Created the volume's disk image",
            {{"path", disk.path}, {"size_bytes", std::to_string(vm.volume_image_bytes)}});
@@ -243,11 +251,13 @@ Result<std::vector<volume::Disk>> Manager::PrepareVolumes(const driver::NomadTas
   return disks;
 }
 
-// The image, the task dir with its start record, the scratch disk, the volumes and the network, in that
+// The volumes, the image, the task dir with its start record, the scratch disk and the network, in that
 // order: the start record names the image lease and the TAP before either can leak.
 Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::NomadTask& t, const VmPlan& vm,
                                        const driver::PluginConfig& config, uint64_t scratch_bytes) {
   Provisioned p;
+  // First: a volume in use fails the start before a download, and creates nothing to undo.
+  NFC_ASSIGN_OR_RETURN(p.volumes, PrepareVolumes(t, vm));
   Emit(t, "Downloading image", {{"image", vm.image}});
   bool building_reported = false;
   NFC_ASSIGN_OR_RETURN(p.image, txn.LeaseImage(vm, [&](const image::Progress& progress) {
@@ -262,7 +272,6 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
   NFC_ASSIGN_OR_RETURN(record.starter, IdentifyProcess(::getpid()));
   NFC_RETURN_IF_ERROR(txn.CreateTaskDir(p.dir, record));
   NFC_RETURN_IF_ERROR(txn.CreateScratchDisk(scratch_bytes, config.data_dir + "/scratch-templates"));
-  NFC_ASSIGN_OR_RETURN(p.volumes, PrepareVolumes(t, vm));
   NFC_ASSIGN_OR_RETURN(p.network, txn.AttachNetwork(t));
   if (p.network.mode == "group") {
     // The guest cannot reach the host's local resolver; GuestDns keeps the host's other servers.

@@ -15,6 +15,7 @@
 
 #include "base/fault_env.h"
 #include "base/fs.h"
+#include "shim/shim_config.h"
 #include "task/driver_state.h"
 #include "temp_dir.h"
 
@@ -261,6 +262,61 @@ TEST_F(ManagerStartTest, AMissingGuestKernelIsNamedBeforeAnyDownload) {
   EXPECT_NE(started.error().message().find("no-such-vmlinux"), std::string::npos)
       << started.error().message();
   EXPECT_EQ(images_->resolves, 0);
+}
+
+// A directory volume: its image is made, given to the VM as the third disk with an exclusive lock for the
+// VMM.
+TEST_F(ManagerStartTest, AVolumeIsADiskOfTheVmLockedForItsWriter) {
+  std::string volume = root_.Path("vol");
+  ASSERT_TRUE(fs::MakeDir(volume, 0755).ok());
+  task_.mounts = {{"/data", volume, false, "", "", "data"}};
+  task_config_.volume_size_bytes = 32 << 20;
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  auto text = fs::ReadFile(shim::TaskDir{TaskDir()}.ShimConfig(), 1 << 20);
+  ASSERT_TRUE(text.ok());
+  auto config = shim::ShimConfig::FromJson(*text);
+  ASSERT_TRUE(config.ok()) << config.error().message();
+  ASSERT_EQ(config->vm.drives.size(), 3u);
+  EXPECT_EQ(config->vm.drives[2].path, volume + "/" + volume::kImageName);
+  EXPECT_FALSE(config->vm.drives[2].read_only);
+  EXPECT_EQ(config->vm.drives[2].lock, vmm::DriveLock::kExclusive);
+  EXPECT_TRUE(fs::Exists(volume + "/" + volume::kImageName));
+}
+
+TEST_F(ManagerStartTest, AVolumeInUseFailsTheStartRecoverablyBeforeTheDownload) {
+  std::string volume = root_.Path("vol");
+  ASSERT_TRUE(fs::MakeDir(volume, 0755).ok());
+  auto made = volume::Prepare({volume::Request::Kind::kMount, "mounts[0]", volume, "/data", true}, 32 << 20);
+  ASSERT_TRUE(made.ok()) << made.error().message();
+  auto reader = fs::TryLockFile(made->path, fs::LockMode::kShared);  // another task's VM reads it
+  ASSERT_TRUE(reader.ok());
+  task_.mounts = {{"/data", volume, false, "", "", "data"}};
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(started.error().message().find("mounts[0] (/data)"), std::string::npos)
+      << started.error().message();
+  EXPECT_EQ(launcher_->launches, 0);
+  EXPECT_EQ(images_->resolves, 0);
+  ExpectNothingLeft();
+  EXPECT_TRUE(fs::Exists(made->path)) << "the volume's data is never removed";
+}
+
+TEST_F(ManagerStartTest, AWrittenVolumeMountedTwiceIsRefused) {
+  std::string volume = root_.Path("vol");
+  ASSERT_TRUE(fs::MakeDir(volume, 0755).ok());
+  task_.mounts = {{"/a", volume, true, "", "", "data"}, {"/b", volume, false, "", "", "data"}};
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_FALSE(started.ok());
+  EXPECT_EQ(started.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(started.error().message().find("mounts[1]: " + volume + "/" + volume::kImageName +
+                                           " is also mounts[0]"),
+            std::string::npos)
+      << started.error().message();
+  ExpectNothingLeft();
+  task_.mounts[1].readonly = true;  // two readers of one disk are fine
+  EXPECT_TRUE(manager_->StartTask(task_, task_config_).ok());
 }
 
 }  // namespace

@@ -9,8 +9,9 @@
 //     device cannot be handed to a VM and is refused with a message saying so.
 // Read-only holds twice over: the VMM attaches the disk read-only and the guest mounts it read-only. A
 // read-write volume has one user at a time, readers share: the VMM holds a lock on the disk for as long as it
-// runs (vmm::DriveLock); Prepare() checks that lock first, so a second writer fails before anything boots,
-// with kUnavailable (transient: Nomad's restart policy retries once the other user is gone).
+// runs (vmm::DriveLock); Prepare() checks that lock first, so a second writer's start fails before its image
+// is even downloaded, with kUnavailable (transient: Nomad's restart policy retries once the other user is
+// gone).
 #pragma once
 
 #include <cstdint>
