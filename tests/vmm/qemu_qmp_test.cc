@@ -1,6 +1,7 @@
 // The QEMU backend against fake-qemu: a VM that stops with an internal error while QEMU keeps running is
-// detected by Wait(), QEMU is killed, and the end is reported as kInternalError. A volume's lock is held by the
-// VMM process for its life; a VM with more devices than microvm has transports is refused before QEMU starts.
+// detected by Wait(), QEMU is killed, and the end is reported as kInternalError. A volume's lock is held by
+// the VMM process for its life; a VM with more devices than microvm has transports is refused before QEMU
+// starts.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
