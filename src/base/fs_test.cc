@@ -1,6 +1,5 @@
 #include "base/fs.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -23,17 +22,7 @@ class FsTest : public ::testing::Test {
     EXPECT_FALSE(Exists(dir_.path()));
   }
   std::string Path(const std::string& name) const { return dir_.Path(name); }
-  std::vector<std::string> Entries() const {
-    std::vector<std::string> names;
-    DIR* d = ::opendir(dir_.path().c_str());
-    if (!d) return names;
-    while (struct dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(n);
-    }
-    ::closedir(d);
-    return names;
-  }
+  std::vector<std::string> Entries() const { return dir_.Entries(); }
   test_support::TempDir dir_{"fs-test"};
 };
 

@@ -1,6 +1,5 @@
 #include "volume/volume.h"
 
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,18 +57,6 @@ TEST(VolumeDiskNameTest, FollowsTheKernelsScheme) {
   EXPECT_EQ(GuestDiskName(26 + 26 * 26), "vdaaa");
 }
 
-std::vector<std::string> Entries(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-  }
-  ::closedir(d);
-  return names;
-}
-
 // debugfs's view of the image's root directory ("User:  1234   Group:  5678 ...").
 std::string RootInode(const std::string& image) {
   std::string out;
@@ -112,7 +99,7 @@ TEST_F(VolumePrepareTest, ADirectoryGetsOneSparseImageOwnedLikeTheDirectory) {
   EXPECT_FALSE(again->created);
   ASSERT_EQ(::stat(again->path.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, 64 << 20);
-  EXPECT_EQ(Entries(vol), std::vector<std::string>{kImageName}) << "no temporary file is left behind";
+  EXPECT_EQ(dir_.Entries("data"), std::vector<std::string>{kImageName}) << "no temporary file is left behind";
 }
 
 TEST_F(VolumePrepareTest, AWriterNeedsTheVolumeAloneReadersShare) {

@@ -10,6 +10,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace nfc::test_support {
 
@@ -23,6 +24,8 @@ class TempDir {
   const std::string& path() const { return path_; }
   // path()/name; `name` may itself contain slashes ("a/b").
   std::string Path(std::string_view name) const { return path_ + "/" + std::string(name); }
+  // The names in path()/name (path() itself when empty), sorted; empty if it cannot be read.
+  std::vector<std::string> Entries(std::string_view name = "") const;
 
  private:
   std::string path_;
