@@ -159,6 +159,7 @@ spec::Node PluginConfigSpec() {
       {"ca_file", Attr("ca_file", "string")},
       {"pull_activity_timeout",
        AttrWithDefault("pull_activity_timeout", "string", StringLiteral(kDefaultPullActivityTimeout))},
+      {"boot_timeout", AttrWithDefault("boot_timeout", "string", StringLiteral(kDefaultBootTimeout))},
       {"containerd_socket", Attr("containerd_socket", "string")},
   });
 }
@@ -229,6 +230,16 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
       return r.Invalid("pull_activity_timeout", CtyValue::String(*activity), "expected from 1s to 1h");
     }
     config.pull_activity_timeout = std::chrono::ceil<std::chrono::seconds>(*d);
+  }
+
+  NFC_ASSIGN_OR_RETURN(auto boot, r.String("boot_timeout"));
+  if (boot) {
+    auto d = ParseDuration(*boot);
+    if (!d.ok()) return r.Invalid("boot_timeout", CtyValue::String(*boot), d.error().message());
+    if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(1)) {
+      return r.Invalid("boot_timeout", CtyValue::String(*boot), "expected from 1s to 1h");
+    }
+    config.boot_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
   }
 
   NFC_ASSIGN_OR_RETURN(auto containerd, r.String("containerd_socket"));

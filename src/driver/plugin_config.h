@@ -25,6 +25,7 @@ inline constexpr std::string_view kDefaultInitrdPath = "/usr/lib/nomad-firecrack
 inline constexpr std::string_view kDefaultDataDir = "/var/lib/nomad-firecracker";
 inline constexpr std::string_view kDefaultImageCacheSize = "20GiB";
 inline constexpr std::string_view kDefaultPullActivityTimeout = "2m";  // as Docker's driver
+inline constexpr std::string_view kDefaultBootTimeout = "3m";          // TCG boots take seconds to a minute
 
 struct PluginConfig {
   // Programs: a bare name is looked up in PATH when used.
@@ -40,6 +41,8 @@ struct PluginConfig {
   std::string ca_file;  // extra PEM CA bundle for registries; empty = system store only
   // A registry transfer that receives no byte for this long is abandoned and retried.
   std::chrono::seconds pull_activity_timeout{120};
+  // From the VMM's start to the guest agent answering; past it the start fails (recoverably) and the VM goes.
+  std::chrono::milliseconds boot_timeout{180000};
   // Warnings for the operator (deprecated or ignored options); the caller logs them.
   std::vector<std::string> warnings;
 

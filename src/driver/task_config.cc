@@ -181,6 +181,7 @@ spec::Node TaskConfigSpec() {
       {"image_pull_timeout", Attr("image_pull_timeout", "string")},
       {"task_dir_max_size", Attr("task_dir_max_size", "string")},
       {"volume_size", Attr("volume_size", "string")},
+      {"scratch_size", Attr("scratch_size", "string")},
       {"auth", Block("auth", false,
                      Object({
                          {"username", Attr("username", "string")},
@@ -248,6 +249,7 @@ Result<TaskConfig> DecodeTaskConfig(const CtyValue& value) {
   NFC_ASSIGN_OR_RETURN(config.auth, DecodeAuth(r));
   NFC_ASSIGN_OR_RETURN(config.task_dir_max_bytes, DecodeSize(r, "task_dir_max_size", 4096, "4KiB"));
   NFC_ASSIGN_OR_RETURN(config.volume_size_bytes, DecodeSize(r, "volume_size", uint64_t{16} << 20, "16MiB"));
+  NFC_ASSIGN_OR_RETURN(config.scratch_size_bytes, DecodeSize(r, "scratch_size", uint64_t{16} << 20, "16MiB"));
   NFC_RETURN_IF_ERROR(r.RejectUnknown());
   return config;
 }

@@ -55,6 +55,7 @@ struct TaskConfig {
   std::optional<RegistryAuth> auth;
   std::optional<uint64_t> task_dir_max_bytes;  // task_dir_max_size: per task directory mirrored into the VM
   std::optional<uint64_t> volume_size_bytes;   // volume_size: a directory volume's disk image, when made
+  std::optional<uint64_t> scratch_size_bytes;  // scratch_size: the guest's writable layer over the image
 
   bool operator==(const TaskConfig&) const = default;
 };

@@ -156,10 +156,13 @@ int Serve(const std::string& task_dir, int ready_fd, const sigset_t& signals) {
 
   Status booted = supervisor.Boot();
   if (booted.ok()) {
+    // Run() reaps the VMM and records how it ended; AwaitStarted() returns on that record too, so a VM that
+    // ends before its workload starts (a boot timeout, a guest that fails) must already be watched.
+    std::thread runner([&] { supervisor.Run(); });
     auto ready = supervisor.AwaitStarted();
     Reply(ready_fd, ready.ok() ? EncodeReady(*ready) : EncodeNotReady(ready.error()));
     if (ready_fd >= 0) ::close(ready_fd);
-    supervisor.Run();
+    runner.join();
     // The exit is durable in exit.json; linger briefly so waiting callers get their answers, or until
     // destroyed.
     supervisor.WaitForShutdown(3s);

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -24,9 +25,10 @@ int64_t UnixNanos() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// The last "Kernel panic" line (or the last few lines) of the guest console, for a message a person can act
-// on.
-std::string ConsoleHint(const std::string& console_path) {
+constexpr int kConsoleLinesInLog = 30;
+
+// The last 16 KiB of the guest console, without the serial line's carriage returns.
+std::string ConsoleTail(const std::string& console_path) {
   std::ifstream in(console_path, std::ios::binary);
   if (!in) return "";
   in.seekg(0, std::ios::end);
@@ -34,6 +36,23 @@ std::string ConsoleHint(const std::string& console_path) {
   std::streamoff from = size > 16384 ? size - 16384 : 0;
   in.seekg(from);
   std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  tail.erase(std::remove(tail.begin(), tail.end(), '\r'), tail.end());
+  return tail;
+}
+
+// The last `count` lines of the console, for the task's stderr when the guest died on its own.
+std::string LastConsoleLines(const std::string& console_path, int count) {
+  std::string tail = ConsoleTail(console_path);
+  while (!tail.empty() && tail.back() == '\n') tail.pop_back();
+  size_t from = tail.size();
+  for (int i = 0; i < count && from != std::string::npos && from > 0; i++) from = tail.rfind('\n', from - 1);
+  return from == std::string::npos ? tail : tail.substr(from + 1);
+}
+
+// The last "Kernel panic" line (or the last few lines) of the guest console, for a message a person can act
+// on.
+std::string ConsoleHint(const std::string& console_path) {
+  std::string tail = ConsoleTail(console_path);
   auto panic = tail.rfind("Kernel panic");
   if (panic != std::string::npos) {
     auto end = tail.find('\n', panic);
@@ -401,6 +420,10 @@ ExitResult Supervisor::DescribeUnreportedEnd(const vmm::VmExit& vm_exit) {
       r.exit_code = 1;
       r.err = "the VM stopped on a hypervisor internal error: " + vm_exit.detail;
       break;
+    case vmm::VmExit::Kind::kUnresponsive:
+      r.exit_code = 1;
+      r.err = "the VMM (" + vmm_name + ") stopped responding: " + vm_exit.detail;
+      break;
     case vmm::VmExit::Kind::kKilled:
     case vmm::VmExit::Kind::kUnknown:
       if (stop_requested) {
@@ -445,7 +468,20 @@ void Supervisor::Run() {
     reported = reported_.has_value();
   }
   if (reported) WaitExitRecorded(std::chrono::milliseconds(config_.final_log_flush_millis + 2000));
-  if (!WaitExitRecorded(0ms)) RecordExit(DescribeUnreportedEnd(vm_exit));
+  if (!WaitExitRecorded(0ms)) {
+    ExitResult result = DescribeUnreportedEnd(vm_exit);
+    if (vm_exit.kind != vmm::VmExit::Kind::kKilled && vm_exit.kind != vmm::VmExit::Kind::kUnknown) {
+      // The guest (or its VMM) died on its own: its last words belong in the task's log, where `nomad alloc
+      // logs -stderr` shows them, not only in console.log on the client.
+      std::string lines = "[nomad-firecracker] " + result.err + "; the guest console's last lines:\n" +
+                          LastConsoleLines(config_.vm.console.path, kConsoleLinesInLog) + "\n";
+      std::lock_guard<std::mutex> write_lock(log_mu_);  // one writer per stream
+      Status written = stderr_.Write(lines, abandon_log_writes_);
+      if (!written.ok())
+        log::Warn("console lines not written to the task's stderr", {{"error", written.error().message()}});
+    }
+    RecordExit(std::move(result));
+  }
   // Nothing more will come from the guest: stop any log write still waiting for a reader, close the FIFOs so
   // logmon sees EOF.
   abandon_log_writes_ = true;

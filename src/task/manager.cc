@@ -289,7 +289,8 @@ Result<driver::StartedTask> Manager::StartTask(const driver::NomadTask& t, const
   NFC_RETURN_IF_ERROR(CheckArtifacts(vm));
   // provision: undone by the transaction unless the start commits.
   StartTransaction txn(StartDepsFor(), t.id);
-  NFC_ASSIGN_OR_RETURN(Provisioned provisioned, Provision(txn, t, vm, config, kScratchBytes));
+  NFC_ASSIGN_OR_RETURN(Provisioned provisioned,
+                       Provision(txn, t, vm, config, tc.scratch_size_bytes.value_or(kScratchBytes)));
   auto t_image = Clock::now();
   NFC_ASSIGN_OR_RETURN(BootPlan boot, PlanBoot(vm, t, tc, provisioned));
   NFC_RETURN_IF_ERROR(txn.WriteBootFiles(boot, vm.base_initrd_path));
@@ -363,6 +364,12 @@ Status Manager::RecoverTask(const driver::TaskHandle& handle) {
       tasks_.emplace(id, task);
       return Ok();
     }
+    if (state->shim.IsAlive()) {  // alive but not answering (yet): never remove a task that may still run
+      std::string why =
+          info.ok() ? "answers as pid " + std::to_string(info->shim_pid) : info.error().message();
+      return Error::Unavailable("RecoverTask " + id + ": the task shim (pid " +
+                                std::to_string(state->shim.pid) + ") runs but does not answer: " + why);
+    }
   }
   // The shim is gone. If it recorded an exit the task simply ended while we were away.
   auto record = shim::ReadExitRecord(state->exit_record);
@@ -373,9 +380,17 @@ Status Manager::RecoverTask(const driver::TaskHandle& handle) {
     tasks_.emplace(id, task);
     return Ok();
   }
+  // Gone without a record (a host reboot, a killed shim): the VM is lost. Its leftovers (an orphaned VMM, the
+  // TAP, the image lease, the task dir) go now: this plugin instance does not know the task, so the
+  // DestroyTask Nomad sends next would find nothing to remove.
+  Status removed = RemoveTaskResources(*state);
+  if (!removed.ok())
+    log::Warn("leftovers of a lost task", {{"task_id", id}, {"error", removed.error().message()}});
   return Error::FailedPrecondition(
       "RecoverTask " + id + ": the task shim (pid " + std::to_string(state->shim.pid) +
-      ") is gone and left no exit record; the VM is lost, the task must restart");
+      ") is gone and left no exit record; the VM is lost, the task must restart" +
+      (removed.ok() ? " (what it left was removed)"
+                    : " (removing what it left failed: " + removed.error().message() + ")"));
 }
 
 Result<shim::ExitResult> Manager::ResultFromDisk(const Task& task) const {
@@ -383,8 +398,19 @@ Result<shim::ExitResult> Manager::ResultFromDisk(const Task& task) const {
   if (!record.ok()) return std::move(record).error();
   if (record->has_value()) return **record;
   return Error::Internal("the task shim (pid " + std::to_string(task.state.shim.pid) +
-                         ") died without recording an exit; the VM is gone (see " + task.state.task_dir +
-                         "/shim.log)");
+                         ") died without recording an exit (see " + task.state.task_dir + "/shim.log)");
+}
+
+ExitResult Manager::ResultOfGoneShim(const Task& task) {
+  auto disk = ResultFromDisk(task);
+  if (disk.ok()) return *disk;
+  // The shim died (killed, or crashed) while its VM may run on: nobody would supervise, stop or log it any
+  // more, so it is stopped now rather than at DestroyTask.
+  ExitResult r{1, 0, false, disk.error().message(), 0};
+  Status stopped = deps_.launcher->Stop(shim::TaskDir{task.state.task_dir}, task.state.shim);
+  r.err += stopped.ok() ? "; its VM was stopped" : "; stopping its VM failed: " + stopped.error().message();
+  log::Error("task shim died", {{"task_id", task.state.task_id}, {"error", r.err}});
+  return r;
 }
 
 }  // namespace nfc::task

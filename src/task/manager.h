@@ -105,6 +105,8 @@ class Manager final : public driver::TaskManager {
   driver::StartedTask Register(const driver::NomadTask& t, const DriverState& state, StartTimings timings);
   StartDeps StartDepsFor();
   Result<shim::ExitResult> ResultFromDisk(const Task& task) const;
+  // How a task whose shim is gone ended: its exit record, else an error (and its VM is stopped).
+  ExitResult ResultOfGoneShim(const Task& task);
   Status RemoveTaskResources(const DriverState& state);
   // Removes tasks whose StartTask was interrupted by the death of the plugin running it (see StartRecord).
   void RemoveInterruptedStarts(const std::string& data_dir);

@@ -46,14 +46,7 @@ Result<driver::ExitResult> Manager::WaitTask(const std::string& task_id,
   } else if (r.error().code() == ErrorCode::kCancelled) {
     return std::move(r).error();
   } else if (ShimGone(r.error()) || !task->state.shim.IsAlive()) {
-    auto disk = ResultFromDisk(*task);
-    if (!disk.ok()) {
-      // Nomad treats the task as failed with this message.
-      result.exit_code = 1;
-      result.err = disk.error().message();
-    } else {
-      result = *disk;
-    }
+    result = ResultOfGoneShim(*task);  // an error result fails the task in Nomad with its message
   } else {
     return std::move(r).error().Context("wait for task " + task_id);
   }

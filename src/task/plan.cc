@@ -209,6 +209,7 @@ shim::ShimConfig ShimFor(const VmPlan& vm, const driver::NomadTask& task, const 
     sc.file_roots.push_back(root);
   }
   sc.files_max_bytes = vm.files_max_bytes;
+  sc.boot_timeout_millis = vm.boot_timeout_millis;
   return sc;
 }
 
@@ -260,6 +261,7 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
   plan.files_max_bytes = config.task_dir_max_bytes.value_or(driver::kDefaultTaskDirMaxBytes);
   NFC_ASSIGN_OR_RETURN(plan.volumes, VolumesFor(task));
   plan.volume_image_bytes = config.volume_size_bytes.value_or(volume::kDefaultImageBytes);
+  plan.boot_timeout_millis = plugin.boot_timeout.count();
   return plan;
 }
 

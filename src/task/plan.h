@@ -72,6 +72,7 @@ struct VmPlan {
   // ordered so that one inside another comes after it.
   std::vector<volume::Request> volumes;
   uint64_t volume_image_bytes = volume::kDefaultImageBytes;  // a directory volume's new image (volume_size)
+  int64_t boot_timeout_millis = 180000;                      // the plugin's boot_timeout
 };
 
 // The guest's /secrets is a tmpfs of this size (Nomad's own secrets dir is a 1 MiB tmpfs).

@@ -78,6 +78,8 @@ std::string_view ExitKindName(VmExit::Kind kind) {
       return "killed";
     case VmExit::Kind::kInternalError:
       return "internal-error";
+    case VmExit::Kind::kUnresponsive:
+      return "unresponsive";
     case VmExit::Kind::kUnknown:
       return "unknown";
   }

@@ -125,6 +125,7 @@ struct VmExit {
     kVmmCrashed,     // the VMM exited non-zero or died from a signal we did not send
     kKilled,         // we ended it (Kill(), or a graceful stop that ran out of time)
     kInternalError,  // QEMU: the VM stopped with an internal/emulation error; we killed QEMU
+    kUnresponsive,   // the VMM stopped answering its control socket (stopped, or hung); we killed it
     kUnknown,        // not our child (attached after a restart): it is gone, its status is not known
   };
   Kind kind = Kind::kUnknown;

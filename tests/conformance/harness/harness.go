@@ -49,11 +49,13 @@ func register(s ...Scenario) { scenarios = append(scenarios, s...) }
 type H struct {
 	PluginPath string
 	Dir        string
-	logs       *syncBuffer
-	verbose    bool
-	metrics    []string
-	instances  []*Instance
-	cleanups   []func() // run after the instances were killed, last registered first
+	// PluginExtra is appended to the plugin's config block (a scenario's own options, e.g. a short boot_timeout).
+	PluginExtra string
+	logs        *syncBuffer
+	verbose     bool
+	metrics     []string
+	instances   []*Instance
+	cleanups    []func() // run after the instances were killed, last registered first
 }
 
 func newH(pluginPath, name string, verbose bool) (*H, error) {
