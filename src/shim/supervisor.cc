@@ -44,9 +44,12 @@ std::string ConsoleTail(const std::string& console_path) {
 std::string LastConsoleLines(const std::string& console_path, int count) {
   std::string tail = ConsoleTail(console_path);
   while (!tail.empty() && tail.back() == '\n') tail.pop_back();
-  size_t from = tail.size();
-  for (int i = 0; i < count && from != std::string::npos && from > 0; i++) from = tail.rfind('\n', from - 1);
-  return from == std::string::npos ? tail : tail.substr(from + 1);
+  size_t newline = tail.size();  // the one before the oldest line kept so far
+  for (int i = 0; i < count; i++) {
+    newline = newline == 0 ? std::string::npos : tail.rfind('\n', newline - 1);
+    if (newline == std::string::npos) return tail;  // fewer lines than count
+  }
+  return tail.substr(newline + 1);
 }
 
 // The last "Kernel panic" line (or the last few lines) of the guest console, for a message a person can act

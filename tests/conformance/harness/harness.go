@@ -51,11 +51,13 @@ type H struct {
 	Dir        string
 	// PluginExtra is appended to the plugin's config block (a scenario's own options, e.g. a short boot_timeout).
 	PluginExtra string
-	logs        *syncBuffer
-	verbose     bool
-	metrics     []string
-	instances   []*Instance
-	cleanups    []func() // run after the instances were killed, last registered first
+	// PluginEnv is added to the plugin process's environment.
+	PluginEnv []string
+	logs      *syncBuffer
+	verbose   bool
+	metrics   []string
+	instances []*Instance
+	cleanups  []func() // run after the instances were killed, last registered first
 }
 
 func newH(pluginPath, name string, verbose bool) (*H, error) {

@@ -92,7 +92,7 @@ func (h *H) pluginConfigHCL() string {
 
 // launchRuntime starts a plugin process and brings it up as Nomad's runtime instance (reference 5.1).
 func (h *H) launchRuntime() (*Runtime, error) {
-	inst, err := h.Launch(LaunchOptions{})
+	inst, err := h.Launch(LaunchOptions{Env: h.PluginEnv})
 	if err != nil {
 		return nil, err
 	}

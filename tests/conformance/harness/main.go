@@ -25,6 +25,7 @@ import (
 func main() {
 	pluginPath := flag.String("plugin", "", "path of the nomad-driver-firecracker binary")
 	runPattern := flag.String("run", "", "only run scenarios whose name matches this regular expression")
+	skipPattern := flag.String("skip", "", "leave out scenarios whose name matches this regular expression")
 	demo := flag.Bool("demo", false, "launch the plugin, print what a Nomad client learns from it, and exit")
 	verbose := flag.Bool("v", false, "print the plugin's log lines")
 	lifecycle := flag.Bool("lifecycle", false, "run only the scenarios that boot real guests (needs nfc-harness-env's environment)")
@@ -40,9 +41,12 @@ func main() {
 		}
 		return
 	}
-	var filter *regexp.Regexp
+	var filter, skip *regexp.Regexp
 	if *runPattern != "" {
 		filter = regexp.MustCompile(*runPattern)
+	}
+	if *skipPattern != "" {
+		skip = regexp.MustCompile(*skipPattern)
 	}
 	if *lifecycle {
 		env, err := loadGuestEnv()
@@ -52,14 +56,14 @@ func main() {
 		}
 		guest = env
 	}
-	os.Exit(runAll(*pluginPath, filter, *verbose, *lifecycle))
+	os.Exit(runAll(*pluginPath, filter, skip, *verbose, *lifecycle))
 }
 
-func runAll(pluginPath string, filter *regexp.Regexp, verbose, lifecycle bool) int {
+func runAll(pluginPath string, filter, skip *regexp.Regexp, verbose, lifecycle bool) int {
 	passed, failed := 0, 0
 	var metrics []string
 	for _, s := range scenarios {
-		if filter != nil && !filter.MatchString(s.Name) {
+		if (filter != nil && !filter.MatchString(s.Name)) || (skip != nil && skip.MatchString(s.Name)) {
 			continue
 		}
 		if s.Guest != lifecycle {

@@ -176,7 +176,7 @@ func testFaultVmmKilled(h *H) error {
 		if r.GetResult().GetExitCode() == 0 {
 			return fmt.Errorf("exit code 0")
 		}
-		return errContains(r, "the VMM (qemu)", "killed", "signal 9")
+		return errContains(r, "the VMM (qemu) crashed: killed by signal 9 (SIGKILL)")
 	})
 }
 
@@ -283,7 +283,7 @@ func testFaultBootTimeout(h *H) error {
 	case <-time.After(2 * time.Minute):
 		return fmt.Errorf("StartTask did not return after the boot timeout")
 	}
-	if err == nil || !strings.Contains(err.Error(), "1 s") {
+	if err == nil || !strings.Contains(err.Error(), "the guest agent did not answer within 1 s of the VM starting") {
 		return fmt.Errorf("StartTask with boot_timeout = 1s: %v, want an error naming the 1 s limit", err)
 	}
 	if left := h.taskDirs(); len(left) > 0 {
