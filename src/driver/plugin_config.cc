@@ -27,6 +27,17 @@ Result<std::optional<std::string>> StringWithAlias(ConfigReader& r, std::string_
   return a ? a : b;
 }
 
+// A duration option ("90s", "2m") from 1 s to 1 h; nullopt when unset.
+Result<std::optional<std::chrono::milliseconds>> TimeoutOption(ConfigReader& r, std::string_view key) {
+  NFC_ASSIGN_OR_RETURN(auto text, r.String(key));
+  if (!text) return std::optional<std::chrono::milliseconds>();
+  auto d = ParseDuration(*text);
+  if (!d.ok()) return r.Invalid(key, CtyValue::String(*text), d.error().message());
+  if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(1))
+    return r.Invalid(key, CtyValue::String(*text), "expected from 1s to 1h");
+  return std::optional<std::chrono::milliseconds>(*d);
+}
+
 Status RequireAbsolute(const ConfigReader& r, std::string_view key, const std::string& path) {
   if (path.empty() || path[0] != '/') {
     return r.Invalid(key, CtyValue::String(path), "expected an absolute path");
@@ -222,25 +233,10 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
     config.ca_file = *ca_file;
   }
 
-  NFC_ASSIGN_OR_RETURN(auto activity, r.String("pull_activity_timeout"));
-  if (activity) {
-    auto d = ParseDuration(*activity);
-    if (!d.ok()) return r.Invalid("pull_activity_timeout", CtyValue::String(*activity), d.error().message());
-    if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(1)) {
-      return r.Invalid("pull_activity_timeout", CtyValue::String(*activity), "expected from 1s to 1h");
-    }
-    config.pull_activity_timeout = std::chrono::ceil<std::chrono::seconds>(*d);
-  }
-
-  NFC_ASSIGN_OR_RETURN(auto boot, r.String("boot_timeout"));
-  if (boot) {
-    auto d = ParseDuration(*boot);
-    if (!d.ok()) return r.Invalid("boot_timeout", CtyValue::String(*boot), d.error().message());
-    if (*d < std::chrono::seconds(1) || *d > std::chrono::hours(1)) {
-      return r.Invalid("boot_timeout", CtyValue::String(*boot), "expected from 1s to 1h");
-    }
-    config.boot_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
-  }
+  NFC_ASSIGN_OR_RETURN(auto activity, TimeoutOption(r, "pull_activity_timeout"));
+  if (activity) config.pull_activity_timeout = std::chrono::ceil<std::chrono::seconds>(*activity);
+  NFC_ASSIGN_OR_RETURN(auto boot, TimeoutOption(r, "boot_timeout"));
+  if (boot) config.boot_timeout = *boot;
 
   NFC_ASSIGN_OR_RETURN(auto containerd, r.String("containerd_socket"));
   if (containerd) {

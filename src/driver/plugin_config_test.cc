@@ -117,6 +117,16 @@ TEST(PluginConfigTest, PullActivityTimeoutIsADuration) {
   EXPECT_NE(e.find("from 1s to 1h"), std::string::npos) << e;
 }
 
+TEST(PluginConfigTest, BootTimeoutIsADurationWithADefault) {
+  Result<PluginConfig> r = DecodePluginConfig(Obj({{"boot_timeout", Str("90s")}}));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->boot_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(PluginConfig{}.boot_timeout, std::chrono::minutes(3));
+  std::string e = ErrorOf(Obj({{"boot_timeout", Str("2h")}}));
+  EXPECT_NE(e.find("\"boot_timeout\" = \"2h\""), std::string::npos) << e;
+  EXPECT_NE(e.find("from 1s to 1h"), std::string::npos) << e;
+}
+
 TEST(PluginConfigTest, DurationsAreWrittenAsInJobFiles) {
   using std::chrono::milliseconds;
   EXPECT_EQ(*ParseDuration("90s"), milliseconds(90000));

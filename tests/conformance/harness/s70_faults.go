@@ -74,12 +74,23 @@ func (h *H) startFaultTask(script, extra, firstLine string) (*faultRun, error) {
 	return &faultRun{rt: rt, t: t, handle: handle, fds: fdCount(rt.client.ReattachConfig().Pid)}, nil
 }
 
-func (f *faultRun) vmmPid() (int, error) {
+// startIdle starts a workload that only sleeps, once it printed "up".
+func (h *H) startIdle() (*faultRun, error) {
+	h.guestScenario()
+	return h.startFaultTask("echo up; while true; do sleep 1; done", "", "up\n")
+}
+
+// signalVmm sends sig to the task's VMM (its pid as InspectTask reports it) and returns that pid.
+func (f *faultRun) signalVmm(sig syscall.Signal) (int, error) {
 	info, err := f.rt.inspectTask(f.t.Config.Id)
 	if err != nil {
 		return 0, err
 	}
-	return strconv.Atoi(info.GetDriver().GetAttributes()["vmm_pid"])
+	pid, err := strconv.Atoi(info.GetDriver().GetAttributes()["vmm_pid"])
+	if err != nil {
+		return 0, fmt.Errorf("InspectTask's vmm_pid: %v", err)
+	}
+	return pid, syscall.Kill(pid, sig)
 }
 
 // finish waits for the task's end, checks its result with `check`, destroys it and checks for leftovers.
@@ -132,8 +143,7 @@ func testFaultOOM(h *H) error {
 }
 
 func testFaultPanic(h *H) error {
-	h.guestScenario()
-	f, err := h.startFaultTask("echo up; while true; do sleep 1; done", "", "up\n")
+	f, err := h.startIdle()
 	if err != nil {
 		return err
 	}
@@ -160,16 +170,11 @@ func testFaultPanic(h *H) error {
 }
 
 func testFaultVmmKilled(h *H) error {
-	h.guestScenario()
-	f, err := h.startFaultTask("echo up; while true; do sleep 1; done", "", "up\n")
+	f, err := h.startIdle()
 	if err != nil {
 		return err
 	}
-	pid, err := f.vmmPid()
-	if err != nil {
-		return err
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if _, err := f.signalVmm(syscall.SIGKILL); err != nil {
 		return err
 	}
 	return f.finish(h, time.Minute, func(r *drvpb.WaitTaskResponse) error {
@@ -181,17 +186,13 @@ func testFaultVmmKilled(h *H) error {
 }
 
 func testFaultVmmStopped(h *H) error {
-	h.guestScenario()
-	f, err := h.startFaultTask("echo up; while true; do sleep 1; done", "", "up\n")
-	if err != nil {
-		return err
-	}
-	pid, err := f.vmmPid()
+	f, err := h.startIdle()
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+	pid, err := f.signalVmm(syscall.SIGSTOP)
+	if err != nil {
 		return err
 	}
 	h.OnCleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
@@ -206,8 +207,7 @@ func testFaultVmmStopped(h *H) error {
 }
 
 func testFaultShimKilled(h *H) error {
-	h.guestScenario()
-	f, err := h.startFaultTask("echo up; while true; do sleep 1; done", "", "up\n")
+	f, err := h.startIdle()
 	if err != nil {
 		return err
 	}
@@ -297,8 +297,7 @@ func testFaultBootTimeout(h *H) error {
 }
 
 func testFaultHostReboot(h *H) error {
-	h.guestScenario()
-	f, err := h.startFaultTask("echo up; while true; do sleep 1; done", "", "up\n")
+	f, err := h.startIdle()
 	if err != nil {
 		return err
 	}
