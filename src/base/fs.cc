@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <random>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -171,6 +173,14 @@ Status RemoveTree(const std::string& path) {
 bool Exists(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::string TempName() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%d-%016llx", static_cast<int>(::getpid()),
+                static_cast<unsigned long long>(rng()));
+  return buf;
 }
 
 Result<UniqueFd> TryLockFile(const std::string& path, LockMode mode) {

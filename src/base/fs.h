@@ -55,6 +55,9 @@ bool Exists(const std::string& path);
 enum class LockMode { kShared, kExclusive };
 Result<UniqueFd> TryLockFile(const std::string& path, LockMode mode);
 
+// A unique name for temporary entries: "<pid>-<random>".
+std::string TempName();
+
 // The directory part of path: "a/b" -> "a", "/a" -> "/", "a" -> ".".
 std::string DirName(const std::string& path);
 

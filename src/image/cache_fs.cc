@@ -9,7 +9,6 @@
 
 #include <charconv>
 #include <cstring>
-#include <random>
 
 namespace nfc::image {
 
@@ -53,14 +52,6 @@ Error NameFullCache(Error e, const std::string& root) {
                          ? std::to_string(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize) + " bytes free"
                          : "free space unknown";
   return std::move(e).Context("image cache " + root + " ran out of space (" + left + " now)");
-}
-
-std::string TempName() {
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%d-%016llx", static_cast<int>(::getpid()),
-                static_cast<unsigned long long>(rng()));
-  return buf;
 }
 
 Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes) {

@@ -43,7 +43,6 @@ std::optional<std::string> UnescapeName(const std::string& s);
 // or lower image_cache_size, and the pull can be retried (the code stays kResourceExhausted). Other errors
 // pass unchanged.
 Error NameFullCache(Error e, const std::string& root);
-// A unique name for temporary entries: "<pid>-<random>".
-std::string TempName();
+using fs::TempName;  // moved to base/fs.h; the cache's callers keep their name
 
 }  // namespace nfc::image

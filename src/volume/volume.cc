@@ -4,8 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <random>
-
 #include "base/fs.h"
 #include "base/process.h"
 #include "base/unique_fd.h"
@@ -66,13 +64,6 @@ Status CheckOne(const Request& r, const std::vector<std::string>& reserved) {
   return Ok();
 }
 
-std::string RandomHex() {
-  std::random_device rd;
-  std::string s;
-  for (int i = 0; i < 12; i++) s += "0123456789abcdef"[rd() & 15];
-  return s;
-}
-
 Status FsyncPath(const std::string& path, int flags) {
   UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC));
   if (!fd) return Error::Errno("open " + path);
@@ -116,7 +107,7 @@ Result<Disk> DirectoryImage(const Request& r, const struct stat& dir, uint64_t i
     return Error::InvalidArgument(r.field + ": volume_size " + std::to_string(image_bytes) +
                                   " bytes is below 16 MiB");
   }
-  std::string tmp = r.host_path + "/." + kImageName + "." + RandomHex() + ".tmp";
+  std::string tmp = r.host_path + "/." + kImageName + "." + fs::TempName() + ".tmp";
   Status made = FormatImage(tmp, (image_bytes + 4095) / 4096 * 4096, dir);
   if (made.ok() && ::link(tmp.c_str(), disk.path.c_str()) == 0) {
     disk.created = true;
