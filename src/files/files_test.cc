@@ -9,6 +9,7 @@
 
 #include "base/fs.h"
 #include "files/mirror.h"
+#include "files/writer.h"
 #include "temp_dir.h"
 
 namespace nfc::files {
@@ -223,6 +224,85 @@ TEST_F(MirrorTest, LimitsAreEnforcedOnBothSides) {
   EXPECT_NE(applied.error().message().find("big"), std::string::npos) << applied.error().message();
 }
 
+// First chunks of files that are never finished: each may fit the limit alone, but not all of them together,
+// and a peer cannot keep more than TreeWriter::kMaxReceiving open (found by the file_batch fuzz target).
+TEST_F(MirrorTest, FilesBeingReceivedCountTowardsTheLimitsTogether) {
+  guest_options_.limits.max_bytes = 1000;
+  guest_ = Open(guest_root(), guest_options_);
+  auto first_chunk = [](const std::string& path, uint64_t size) {
+    pb::FileBatch b;
+    auto* e = b.add_entries();
+    e->set_path(path);
+    e->set_kind(pb::FILE_KIND_FILE);
+    e->set_size(size);
+    e->set_data("x");
+    return b;
+  };
+  ASSERT_TRUE(guest_->Apply(first_chunk("one", 600)).ok());
+  Status second = guest_->Apply(first_chunk("two", 600));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code(), ErrorCode::kResourceExhausted);
+  EXPECT_NE(second.error().message().find("\"two\" (600 bytes)"), std::string::npos)
+      << second.error().message();
+  EXPECT_TRUE(guest_->Apply(first_chunk("one", 900)).ok())
+      << "a file that starts over replaces its own share";
+  Status huge = guest_->Apply(first_chunk("three", ~uint64_t{0}));
+  ASSERT_FALSE(huge.ok()) << "a size near 2^64 must not wrap the sum";
+  EXPECT_EQ(huge.error().code(), ErrorCode::kResourceExhausted);
+
+  guest_options_.limits.max_bytes = 1 << 20;
+  guest_ = Open(guest_root(), guest_options_);
+  for (size_t i = 0; i < TreeWriter::kMaxReceiving; i++) {
+    ASSERT_TRUE(guest_->Apply(first_chunk("f" + std::to_string(i), 10)).ok()) << i;
+  }
+  Status one_more = guest_->Apply(first_chunk("last", 10));
+  ASSERT_FALSE(one_more.ok());
+  EXPECT_EQ(one_more.error().code(), ErrorCode::kResourceExhausted) << one_more.error().message();
+  EXPECT_NE(one_more.error().message().find("\"last\""), std::string::npos);
+}
+
+// "conf.bak" sorts between "conf" and "conf/x": removing "conf" must still forget everything below it, or the
+// next scan sends the peer removals of what it removed itself (found by the file_batch fuzz target).
+TEST_F(MirrorTest, RemovingADirectoryForgetsItsSubtreePastSiblingsThatSortBetween) {
+  pb::FileBatch b;
+  for (const char* dir : {"conf", "conf/d"}) {
+    auto* e = b.add_entries();
+    e->set_path(dir);
+    e->set_kind(pb::FILE_KIND_DIRECTORY);
+    e->set_mode(0755);
+  }
+  for (const char* file : {"conf.bak", "conf-1", "conf/x", "conf/d/y"}) {
+    auto* e = b.add_entries();
+    e->set_path(file);
+    e->set_kind(pb::FILE_KIND_FILE);
+    e->set_mode(0644);
+    e->set_size(1);
+    e->set_data("z");
+    e->set_last(true);
+  }
+  b.add_entries()->set_path("conf");
+  b.mutable_entries(b.entries_size() - 1)->set_kind(pb::FILE_KIND_REMOVED);
+  ASSERT_TRUE(guest_->Apply(b).ok());
+  std::vector<std::string> echoed;
+  auto sent = guest_->SendChanges([&](pb::FileBatch& batch) {
+    for (const auto& e : batch.entries()) echoed.push_back(e.path());
+    return Ok();
+  });
+  ASSERT_TRUE(sent.ok());
+  EXPECT_TRUE(echoed.empty()) << echoed.front();
+}
+
+TEST(Diff, ARemovedSubtreeIsOneRemovalEvenWithSiblingsSortedInside) {
+  Snapshot before;
+  for (const char* path : {"a", "a.txt", "a/b", "a/b/c", "a-1"}) before[path] = EntryMeta{};
+  Snapshot after;
+  after["a.txt"] = EntryMeta{};
+  std::vector<Change> changes = Diff(before, after, true);
+  std::vector<std::string> paths;
+  for (const Change& c : changes) paths.push_back(c.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{"a", "a-1"}));
+}
+
 TEST_F(MirrorTest, AChunkThatDoesNotFollowIsRefusedAndLeavesNoTempFile) {
   pb::FileBatch b;
   auto* first = b.add_entries();
@@ -307,7 +387,9 @@ TEST(TreeWatcher, SeesChangesAnywhereBelowIncludingNewDirectories) {
 TEST(RelativePath, AcceptsPlainPathsOnly) {
   EXPECT_TRUE(CheckRelativePath("a").ok());
   EXPECT_TRUE(CheckRelativePath("a/b.c/..d").ok());
-  for (std::string_view bad : {"", "/a", "a/", "a//b", ".", "..", "a/../b", "./a"}) {
+  EXPECT_TRUE(CheckRelativePath("a/x.nfc-sync-").ok());  // only a component's start is reserved
+  for (std::string_view bad :
+       {"", "/a", "a/", "a//b", ".", "..", "a/../b", "./a", ".nfc-sync-x", "a/.nfc-sync-"}) {
     EXPECT_FALSE(CheckRelativePath(bad).ok()) << bad;
   }
   EXPECT_FALSE(CheckRelativePath(std::string(256, 'x')).ok());

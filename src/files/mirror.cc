@@ -50,11 +50,9 @@ void Mirror::ForgetPeer() {
 }
 
 void Mirror::Forget(const std::string& path) {
-  auto it = known_.lower_bound(path);
-  while (it != known_.end() && (it->first == path || IsBelow(it->first, path))) {
-    if (it->second.kind == EntryKind::kFile) known_bytes_ -= it->second.size;
-    it = known_.erase(it);
-  }
+  EraseSubtree(known_, path, [this](const EntryMeta& meta) {
+    if (meta.kind == EntryKind::kFile) known_bytes_ -= meta.size;
+  });
 }
 
 void Mirror::SetKnown(const std::string& path, const EntryMeta& meta) {
@@ -191,8 +189,12 @@ Status Mirror::ApplyEntry(const pb::FileEntry& e) {
   if (e.kind() == pb::FILE_KIND_FILE && e.offset() == 0) {
     auto it = known_.find(path);
     uint64_t replaced = it != known_.end() && it->second.kind == EntryKind::kFile ? it->second.size : 0;
-    uint64_t total = known_bytes_ - replaced + e.size();
-    if (total > options_.limits.max_bytes) {
+    // What the tree will hold once every file being received is in place (while a file is replaced, its old
+    // version stays on disk until the rename: at most twice the limit, briefly). Each file being received
+    // passed this check, so the sum cannot wrap; a peer's size may be anything.
+    uint64_t others = known_bytes_ - replaced + writer_.ReceivingBytes(path);
+    const uint64_t max = options_.limits.max_bytes;
+    if (e.size() > max || others > max - e.size()) {
       return Error(ErrorCode::kResourceExhausted, "task files: \"" + path + "\" (" +
                                                       std::to_string(e.size()) + " bytes) would take " +
                                                       options_.name + " past its limit of " +

@@ -151,11 +151,18 @@ bool IsBelow(std::string_view path, std::string_view dir) {
 
 std::vector<Change> Diff(const Snapshot& before, const Snapshot& after, bool same_side) {
   std::vector<Change> changes;
-  std::string removed_top;  // the last removal emitted: entries below it go with it
+  // Removals emitted: entries below one go with it. Not only the last one: "a.txt" sorts between "a" and
+  // "a/b", so a subtree's entries need not follow their top directly.
+  std::set<std::string_view> removed;
+  auto below_removed = [&](std::string_view path) {
+    for (size_t slash = path.find('/'); slash != std::string_view::npos; slash = path.find('/', slash + 1)) {
+      if (removed.count(path.substr(0, slash))) return true;
+    }
+    return false;
+  };
   for (const auto& [path, meta] : before) {
-    if (after.count(path)) continue;
-    if (!removed_top.empty() && IsBelow(path, removed_top)) continue;
-    removed_top = path;
+    if (after.count(path) || below_removed(path)) continue;
+    removed.insert(path);
     changes.push_back({path, EntryMeta{.kind = EntryKind::kRemoved}});
   }
   for (const auto& [path, meta] : after) {
@@ -183,6 +190,12 @@ Status CheckRelativePath(std::string_view path) {
     std::string_view part = path.substr(start, end - start);
     if (part.empty() || part == "." || part == "..") return bad("has an empty, \".\" or \"..\" component");
     if (part.size() > kMaxComponent) return bad("has a component longer than 255 bytes");
+    // The writer's temp files: never scanned, so a peer's entry by such a name would never be seen again
+    // (and could collide with a file being received).
+    if (part.substr(0, kTempPrefix.size()) == kTempPrefix) {
+      return bad("has a component starting with \"" + std::string(kTempPrefix) +
+                 "\", which is reserved for files being received");
+    }
     start = end + 1;
   }
   return Ok();

@@ -73,10 +73,28 @@ struct Change {
 std::vector<Change> Diff(const Snapshot& before, const Snapshot& after, bool same_side);
 
 // "a/b/c" is a path we accept from a peer: non-empty, relative, no "", "." or ".." component, no NUL, at
-// most 4095 bytes, components at most 255. Otherwise kInvalidArgument naming the path.
+// most 4095 bytes, components at most 255, none starting with kTempPrefix. Otherwise kInvalidArgument naming
+// the path.
 Status CheckRelativePath(std::string_view path);
 // True for "a/b" below "a" (not for "ab").
 bool IsBelow(std::string_view path, std::string_view dir);
+
+// Erases path and everything below it from a map keyed by relative paths, handing each erased value to fn.
+// What is below "a" sorts from "a/" on, contiguously; siblings such as "a.txt" or "a-1" sort between "a"
+// and "a/", so a walk from "a" that stops at the first path not below it would miss the subtree.
+template <typename Map, typename Fn>
+void EraseSubtree(Map& map, const std::string& path, Fn fn) {
+  if (auto it = map.find(path); it != map.end()) {
+    fn(it->second);
+    map.erase(it);
+  }
+  const std::string prefix = path + "/";
+  for (auto it = map.lower_bound(prefix);
+       it != map.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+    fn(it->second);
+    it = map.erase(it);
+  }
+}
 
 // Calls fn with every name in the directory dir_fd (not "." or ".."), stopping at its first error. `what`
 // names the directory in an error.

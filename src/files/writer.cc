@@ -72,6 +72,20 @@ void TreeWriter::DiscardPending() {
   pending_.clear();
 }
 
+void TreeWriter::DropPending(std::string_view path) {
+  EraseSubtree(pending_, std::string(path), [](const Pending& p) {
+    unlinkat(p.parent.get(), p.temp.c_str(), 0);  // gone already when its directory went
+  });
+}
+
+uint64_t TreeWriter::ReceivingBytes(std::string_view except) const {
+  uint64_t total = 0;
+  for (const auto& [path, p] : pending_) {
+    if (path != except) total += p.declared_size;
+  }
+  return total;
+}
+
 uint32_t TreeWriter::ModeOf(const pb::FileEntry& entry) const {
   uint32_t mode = entry.mode() & 07777;
   return options_.strip_setid ? mode & ~uint32_t{S_ISUID | S_ISGID} : mode;
@@ -120,10 +134,9 @@ Result<bool> TreeWriter::Apply(const pb::FileEntry& entry) {
     NFC_RETURN_IF_ERROR(ApplyChunk(entry, completed));
     return completed;
   }
-  if (auto it = pending_.find(path); it != pending_.end()) {  // a newer state replaces a half-sent file
-    unlinkat(it->second.parent.get(), it->second.temp.c_str(), 0);
-    pending_.erase(it);
-  }
+  // A newer state replaces a half-sent file, and a path replaced or removed takes the files being received
+  // below it along.
+  DropPending(path);
   std::string leaf;
   auto parent = OpenParentBeneath(root_.get(), path, leaf);
   if (!parent.ok()) {
@@ -192,6 +205,11 @@ Status TreeWriter::ApplyChunk(const pb::FileEntry& entry, bool& completed) {
     if (it != pending_.end()) {  // a newer version starts over
       unlinkat(it->second.parent.get(), it->second.temp.c_str(), 0);
       pending_.erase(it);
+    }
+    if (pending_.size() >= kMaxReceiving) {
+      return Error(ErrorCode::kResourceExhausted,
+                   "task files: \"" + path + "\" would be the " + std::to_string(kMaxReceiving + 1) +
+                       "th file received at once; the peer must finish one first");
     }
     Pending p;
     NFC_ASSIGN_OR_RETURN(p.parent, OpenParentBeneath(root_.get(), path, p.leaf));

@@ -41,6 +41,12 @@ class TreeWriter {
   Result<UniqueFd> OpenForRead(std::string_view path) const;
   // Drops every partly received file (their temp files are removed).
   void DiscardPending();
+  // The sizes the files being received declared, but for `except` (a file about to start over).
+  uint64_t ReceivingBytes(std::string_view except) const;
+
+  // Files received at once: our own sender finishes one file before it starts the next, so this only
+  // bounds what a misbehaving peer can hold open (two descriptors and a temp file each).
+  static constexpr size_t kMaxReceiving = 16;
 
  private:
   struct Pending {
@@ -58,6 +64,7 @@ class TreeWriter {
   Status MakeDirectory(int parent, const std::string& leaf, const ::nfc::guest::v1::FileEntry& entry);
   Status MakeSymlink(int parent, const std::string& leaf, const ::nfc::guest::v1::FileEntry& entry);
   uint32_t ModeOf(const ::nfc::guest::v1::FileEntry& entry) const;
+  void DropPending(std::string_view path);  // path and everything below it
 
   UniqueFd root_;
   WriterOptions options_;
