@@ -5,6 +5,7 @@ package main
 // (processes, task dirs, mounts below the data dir, the plugin's open descriptors).
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/ioutil"
 	"path/filepath"
@@ -304,21 +305,23 @@ func testFaultBootTimeout(h *H) error {
 	return err
 }
 
-// stopVmmOnceStarted sends SIGSTOP to the first QEMU process that names dir, as soon as one appears.
-func stopVmmOnceStarted(dir string, limit time.Duration) error {
+// stopVmmOnceStarted sends SIGSTOP to a task's VMM as soon as the shim has recorded it as started (vmm.json in
+// the task dir, written once QEMU answered QMP and runs the guest), before the guest can boot.
+func stopVmmOnceStarted(dataDir string, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		for _, p := range processesMentioning(dir) {
-			var pid int
-			var cmd string
-			fmt.Sscanf(p, "%d: %s", &pid, &cmd)
-			if strings.Contains(filepath.Base(cmd), "qemu") {
-				return syscall.Kill(pid, syscall.SIGSTOP)
+		records, _ := filepath.Glob(filepath.Join(dataDir, "tasks", "*", "vmm.json"))
+		for _, record := range records {
+			var vmm struct {
+				Pid int `json:"pid"`
+			}
+			if b, err := ioutil.ReadFile(record); err == nil && json.Unmarshal(b, &vmm) == nil && vmm.Pid > 0 {
+				return syscall.Kill(vmm.Pid, syscall.SIGSTOP)
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
-	return fmt.Errorf("no VMM process naming %s appeared within %v", dir, limit)
+	return fmt.Errorf("no task of %s recorded a started VMM within %v", dataDir, limit)
 }
 
 func testFaultHostReboot(h *H) error {
