@@ -8,6 +8,8 @@
 #include <iterator>
 
 #include "base/fs.h"
+#include "base/log.h"
+#include "base/proc.h"
 #include "base/process.h"
 
 namespace nfc::vmm {
@@ -181,6 +183,31 @@ void BackendVmm::AfterExit() {
 void BackendVmm::RemoveSockets() {
   (void)RemoveStale(control_socket_);
   if (config_.guest_channel) (void)RemoveStale(config_.guest_channel->socket_path);
+}
+
+bool BackendVmm::Silent(bool answered) {
+  auto now = std::chrono::steady_clock::now();
+  if (answered || last_answer_ == std::chrono::steady_clock::time_point{}) {  // adopted, or the first poll
+    last_answer_ = now;
+    return false;
+  }
+  return now - last_answer_ >= config_.unresponsive_after;
+}
+
+std::string BackendVmm::KillUnresponsive(std::string_view control, const Error& last_error) {
+  std::string state;
+  if (auto st = ReadProcStat(process_.pid()); st.ok()) {
+    state = st->state == 'T' || st->state == 't' ? "; its process is stopped (SIGSTOP or a debugger)"
+                                                 : std::string("; its process state is ") + st->state;
+  }
+  std::string why =
+      std::string(control) + " did not answer for " +
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(config_.unresponsive_after).count()) +
+      " s (" + last_error.message() + ")" + state + "; " + name_ + " killed";
+  log::Warn("VMM unresponsive; killing it", {{"vm", config_.id}, {"detail", why}});
+  Status killed = process_.Signal(SIGKILL);
+  if (!killed.ok()) why += " (the kill failed: " + killed.error().message() + ")";
+  return why;
 }
 
 }  // namespace nfc::vmm

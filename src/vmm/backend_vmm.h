@@ -73,6 +73,13 @@ class BackendVmm : public Vmm {
   // Removes the control socket and the guest channel's socket.
   void RemoveSockets();
 
+  // The hang watch both backends run from Wait(), between slices of waiting for the exit: after each poll of
+  // the control socket, Silent() records an answer (answered) or tells whether the socket has now been
+  // silent for config_.unresponsive_after. KillUnresponsive() then kills the VMM and returns the reason its
+  // VmExit carries: "<control> did not answer for N s (<last error>); its process is stopped ...; killed".
+  bool Silent(bool answered);
+  std::string KillUnresponsive(std::string_view control, const Error& last_error);
+
   // "Firecracker VM web-1": the subject of messages.
   std::string Subject() const { return name_ + " VM " + config_.id; }
   bool console_on() const { return config_.console.mode == ConsoleConfig::Mode::kFile; }
@@ -90,6 +97,7 @@ class BackendVmm : public Vmm {
   bool started_ = false;
   mutable std::mutex record_mu_;
   VmRecord record_;
+  std::chrono::steady_clock::time_point last_answer_{};  // of the control socket, for Silent()
 };
 
 // The last `max` bytes of a file (trailing newlines dropped), "..." first when cut; "" when unreadable.

@@ -94,6 +94,11 @@ Status ValidateConfig(const VmConfig& c) {
   if (c.state_dir.empty() || ::stat(c.state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Error::InvalidArgument("vm config: state_dir '" + c.state_dir + "' is not an existing directory");
   }
+  if (c.unresponsive_after < std::chrono::seconds(1)) {
+    return Error::InvalidArgument("vm config: unresponsive_after " +
+                                  std::to_string(c.unresponsive_after.count()) +
+                                  " ms is below 1 s: a VMM busy for a moment would be killed as hung");
+  }
   NFC_RETURN_IF_ERROR(RequireFile("kernel_path", c.kernel_path));
   if (!c.initrd_path.empty()) NFC_RETURN_IF_ERROR(RequireFile("initrd_path", c.initrd_path));
   if (c.vcpus < 1 || c.vcpus > 32) {

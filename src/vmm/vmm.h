@@ -109,6 +109,9 @@ struct VmConfig {
   std::string vmm_log_path;  // the VMM's own log (Firecracker logger, QEMU stderr); empty: discarded
   std::string metrics_path;  // Firecracker metrics file; ignored by QEMU
   bool allow_kvm = true;     // QEMU: use KVM if the probe says it works; false forces TCG
+  // A VMM whose control socket (Firecracker's API, QEMU's QMP) has not answered for this long is stopped
+  // (SIGSTOP, a debugger) or hung: Wait() kills it and reports kUnresponsive.
+  std::chrono::milliseconds unresponsive_after{30000};
   // SIGKILL the VMM when its owner goes away (PR_SET_PDEATHSIG). For tests and the CLI; a shim leaves it off
   // so the VM survives the shim and can be found again from the VmRecord. Caveat: the kernel sends it when
   // the *thread* that called Start() exits, so call Start() from a thread that lives as long as the VM.

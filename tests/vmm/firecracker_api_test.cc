@@ -404,6 +404,29 @@ TEST_P(FirecrackerApiTest, VmmKilledBySomeoneElseIsACrashWithTheSignal) {
   EXPECT_HAS(exit->detail, "signal 9");
 }
 
+// A Firecracker that stops answering its API (SIGSTOP here; a hung VMM alike) is noticed by Wait(), killed
+// and reported as unresponsive; one that answers keeps running however long Wait() waits.
+TEST_P(FirecrackerApiTest, AStoppedFirecrackerIsKilledAsUnresponsive) {
+  VmConfig c = Config();
+  c.unresponsive_after = 2s;
+  vmm_ = StartVm(std::move(c));
+  ASSERT_TRUE(vmm_);
+  auto alive = vmm_->Wait(3s);
+  ASSERT_FALSE(alive.ok()) << "a Firecracker that answers must not be taken for hung";
+  EXPECT_EQ(alive.error().code(), ErrorCode::kTimeout);
+  ASSERT_EQ(::kill(vmm_->Record().pid, SIGSTOP), 0);
+  auto start = std::chrono::steady_clock::now();
+  auto exit = vmm_->Wait(20s);
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(exit.ok()) << exit.error().message();
+  EXPECT_EQ(exit->kind, VmExit::Kind::kUnresponsive) << exit->detail;
+  EXPECT_HAS(exit->detail, "Firecracker's API did not answer for 2 s");
+  EXPECT_HAS(exit->detail, "its process is stopped (SIGSTOP or a debugger); Firecracker killed");
+  EXPECT_GE(took, 2s);
+  EXPECT_LT(took, 8s) << "the watch polls every 500 ms with a 2 s answer timeout";
+  EXPECT_EQ(vmm_->Wait(0ms)->detail, exit->detail);
+}
+
 TEST_P(FirecrackerApiTest, HardStopIsReportedAsKilled) {
   vmm_ = StartVm(Config());
   ASSERT_TRUE(vmm_);

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <mutex>
 #include <thread>
 
@@ -22,6 +23,8 @@ using namespace std::chrono_literals;
 
 constexpr auto kSocketWait = 10s;   // FC binds its socket in ~12 ms typically (SPECIFICATION.md)
 constexpr auto kSocketPoll = 10ms;  // the go-sdk's poll interval
+constexpr auto kWatchPoll = 500ms;  // how often Wait() asks the API whether Firecracker still answers
+constexpr auto kWatchTimeout = 2s;  // ... and how long one answer may take
 
 // Before 1.14 Firecracker opens log and metrics paths without O_CREAT: they must exist.
 Status EnsureFile(const std::string& path) {
@@ -45,37 +48,30 @@ class FirecrackerVmm final : public BackendVmm {
   explicit FirecrackerVmm(VmConfig config)
       : BackendVmm("Firecracker", std::move(config), config.state_dir + "/firecracker.sock",
                    config.state_dir + "/firecracker.stderr"),
-        api_(control_socket_) {}
+        api_(control_socket_),
+        watch_api_(control_socket_, kWatchTimeout) {}
 
   // Attached to a VMM an earlier process started.
   explicit FirecrackerVmm(const VmRecord& record)
-      : BackendVmm("Firecracker", record), api_(control_socket_) {}
+      : BackendVmm("Firecracker", record),
+        api_(control_socket_),
+        watch_api_(control_socket_, kWatchTimeout) {}
 
   Status Adopt() { return AdoptProcess(); }
 
+  // Waits in slices, asking the API between them whether Firecracker still answers (GET /, on a connection
+  // of its own so a hung answer never holds the lock the other calls take).
   Result<VmExit> Wait(std::chrono::milliseconds timeout) override {
-    NFC_ASSIGN_OR_RETURN(std::optional<int> status, process_.WaitExit(timeout));
-    if (!status) return Error::Timeout(Subject() + " still running");
-    std::lock_guard lock(exit_mu_);
-    if (exit_) return *exit_;
-    VmExit e;
-    if (auto common = CommonExit(*status)) {
-      e = *common;
-    } else if (WIFEXITED(*status) && WEXITSTATUS(*status) == 0) {
-      // FC exits 0 only when the guest reset the CPU (reboot=k, triple fault): vmm.md 2.1.
-      e.wait_status = *status;
-      e.kind = VmExit::Kind::kGuestStopped;
-      e.detail = "guest reset (exit status 0)";
-    } else {
-      e.wait_status = *status;
-      e.kind = VmExit::Kind::kVmmCrashed;
-      e.detail = DescribeWaitStatus(*status);
-      if (WIFEXITED(*status)) e.detail += " (" + std::string(DescribeExitCode(WEXITSTATUS(*status))) + ")";
-      e.detail += StderrSuffix();
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      NFC_ASSIGN_OR_RETURN(std::optional<int> status,
+                           process_.WaitExit(std::clamp<std::chrono::milliseconds>(left, 0ms, kWatchPoll)));
+      if (status) return Finish(*status);
+      WatchApi();
+      if (std::chrono::steady_clock::now() >= deadline) return Error::Timeout(Subject() + " still running");
     }
-    AfterExit();
-    exit_ = e;
-    return e;
   }
 
   Status RequestShutdown() override {
@@ -86,6 +82,39 @@ class FirecrackerVmm final : public BackendVmm {
   }
 
  private:
+  void WatchApi() {
+    if (!unresponsive_.empty()) return;
+    auto info = watch_api_.Get("/");
+    if (Silent(info.ok())) unresponsive_ = KillUnresponsive("Firecracker's API", info.error());
+  }
+
+  Result<VmExit> Finish(int status) {
+    std::lock_guard lock(exit_mu_);
+    if (exit_) return *exit_;
+    VmExit e;
+    if (!unresponsive_.empty()) {
+      e.wait_status = status;
+      e.kind = VmExit::Kind::kUnresponsive;
+      e.detail = unresponsive_;
+    } else if (auto common = CommonExit(status)) {
+      e = *common;
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      // FC exits 0 only when the guest reset the CPU (reboot=k, triple fault): vmm.md 2.1.
+      e.wait_status = status;
+      e.kind = VmExit::Kind::kGuestStopped;
+      e.detail = "guest reset (exit status 0)";
+    } else {
+      e.wait_status = status;
+      e.kind = VmExit::Kind::kVmmCrashed;
+      e.detail = DescribeWaitStatus(status);
+      if (WIFEXITED(status)) e.detail += " (" + std::string(DescribeExitCode(WEXITSTATUS(status))) + ")";
+      e.detail += StderrSuffix();
+    }
+    AfterExit();
+    exit_ = e;
+    return e;
+  }
+
   Status Launch() override {
     // The jailer (a later step) wraps this argv: `jailer --id --exec-file <fc> --uid --gid ... -- <args>`,
     // with paths rewritten into the chroot. The child stays FC itself (no --daemonize/--new-pid-ns),
@@ -200,6 +229,8 @@ class FirecrackerVmm final : public BackendVmm {
 
   std::mutex mu_;  // serializes API calls
   ApiClient api_;
+  ApiClient watch_api_;       // Wait()'s own connection: GET / to tell a hung Firecracker
+  std::string unresponsive_;  // set when Wait() killed it as hung: the reason
   FirecrackerVersion version_;
 
   std::mutex exit_mu_;

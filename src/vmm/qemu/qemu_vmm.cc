@@ -41,7 +41,6 @@ constexpr auto kQmpWait = 10s;
 constexpr auto kStatusPoll = 500ms;  // how often Wait() asks QMP for the run state
 // QMP answers from QEMU's main loop, which TCG's vCPU threads do not block: half a minute of silence is a
 // stopped or hung process, not a busy guest.
-constexpr auto kUnresponsiveAfter = 30s;
 constexpr const char* kDefaultBinary = "qemu-system-x86_64";
 
 std::string JoinArgs(const std::vector<std::string>& args) {
@@ -170,15 +169,13 @@ class QemuVmm final : public BackendVmm {
   // would sit there forever (vmm.md 6.5), so it is killed and the reason kept for Finish().
   void CheckRunState() {
     std::lock_guard lock(mu_);
-    if (!qmp_.connected() || killing_) return;
+    if (!qmp_.connected() || killing_ || !unresponsive_.empty()) return;
     auto status = qmp_.Execute("query-status", nullptr, 2s);
-    auto now = Clock::now();
-    if (last_answer_ == Clock::time_point{}) last_answer_ = now;  // adopted, or the first poll
-    if (!status.ok()) {
-      if (now - last_answer_ >= kUnresponsiveAfter) KillUnresponsive(status.error());
-      return;
+    if (Silent(status.ok())) {
+      unresponsive_ = KillUnresponsive("QEMU's QMP", status.error());
+      killing_ = false;  // our kill, reported as the hang
     }
-    last_answer_ = now;
+    if (!status.ok()) return;
     std::string s = StringMember(*status, "status");
     if (s == "internal-error" || s == "io-error" || s == "guest-panicked") {
       stop_reason_ = s;
@@ -186,23 +183,6 @@ class QemuVmm final : public BackendVmm {
       (void)process_.Signal(SIGKILL);
       killing_ = false;  // this kill is ours but reported as the internal error, not as a requested kill
     }
-  }
-
-  // QMP has not answered for kUnresponsiveAfter: QEMU's main loop is stopped (SIGSTOP, a debugger) or hung.
-  // A VMM nobody can stop, query or reach is killed and the end reported as such. Called with mu_ held.
-  void KillUnresponsive(const Error& last_error) {
-    std::string state;
-    if (auto st = ReadProcStat(process_.pid()); st.ok()) {
-      state = st->state == 'T' || st->state == 't' ? "; its process is stopped (SIGSTOP or a debugger)"
-                                                   : std::string("; its process state is ") + st->state;
-    }
-    unresponsive_ =
-        "QEMU did not answer QMP for " +
-        std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kUnresponsiveAfter).count()) +
-        " s (" + last_error.message() + ")" + state + "; QEMU killed";
-    log::Warn("QEMU unresponsive; killing it", {{"vm", config_.id}, {"detail", unresponsive_}});
-    (void)process_.Signal(SIGKILL);
-    killing_ = false;  // our kill, reported as the hang
   }
 
   Result<VmExit> Finish(int status) {
@@ -252,8 +232,7 @@ class QemuVmm final : public BackendVmm {
   std::mutex mu_;  // guards qmp_ and the fields below
   bool killing_ = false;
   std::string stop_reason_;
-  std::string unresponsive_;         // why we killed an unresponsive QEMU
-  Clock::time_point last_answer_{};  // of the last query-status QMP answered
+  std::string unresponsive_;  // why we killed an unresponsive QEMU
   std::string shutdown_reason_;
   std::optional<VmExit> exit_;
   QmpClient qmp_;
