@@ -299,6 +299,7 @@ TEST(Diff, ARemovedSubtreeIsOneRemovalEvenWithSiblingsSortedInside) {
   after["a.txt"] = EntryMeta{};
   std::vector<Change> changes = Diff(before, after, true);
   std::vector<std::string> paths;
+  paths.reserve(changes.size());
   for (const Change& c : changes) paths.push_back(c.path);
   EXPECT_EQ(paths, (std::vector<std::string>{"a", "a-1"}));
 }

@@ -184,7 +184,7 @@ void Run(std::string_view input) {
   int steps = 0;
   while (!input.empty() && steps++ < 200) {
     std::string_view line = nfc::fuzz::TakeUntil(input, "\n");
-    if (line.size() < 1) continue;
+    if (line.empty()) continue;
     char op = line[0];
     std::string_view rest = line.size() > 2 ? line.substr(2) : std::string_view();
     if (op == 'F' || op == 'D' || op == 'L' || op == 'R') {
