@@ -202,10 +202,7 @@ Status TreeWriter::ApplyChunk(const pb::FileEntry& entry, bool& completed) {
   const std::string& path = entry.path();
   auto it = pending_.find(path);
   if (entry.offset() == 0) {
-    if (it != pending_.end()) {  // a newer version starts over
-      unlinkat(it->second.parent.get(), it->second.temp.c_str(), 0);
-      pending_.erase(it);
-    }
+    DropPending(path);  // a newer version starts over
     if (pending_.size() >= kMaxReceiving) {
       return Error(ErrorCode::kResourceExhausted,
                    "task files: \"" + path + "\" would be the " + std::to_string(kMaxReceiving + 1) +
