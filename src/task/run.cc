@@ -104,6 +104,8 @@ Result<driver::PluginConfig> LocalPluginConfig(const RunOptions& o, const std::s
     config.data_dir = d;
   NFC_ASSIGN_OR_RETURN(config.backend, driver::ParseBackend(o.backend));
   config.insecure_registries = o.insecure_registries;
+  if (!o.firecracker_path.empty()) config.firecracker_path = o.firecracker_path;
+  if (!o.qemu_path.empty()) config.qemu_path = o.qemu_path;
   std::string exe_dir = ExecutableDir(program_path);
   config.kernel_path = GuestArtifact(o.kernel, config.kernel_path, exe_dir, "vmlinux");
   config.initrd_path = GuestArtifact(o.initrd, config.initrd_path, exe_dir, "initramfs.cpio.gz");
@@ -287,6 +289,10 @@ Status ParseRunArgs(const std::vector<std::string>& args, RunOptions* o) {
       if (!value(&o->kernel)) return usage("--kernel needs a path");
     } else if (a == "--initrd") {
       if (!value(&o->initrd)) return usage("--initrd needs a path");
+    } else if (a == "--firecracker-path") {
+      if (!value(&o->firecracker_path)) return usage("--firecracker-path needs a path");
+    } else if (a == "--qemu-path") {
+      if (!value(&o->qemu_path)) return usage("--qemu-path needs a path");
     } else if (a == "--insecure-registry") {
       if (!value(&v)) return usage("--insecure-registry needs host[:port]");
       o->insecure_registries.push_back(v);

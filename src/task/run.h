@@ -22,6 +22,8 @@ struct RunOptions {
   std::string data_dir;  // empty: the plugin default, or $NFC_DATA_DIR
   std::string kernel;    // empty: installed guest kernel, else the build tree's
   std::string initrd;
+  std::string firecracker_path;  // empty: the plugin default ("firecracker" from PATH)
+  std::string qemu_path;         // empty: the plugin default ("qemu-system-x86_64" from PATH)
   std::vector<std::string> insecure_registries;
   bool timings = false;  // print the start-up breakdown on stderr
   bool quiet = false;    // no progress lines

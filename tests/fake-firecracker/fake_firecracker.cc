@@ -1,22 +1,25 @@
-// fake-firecracker: a stand-in for the `firecracker` binary in tests (Firecracker is not packaged for
-// Debian).
+// fake-firecracker: the Firecracker stand-in for tests (Firecracker is not packaged for Debian, and needs a
+// KVM these machines do not have).
 //
-// It takes the same --api-sock/--id arguments, serves the HTTP/1.1 API on the unix socket, and checks every
+// It takes Firecracker's command line (options.h), serves the HTTP/1.1 API on the unix socket, and checks every
 // request against the swagger spec of the version it plays (api_spec.h), Firecracker's pre-boot/post-boot
-// rules, its one-shot rules (logger, metrics, InstanceStart), its file rules (log and metrics sinks must
-// exist before 1.14) and, at InstanceStart, the kernel image the way the x86_64 loader reads it
-// (kernel_image.h). Its own answers are checked against the spec's response schemas before they are sent; an
-// answer outside the spec becomes a 500 marked "fake_bug". Every request is appended as one JSON line to the
-// --record file. It plays the host side of hybrid vsock: after PUT /vsock it listens on uds_path and answers
-// "CONNECT <port>\n" with "OK <host port>\n" for the ports given with --guest-listen, then echoes bytes (a
-// stand-in guest service); other ports get the connection closed, as Firecracker does when the guest refuses.
+// rules, its one-shot rules (logger, metrics, InstanceStart), its file rules (log and metrics sinks must exist
+// before 1.14) and, at InstanceStart, the kernel image the way the x86_64 loader reads it (kernel_image.h).
+// Its own answers are checked against the spec's response schemas before they are sent; an answer outside the
+// spec becomes a 500 marked "fake_bug". Every request is appended as one JSON line to the --record file. A
+// --config-file configures and starts the VM at startup through the same checks; the logger and metrics
+// sinks get lines as Firecracker's do (the log: "<time> [<id>:<thread>] <message>"; metrics: one JSON object
+// per flush, at FlushMetrics and every 60 s).
 //
-// Guest behaviour is simulated with flags: --cad-exit CODE (SendCtrlAltDel makes the "guest" reboot, so the
-// process exits CODE after answering), --crash-after-start MS:CODE|MS:sigNAME (the VMM dies after boot).
+// With --boot-qemu the VM really boots (guest_machine.h): the configured kernel, initrd, drives, NIC, vCPUs
+// and memory in QEMU microvm under TCG, hybrid vsock relayed to virtio-serial ports (--vsock-relay), the
+// serial console on stdout, SendCtrlAltDel as a real Ctrl+Alt+Del, exit 0 when the guest resets.
+// Without it nothing boots and the host side of hybrid vsock is played alone: "CONNECT <port>\n" is answered
+// "OK <host port>\n" for the ports given with --guest-listen, then bytes are echoed (a stand-in guest service);
+// other ports get the connection closed, as Firecracker does when the guest refuses. Guest behaviour is then
+// simulated with flags: --cad-exit CODE (SendCtrlAltDel makes the "guest" reboot, so the process exits CODE
+// after answering), --crash-after-start MS:CODE|MS:sigNAME (the VMM dies after boot).
 // --answer-outside-spec breaks the fake's GET / on purpose, for the self-test of the response check.
-//
-// Usage: fake-firecracker --api-sock PATH --spec YAML [--id ID] [--record FILE] [--guest-listen PORT]...
-//                         [--cad-exit CODE] [--crash-after-start MS:CODE|MS:SIGNUM] [--answer-outside-spec]
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -38,23 +41,13 @@
 #include <vector>
 
 #include "api_spec.h"
+#include "guest_machine.h"
 #include "kernel_image.h"
+#include "options.h"
+#include "sinks.h"
 
 namespace nfc::fakefc {
 namespace {
-
-struct Options {
-  std::string api_sock;
-  std::string spec;
-  std::string id = "anonymous-instance";
-  std::string record;
-  std::set<uint32_t> guest_listen;
-  int cad_exit = -1;
-  int crash_after_ms = -1;
-  int crash_code = 0;
-  int crash_signal = 0;
-  bool answer_outside_spec = false;  // self-test of the response check: GET / gains a field the spec lacks
-};
 
 struct Conn {
   int fd = -1;
@@ -107,46 +100,98 @@ class FakeFirecracker {
   FakeFirecracker(Options o, ApiSpec spec) : o_(std::move(o)), spec_(std::move(spec)) {}
 
   int Run() {
-    std::string err;
-    api_fd_ = Listen(o_.api_sock, &err);
-    if (api_fd_ < 0) {
-      // Firecracker's wording (vmm.md 1.1), exit code 1.
-      std::cerr << "Failed to open the API socket at: " << o_.api_sock
-                << ". Check that it is not already used: " << err << "\n";
-      return 1;
-    }
     if (!o_.record.empty()) record_.open(o_.record, std::ios::app);
+    if (!o_.log_path.empty()) {
+      // --log-path configures the logger at startup, as PUT /logger would.
+      Reply r = Logger({{"log_path", o_.log_path}, {"level", o_.level}, {"show_level", o_.show_level}});
+      if (r.status != 204) return Fail("Failed to initialize logger: " + r.body, 1);
+    }
+    if (!o_.metrics_path.empty()) {
+      Reply r = Metrics({{"metrics_path", o_.metrics_path}});
+      if (r.status != 204) return Fail("Failed to initialize metrics: " + r.body, 1);
+    }
+    if (!o_.no_api) {
+      std::string err;
+      api_fd_ = Listen(o_.api_sock, &err);
+      if (api_fd_ < 0) {
+        // Firecracker's wording (vmm.md 1.1), exit code 1.
+        return Fail("Failed to open the API socket at: " + o_.api_sock + ". Check that it is not already used: " + err,
+                    1);
+      }
+    }
+    if (!o_.config_file.empty()) {
+      std::string err = ConfigureFromFile(o_.config_file);
+      if (!err.empty()) return Fail("Building VMM configured from cmdline json failed: " + err, 1);
+    }
     for (;;) {
-      if (exit_code_ >= 0) return exit_code_;
-      if (crash_at_ && std::chrono::steady_clock::now() >= *crash_at_) {
-        if (o_.crash_signal) {
-          signal(o_.crash_signal, SIG_DFL);
-          raise(o_.crash_signal);
-        }
-        return o_.crash_code;
+      if (int code = Step(); code >= 0) {
+        Log("Vmm is stopping.");
+        sinks_.FlushMetrics();
+        return code;
       }
-      std::vector<pollfd> fds;
-      fds.push_back({api_fd_, POLLIN, 0});
-      if (vsock_fd_ >= 0) fds.push_back({vsock_fd_, POLLIN, 0});
-      for (auto& c : conns_) fds.push_back({c.fd, POLLIN, 0});
-      int n = ::poll(fds.data(), fds.size(), 50);
-      if (n < 0 && errno != EINTR) return 2;
-      if (n <= 0) continue;
-      for (const auto& p : fds) {
-        if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
-        if (p.fd == api_fd_) {
-          Accept(api_fd_, Conn::Kind::kApi);
-        } else if (p.fd == vsock_fd_) {
-          Accept(vsock_fd_, Conn::Kind::kVsockHandshake);
-        } else {
-          Serve(p.fd);
-        }
-      }
-      std::erase_if(conns_, [](const Conn& c) { return c.fd < 0; });
     }
   }
 
  private:
+  int Fail(const std::string& message, int code) {
+    Log(message, "Error");
+    std::cerr << message << "\n";
+    return code;
+  }
+
+  // One turn of the event loop; the exit code once the process is to end, else -1.
+  int Step() {
+    if (exit_code_ >= 0) return exit_code_;
+    if (machine_) {
+      if (auto code = machine_->Ended()) return *code;
+    }
+    if (crash_at_ && std::chrono::steady_clock::now() >= *crash_at_) {
+      if (o_.crash_signal) {
+        signal(o_.crash_signal, SIG_DFL);
+        raise(o_.crash_signal);
+      }
+      return o_.crash_code;
+    }
+    sinks_.MaybeFlushMetrics();
+    std::vector<pollfd> fds;
+    if (api_fd_ >= 0) fds.push_back({api_fd_, POLLIN, 0});
+    if (vsock_fd_ >= 0) fds.push_back({vsock_fd_, POLLIN, 0});
+    for (auto& c : conns_) fds.push_back({c.fd, POLLIN, 0});
+    int n = ::poll(fds.data(), fds.size(), 50);
+    if (n < 0 && errno != EINTR) return 2;
+    if (n <= 0) return -1;
+    for (const auto& p : fds) {
+      if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      if (p.fd == api_fd_) {
+        Accept(api_fd_, Conn::Kind::kApi);
+      } else if (p.fd == vsock_fd_) {
+        Accept(vsock_fd_, Conn::Kind::kVsockHandshake);
+      } else {
+        Serve(p.fd);
+      }
+    }
+    std::erase_if(conns_, [](const Conn& c) { return c.fd < 0; });
+    return -1;
+  }
+
+  // --config-file: each section goes through the API path it names (same checks, same state rules), then
+  // InstanceStart. Firecracker's sections: vmm.md 1.5.
+  std::string ConfigureFromFile(const std::string& path) {
+    auto calls = ConfigFileRequests(path);
+    if (!calls.ok()) return calls.error().message();
+    for (const auto& [target, body] : *calls) {
+      std::string text = body.dump();
+      auto op = spec_.Match("PUT", target);
+      Reply r = Dispatch("PUT", target, text, op);
+      Record("PUT", target, text, r);
+      if (r.status >= 400) return target + ": " + nlohmann::json::parse(r.body).value("fault_message", r.body);
+    }
+    return "";
+  }
+
+  void Log(const std::string& message, const std::string& level = "Info") { sinks_.Log(message, level); }
+
+
   void Accept(int listen_fd, Conn::Kind kind) {
     int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd >= 0) conns_.push_back(Conn{fd, "", kind});
@@ -186,8 +231,13 @@ class FakeFirecracker {
     std::string rest = c.in.substr(nl + 1);
     unsigned port = 0;
     char kw[16] = {};
-    if (std::sscanf(line.c_str(), "%15s %u", kw, &port) != 2 || strcasecmp(kw, "CONNECT") != 0 ||
-        !o_.guest_listen.count(port)) {
+    bool parsed = std::sscanf(line.c_str(), "%15s %u", kw, &port) == 2 && strcasecmp(kw, "CONNECT") == 0;
+    if (parsed && machine_ && machine_->Relays(port)) {
+      machine_->Connect(port, c.fd, rest, next_host_port_++);  // the relay owns the socket now
+      c.fd = -1;
+      return;
+    }
+    if (!parsed || !o_.guest_listen.count(port)) {
       Close(c);  // the guest answered RST, or the request was malformed
       return;
     }
@@ -264,6 +314,8 @@ class FakeFirecracker {
               const std::optional<ApiOperation>& op, Reply reply) {
     CheckAgainstSpec(op, &reply);
     Record(method, target, body, reply);
+    Log("The API server received a " + method + " request on \"" + target + "\".");
+    sinks_.CountRequest(method + " " + (op ? op->path_template : std::string("unknown")), reply.status >= 400);
     WriteAll(c.fd, Wire(reply));
   }
 
@@ -402,6 +454,8 @@ class FakeFirecracker {
       if (!err.empty()) return Refuse(err);
     }
     logger_configured_ = true;
+    sinks_.ConfigureLogger(j);
+    Log("Running Firecracker v" + spec_.version());
     config_["logger"] = j;
     return {};
   }
@@ -411,6 +465,7 @@ class FakeFirecracker {
     std::string err = OpenSink(j["metrics_path"].get<std::string>());
     if (!err.empty()) return Refuse(err);
     metrics_configured_ = true;
+    sinks_.ConfigureMetrics(j["metrics_path"].get<std::string>());
     config_["metrics"] = j;
     return {};
   }
@@ -524,12 +579,18 @@ class FakeFirecracker {
     if (action == "InstanceStart") return InstanceStart();
     if (action == "SendCtrlAltDel") {
       if (!started_) return Refuse("The requested operation is not supported before starting the microVM.");
+      if (machine_) {
+        Status sent = machine_->SendCtrlAltDel();
+        if (!sent.ok()) return Refuse("Failed to send CTRL+ALT+DEL: " + sent.error().message());
+        return {};
+      }
       // The "guest" reboots: FC exits with the code of a guest reset once the answer is out.
       if (o_.cad_exit >= 0) after_response_ = [this] { exit_code_ = o_.cad_exit; };
       return {};
     }
     if (action == "FlushMetrics") {
       if (!metrics_configured_) return Refuse("The metrics system is not initialized.");
+      sinks_.FlushMetrics();
       return {};
     }
     return Refuse("unknown action");
@@ -554,6 +615,21 @@ class FakeFirecracker {
         {"pvh_entry", kernel->pvh_entry ? nlohmann::json(*kernel->pvh_entry) : nlohmann::json()},
         // PVH boot exists from 1.12 on; older versions ignore the note.
         {"boot_protocol", kernel->pvh_entry && spec_.AtLeast(1, 12) ? "pvh" : "linux-64bit"}};
+    if (!o_.boot_qemu.empty()) {
+      MachineOptions mo;
+      mo.qemu = o_.boot_qemu;
+      mo.work_dir = WorkDir();
+      mo.id = o_.id;
+      mo.acpi = spec_.AtLeast(1, 8);  // no ACPI before 1.8 (vmm.md 1.7, 5.1)
+      mo.vsock_relays = o_.vsock_relays;
+      nlohmann::json vm = config_;
+      vm["machine-config"] = MachineConfigNow();
+      auto booted = GuestMachine::Boot(mo, vm);
+      if (!booted.ok()) return Refuse("Failed to start the microVM: " + booted.error().message());
+      machine_ = std::move(booted).value();
+      reply.note["booted"] = {{"acpi", mo.acpi}};
+    }
+    Log("Successfully started microvm");
     started_ = true;
     if (o_.crash_after_ms >= 0) {
       crash_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(o_.crash_after_ms);
@@ -561,8 +637,18 @@ class FakeFirecracker {
     return reply;
   }
 
+  // Where the booted VM's QEMU keeps its sockets: beside the API socket (the VM's state directory), or the
+  // working directory without one (--no-api).
+  std::string WorkDir() const {
+    if (o_.no_api) return ".";
+    auto slash = o_.api_sock.rfind('/');
+    return slash == std::string::npos ? "." : slash == 0 ? "/" : o_.api_sock.substr(0, slash);
+  }
+
   Options o_;
   ApiSpec spec_;
+  std::unique_ptr<GuestMachine> machine_;
+  Sinks sinks_{o_.id};
   int api_fd_ = -1;
   int vsock_fd_ = -1;
   std::vector<Conn> conns_;
@@ -581,59 +667,17 @@ class FakeFirecracker {
 }  // namespace nfc::fakefc
 
 int main(int argc, char** argv) {
-  using nfc::fakefc::Options;
-  Options o;
-  for (int i = 1; i < argc; i++) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::cerr << "fake-firecracker: " << a << " needs a value\n";
-        std::exit(153);
-      }
-      return argv[++i];
-    };
-    if (a == "--api-sock") {
-      o.api_sock = next();
-    } else if (a == "--spec") {
-      o.spec = next();
-    } else if (a == "--id") {
-      o.id = next();
-    } else if (a == "--record") {
-      o.record = next();
-    } else if (a == "--guest-listen") {
-      o.guest_listen.insert(static_cast<uint32_t>(std::stoul(next())));
-    } else if (a == "--answer-outside-spec") {
-      o.answer_outside_spec = true;
-    } else if (a == "--cad-exit") {
-      o.cad_exit = std::stoi(next());
-    } else if (a == "--crash-after-start") {
-      std::string v = next();
-      auto colon = v.find(':');
-      o.crash_after_ms = std::stoi(v.substr(0, colon));
-      std::string what = colon == std::string::npos ? "2" : v.substr(colon + 1);
-      if (what.rfind("sig", 0) == 0) {
-        o.crash_signal = std::stoi(what.substr(3));
-      } else {
-        o.crash_code = std::stoi(what);
-      }
-    } else {
-      std::cerr << "fake-firecracker: unknown argument " << a << "\n";
-      return 153;  // Firecracker's exit code for argument parsing errors
-    }
-  }
-  // Tests point the backend at a wrapper script; FAKE_FC_* variables carry the fake-only options through it.
-  if (o.spec.empty()) {
-    if (const char* s = std::getenv("FAKE_FC_SPEC")) o.spec = s;
-  }
-  if (o.api_sock.empty() || o.spec.empty()) {
-    std::cerr << "usage: fake-firecracker --api-sock PATH --spec YAML [options]\n";
-    return 153;
-  }
+  nfc::fakefc::Options o;
+  if (auto code = nfc::fakefc::ParseOptions(argc, argv, &o)) return *code;
   signal(SIGPIPE, SIG_IGN);
   auto spec = nfc::fakefc::ApiSpec::Load(o.spec);
   if (!spec.ok()) {
     std::cerr << "fake-firecracker: " << spec.error().message() << "\n";
     return 1;
+  }
+  if (o.print_version) {
+    std::cout << "Firecracker v" << spec->version() << "\n";
+    return 0;
   }
   for (const auto& e : spec->errata()) std::cerr << "fake-firecracker: spec erratum applied: " << e << "\n";
   nfc::fakefc::FakeFirecracker fc(std::move(o), std::move(spec).value());

@@ -54,6 +54,7 @@ struct ElfKernelOptions {
   uint16_t machine = EM_X86_64;
   uint16_t phentsize = sizeof(Elf64_Phdr);
   uint64_t load_address = kKernelAt;
+  bool mmio_cmdline = true;  // the built-in parameter name a kernel with VIRTIO_MMIO_CMDLINE_DEVICES=y carries
 };
 
 // A tiny vmlinux written byte by byte: an ELF64 header, a PT_LOAD segment holding a `hlt; jmp .-1` loop at
@@ -96,6 +97,7 @@ std::string ElfKernel(const ElfKernelOptions& o = {}) {
   std::memcpy(&image[kNoteAt], &nh, sizeof nh);
   std::memcpy(&image[kNoteAt + sizeof nh], "Xen", 4);
   std::memcpy(&image[kNoteAt + sizeof nh + 4], &pvh_entry, 4);
+  if (o.mmio_cmdline) image += std::string("virtio_mmio.device\0", 19);
   return image;
 }
 
@@ -359,6 +361,27 @@ TEST_P(FirecrackerApiTest, NonElfKernelFailsTheStartWithTheLoadersReason) {
   EXPECT_HAS(msg, "Invalid Elf magic number");
   ProcessIdentity id{(*v)->Record().pid, (*v)->Record().start_time};
   EXPECT_FALSE(id.IsAlive());
+}
+
+// Before 1.8 the guest finds its disks only through virtio_mmio.device= arguments: a kernel that cannot read
+// them is refused before anything starts, naming the version and the fix; from 1.8 on ACPI announces them.
+TEST_P(FirecrackerApiTest, KernelWithoutMmioCmdlineDevicesIsRefusedBefore18) {
+  WriteFile(dir_ + "/acpi-only", ElfKernel({.mmio_cmdline = false}));
+  VmConfig c = Config();
+  c.kernel_path = dir_ + "/acpi-only";
+  auto v = CreateVmm(Backend::kFirecracker, c);
+  ASSERT_TRUE(v.ok());
+  auto s = (*v)->Start();
+  if (GetParam() != "1.7.0") {
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    return;
+  }
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_HAS(s.error().message(), "Firecracker 1.7.0 announces virtio devices only as virtio_mmio.device=");
+  EXPECT_HAS(s.error().message(), c.kernel_path + " cannot read them");
+  EXPECT_HAS(s.error().message(), "scripts/guest-kernel --kernel tuned");
+  for (const auto& call : Calls()) EXPECT_NE(call["path"], "/actions") << call;
 }
 
 TEST_P(FirecrackerApiTest, BackendCreatesTheLogAndMetricsFilesFirecrackerOpens) {

@@ -68,7 +68,7 @@ GuestWorkdir::~GuestWorkdir() {
 
 Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdir& work,
                               const std::string& name, const std::vector<std::string>& argv,
-                              std::chrono::milliseconds connect_timeout, bool quiet, bool console) {
+                              std::chrono::milliseconds connect_timeout, const BootOptions& options) {
   guest::TaskSpec spec;
   spec.task_id = "vmm-test/" + name;
   spec.process.entrypoint = argv;
@@ -83,15 +83,18 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
   c.state_dir = work.dir();
   c.kernel_path = artifacts.vmlinux;
   c.initrd_path = initrd;
-  if (quiet) c.kernel_args = {"quiet"};
+  if (options.quiet) c.kernel_args = {"quiet"};
+  c.vmm_binary = options.vmm_binary;
+  c.vmm_log_path = options.vmm_log_path;
+  c.metrics_path = options.metrics_path;
   c.memory_mib = 256;
   c.kill_with_owner = true;  // a test killed by its ctest timeout must not leave QEMU running
   c.drives = {{"root", work.root_image(), true}, {"scratch", work.scratch_image(), false}};
   c.guest_channel = GuestChannelConfig{work.dir() + "/" + name + ".agent.sock", 3, guest::kDefaultVsockPort,
                                        std::string(guest::kDefaultSerialPortName)};
-  if (console) c.console = {ConsoleConfig::Mode::kFile, work.dir() + "/" + name + ".console.log", 1 << 20};
+  if (options.console) c.console = {ConsoleConfig::Mode::kFile, work.dir() + "/" + name + ".console.log", 1 << 20};
   BootedGuest b;
-  NFC_ASSIGN_OR_RETURN(b.vmm, CreateVmm(Backend::kQemu, c));
+  NFC_ASSIGN_OR_RETURN(b.vmm, CreateVmm(options.backend, c));
   b.t_start = Clock::now();
   NFC_RETURN_IF_ERROR(b.vmm->Start());
   b.t_started = Clock::now();
@@ -102,6 +105,20 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
   NFC_ASSIGN_OR_RETURN(b.agent, guest::AgentClient::Connect(std::move(fd), opts));
   b.t_connected = Clock::now();
   return b;
+}
+
+Result<std::string> WriteFirecrackerStandIn(const std::string& dir, const std::string& fake_firecracker,
+                                            const std::string& spec_dir, const std::string& version,
+                                            const std::string& record) {
+  std::string path = dir + "/firecracker-" + version;
+  std::ofstream f(path);
+  f << "#!/bin/sh\nexec '" << fake_firecracker << "' --spec '" << spec_dir << "/firecracker-api-v" << version
+    << ".yaml' --boot-qemu /usr/bin/qemu-system-x86_64 --vsock-relay " << guest::kDefaultVsockPort << ":"
+    << guest::kDefaultSerialPortName << " --record '" << record << "' \"$@\"\n";
+  f.close();
+  if (!f) return Error::Internal("cannot write " + path);
+  if (::chmod(path.c_str(), 0755) != 0) return Error::Errno("chmod " + path);
+  return path;
 }
 
 Result<WorkloadResult> CollectWorkload(guest::AgentClient& agent, std::chrono::milliseconds timeout) {

@@ -44,11 +44,26 @@ struct BootedGuest {
   std::chrono::steady_clock::time_point t_connected;  // AgentClient handshake done
 };
 
-// Writes the task initramfs for argv and boots it. The VM's console goes to <dir>/console.log.
+struct BootOptions {
+  bool quiet = false;    // "quiet" on the kernel command line
+  bool console = true;   // the serial console to <dir>/<name>.console.log
+  Backend backend = Backend::kQemu;
+  std::string vmm_binary;    // empty: the backend's default
+  std::string vmm_log_path;  // Firecracker's logger; QEMU's stderr
+  std::string metrics_path;  // Firecracker only
+};
+
+// Writes the task initramfs for argv and boots it. The VM's console goes to <dir>/<name>.console.log.
 Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdir& work,
                               const std::string& name, const std::vector<std::string>& argv,
-                              std::chrono::milliseconds connect_timeout, bool quiet = false,
-                              bool console = true);
+                              std::chrono::milliseconds connect_timeout, const BootOptions& options = {});
+
+// The Firecracker stand-in as a `firecracker` binary: a script in `dir` that runs fake-firecracker playing
+// API version `version` (e.g. "1.16.1", spec from `spec_dir`), booting guests with QEMU and relaying the
+// guest agent's vsock port to its virtio-serial port, every request appended to `record`. Returns its path.
+Result<std::string> WriteFirecrackerStandIn(const std::string& dir, const std::string& fake_firecracker,
+                                            const std::string& spec_dir, const std::string& version,
+                                            const std::string& record);
 
 struct WorkloadResult {
   guest::ExitReport exit;

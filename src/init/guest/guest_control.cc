@@ -53,6 +53,21 @@ Status CheckProtocolVersions(const pb::Hello& h) {
                                    std::to_string(nfc::guest::kProtocolVersion));
 }
 
+// A virtio vsock device (virtio device id 19) is on the VM: Firecracker's vsock, or QEMU's vhost-vsock. Its
+// driver may still be loading; the device entry is there once the transport probed.
+bool HasVirtioVsockDevice() {
+  DIR* d = opendir("/sys/bus/virtio/devices");
+  if (!d) return false;
+  bool found = false;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    auto id = ReadFile(std::string("/sys/bus/virtio/devices/") + e->d_name + "/device");
+    if (id.ok() && id->rfind("0x0013", 0) == 0) found = true;
+  }
+  closedir(d);
+  return found;
+}
+
 }  // namespace
 
 void GuestInit::Watch(int fd, uint64_t token, uint32_t events, uint32_t& current) {
@@ -127,7 +142,13 @@ void GuestInit::Listen() {
   listener_interest_.assign(listeners_.size(), 0);
   for (size_t i = 0; i < listeners_.size(); i++)
     Watch(listeners_[i].get(), WatchToken(WatchKind::kListener, i), EPOLLIN, listener_interest_[i]);
-  if (env_.from_initramfs && !c.serial_port.empty()) {
+  // The channel is vsock when the VM has a vsock device, and the virtio-serial port otherwise (QEMU without
+  // vhost-vsock, the Firecracker stand-in): one guest image serves all three.
+  bool vsock_device = env_.from_initramfs && c.vsock_port != 0 && HasVirtioVsockDevice();
+  log::Info("control channel", {{"transport", vsock_device ? "vsock" : "virtio-serial"},
+                                {"vsock_port", c.vsock_port},
+                                {"serial_port", c.serial_port}});
+  if (env_.from_initramfs && !c.serial_port.empty() && !vsock_device) {
     // The port appears once virtio_console has probed; give it a few seconds.
     serial_give_up_at_ns_ = MonotonicNs() + 5000000000ULL;
     OpenSerialPort();

@@ -86,7 +86,7 @@ func (e *eventLog) forTask(taskID string) []*drvpb.DriverTaskEvent {
 
 // pluginConfigHCL is the agent's `plugin "nomad-driver-firecracker" { config { ... } }` block for this run.
 func (h *H) pluginConfigHCL() string {
-	return fmt.Sprintf("backend = \"qemu\"\nkernel_path = %q\ninitrd_path = %q\ndata_dir = %q\nca_file = %q\n%s",
+	return fmt.Sprintf("%skernel_path = %q\ninitrd_path = %q\ndata_dir = %q\nca_file = %q\n%s", h.backendHCL(),
 		guest.Kernel, guest.Initrd, h.dataDir(), guest.CAFile, h.PluginExtra)
 }
 

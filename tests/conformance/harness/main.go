@@ -8,6 +8,9 @@
 //	nfc-conformance -plugin PATH -lifecycle  (only the Guest scenarios: real microVMs from a real registry;
 //	                                          run inside tests/lifecycle's nfc-harness-env, see lifecycle.go)
 //
+//	nfc-conformance -plugin PATH -lifecycle -backend firecracker -fc-standin FAKE_FC -fc-spec SPEC.yaml
+//	                                         (the same on the Firecracker backend, through the stand-in; firecracker.go)
+//
 //	nfc-conformance -plugin PATH -demo       (launch, print PluginInfo/ConfigSchema/Fingerprint, exit)
 //
 // Adding scenarios: create sNN_<topic>.go with `func init() { register(Scenario{Name: ..., Run: ...}) }`.
@@ -29,7 +32,18 @@ func main() {
 	demo := flag.Bool("demo", false, "launch the plugin, print what a Nomad client learns from it, and exit")
 	verbose := flag.Bool("v", false, "print the plugin's log lines")
 	lifecycle := flag.Bool("lifecycle", false, "run only the scenarios that boot real guests (needs nfc-harness-env's environment)")
+	flag.StringVar(&vmBackend, "backend", "qemu", "the VMM backend of the Guest scenarios: qemu, or firecracker (through -fc-standin)")
+	flag.StringVar(&fcStandIn.Binary, "fc-standin", "", "with -backend firecracker: the Firecracker stand-in (fake-firecracker)")
+	flag.StringVar(&fcStandIn.Spec, "fc-spec", "", "with -backend firecracker: the API spec (firecracker-api-vX.Y.Z.yaml) of the version it plays")
 	flag.Parse()
+	if vmBackend != "qemu" && vmBackend != "firecracker" {
+		fmt.Fprintf(os.Stderr, "nfc-conformance: -backend %q: expected qemu or firecracker\n", vmBackend)
+		os.Exit(2)
+	}
+	if vmBackend == "firecracker" && (fcStandIn.Binary == "" || fcStandIn.Spec == "") {
+		fmt.Fprintln(os.Stderr, "nfc-conformance: -backend firecracker needs -fc-standin and -fc-spec")
+		os.Exit(2)
+	}
 	if *pluginPath == "" {
 		fmt.Fprintln(os.Stderr, "nfc-conformance: -plugin is required")
 		os.Exit(2)
@@ -77,6 +91,9 @@ func runAll(pluginPath string, filter, skip *regexp.Regexp, verbose, lifecycle b
 		}
 		start := time.Now()
 		err = runScenario(s, h)
+		if err == nil {
+			err = h.checkFirecrackerRequests()
+		}
 		h.cleanup()
 		took := time.Since(start).Round(time.Millisecond)
 		if err != nil {
