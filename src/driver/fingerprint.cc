@@ -39,7 +39,7 @@ FingerprintResult ProbeFingerprint(const PluginConfig& config, const std::string
   auto& attrs = result.attributes;
   attrs[prefix + "version"] = plugin_version;
 
-  const KvmStatus kvm = ProbeKvm();
+  const KvmStatus kvm = ProbeKvm(KvmDevicePath());
   attrs[prefix + "kvm"] = kvm.accessible;
 
   BackendProbe firecracker;

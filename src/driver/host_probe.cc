@@ -122,6 +122,11 @@ Result<std::string> ProgramVersion(const std::string& path, std::chrono::millise
   return version;
 }
 
+std::string KvmDevicePath() {
+  const char* override_path = std::getenv("NFC_KVM_DEVICE");
+  return override_path && *override_path ? override_path : "/dev/kvm";
+}
+
 KvmStatus ProbeKvm(const std::string& device) {
   KvmStatus status;
   struct stat st;

@@ -84,6 +84,9 @@ func runAll(pluginPath string, filter, skip *regexp.Regexp, verbose, lifecycle b
 			continue
 		}
 		h, err := newH(pluginPath, s.Name, verbose)
+		if err == nil {
+			err = h.prepareBackend()
+		}
 		if err != nil {
 			fmt.Printf("FAIL %s: setting up: %v\n", s.Name, err)
 			failed++

@@ -143,7 +143,7 @@ func testSoakCycles(h *H) error {
 	}
 	// In the sanitized test build ASan keeps freed memory in a quarantine (256 MiB by default), which grows RSS
 	// whether or not anything leaks; without it RSS shows what the plugin keeps. (Other builds ignore it.)
-	h.PluginEnv = []string{"ASAN_OPTIONS=" + os.Getenv("ASAN_OPTIONS") + ":quarantine_size_mb=0"}
+	h.PluginEnv = append(h.PluginEnv, "ASAN_OPTIONS="+os.Getenv("ASAN_OPTIONS")+":quarantine_size_mb=0")
 	rt, err := h.launchRuntime()
 	if err != nil {
 		return err
