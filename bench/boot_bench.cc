@@ -70,7 +70,7 @@ nfc::Result<std::vector<double>> BootOnce(const GuestArtifacts& artifacts, const
 }
 
 void PrintRow(const char* label, const std::vector<double>& row) {
-  std::printf("%-22s", label);
+  std::printf("%-30s", label);
   for (double v : row) std::printf(" %13.1f", v);
   std::printf("\n");
 }
@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   std::vector<Series> series = {{"qemu", {.quiet = true}},
                                 {"firecracker (stand-in)",
                                  {.quiet = true, .backend = Backend::kFirecracker, .vmm_binary = *fc}}};
-  std::printf("%-22s", "run");
+  std::printf("%-30s", "run");
   for (const char* c : kColumns) std::printf(" %13s", c);
   std::printf("   (ms)\n");
   for (int i = 0; i < runs; i++) {
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
     PrintRow(("max " + s.name).c_str(), hi);
     medians.push_back(m);
   }
-  std::printf("%-22s", "ratio fc/qemu");
+  std::printf("%-30s", "ratio fc/qemu");
   for (size_t c = 0; c < kColumnCount; c++) std::printf(" %13.2f", medians[1][c] / medians[0][c]);
   std::printf("\naccelerator: %s; %d runs each, alternating; workload /bin/true; kernel %s\n",
               series[0].kvm ? "KVM" : "TCG", runs, artifacts.vmlinux.c_str());
