@@ -1,8 +1,9 @@
-// bench-boot: where the time goes when a task boots, on the QEMU backend and on the Firecracker backend (through
-// the Firecracker stand-in, which boots the same VM in QEMU microvm), side by side in one run. Not a test: it
-// prints figures.
+// bench-boot: where the time goes when a task boots, on the QEMU backend and on the Firecracker backend
+// (through the Firecracker stand-in, which boots the same VM in QEMU microvm), side by side in one run. Not a
+// test: it prints figures.
 //
-// Per run: VMM start (spawn the VMM, configure it, vCPUs running) -> kernel start (firmware + loading vmlinux)
+// Per run: VMM start (spawn the VMM, configure it, vCPUs running) -> kernel start (firmware + loading
+// vmlinux)
 // -> init start -> workload execve -> workload exit -> VMM exit. Guest phases come from nomad-init's own
 // CLOCK_MONOTONIC timestamps (0 = kernel start); the kernel's start on the host timeline is placed by
 // subtracting the guest's workload-exit timestamp from the moment the host received the exit result. The two
@@ -65,8 +66,13 @@ nfc::Result<std::vector<double>> BootOnce(const GuestArtifacts& artifacts, const
   double exit_ms = w.boot.workload_exit_ns / 1e6;
   double started = Ms(b.t_started - b.t_start);
   double kernel_start = Ms(w.t_exit_received - b.t_start) - exit_ms;  // host ms after t_start
-  return std::vector<double>{started,           kernel_start - started,           init_ms, execve_ms - init_ms,
-                             exit_ms - execve_ms, Ms(t_end - w.t_exit_received), Ms(t_end - b.t_start)};
+  return std::vector<double>{started,
+                             kernel_start - started,
+                             init_ms,
+                             execve_ms - init_ms,
+                             exit_ms - execve_ms,
+                             Ms(t_end - w.t_exit_received),
+                             Ms(t_end - b.t_start)};
 }
 
 void PrintRow(const char* label, const std::vector<double>& row) {
@@ -96,9 +102,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench-boot: %s\n", fc.error().message().c_str());
     return 1;
   }
-  std::vector<Series> series = {{"qemu", {.quiet = true}},
-                                {"firecracker (stand-in)",
-                                 {.quiet = true, .backend = Backend::kFirecracker, .vmm_binary = *fc}}};
+  std::vector<Series> series = {
+      {"qemu", {.quiet = true}},
+      {"firecracker (stand-in)", {.quiet = true, .backend = Backend::kFirecracker, .vmm_binary = *fc}}};
   std::printf("%-30s", "run");
   for (const char* c : kColumns) std::printf(" %13s", c);
   std::printf("   (ms)\n");

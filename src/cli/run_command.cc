@@ -17,7 +17,8 @@ int RunRun(const Invocation& invocation) {
     std::fprintf(
         stderr,
         "%s\nusage: %s run [--backend auto|firecracker|qemu] [--memory MiB] [--vcpus N] [-e NAME=value]...\n"
-        "       [--data-dir DIR] [--kernel PATH] [--initrd PATH] [--firecracker-path PATH] [--qemu-path PATH]\n"
+        "       [--data-dir DIR] [--kernel PATH] [--initrd PATH] [--firecracker-path PATH] [--qemu-path "
+        "PATH]\n"
         "       [--insecure-registry HOST[:PORT]]\n"
         "       [--timings] [--quiet] IMAGE [-- CMD...]\n",
         parsed.error().message().c_str(), invocation.program.c_str());

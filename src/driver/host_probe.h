@@ -32,9 +32,9 @@ struct KvmStatus {
 };
 KvmStatus ProbeKvm(const std::string& device = "/dev/kvm");
 
-// The KVM device the fingerprint probes: /dev/kvm, or $NFC_KVM_DEVICE. The override exists for the Firecracker
-// stand-in's tests on machines without KVM (tests/conformance/harness/firecracker.go); a real Firecracker opens
-// /dev/kvm itself whatever this says, and fails its start without it.
+// The KVM device the fingerprint probes: /dev/kvm, or $NFC_KVM_DEVICE. The override exists for the
+// Firecracker stand-in's tests on machines without KVM (tests/conformance/harness/firecracker.go); a real
+// Firecracker opens /dev/kvm itself whatever this says, and fails its start without it.
 std::string KvmDevicePath();
 
 // A regular file we can read. Error text names the path and the reason.

@@ -1,12 +1,13 @@
 // fake-firecracker: the Firecracker stand-in for tests (Firecracker is not packaged for Debian, and needs a
 // KVM these machines do not have).
 //
-// It takes Firecracker's command line (options.h), serves the HTTP/1.1 API on the unix socket, and checks every
-// request against the swagger spec of the version it plays (api_spec.h), Firecracker's pre-boot/post-boot
-// rules, its one-shot rules (logger, metrics, InstanceStart), its file rules (log and metrics sinks must exist
-// before 1.14) and, at InstanceStart, the kernel image the way the x86_64 loader reads it (kernel_image.h).
-// Its own answers are checked against the spec's response schemas before they are sent; an answer outside the
-// spec becomes a 500 marked "fake_bug". Every request is appended as one JSON line to the --record file. A
+// It takes Firecracker's command line (options.h), serves the HTTP/1.1 API on the unix socket, and checks
+// every request against the swagger spec of the version it plays (api_spec.h), Firecracker's
+// pre-boot/post-boot rules, its one-shot rules (logger, metrics, InstanceStart), its file rules (log and
+// metrics sinks must exist before 1.14) and, at InstanceStart, the kernel image the way the x86_64 loader
+// reads it (kernel_image.h). Its own answers are checked against the spec's response schemas before they are
+// sent; an answer outside the spec becomes a 500 marked "fake_bug". Every request is appended as one JSON
+// line to the --record file. A
 // --config-file configures and starts the VM at startup through the same checks; the logger and metrics
 // sinks get lines as Firecracker's do (the log: "<time> [<id>:<thread>] <message>"; metrics: one JSON object
 // per flush, at FlushMetrics and every 60 s).
@@ -15,10 +16,10 @@
 // and memory in QEMU microvm under TCG, hybrid vsock relayed to virtio-serial ports (--vsock-relay), the
 // serial console on stdout, SendCtrlAltDel as a real Ctrl+Alt+Del, exit 0 when the guest resets.
 // Without it nothing boots and the host side of hybrid vsock is played alone: "CONNECT <port>\n" is answered
-// "OK <host port>\n" for the ports given with --guest-listen, then bytes are echoed (a stand-in guest service);
-// other ports get the connection closed, as Firecracker does when the guest refuses. Guest behaviour is then
-// simulated with flags: --cad-exit CODE (SendCtrlAltDel makes the "guest" reboot, so the process exits CODE
-// after answering), --crash-after-start MS:CODE|MS:sigNAME (the VMM dies after boot).
+// "OK <host port>\n" for the ports given with --guest-listen, then bytes are echoed (a stand-in guest
+// service); other ports get the connection closed, as Firecracker does when the guest refuses. Guest
+// behaviour is then simulated with flags: --cad-exit CODE (SendCtrlAltDel makes the "guest" reboot, so the
+// process exits CODE after answering), --crash-after-start MS:CODE|MS:sigNAME (the VMM dies after boot).
 // --answer-outside-spec breaks the fake's GET / on purpose, for the self-test of the response check.
 #include <fcntl.h>
 #include <poll.h>
@@ -115,7 +116,8 @@ class FakeFirecracker {
       api_fd_ = Listen(o_.api_sock, &err);
       if (api_fd_ < 0) {
         // Firecracker's wording (vmm.md 1.1), exit code 1.
-        return Fail("Failed to open the API socket at: " + o_.api_sock + ". Check that it is not already used: " + err,
+        return Fail("Failed to open the API socket at: " + o_.api_sock +
+                        ". Check that it is not already used: " + err,
                     1);
       }
     }
@@ -184,13 +186,13 @@ class FakeFirecracker {
       auto op = spec_.Match("PUT", target);
       Reply r = Dispatch("PUT", target, text, op);
       Record("PUT", target, text, r);
-      if (r.status >= 400) return target + ": " + nlohmann::json::parse(r.body).value("fault_message", r.body);
+      if (r.status >= 400)
+        return target + ": " + nlohmann::json::parse(r.body).value("fault_message", r.body);
     }
     return "";
   }
 
   void Log(const std::string& message, const std::string& level = "Info") { sinks_.Log(message, level); }
-
 
   void Accept(int listen_fd, Conn::Kind kind) {
     int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -315,7 +317,8 @@ class FakeFirecracker {
     CheckAgainstSpec(op, &reply);
     Record(method, target, body, reply);
     Log("The API server received a " + method + " request on \"" + target + "\".");
-    sinks_.CountRequest(method + " " + (op ? op->path_template : std::string("unknown")), reply.status >= 400);
+    sinks_.CountRequest(method + " " + (op ? op->path_template : std::string("unknown")),
+                        reply.status >= 400);
     WriteAll(c.fd, Wire(reply));
   }
 

@@ -117,7 +117,8 @@ struct GuestMachine::State {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       in.append(buf, static_cast<size_t>(n));
-      for (size_t nl; (nl = in.find('\n')) != std::string::npos; in.erase(0, nl + 1)) OnLine(in.substr(0, nl));
+      for (size_t nl; (nl = in.find('\n')) != std::string::npos; in.erase(0, nl + 1))
+        OnLine(in.substr(0, nl));
     }
     std::lock_guard lock(mu);
     qmp_closed = true;
@@ -135,15 +136,24 @@ std::vector<std::string> QemuArgv(const MachineOptions& o, const nlohmann::json&
   const nlohmann::json& mc = vm.value("machine-config", nlohmann::json::object());
   const nlohmann::json& boot = vm.value("boot-source", nlohmann::json::object());
   std::vector<std::string> a = {o.qemu, "-name", o.id};
-  a.insert(a.end(), {"-M", std::string("microvm,x-option-roms=off,isa-serial=on,acpi=") + (o.acpi ? "on" : "off"),
-                     "-accel", "tcg", "-cpu", "max", "-m", std::to_string(Num(mc, "mem_size_mib", 128)), "-smp",
-                     std::to_string(Num(mc, "vcpu_count", 1)), "-nodefaults", "-no-user-config", "-display",
-                     "none", "-no-reboot", "-S", "-qmp", "unix:" + QemuEscape(o.work_dir + "/qmp.sock") + ",server=on,wait=off",
-                     "-device", "i8042", "-chardev", "stdio,id=con0,signal=off", "-serial", "chardev:con0",
-                     "-kernel", Str(boot, "kernel_image_path")});
+  a.insert(
+      a.end(),
+      {"-M",          std::string("microvm,x-option-roms=off,isa-serial=on,acpi=") + (o.acpi ? "on" : "off"),
+       "-accel",      "tcg",
+       "-cpu",        "max",
+       "-m",          std::to_string(Num(mc, "mem_size_mib", 128)),
+       "-smp",        std::to_string(Num(mc, "vcpu_count", 1)),
+       "-nodefaults", "-no-user-config",
+       "-display",    "none",
+       "-no-reboot",  "-S",
+       "-qmp",        "unix:" + QemuEscape(o.work_dir + "/qmp.sock") + ",server=on,wait=off",
+       "-device",     "i8042",
+       "-chardev",    "stdio,id=con0,signal=off",
+       "-serial",     "chardev:con0",
+       "-kernel",     Str(boot, "kernel_image_path")});
   if (!Str(boot, "initrd_path").empty()) a.insert(a.end(), {"-initrd", Str(boot, "initrd_path")});
-  std::string args = boot.contains("boot_args") && boot["boot_args"].is_string() ? Str(boot, "boot_args")
-                                                                                 : kDefaultBootArgs;
+  std::string args =
+      boot.contains("boot_args") && boot["boot_args"].is_string() ? Str(boot, "boot_args") : kDefaultBootArgs;
   // Firecracker attaches the root device first (it is /dev/vda) and names it on the command line.
   std::vector<nlohmann::json> drives;
   for (const auto& d : vm.value("drives", nlohmann::json::array())) {
@@ -163,7 +173,8 @@ std::vector<std::string> QemuArgv(const MachineOptions& o, const nlohmann::json&
   }
   for (const auto& n : vm.value("network-interfaces", nlohmann::json::array())) {
     std::string id = Str(n, "iface_id");
-    a.insert(a.end(), {"-netdev", "tap,id=" + id + ",ifname=" + Str(n, "host_dev_name") + ",script=no,downscript=no"});
+    a.insert(a.end(),
+             {"-netdev", "tap,id=" + id + ",ifname=" + Str(n, "host_dev_name") + ",script=no,downscript=no"});
     std::string dev = "virtio-net-device,netdev=" + id;
     if (!Str(n, "guest_mac").empty()) dev += ",mac=" + Str(n, "guest_mac");
     if (Num(n, "mtu", 0) != 0) dev += ",host_mtu=" + std::to_string(Num(n, "mtu", 0));
@@ -215,7 +226,8 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::Boot(const MachineOptions& o
       m->qemu_pid_ = -1;
       return Error::Unavailable("QEMU " + DescribeWaitStatus(status));
     }
-    if (std::chrono::steady_clock::now() > deadline) return Error::Timeout("QEMU's QMP did not come up in 10 s");
+    if (std::chrono::steady_clock::now() > deadline)
+      return Error::Timeout("QEMU's QMP did not come up in 10 s");
     std::this_thread::sleep_for(10ms);
   }
   // QEMU waits (-S) until QMP listens, so no VSERPORT_CHANGE of the guest's early boot is missed.

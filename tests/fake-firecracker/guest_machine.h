@@ -1,14 +1,17 @@
-// GuestMachine: what makes the Firecracker stand-in boot. At InstanceStart the stand-in hands it the VM as the
-// API configured it (the shape of GET /vm/config) and it runs that VM in QEMU microvm under TCG, since
+// GuestMachine: what makes the Firecracker stand-in boot. At InstanceStart the stand-in hands it the VM as
+// the API configured it (the shape of GET /vm/config) and it runs that VM in QEMU microvm under TCG, since
 // Firecracker itself cannot run here (no usable KVM, not packaged):
 //
 // - kernel, initrd, boot_args (Firecracker's replace the default command line; `root=` is added for a root
 //   drive as Firecracker does), vCPUs and memory as configured;
-// - drives as virtio-blk in the order they were added, read-only flags kept; the NIC on the given TAP with its
+// - drives as virtio-blk in the order they were added, read-only flags kept; the NIC on the given TAP with
+// its
 //   MAC and MTU;
-// - the platform of the version played: ACPI (and so the devices in the DSDT) from 1.8 on; before 1.8 no ACPI,
-//   and the devices are announced only as virtio_mmio.device= arguments (QEMU adds them, as Firecracker does),
-//   so a guest kernel without VIRTIO_MMIO_CMDLINE_DEVICES finds no disks, as it would on Firecracker 1.7;
+// - the platform of the version played: ACPI (and so the devices in the DSDT) from 1.8 on; before 1.8 no
+// ACPI,
+//   and the devices are announced only as virtio_mmio.device= arguments (QEMU adds them, as Firecracker
+//   does), so a guest kernel without VIRTIO_MMIO_CMDLINE_DEVICES finds no disks, as it would on
+//   Firecracker 1.7;
 // - an i8042, so SendCtrlAltDel is a real Ctrl+Alt+Del and reboot=k's reset write ends the VM;
 // - the serial console on the stand-in's stdout, where Firecracker writes it (before 1.14's /serial).
 //
@@ -18,11 +21,12 @@
 //
 // Hybrid vsock: Firecracker's device is virtio-vsock, which QEMU here cannot give (no /dev/vhost-vsock, no
 // vhost-user backend in Debian). Each guest port the stand-in is told to relay becomes a virtio-serial port
-// of a chosen name; the guest "listens" on the port while it holds that serial port open (QMP VSERPORT_CHANGE).
-// A host "CONNECT <port>\n" on uds_path then gets "OK <host port>\n" and a byte stream to the guest, exactly
-// as on Firecracker; while the guest does not listen, the connection is closed without an answer (the RST
-// case). One stream per port at a time: a second CONNECT waits until the first ends (virtio-serial has one
-// byte stream per port). Guest-initiated connections (to <uds_path>_<port>) are not relayed.
+// of a chosen name; the guest "listens" on the port while it holds that serial port open (QMP
+// VSERPORT_CHANGE). A host "CONNECT <port>\n" on uds_path then gets "OK <host port>\n" and a byte stream to
+// the guest, exactly as on Firecracker; while the guest does not listen, the connection is closed without an
+// answer (the RST case). One stream per port at a time: a second CONNECT waits until the first ends
+// (virtio-serial has one byte stream per port). Guest-initiated connections (to <uds_path>_<port>) are not
+// relayed.
 #pragma once
 
 #include <sys/types.h>

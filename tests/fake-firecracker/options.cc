@@ -68,7 +68,8 @@ std::optional<int> ParseOptions(int argc, char** argv, Options* o) {
        [&] {
          std::string v = next();
          auto colon = v.find(':');
-         if (colon == std::string::npos || colon + 1 == v.size()) throw std::invalid_argument("--vsock-relay " + v);
+         if (colon == std::string::npos || colon + 1 == v.size())
+           throw std::invalid_argument("--vsock-relay " + v);
          o->vsock_relays[Port(v.substr(0, colon))] = v.substr(colon + 1);
        }},
       {"--guest-listen", [&] { o->guest_listen.insert(Port(next())); }},

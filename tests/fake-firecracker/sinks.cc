@@ -11,8 +11,10 @@
 namespace nfc::fakefc {
 
 void Sinks::ConfigureLogger(const nlohmann::json& body) {
-  if (body.contains("log_path") && body["log_path"].is_string()) log_path_ = body["log_path"].get<std::string>();
-  show_level_ = body.contains("show_level") && body["show_level"].is_boolean() && body["show_level"].get<bool>();
+  if (body.contains("log_path") && body["log_path"].is_string())
+    log_path_ = body["log_path"].get<std::string>();
+  show_level_ =
+      body.contains("show_level") && body["show_level"].is_boolean() && body["show_level"].get<bool>();
 }
 
 void Sinks::ConfigureMetrics(const std::string& path) {
@@ -42,8 +44,8 @@ void Sinks::CountRequest(const std::string& operation, bool failed) {
 void Sinks::FlushMetrics() {
   if (metrics_path_.empty()) return;
   next_flush_ = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  auto now_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch());
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
   nlohmann::json m = {{"utc_timestamp_ms", now_ms.count()}, {"api_server", requests_}};
   std::ofstream f(metrics_path_, std::ios::app);
   f << m.dump() << "\n";
@@ -66,7 +68,8 @@ Result<std::vector<std::pair<std::string, nlohmann::json>>> ConfigFileRequests(c
       if (!value.is_array()) return Error::InvalidArgument("`" + key + "` is not a list");
       const char* id = key == "drives" ? "drive_id" : "iface_id";
       for (const auto& item : value) {
-        std::string name = item.is_object() && item.contains(id) && item[id].is_string() ? item[id].get<std::string>() : "";
+        std::string name =
+            item.is_object() && item.contains(id) && item[id].is_string() ? item[id].get<std::string>() : "";
         calls.emplace_back("/" + key + "/" + name, item);
       }
     } else {

@@ -1,6 +1,6 @@
 // What the stand-in writes besides API answers, in Firecracker's shapes: the logger's lines
-// ("<time> [<id>:<thread>] <message>", the level too with show_level), the metrics sink's JSON objects (one per
-// flush: FlushMetrics, every 60 s, at exit), and the API requests a --config-file stands for.
+// ("<time> [<id>:<thread>] <message>", the level too with show_level), the metrics sink's JSON objects (one
+// per flush: FlushMetrics, every 60 s, at exit), and the API requests a --config-file stands for.
 #pragma once
 
 #include <chrono>

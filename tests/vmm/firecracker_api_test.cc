@@ -54,7 +54,8 @@ struct ElfKernelOptions {
   uint16_t machine = EM_X86_64;
   uint16_t phentsize = sizeof(Elf64_Phdr);
   uint64_t load_address = kKernelAt;
-  bool mmio_cmdline = true;  // the built-in parameter name a kernel with VIRTIO_MMIO_CMDLINE_DEVICES=y carries
+  bool mmio_cmdline =
+      true;  // the built-in parameter name a kernel with VIRTIO_MMIO_CMDLINE_DEVICES=y carries
 };
 
 // A tiny vmlinux written byte by byte: an ELF64 header, a PT_LOAD segment holding a `hlt; jmp .-1` loop at

@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
-#include <nlohmann/json.hpp>
 
 #include "base/process.h"
 #include "guest/initramfs_cpio.h"
@@ -52,7 +52,8 @@ class FirecrackerBootTest : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(w.ok()) << w.error().message();
     work_ = std::move(w).value();
     record_ = work_->dir() + "/requests.jsonl";
-    auto fc = WriteFirecrackerStandIn(work_->dir(), NFC_FAKE_FIRECRACKER, NFC_FC_SPEC_DIR, GetParam(), record_);
+    auto fc =
+        WriteFirecrackerStandIn(work_->dir(), NFC_FAKE_FIRECRACKER, NFC_FC_SPEC_DIR, GetParam(), record_);
     ASSERT_TRUE(fc.ok()) << fc.error().message();
     options_.backend = Backend::kFirecracker;
     options_.vmm_binary = *fc;
@@ -70,8 +71,9 @@ class FirecrackerBootTest : public ::testing::TestWithParam<std::string> {
       EXPECT_FALSE(b.ok());
       if (b.ok()) return std::nullopt;
       EXPECT_EQ(b.error().code(), ErrorCode::kFailedPrecondition) << b.error().message();
-      EXPECT_NE(b.error().message().find("Firecracker 1.7.0 announces virtio devices only as virtio_mmio.device="),
-                std::string::npos)
+      EXPECT_NE(
+          b.error().message().find("Firecracker 1.7.0 announces virtio devices only as virtio_mmio.device="),
+          std::string::npos)
           << b.error().message();
       for (const auto& c : Requests()) EXPECT_NE(c["path"], "/actions") << "the VM was started anyway: " << c;
       return std::nullopt;
@@ -144,7 +146,8 @@ TEST_P(FirecrackerBootTest, SendCtrlAltDelStopsTheWorkloadGracefully) {
   EXPECT_EQ(exit->kind, VmExit::Kind::kGuestStopped) << exit->detail;
   bool sent_cad = false;
   for (const auto& c : Requests()) {
-    if (c["path"] == "/actions" && c["body"]["action_type"] == "SendCtrlAltDel") sent_cad = c["status"] == 204;
+    if (c["path"] == "/actions" && c["body"]["action_type"] == "SendCtrlAltDel")
+      sent_cad = c["status"] == 204;
   }
   EXPECT_TRUE(sent_cad);
   DumpOnFailure("graceful");
@@ -208,7 +211,10 @@ TEST_P(FirecrackerConfigFileTest, ConfigFileBootsTheGuestWithoutAnApi) {
         {"initrd_path", initrd},
         {"boot_args", "console=ttyS0 reboot=k panic=1 i8042.noaux i8042.nomux i8042.dumbkbd pci=off"}}},
       {"drives",
-       {{{"drive_id", "root"}, {"path_on_host", work_->root_image()}, {"is_root_device", false}, {"is_read_only", true}},
+       {{{"drive_id", "root"},
+         {"path_on_host", work_->root_image()},
+         {"is_root_device", false},
+         {"is_read_only", true}},
         {{"drive_id", "scratch"},
          {"path_on_host", work_->scratch_image()},
          {"is_root_device", false},
@@ -248,8 +254,8 @@ TEST_P(FirecrackerConfigFileTest, ConfigFileBootsTheGuestWithoutAnApi) {
 INSTANTIATE_TEST_SUITE_P(Latest, FirecrackerConfigFileTest, ::testing::Values("1.16.1"),
                          [](const auto&) { return std::string("v1_16_1"); });
 
-// The stand-in's command line is Firecracker's: --version, argument errors (exit 153), --no-api's rule, and an
-// invalid --config-file (exit 1, naming the field).
+// The stand-in's command line is Firecracker's: --version, argument errors (exit 153), --no-api's rule, and
+// an invalid --config-file (exit 1, naming the field).
 TEST(FirecrackerStandInTest, TakesFirecrackersCommandLine) {
   std::string spec = std::string(NFC_FC_SPEC_DIR) + "/firecracker-api-v1.10.1.yaml";
   char tmpl[] = "/tmp/fcargs-XXXXXX";

@@ -92,7 +92,8 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
   c.drives = {{"root", work.root_image(), true}, {"scratch", work.scratch_image(), false}};
   c.guest_channel = GuestChannelConfig{work.dir() + "/" + name + ".agent.sock", 3, guest::kDefaultVsockPort,
                                        std::string(guest::kDefaultSerialPortName)};
-  if (options.console) c.console = {ConsoleConfig::Mode::kFile, work.dir() + "/" + name + ".console.log", 1 << 20};
+  if (options.console)
+    c.console = {ConsoleConfig::Mode::kFile, work.dir() + "/" + name + ".console.log", 1 << 20};
   BootedGuest b;
   NFC_ASSIGN_OR_RETURN(b.vmm, CreateVmm(options.backend, c));
   b.t_start = Clock::now();

@@ -45,8 +45,8 @@ struct BootedGuest {
 };
 
 struct BootOptions {
-  bool quiet = false;    // "quiet" on the kernel command line
-  bool console = true;   // the serial console to <dir>/<name>.console.log
+  bool quiet = false;   // "quiet" on the kernel command line
+  bool console = true;  // the serial console to <dir>/<name>.console.log
   Backend backend = Backend::kQemu;
   std::string vmm_binary;    // empty: the backend's default
   std::string vmm_log_path;  // Firecracker's logger; QEMU's stderr

@@ -66,7 +66,8 @@ TEST_F(QemuBootTest, RunsACommandAndReturnsItsOutputAndExitCode) {
 
 // Production runs without a serial console (no UART at all): nomad-init must not depend on one.
 TEST_F(QemuBootTest, BootsWithTheConsoleOff) {
-  auto b = BootGuest(artifacts_, *work_, "noconsole", {"/bin/echo", "quiet boot"}, kBootTimeout, {.quiet = true, .console = false});
+  auto b = BootGuest(artifacts_, *work_, "noconsole", {"/bin/echo", "quiet boot"}, kBootTimeout,
+                     {.quiet = true, .console = false});
   ASSERT_TRUE(b.ok()) << b.error().message();
   EXPECT_TRUE(b->vmm->Record().console_path.empty());
   auto w = CollectWorkload(*b->agent, kBootTimeout);

@@ -178,18 +178,25 @@ class FirecrackerVmm final : public BackendVmm {
 
   // Before 1.8 Firecracker has no ACPI: virtio devices are announced only as virtio_mmio.device= kernel
   // arguments (vmm.md 5.1). A kernel that cannot parse them (Debian's cloud kernel: virtio_mmio is a module
-  // without VIRTIO_MMIO_CMDLINE_DEVICES) boots without disks, so such a start is refused here, naming the fix.
+  // without VIRTIO_MMIO_CMDLINE_DEVICES) boots without disks, so such a start is refused here, naming the
+  // fix.
   Status CheckLegacyDeviceDiscovery() {
     char magic[4] = {};
     UniqueFd fd(::open(config_.kernel_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd || ::read(fd.get(), magic, sizeof magic) != sizeof magic || std::memcmp(magic, "\x7f" "ELF", 4) != 0)
+    if (!fd || ::read(fd.get(), magic, sizeof magic) != sizeof magic ||
+        std::memcmp(magic,
+                    "\x7f"
+                    "ELF",
+                    4) != 0)
       return Ok();  // not a vmlinux at all: Firecracker's loader refuses it at InstanceStart, with its reason
     NFC_ASSIGN_OR_RETURN(bool reads, KernelReadsMmioCmdline(config_.kernel_path));
     if (reads) return Ok();
     return Error::FailedPrecondition(
         "Firecracker " + version_.text +
-        " announces virtio devices only as virtio_mmio.device= kernel arguments (no ACPI before 1.8), and the "
-        "guest kernel " + config_.kernel_path +
+        " announces virtio devices only as virtio_mmio.device= kernel arguments (no ACPI before 1.8), and "
+        "the "
+        "guest kernel " +
+        config_.kernel_path +
         " cannot read them (it lacks CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y built in), so the guest would find "
         "no disks: use the tuned guest kernel (scripts/guest-kernel --kernel tuned, docs/guest-kernel.md) or "
         "Firecracker 1.8 or later");

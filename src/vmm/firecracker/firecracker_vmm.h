@@ -17,8 +17,9 @@ Result<std::unique_ptr<Vmm>> AttachFirecrackerVmm(const VmRecord& record);
 // i8042 probing cut short, pci=off). Exposed for tests and docs.
 std::vector<std::string> PlatformKernelArgs(const VmConfig& config);
 
-// Whether the kernel image has virtio_mmio's `device` parameter built in (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y
-// with VIRTIO_MMIO=y): the only way a guest finds its devices on Firecracker before 1.8, which has no ACPI.
+// Whether the kernel image has virtio_mmio's `device` parameter built in
+// (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y with VIRTIO_MMIO=y): the only way a guest finds its devices on
+// Firecracker before 1.8, which has no ACPI.
 Result<bool> KernelReadsMmioCmdline(const std::string& kernel_path);
 
 // What a Firecracker exit code means (FcExitCode, src/vmm/src/lib.rs), e.g. 148 -> "seccomp violation".
