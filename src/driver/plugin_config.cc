@@ -171,6 +171,8 @@ spec::Node PluginConfigSpec() {
       {"pull_activity_timeout",
        AttrWithDefault("pull_activity_timeout", "string", StringLiteral(kDefaultPullActivityTimeout))},
       {"boot_timeout", AttrWithDefault("boot_timeout", "string", StringLiteral(kDefaultBootTimeout))},
+      {"sandbox", AttrWithDefault("sandbox", "bool", BoolLiteral(true))},
+      {"vm_uids", AttrWithDefault("vm_uids", "string", StringLiteral("200000-265535"))},
       {"containerd_socket", Attr("containerd_socket", "string")},
   });
 }
@@ -237,6 +239,15 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
   if (activity) config.pull_activity_timeout = std::chrono::ceil<std::chrono::seconds>(*activity);
   NFC_ASSIGN_OR_RETURN(auto boot, TimeoutOption(r, "boot_timeout"));
   if (boot) config.boot_timeout = *boot;
+
+  NFC_ASSIGN_OR_RETURN(auto sandbox, r.Bool("sandbox"));
+  if (sandbox) config.sandbox = *sandbox;
+  NFC_ASSIGN_OR_RETURN(auto uids, r.String("vm_uids"));
+  if (uids) {
+    auto range = sandbox::UidRange::Parse(*uids);
+    if (!range.ok()) return r.Invalid("vm_uids", CtyValue::String(*uids), range.error().message());
+    config.vm_uids = *range;
+  }
 
   NFC_ASSIGN_OR_RETURN(auto containerd, r.String("containerd_socket"));
   if (containerd) {

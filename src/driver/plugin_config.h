@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "driver/cty_value.h"
 #include "driver/spec.h"
+#include "sandbox/uid_pool.h"
 
 namespace nfc::driver {
 
@@ -43,6 +44,9 @@ struct PluginConfig {
   std::chrono::seconds pull_activity_timeout{120};
   // From the VMM's start to the guest agent answering; past it the start fails (recoverably) and the VM goes.
   std::chrono::milliseconds boot_timeout{180000};
+  // Confine each VMM (docs/security.md): its own uid/gid from vm_uids, a chroot, QEMU's seccomp sandbox.
+  bool sandbox = true;
+  sandbox::UidRange vm_uids{200000, 265535};
   // Warnings for the operator (deprecated or ignored options); the caller logs them.
   std::vector<std::string> warnings;
 

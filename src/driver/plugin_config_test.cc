@@ -127,6 +127,21 @@ TEST(PluginConfigTest, BootTimeoutIsADurationWithADefault) {
   EXPECT_NE(e.find("from 1s to 1h"), std::string::npos) << e;
 }
 
+TEST(PluginConfigTest, SandboxIsOnByDefaultWithAUidRange) {
+  PluginConfig d;
+  EXPECT_TRUE(d.sandbox);
+  EXPECT_EQ(d.vm_uids.ToString(), "200000-265535");
+  Result<PluginConfig> r =
+      DecodePluginConfig(Obj({{"sandbox", CtyValue::Bool(false)}, {"vm_uids", Str("500000-500009")}}));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_FALSE(r->sandbox);
+  EXPECT_EQ(r->vm_uids.first, 500000u);
+  EXPECT_EQ(r->vm_uids.last, 500009u);
+  std::string e = ErrorOf(Obj({{"vm_uids", Str("0-10")}}));
+  EXPECT_NE(e.find("\"vm_uids\" = \"0-10\""), std::string::npos) << e;
+  EXPECT_NE(e.find("0 is root"), std::string::npos) << e;
+}
+
 TEST(PluginConfigTest, DurationsAreWrittenAsInJobFiles) {
   using std::chrono::milliseconds;
   EXPECT_EQ(*ParseDuration("90s"), milliseconds(90000));

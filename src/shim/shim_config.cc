@@ -50,6 +50,9 @@ std::string ShimConfig::ToJson() const {
       {"metrics_path", vm.metrics_path},
       {"allow_kvm", vm.allow_kvm},
   };
+  if (vm.sandbox) {
+    vmj["sandbox"] = {{"uid", vm.sandbox->uid}, {"gid", vm.sandbox->gid}, {"jail_dir", vm.sandbox->jail_dir}};
+  }
   if (vm.guest_channel) {
     vmj["guest_channel"] = {{"socket_path", vm.guest_channel->socket_path},
                             {"guest_cid", vm.guest_channel->guest_cid},
@@ -114,6 +117,11 @@ Result<ShimConfig> ShimConfig::FromJson(std::string_view text) {
     c.vm.console.max_bytes = v.value("console_max_bytes", uint64_t{1} << 20);
     c.vm.vmm_log_path = v.value("vmm_log_path", "");
     c.vm.metrics_path = v.value("metrics_path", "");
+    if (v.contains("sandbox")) {
+      const auto& sb = v.at("sandbox");
+      c.vm.sandbox = vmm::VmmSandbox{sb.at("uid").get<uint32_t>(), sb.at("gid").get<uint32_t>(),
+                                     sb.at("jail_dir").get<std::string>()};
+    }
     c.vm.allow_kvm = v.value("allow_kvm", true);
     if (v.contains("guest_channel")) {
       const auto& g = v.at("guest_channel");

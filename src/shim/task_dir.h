@@ -50,10 +50,21 @@ struct TaskDir {
   std::string VmmLog() const { return root + "/vmm.log"; }
   std::string VmmRecord() const { return root + "/vmm.json"; }
   std::string Scratch() const { return root + "/scratch.img"; }
+  std::string Jail() const { return root + "/jail"; }  // the empty root a sandboxed VMM chroots into
 };
 
 inline TaskDir TaskDirFor(const std::string& data_dir, std::string_view task_id) {
   return TaskDir{data_dir + "/tasks/" + TaskDirName(task_id)};
+}
+
+// The uid leases of sandboxed VMMs (sandbox/uid_pool.h), owned by task directories.
+inline std::string VmUidPoolDir(const std::string& data_dir) {
+  return data_dir + "/vm-uids";
+}
+// The data dir a task directory of TaskDirFor() lives in.
+inline std::string DataDirOf(const TaskDir& dir) {
+  std::string tasks = dir.root.substr(0, dir.root.rfind('/'));
+  return tasks.substr(0, tasks.rfind('/'));
 }
 
 }  // namespace nfc::shim

@@ -23,6 +23,7 @@ std::string DriverState::Encode() const {
   if (!network_mode.empty()) {
     j["network"] = {{"mode", network_mode}, {"netns", netns_path}, {"tap", tap_name}, {"address", address}};
   }
+  if (vm_uid != 0) j["sandbox"] = {{"uid", vm_uid}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -72,6 +73,10 @@ Result<DriverState> DriverState::Decode(std::string_view bytes) {
       s.netns_path = n.value("netns", "");
       s.tap_name = n.value("tap", "");
       s.address = n.value("address", "");
+    }
+    if (j.contains("sandbox")) {
+      field = "sandbox";
+      s.vm_uid = j.at("sandbox").at("uid").get<uint32_t>();
     }
     field = "config";
     s.config = j.value("config", nlohmann::json::object());

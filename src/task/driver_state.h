@@ -11,6 +11,7 @@
 //  "image": {"reference": "...", "manifest_digest": "sha256:...", "rootfs": "..."},
 //  "started_at_unix_nanos": ...,
 //  "network": {"mode": "group", "netns": "...", "tap": "...", "address": "..."},   optional
+//  "sandbox": {"uid": 200000},                      optional: the VMM's uid (and gid) lease
 //  "config": {...}                                   the decoded task config, as given
 // }
 //
@@ -51,6 +52,7 @@ struct DriverState {
   std::string netns_path;
   std::string tap_name;
   std::string address;
+  uint32_t vm_uid = 0;  // the VMM's uid/gid lease when sandboxed; 0: none
   nlohmann::json config = nlohmann::json::object();
 
   std::string Encode() const;

@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/process.h"
 #include "driver/host_probe.h"
+#include "sandbox/uid_pool.h"
 #include "shim/exit_record.h"
 #include "shim/task_dir.h"
 #include "task/manager_task.h"
@@ -172,6 +173,13 @@ void Manager::RemoveInterruptedStarts(const std::string& data_dir) {
                 {{"task_id", state.task_id}, {"error", s.error().message()}});
     }
   }
+  // Leases whose task directory is gone (an interrupted start, a crash during a destroy).
+  auto reclaimed = sandbox::UidPool(shim::VmUidPoolDir(data_dir), {}).ReclaimOrphans();
+  if (!reclaimed.ok()) {
+    log::Warn("could not reclaim VMM uid leases", {{"error", reclaimed.error().message()}});
+  } else if (*reclaimed > 0) {
+    log::Info("reclaimed VMM uid leases of removed tasks", {{"count", *reclaimed}});
+  }
 }
 
 void Manager::Emit(const driver::NomadTask& t, std::string message,
@@ -273,6 +281,10 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
   NFC_RETURN_IF_ERROR(txn.CreateTaskDir(p.dir, record));
   NFC_RETURN_IF_ERROR(txn.CreateScratchDisk(scratch_bytes, config.data_dir + "/scratch-templates"));
   NFC_ASSIGN_OR_RETURN(p.network, txn.AttachNetwork(t));
+  if (vm.sandbox) {
+    NFC_ASSIGN_OR_RETURN(uint32_t uid, txn.LeaseVmUid(vm.vm_uids));
+    p.vm_uid = uid;
+  }
   if (p.network.mode == "group") {
     // The guest cannot reach the host's local resolver; GuestDns keeps the host's other servers.
     p.host_resolv_conf = deps_.env->ReadFile("/etc/resolv.conf", 64 << 10).value_or("");

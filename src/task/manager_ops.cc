@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "sandbox/uid_pool.h"
 #include "shim/exit_record.h"
 #include "task/manager.h"
 #include "task/manager_task.h"
@@ -89,6 +90,10 @@ Status Manager::RemoveTaskResources(const DriverState& state) {
     keep(deps_.launcher->Stop(shim::TaskDir{state.task_dir}, shim));
   }
   keep(deps_.network.detach(state.netns_path, state.tap_name));
+  if (state.vm_uid != 0 && !state.task_dir.empty()) {
+    shim::TaskDir dir{state.task_dir};
+    keep(sandbox::UidPool(shim::VmUidPoolDir(shim::DataDirOf(dir)), {}).Release(state.vm_uid, dir.root));
+  }
   if (!state.task_dir.empty()) keep(deps_.env->RemoveTree(state.task_dir));
   if (!state.image_digest.empty()) keep(deps_.images->ReleaseLease(state.image_digest, state.task_id));
   return first;

@@ -201,6 +201,7 @@ shim::ShimConfig ShimFor(const VmPlan& vm, const driver::NomadTask& task, const 
   sc.vm.console.mode = vmm::ConsoleConfig::Mode::kFile;
   sc.vm.console.path = p.dir.ConsoleLog();
   sc.vm.vmm_log_path = p.dir.VmmLog();
+  if (p.vm_uid) sc.vm.sandbox = vmm::VmmSandbox{*p.vm_uid, *p.vm_uid, p.dir.Jail()};
   sc.stdout_path = task.stdout_path.empty() ? "/dev/null" : task.stdout_path;
   sc.stderr_path = task.stderr_path.empty() ? "/dev/null" : task.stderr_path;
   for (const auto& d : TaskDirectoriesOf(task)) {
@@ -232,6 +233,7 @@ DriverState StateFor(const VmPlan& vm, const driver::NomadTask& task, const driv
   state.netns_path = p.network.netns_path;
   state.tap_name = p.network.tap;
   state.address = p.network.address;
+  state.vm_uid = p.vm_uid.value_or(0);
   state.config = {
       {"image", config.image}, {"vcpus_from", vm.size.vcpus_from}, {"memory_from", vm.size.memory_from}};
   return state;
@@ -245,6 +247,8 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
   VmPlan plan;
   NFC_ASSIGN_OR_RETURN(plan.size, SizeVm(SizingFor(task, config), host.machine));
   PickBackend(plugin, config.backend, host, plan);
+  plan.sandbox = plugin.sandbox && plan.backend == vmm::Backend::kQemu;
+  plan.vm_uids = plugin.vm_uids;
   plan.kernel_path = config.kernel.value_or(plugin.kernel_path);
   plan.base_initrd_path = config.initrd.value_or(plugin.initrd_path);
   if (config.boot_args) {

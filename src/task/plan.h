@@ -73,6 +73,10 @@ struct VmPlan {
   std::vector<volume::Request> volumes;
   uint64_t volume_image_bytes = volume::kDefaultImageBytes;  // a directory volume's new image (volume_size)
   int64_t boot_timeout_millis = 180000;                      // the plugin's boot_timeout
+  // Run the VMM confined (docs/security.md) as a uid of vm_uids: the plugin's `sandbox`, for QEMU.
+  // Firecracker's envelope is the jailer, which this driver does not drive yet.
+  bool sandbox = false;
+  sandbox::UidRange vm_uids;
 };
 
 // The guest's /secrets is a tmpfs of this size (Nomad's own secrets dir is a 1 MiB tmpfs).
@@ -89,6 +93,7 @@ struct Provisioned {
   shim::TaskDir dir;
   std::string vm_id;                  // unique per start ("nfc-<hex>")
   std::vector<volume::Disk> volumes;  // one per VmPlan::volumes, in that order
+  std::optional<uint32_t> vm_uid;     // the VMM's uid and gid when sandboxed (a lease of the uid pool)
 };
 
 struct BootPlan {

@@ -280,6 +280,36 @@ TEST_F(PlanTest, DriverStateRecordsWhatRecoveryNeeds) {
   EXPECT_EQ(st.config.at("memory_from"), "memory");
 }
 
+// The plugin's sandbox applies to QEMU (Firecracker's envelope is its jailer, not driven yet); the uid leased
+// at provisioning reaches the VM config (uid = gid, the task's jail) and the driver state.
+TEST_F(PlanTest, SandboxedQemuGetsTheLeasedUidAndTheJail) {
+  EXPECT_TRUE(MustPlanVm().sandbox);
+  Provisioned p = SomeProvisioning();
+  p.vm_uid = 200042;
+  auto boot = PlanBoot(MustPlanVm(), task_, config_, p);
+  ASSERT_TRUE(boot.ok()) << boot.error().message();
+  ASSERT_TRUE(boot->shim.vm.sandbox.has_value());
+  EXPECT_EQ(boot->shim.vm.sandbox->uid, 200042u);
+  EXPECT_EQ(boot->shim.vm.sandbox->gid, 200042u);
+  EXPECT_EQ(boot->shim.vm.sandbox->jail_dir, "/data/tasks/alloc-1.web.0/jail");
+  EXPECT_EQ(boot->state.vm_uid, 200042u);
+  DriverState launched = boot->state;
+  launched.shim = {4242, 1};  // what the launch adds
+  auto again = DriverState::Decode(launched.Encode());
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(again->vm_uid, 200042u);
+  auto shim_again = shim::ShimConfig::FromJson(boot->shim.ToJson());
+  ASSERT_TRUE(shim_again.ok()) << shim_again.error().message();
+  ASSERT_TRUE(shim_again->vm.sandbox.has_value());
+  EXPECT_EQ(shim_again->vm.sandbox->jail_dir, "/data/tasks/alloc-1.web.0/jail");
+
+  plugin_.sandbox = false;
+  EXPECT_FALSE(MustPlanVm().sandbox);
+  plugin_.sandbox = true;
+  plugin_.backend = driver::Backend::kFirecracker;
+  EXPECT_FALSE(MustPlanVm().sandbox) << "Firecracker runs unconfined until the jailer is driven";
+}
+
 TEST_F(PlanTest, AnInvalidSpecFailsTheBootPlanNamingTheField) {
   config_.work_dir = "relative/dir";
   auto boot = PlanBoot(MustPlanVm(), task_, config_, SomeProvisioning());

@@ -67,6 +67,16 @@ Result<TaskNetwork> StartTransaction::AttachNetwork(const driver::NomadTask& tas
   return net;
 }
 
+Result<uint32_t> StartTransaction::LeaseVmUid(const sandbox::UidRange& range) {
+  // Inside the task dir: removed with it. Root's, empty: nothing for the VMM to find after its chroot.
+  NFC_RETURN_IF_ERROR_CTX(deps_.env->MakeDir(dir_->Jail(), 0555), "jail directory");
+  sandbox::UidPool pool(shim::VmUidPoolDir(shim::DataDirOf(*dir_)), range);
+  NFC_ASSIGN_OR_RETURN(uint32_t uid, pool.Acquire(dir_->root));
+  std::string owner = dir_->root;
+  OnRollback("release the VMM's uid", [pool, uid, owner]() mutable { return pool.Release(uid, owner); });
+  return uid;
+}
+
 Status StartTransaction::WriteBootFiles(const BootPlan& plan, const std::string& base_initrd) {
   NFC_RETURN_IF_ERROR(guest::WriteTaskInitramfs(base_initrd, plan.spec, dir_->Initramfs()));
   // Here, not in the plan: it checks the files the VM boots from, the initramfs just written included.

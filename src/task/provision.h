@@ -17,6 +17,7 @@
 #include "base/env.h"
 #include "base/error.h"
 #include "image/store.h"
+#include "sandbox/uid_pool.h"
 #include "shim/readiness.h"
 #include "shim/task_dir.h"
 #include "task/driver_state.h"
@@ -61,6 +62,8 @@ class StartTransaction {
   Status CreateTaskDir(const shim::TaskDir& dir, const StartRecord& record);
   Status CreateScratchDisk(uint64_t bytes, const std::string& template_dir);
   Result<TaskNetwork> AttachNetwork(const driver::NomadTask& task);
+  // A uid (and gid) of `range` for the VMM, leased to the task dir, and the empty jail it chroots into.
+  Result<uint32_t> LeaseVmUid(const sandbox::UidRange& range);
   // The task's initramfs (the shared one plus the TaskSpec) and shim.json.
   Status WriteBootFiles(const BootPlan& plan, const std::string& base_initrd);
   Result<shim::ShimReady> LaunchShim(const std::string& netns_path);

@@ -101,6 +101,17 @@ Status ValidateConfig(const VmConfig& c) {
   }
   NFC_RETURN_IF_ERROR(RequireFile("kernel_path", c.kernel_path));
   if (!c.initrd_path.empty()) NFC_RETURN_IF_ERROR(RequireFile("initrd_path", c.initrd_path));
+  if (c.sandbox) {
+    if (c.sandbox->uid == 0 || c.sandbox->gid == 0) {
+      return Error::InvalidArgument("vm config: sandbox uid " + std::to_string(c.sandbox->uid) + " / gid " +
+                                    std::to_string(c.sandbox->gid) + ": a confined VMM never runs as root");
+    }
+    if (c.sandbox->jail_dir.empty() || c.sandbox->jail_dir[0] != '/' ||
+        ::stat(c.sandbox->jail_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Error::InvalidArgument("vm config: sandbox jail_dir '" + c.sandbox->jail_dir +
+                                    "' is not an existing absolute directory");
+    }
+  }
   if (c.vcpus < 1 || c.vcpus > 32) {
     return Error::InvalidArgument("vm config: vcpus " + std::to_string(c.vcpus) + " out of range 1-32");
   }

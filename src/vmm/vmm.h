@@ -88,6 +88,16 @@ struct ConsoleConfig {
   uint64_t max_bytes = 1 << 20;
 };
 
+// The VMM's confinement (docs/security.md). QEMU: `-runas uid:gid -chroot jail_dir` and its seccomp sandbox:
+// QEMU opens its files, sockets and devices as root, then chroots into the empty jail and drops to uid:gid
+// (real, effective and saved; no capabilities left) before the guest runs a single instruction. Firecracker's
+// envelope is its jailer (not applied yet: a Firecracker VMM runs without it).
+struct VmmSandbox {
+  uint32_t uid = 0;      // the VM's own, unique on the host; never 0
+  uint32_t gid = 0;      // never 0
+  std::string jail_dir;  // an existing empty directory, absolute
+};
+
 struct VmConfig {
   std::string id;          // [A-Za-z0-9-]{1,64}; Firecracker --id, QEMU -name
   std::string state_dir;   // existing directory for this VM's sockets and files (API/QMP socket, pid file)
@@ -106,9 +116,10 @@ struct VmConfig {
   std::vector<NetworkInterface> nics;
   std::optional<GuestChannelConfig> guest_channel;
   ConsoleConfig console;
-  std::string vmm_log_path;  // the VMM's own log (Firecracker logger, QEMU stderr); empty: discarded
-  std::string metrics_path;  // Firecracker metrics file; ignored by QEMU
-  bool allow_kvm = true;     // QEMU: use KVM if the probe says it works; false forces TCG
+  std::string vmm_log_path;           // the VMM's own log (Firecracker logger, QEMU stderr); empty: discarded
+  std::string metrics_path;           // Firecracker metrics file; ignored by QEMU
+  bool allow_kvm = true;              // QEMU: use KVM if the probe says it works; false forces TCG
+  std::optional<VmmSandbox> sandbox;  // nullopt: the VMM runs as its starter (root), unconfined
   // A VMM whose control socket (Firecracker's API, QEMU's QMP) has not answered for this long is stopped
   // (SIGSTOP, a debugger) or hung: Wait() kills it and reports kUnresponsive.
   std::chrono::milliseconds unresponsive_after{30000};

@@ -1,0 +1,144 @@
+package main
+
+// The QEMU backend's confinement (docs/security.md): each VMM runs as its own uid and gid from the plugin's
+// vm_uids range, with no capabilities, no_new_privs, QEMU's seccomp filter, and the empty jail of its task dir
+// as its root; its uid lease goes with DestroyTask. The guest still runs (the drop happens before it starts).
+
+import (
+	"fmt"
+	"io/ioutil"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	drvpb "nfcproto/drivers"
+)
+
+func init() {
+	register(Scenario{Name: "sandbox-qemu-vmm-confined", Guest: true, Timeout: 4 * time.Minute, Run: testSandboxedVmm})
+}
+
+// qemuOf finds the QEMU process of a task (its command line names the task dir).
+func qemuOf(taskDir string) (int, error) {
+	for _, p := range processesMentioning(taskDir) {
+		if strings.Contains(p, "qemu-system") {
+			return strconv.Atoi(p[:strings.Index(p, ":")])
+		}
+	}
+	return 0, fmt.Errorf("no QEMU process names %s", taskDir)
+}
+
+// statusFields reads the named lines of /proc/<pid>/status.
+func statusFields(pid int, names ...string) (map[string]string, error) {
+	b, err := ioutil.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, n := range names {
+			if strings.HasPrefix(line, n+":") {
+				out[n] = strings.Join(strings.Fields(line[len(n)+1:]), " ")
+			}
+		}
+	}
+	return out, nil
+}
+
+// checkConfined checks one running task's VMM and returns its uid.
+func (h *H) checkConfined(taskDir string) (int, error) {
+	pid, err := qemuOf(taskDir)
+	if err != nil {
+		return 0, err
+	}
+	f, err := statusFields(pid, "Uid", "Gid", "CapEff", "CapPrm", "NoNewPrivs", "Seccomp")
+	if err != nil {
+		return 0, err
+	}
+	uids := strings.Fields(f["Uid"])
+	if len(uids) != 4 || uids[0] != uids[1] || uids[0] != uids[2] || uids[0] != uids[3] {
+		return 0, fmt.Errorf("QEMU %d: real, effective, saved and fs uid differ: %q", pid, f["Uid"])
+	}
+	uid, _ := strconv.Atoi(uids[0])
+	if uid < 200000 || uid > 265535 {
+		return 0, fmt.Errorf("QEMU %d runs as uid %d, outside vm_uids 200000-265535", pid, uid)
+	}
+	if f["Gid"] != strings.Repeat(uids[0]+" ", 3)+uids[0] {
+		return 0, fmt.Errorf("QEMU %d: gids %q, want all %d", pid, f["Gid"], uid)
+	}
+	want := map[string]string{"CapEff": "0000000000000000", "CapPrm": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2"}
+	for k, v := range want {
+		if f[k] != v {
+			return 0, fmt.Errorf("QEMU %d: %s is %q, want %q", pid, k, f[k], v)
+		}
+	}
+	root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", pid))
+	if err != nil {
+		return 0, err
+	}
+	if root != filepath.Join(taskDir, "jail") {
+		return 0, fmt.Errorf("QEMU %d: root is %s, want the task's jail %s/jail", pid, root, taskDir)
+	}
+	lease, err := ioutil.ReadFile(filepath.Join(h.dataDir(), "vm-uids", uids[0]))
+	if err != nil || string(lease) != taskDir {
+		return 0, fmt.Errorf("uid %d's lease: %q (%v), want the task dir %s", uid, lease, err, taskDir)
+	}
+	return uid, nil
+}
+
+func testSandboxedVmm(h *H) error {
+	h.guestScenario()
+	rt, err := h.launchRuntime()
+	if err != nil {
+		return err
+	}
+	type running struct {
+		t      *nomadTask
+		handle *drvpb.TaskHandle
+		uid    int
+	}
+	var tasks []running
+	// Two at once: each VMM must get a uid of its own.
+	for _, name := range []string{"one", "two"} {
+		t, err := h.newTask(rt.Instance, name, taskHCL([]string{"/bin/sh", "-c", "echo up; sleep 300"}, ""))
+		if err != nil {
+			return err
+		}
+		handle, _, err := rt.startTask(t)
+		if err != nil {
+			return err
+		}
+		defer rt.destroyTask(t.Config.Id)
+		if err := waitForOutput(t.Stdout, "up\n", 60*time.Second); err != nil {
+			return fmt.Errorf("task %s: the guest did not run under the sandboxed VMM: %v", name, err)
+		}
+		state, err := decodeDriverState(handle.GetDriverState())
+		if err != nil {
+			return err
+		}
+		uid, err := h.checkConfined(state.TaskDir)
+		if err != nil {
+			return fmt.Errorf("task %s: %v", name, err)
+		}
+		for _, other := range tasks {
+			if other.uid == uid {
+				return fmt.Errorf("tasks %s and %s run as the same uid %d", other.t.Config.Name, name, uid)
+			}
+		}
+		tasks = append(tasks, running{t, handle, uid})
+	}
+	for _, r := range tasks {
+		if err := rt.stopTask(r.t.Config.Id, 5*time.Second, ""); err != nil {
+			return err
+		}
+		if err := rt.destroyAndCheck(r.t.Config.Id, r.handle); err != nil {
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(h.dataDir(), "vm-uids", strconv.Itoa(r.uid))); !os.IsNotExist(err) {
+			return fmt.Errorf("task %s: uid %d's lease is left after DestroyTask (%v)", r.t.Config.Name, r.uid, err)
+		}
+	}
+	return nil
+}
