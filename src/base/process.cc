@@ -86,6 +86,8 @@ Result<Child> Spawn(const SpawnOptions& o) {
   UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!devnull) return Error::Errno("spawn: open /dev/null");
   bool search_path = o.argv[0].find('/') == std::string::npos;
+  std::vector<const char*> cgroup_procs;
+  for (const auto& f : o.join_cgroups) cgroup_procs.push_back(f.c_str());
 
   pid_t pid = fork();
   if (pid < 0) return Error::Errno("spawn " + o.argv[0] + ": fork");
@@ -122,6 +124,19 @@ Result<Child> Spawn(const SpawnOptions& o) {
       int ns = open(o.netns_path.c_str(), O_RDONLY | O_CLOEXEC);
       if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) ChildFail(rfd, errno);
       close(ns);
+    }
+    if (!cgroup_procs.empty()) {
+      // Joined before exec, so all the program allocates is charged to those cgroups.
+      char pid_text[16];
+      size_t len = 0;
+      for (pid_t v = getpid(); v > 0 && len < sizeof pid_text; v /= 10)
+        pid_text[len++] = static_cast<char>('0' + v % 10);
+      for (size_t i = 0; i < len / 2; i++) std::swap(pid_text[i], pid_text[len - 1 - i]);
+      for (const char* file : cgroup_procs) {
+        int fd = open(file, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, pid_text, len) != static_cast<ssize_t>(len)) ChildFail(rfd, errno);
+        close(fd);
+      }
     }
     char** env = o.env ? envp.data() : environ;
     if (search_path) {

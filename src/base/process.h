@@ -30,6 +30,7 @@ struct SpawnOptions {
   std::string cwd;                              // empty: inherit
   int parent_death_signal = 0;                  // PR_SET_PDEATHSIG; 0 = none
   std::string netns_path;                       // non-empty: run in this network namespace
+  std::vector<std::string> join_cgroups;  // cgroup.procs files the child writes its pid into before exec
 };
 
 struct Child {

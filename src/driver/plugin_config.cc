@@ -173,6 +173,7 @@ spec::Node PluginConfigSpec() {
       {"boot_timeout", AttrWithDefault("boot_timeout", "string", StringLiteral(kDefaultBootTimeout))},
       {"sandbox", AttrWithDefault("sandbox", "bool", BoolLiteral(true))},
       {"vm_uids", AttrWithDefault("vm_uids", "string", StringLiteral("200000-265535"))},
+      {"cgroup_parent", AttrWithDefault("cgroup_parent", "string", StringLiteral("/nomad-firecracker"))},
       {"containerd_socket", Attr("containerd_socket", "string")},
   });
 }
@@ -247,6 +248,17 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
     auto range = sandbox::UidRange::Parse(*uids);
     if (!range.ok()) return r.Invalid("vm_uids", CtyValue::String(*uids), range.error().message());
     config.vm_uids = *range;
+  }
+  NFC_ASSIGN_OR_RETURN(auto cgroup_parent, r.String("cgroup_parent"));
+  if (cgroup_parent) {
+    const std::string& v = *cgroup_parent;
+    if (v.size() < 2 || v[0] != '/' || v.back() == '/' || v.find("..") != std::string::npos ||
+        v.find("//") != std::string::npos) {
+      return r.Invalid(
+          "cgroup_parent", CtyValue::String(v),
+          "expected an absolute cgroup path such as \"/nomad-firecracker\" (not the root, no \"..\")");
+    }
+    config.cgroup_parent = v;
   }
 
   NFC_ASSIGN_OR_RETURN(auto containerd, r.String("containerd_socket"));

@@ -47,6 +47,9 @@ struct PluginConfig {
   // Confine each VMM (docs/security.md): its own uid/gid from vm_uids, a chroot, QEMU's seccomp sandbox.
   bool sandbox = true;
   sandbox::UidRange vm_uids{200000, 265535};
+  // Where each sandboxed VMM's cgroup goes: <cgroup_parent>/<vm id>, in the unified tree or each v1
+  // controller's.
+  std::string cgroup_parent = "/nomad-firecracker";
   // Warnings for the operator (deprecated or ignored options); the caller logs them.
   std::vector<std::string> warnings;
 

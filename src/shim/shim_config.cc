@@ -51,7 +51,10 @@ std::string ShimConfig::ToJson() const {
       {"allow_kvm", vm.allow_kvm},
   };
   if (vm.sandbox) {
-    vmj["sandbox"] = {{"uid", vm.sandbox->uid}, {"gid", vm.sandbox->gid}, {"jail_dir", vm.sandbox->jail_dir}};
+    vmj["sandbox"] = {{"uid", vm.sandbox->uid},
+                      {"gid", vm.sandbox->gid},
+                      {"jail_dir", vm.sandbox->jail_dir},
+                      {"cgroup_procs", vm.sandbox->cgroup_procs}};
   }
   if (vm.guest_channel) {
     vmj["guest_channel"] = {{"socket_path", vm.guest_channel->socket_path},
@@ -120,7 +123,8 @@ Result<ShimConfig> ShimConfig::FromJson(std::string_view text) {
     if (v.contains("sandbox")) {
       const auto& sb = v.at("sandbox");
       c.vm.sandbox = vmm::VmmSandbox{sb.at("uid").get<uint32_t>(), sb.at("gid").get<uint32_t>(),
-                                     sb.at("jail_dir").get<std::string>()};
+                                     sb.at("jail_dir").get<std::string>(),
+                                     sb.value("cgroup_procs", std::vector<std::string>{})};
     }
     c.vm.allow_kvm = v.value("allow_kvm", true);
     if (v.contains("guest_channel")) {

@@ -23,7 +23,13 @@ std::string DriverState::Encode() const {
   if (!network_mode.empty()) {
     j["network"] = {{"mode", network_mode}, {"netns", netns_path}, {"tap", tap_name}, {"address", address}};
   }
-  if (vm_uid != 0) j["sandbox"] = {{"uid", vm_uid}};
+  if (vm_uid != 0) {
+    j["sandbox"] = {{"uid", vm_uid}};
+    if (!cgroup.name.empty()) {
+      j["sandbox"]["cgroup_parent"] = cgroup.parent;
+      j["sandbox"]["cgroup"] = cgroup.name;
+    }
+  }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -76,7 +82,9 @@ Result<DriverState> DriverState::Decode(std::string_view bytes) {
     }
     if (j.contains("sandbox")) {
       field = "sandbox";
-      s.vm_uid = j.at("sandbox").at("uid").get<uint32_t>();
+      const auto& sb = j.at("sandbox");
+      s.vm_uid = sb.at("uid").get<uint32_t>();
+      s.cgroup = {sb.value("cgroup_parent", ""), sb.value("cgroup", "")};
     }
     field = "config";
     s.config = j.value("config", nlohmann::json::object());

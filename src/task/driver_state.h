@@ -11,7 +11,8 @@
 //  "image": {"reference": "...", "manifest_digest": "sha256:...", "rootfs": "..."},
 //  "started_at_unix_nanos": ...,
 //  "network": {"mode": "group", "netns": "...", "tap": "...", "address": "..."},   optional
-//  "sandbox": {"uid": 200000},                      optional: the VMM's uid (and gid) lease
+//  "sandbox": {"uid": 200000, "cgroup_parent": "/nomad-firecracker", "cgroup": "nfc-..."},
+//                                                   optional: the VMM's uid (and gid) lease, its cgroup
 //  "config": {...}                                   the decoded task config, as given
 // }
 //
@@ -53,6 +54,10 @@ struct DriverState {
   std::string tap_name;
   std::string address;
   uint32_t vm_uid = 0;  // the VMM's uid/gid lease when sandboxed; 0: none
+  struct Cgroup {
+    std::string parent, name;  // <parent>/<name> (sandbox/cgroup.h); empty: none
+    bool operator==(const Cgroup&) const = default;
+  } cgroup;
   nlohmann::json config = nlohmann::json::object();
 
   std::string Encode() const;

@@ -281,15 +281,16 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
   NFC_RETURN_IF_ERROR(txn.CreateTaskDir(p.dir, record));
   NFC_RETURN_IF_ERROR(txn.CreateScratchDisk(scratch_bytes, config.data_dir + "/scratch-templates"));
   NFC_ASSIGN_OR_RETURN(p.network, txn.AttachNetwork(t));
+  p.vm_id = deps_.new_vm_id();
   if (vm.sandbox) {
     NFC_ASSIGN_OR_RETURN(uint32_t uid, txn.LeaseVmUid(vm.vm_uids));
     p.vm_uid = uid;
+    NFC_ASSIGN_OR_RETURN(p.cgroup_procs, txn.CreateVmCgroup(vm.cgroup_parent, p.vm_id, vm.cgroup_limits));
   }
   if (p.network.mode == "group") {
     // The guest cannot reach the host's local resolver; GuestDns keeps the host's other servers.
     p.host_resolv_conf = deps_.env->ReadFile("/etc/resolv.conf", 64 << 10).value_or("");
   }
-  p.vm_id = deps_.new_vm_id();
   return p;
 }
 

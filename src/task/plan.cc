@@ -201,7 +201,7 @@ shim::ShimConfig ShimFor(const VmPlan& vm, const driver::NomadTask& task, const 
   sc.vm.console.mode = vmm::ConsoleConfig::Mode::kFile;
   sc.vm.console.path = p.dir.ConsoleLog();
   sc.vm.vmm_log_path = p.dir.VmmLog();
-  if (p.vm_uid) sc.vm.sandbox = vmm::VmmSandbox{*p.vm_uid, *p.vm_uid, p.dir.Jail()};
+  if (p.vm_uid) sc.vm.sandbox = vmm::VmmSandbox{*p.vm_uid, *p.vm_uid, p.dir.Jail(), p.cgroup_procs};
   sc.stdout_path = task.stdout_path.empty() ? "/dev/null" : task.stdout_path;
   sc.stderr_path = task.stderr_path.empty() ? "/dev/null" : task.stderr_path;
   for (const auto& d : TaskDirectoriesOf(task)) {
@@ -234,6 +234,7 @@ DriverState StateFor(const VmPlan& vm, const driver::NomadTask& task, const driv
   state.tap_name = p.network.tap;
   state.address = p.network.address;
   state.vm_uid = p.vm_uid.value_or(0);
+  if (!p.cgroup_procs.empty()) state.cgroup = {vm.cgroup_parent, p.vm_id};
   state.config = {
       {"image", config.image}, {"vcpus_from", vm.size.vcpus_from}, {"memory_from", vm.size.memory_from}};
   return state;
@@ -249,6 +250,10 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
   PickBackend(plugin, config.backend, host, plan);
   plan.sandbox = plugin.sandbox && plan.backend == vmm::Backend::kQemu;
   plan.vm_uids = plugin.vm_uids;
+  plan.cgroup_parent = plugin.cgroup_parent;
+  plan.cgroup_limits = sandbox::LimitsForVm(
+      static_cast<uint64_t>(plan.size.memory_mib), static_cast<uint32_t>(plan.size.vcpus),
+      static_cast<uint64_t>(std::max<int64_t>(task.resources.cpu_shares, 0)));
   plan.kernel_path = config.kernel.value_or(plugin.kernel_path);
   plan.base_initrd_path = config.initrd.value_or(plugin.initrd_path);
   if (config.boot_args) {

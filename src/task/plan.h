@@ -37,6 +37,7 @@
 #include "driver/task_manager.h"
 #include "guest/task_spec.h"
 #include "image/store.h"
+#include "sandbox/cgroup.h"
 #include "shim/shim_config.h"
 #include "shim/task_dir.h"
 #include "task/driver_state.h"
@@ -77,6 +78,8 @@ struct VmPlan {
   // Firecracker's envelope is the jailer, which this driver does not drive yet.
   bool sandbox = false;
   sandbox::UidRange vm_uids;
+  std::string cgroup_parent;            // the plugin's cgroup_parent
+  sandbox::CgroupLimits cgroup_limits;  // from the VM's size and Nomad's CPU
 };
 
 // The guest's /secrets is a tmpfs of this size (Nomad's own secrets dir is a 1 MiB tmpfs).
@@ -91,9 +94,10 @@ struct Provisioned {
   TaskNetwork network;
   std::string host_resolv_conf;  // the host's /etc/resolv.conf text (group mode DNS fallback)
   shim::TaskDir dir;
-  std::string vm_id;                  // unique per start ("nfc-<hex>")
-  std::vector<volume::Disk> volumes;  // one per VmPlan::volumes, in that order
-  std::optional<uint32_t> vm_uid;     // the VMM's uid and gid when sandboxed (a lease of the uid pool)
+  std::string vm_id;                      // unique per start ("nfc-<hex>")
+  std::vector<volume::Disk> volumes;      // one per VmPlan::volumes, in that order
+  std::optional<uint32_t> vm_uid;         // the VMM's uid and gid when sandboxed (a lease of the uid pool)
+  std::vector<std::string> cgroup_procs;  // the sandboxed VMM's cgroup (<cgroup_parent>/<vm_id>) to join
 };
 
 struct BootPlan {

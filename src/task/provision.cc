@@ -77,6 +77,17 @@ Result<uint32_t> StartTransaction::LeaseVmUid(const sandbox::UidRange& range) {
   return uid;
 }
 
+Result<std::vector<std::string>> StartTransaction::CreateVmCgroup(const std::string& parent,
+                                                                  const std::string& name,
+                                                                  const sandbox::CgroupLimits& limits) {
+  NFC_ASSIGN_OR_RETURN(sandbox::CgroupHost host, sandbox::CgroupHost::Detect());
+  auto cgroup = sandbox::VmCgroup::Create(host, parent, name, limits);
+  if (!cgroup.ok()) return std::move(cgroup).error().Context("the VMM's cgroup");
+  sandbox::VmCgroup made = *cgroup;
+  OnRollback("remove the VMM's cgroup", [made] { return made.Remove(); });
+  return made.ProcsFiles();
+}
+
 Status StartTransaction::WriteBootFiles(const BootPlan& plan, const std::string& base_initrd) {
   NFC_RETURN_IF_ERROR(guest::WriteTaskInitramfs(base_initrd, plan.spec, dir_->Initramfs()));
   // Here, not in the plan: it checks the files the VM boots from, the initramfs just written included.

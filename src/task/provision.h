@@ -17,6 +17,7 @@
 #include "base/env.h"
 #include "base/error.h"
 #include "image/store.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/uid_pool.h"
 #include "shim/readiness.h"
 #include "shim/task_dir.h"
@@ -64,6 +65,9 @@ class StartTransaction {
   Result<TaskNetwork> AttachNetwork(const driver::NomadTask& task);
   // A uid (and gid) of `range` for the VMM, leased to the task dir, and the empty jail it chroots into.
   Result<uint32_t> LeaseVmUid(const sandbox::UidRange& range);
+  // The VMM's cgroup <parent>/<name> with `limits`; returns the cgroup.procs files the VMM joins.
+  Result<std::vector<std::string>> CreateVmCgroup(const std::string& parent, const std::string& name,
+                                                  const sandbox::CgroupLimits& limits);
   // The task's initramfs (the shared one plus the TaskSpec) and shim.json.
   Status WriteBootFiles(const BootPlan& plan, const std::string& base_initrd);
   Result<shim::ShimReady> LaunchShim(const std::string& netns_path);

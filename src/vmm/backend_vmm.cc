@@ -128,6 +128,7 @@ Status BackendVmm::SpawnVmm(SpawnSpec spec) {
   o.new_session = true;
   o.cwd = config_.state_dir;
   if (config_.kill_with_owner) o.parent_death_signal = SIGKILL;
+  if (config_.sandbox) o.join_cgroups = config_.sandbox->cgroup_procs;
   NFC_RETURN_IF_ERROR_CTX(process_.Spawn(o), "spawn " + o.argv[0]);
   console_write.Reset();  // only the VMM holds the write end now: the pump sees EOF when the VMM is gone
 

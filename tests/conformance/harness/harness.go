@@ -58,6 +58,8 @@ type H struct {
 	metrics   []string
 	instances []*Instance
 	cleanups  []func() // run after the instances were killed, last registered first
+	// cgroupCleanup: the removal of the scenario's cgroup_parent is registered.
+	cgroupCleanup bool
 }
 
 func newH(pluginPath, name string, verbose bool) (*H, error) {

@@ -86,8 +86,8 @@ func (e *eventLog) forTask(taskID string) []*drvpb.DriverTaskEvent {
 
 // pluginConfigHCL is the agent's `plugin "nomad-driver-firecracker" { config { ... } }` block for this run.
 func (h *H) pluginConfigHCL() string {
-	return fmt.Sprintf("%skernel_path = %q\ninitrd_path = %q\ndata_dir = %q\nca_file = %q\n%s", h.backendHCL(),
-		guest.Kernel, guest.Initrd, h.dataDir(), guest.CAFile, h.PluginExtra)
+	return fmt.Sprintf("%scgroup_parent = %q\nkernel_path = %q\ninitrd_path = %q\ndata_dir = %q\nca_file = %q\n%s",
+		h.backendHCL(), h.cgroupParent(), guest.Kernel, guest.Initrd, h.dataDir(), guest.CAFile, h.PluginExtra)
 }
 
 // launchRuntime starts a plugin process and brings it up as Nomad's runtime instance (reference 5.1).

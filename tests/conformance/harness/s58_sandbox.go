@@ -20,6 +20,65 @@ func init() {
 	register(Scenario{Name: "sandbox-qemu-vmm-confined", Guest: true, Timeout: 4 * time.Minute, Run: testSandboxedVmm})
 }
 
+// sandboxCgroups: the cgroup checkConfined found for a task dir, for the check after DestroyTask.
+var sandboxCgroups = map[string]string{}
+
+// cgroupParent is the scenario's own cgroup_parent, so VM cgroups never land in the host's default place; it is
+// removed (it must be empty by then) when the scenario ends.
+func (h *H) cgroupParent() string {
+	parent := "/nfc-test-" + filepath.Base(h.Dir)[len("nfc-conformance-"):]
+	if !h.cgroupCleanup {
+		h.cgroupCleanup = true
+		h.OnCleanup(func() {
+			for _, dir := range cgroupDirs(parent) {
+				if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
+					fmt.Printf("     LEAK: cgroup %s: %v\n", dir, err)
+				}
+			}
+		})
+	}
+	return parent
+}
+
+// cgroupDirs: where a cgroup path lives on this host (each v1 controller's tree, or the unified one).
+func cgroupDirs(path string) []string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return []string{"/sys/fs/cgroup" + path}
+	}
+	return []string{"/sys/fs/cgroup/memory" + path, "/sys/fs/cgroup/cpu" + path, "/sys/fs/cgroup/pids" + path}
+}
+
+// checkCgroup: the VMM sits in <parent>/<vm id> with the memory and pids limits of its VM's size.
+func (h *H) checkCgroup(pid int, memoryMiB int64) (string, error) {
+	b, err := ioutil.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return "", err
+	}
+	var path string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && (parts[1] == "memory" || parts[1] == "") && strings.HasPrefix(parts[2], h.cgroupParent()+"/") {
+			path = parts[2]
+		}
+	}
+	if path == "" {
+		return "", fmt.Errorf("QEMU %d is not in a cgroup below %s: %s", pid, h.cgroupParent(), b)
+	}
+	dirs := cgroupDirs(path)
+	memFile, pidsFile := dirs[0]+"/memory.max", dirs[0]+"/pids.max"
+	if len(dirs) == 3 {
+		memFile, pidsFile = dirs[0]+"/memory.limit_in_bytes", dirs[2]+"/pids.max"
+	}
+	wantMem := strconv.FormatInt((memoryMiB+320)<<20, 10)
+	if got, _ := ioutil.ReadFile(memFile); strings.TrimSpace(string(got)) != wantMem {
+		return "", fmt.Errorf("%s is %q, want %s (the VM's %d MiB + 320 MiB for the VMM)", memFile, got, wantMem, memoryMiB)
+	}
+	if got, _ := ioutil.ReadFile(pidsFile); strings.TrimSpace(string(got)) == "max" || len(got) == 0 {
+		return "", fmt.Errorf("%s has no limit: %q", pidsFile, got)
+	}
+	return path, nil
+}
+
 // qemuOf finds the QEMU process of a task (its command line names the task dir).
 func qemuOf(taskDir string) (int, error) {
 	for _, p := range processesMentioning(taskDir) {
@@ -81,6 +140,11 @@ func (h *H) checkConfined(taskDir string) (int, error) {
 	if root != filepath.Join(taskDir, "jail") {
 		return 0, fmt.Errorf("QEMU %d: root is %s, want the task's jail %s/jail", pid, root, taskDir)
 	}
+	cgroup, err := h.checkCgroup(pid, taskMemoryMB)
+	if err != nil {
+		return 0, err
+	}
+	sandboxCgroups[taskDir] = cgroup
 	lease, err := ioutil.ReadFile(filepath.Join(h.dataDir(), "vm-uids", uids[0]))
 	if err != nil || string(lease) != taskDir {
 		return 0, fmt.Errorf("uid %d's lease: %q (%v), want the task dir %s", uid, lease, err, taskDir)
@@ -135,6 +199,12 @@ func testSandboxedVmm(h *H) error {
 		}
 		if err := rt.destroyAndCheck(r.t.Config.Id, r.handle); err != nil {
 			return err
+		}
+		state, _ := decodeDriverState(r.handle.GetDriverState())
+		for _, dir := range cgroupDirs(sandboxCgroups[state.TaskDir]) {
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				return fmt.Errorf("task %s: its VMM's cgroup %s is left after DestroyTask (%v)", r.t.Config.Name, dir, err)
+			}
 		}
 		if _, err := os.Stat(filepath.Join(h.dataDir(), "vm-uids", strconv.Itoa(r.uid))); !os.IsNotExist(err) {
 			return fmt.Errorf("task %s: uid %d's lease is left after DestroyTask (%v)", r.t.Config.Name, r.uid, err)

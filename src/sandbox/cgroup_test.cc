@@ -1,0 +1,97 @@
+// VmCgroup against fake cgroup trees (plain directories laid out as cgroupfs shows them): which files are
+// written with which values, on v1 and on v2. No real v2 host is available here (docs/security.md); the real
+// v1 tree is exercised by the harness's sandbox scenario.
+#include "sandbox/cgroup.h"
+
+#include <gtest/gtest.h>
+
+#include "base/fs.h"
+#include "temp_dir.h"
+
+namespace nfc::sandbox {
+namespace {
+
+std::string Read(const std::string& path) {
+  auto r = fs::ReadFile(path, 4096);
+  return r.ok() ? *r : "<" + r.error().message() + ">";
+}
+
+TEST(CgroupLimits, FollowTheVmSizeAndNomadsCpu) {
+  CgroupLimits l = LimitsForVm(512, 2, 1000);
+  EXPECT_EQ(l.memory_bytes, (512ULL + kVmmMemoryOverheadMib) << 20);
+  EXPECT_EQ(l.cpu_shares, 1000u);
+  EXPECT_EQ(l.pids_max, 132u);
+  EXPECT_EQ(LimitsForVm(128, 1, 0).cpu_shares, 2u) << "cpu.shares has a floor of 2";
+  EXPECT_EQ(CpuWeightFromShares(2), 1u);
+  EXPECT_EQ(CpuWeightFromShares(1024), 39u);
+  EXPECT_EQ(CpuWeightFromShares(262144), 10000u);
+}
+
+TEST(CgroupHost, DetectsV2ByItsControllersFileAndV1ByItsMounts) {
+  test_support::TempDir v2("cgroup-v2");
+  ASSERT_TRUE(fs::WriteFileDurably(v2.Path("cgroup.controllers"), "cpuset cpu io memory pids\n").ok());
+  auto h2 = CgroupHost::Detect(v2.path());
+  ASSERT_TRUE(h2.ok()) << h2.error().message();
+  EXPECT_EQ(h2->version, CgroupVersion::kV2);
+
+  test_support::TempDir v1("cgroup-v1");
+  for (const char* c : {"memory", "cpu"}) ASSERT_TRUE(fs::MakeDirs(v1.Path(c), 0755).ok());
+  auto missing = CgroupHost::Detect(v1.path());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message().find("\"pids\""), std::string::npos) << missing.error().message();
+  ASSERT_TRUE(fs::MakeDirs(v1.Path("pids"), 0755).ok());
+  auto h1 = CgroupHost::Detect(v1.path());
+  ASSERT_TRUE(h1.ok()) << h1.error().message();
+  EXPECT_EQ(h1->version, CgroupVersion::kV1);
+}
+
+TEST(VmCgroup, V1WritesEachControllersLimitInItsOwnTree) {
+  test_support::TempDir root("cgroup-v1");
+  for (const char* c : {"memory", "cpu", "pids"}) ASSERT_TRUE(fs::MakeDirs(root.Path(c), 0755).ok());
+  CgroupHost host{CgroupVersion::kV1, root.path()};
+  auto g = VmCgroup::Create(host, "/nomad-firecracker", "nfc-1", LimitsForVm(256, 1, 500));
+  ASSERT_TRUE(g.ok()) << g.error().message();
+  EXPECT_EQ(Read(root.Path("memory/nomad-firecracker/nfc-1/memory.limit_in_bytes")),
+            std::to_string((256ULL + kVmmMemoryOverheadMib) << 20));
+  EXPECT_EQ(Read(root.Path("cpu/nomad-firecracker/nfc-1/cpu.shares")), "500");
+  EXPECT_EQ(Read(root.Path("pids/nomad-firecracker/nfc-1/pids.max")), "130");
+  std::vector<std::string> want = {root.Path("memory/nomad-firecracker/nfc-1/cgroup.procs"),
+                                   root.Path("cpu/nomad-firecracker/nfc-1/cgroup.procs"),
+                                   root.Path("pids/nomad-firecracker/nfc-1/cgroup.procs")};
+  EXPECT_EQ(g->ProcsFiles(), want);
+  EXPECT_EQ(VmCgroup::Existing(host, "/nomad-firecracker", "nfc-1").dirs(), g->dirs());
+}
+
+TEST(VmCgroup, V2EnablesTheControllersDownToTheParentAndWritesTheUnifiedFiles) {
+  test_support::TempDir root("cgroup-v2");
+  ASSERT_TRUE(fs::WriteFileDurably(root.Path("cgroup.controllers"), "cpuset cpu io memory pids\n").ok());
+  CgroupHost host{CgroupVersion::kV2, root.path()};
+  auto g = VmCgroup::Create(host, "/nomad.slice/vms", "nfc-2", LimitsForVm(1024, 4, 2048));
+  ASSERT_TRUE(g.ok()) << g.error().message();
+  for (const char* level : {"", "/nomad.slice", "/nomad.slice/vms"}) {
+    EXPECT_EQ(Read(root.path() + level + "/cgroup.subtree_control"), "+memory +cpu +pids") << level;
+  }
+  std::string dir = root.Path("nomad.slice/vms/nfc-2");
+  EXPECT_EQ(Read(dir + "/memory.max"), std::to_string((1024ULL + kVmmMemoryOverheadMib) << 20));
+  EXPECT_EQ(Read(dir + "/cpu.weight"), std::to_string(CpuWeightFromShares(2048)));
+  EXPECT_EQ(Read(dir + "/pids.max"), "136");
+  EXPECT_EQ(g->ProcsFiles(), std::vector<std::string>{dir + "/cgroup.procs"});
+}
+
+TEST(VmCgroup, RefusesBadNamesAndAMissingController) {
+  test_support::TempDir root("cgroup-v2");
+  ASSERT_TRUE(fs::WriteFileDurably(root.Path("cgroup.controllers"), "cpu io memory\n").ok());
+  CgroupHost host{CgroupVersion::kV2, root.path()};
+  auto no_pids = VmCgroup::Create(host, "/p", "vm", LimitsForVm(128, 1, 100));
+  ASSERT_FALSE(no_pids.ok());
+  EXPECT_NE(no_pids.error().message().find("\"pids\" is not available"), std::string::npos);
+  for (const auto& [parent, name] : std::vector<std::pair<std::string, std::string>>{
+           {"relative", "vm"}, {"/a/../b", "vm"}, {"/p", "a/b"}, {"/p", ".."}, {"/p", ""}}) {
+    auto bad = VmCgroup::Create(host, parent, name, LimitsForVm(128, 1, 100));
+    ASSERT_FALSE(bad.ok()) << parent << " " << name;
+    EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  }
+}
+
+}  // namespace
+}  // namespace nfc::sandbox
