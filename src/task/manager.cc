@@ -202,7 +202,7 @@ void Manager::Emit(const driver::NomadTask& t, std::string message,
 }
 
 StartDeps Manager::StartDepsFor() {
-  return StartDeps{deps_.env, deps_.images.get(), deps_.launcher.get(), deps_.network};
+  return StartDeps{deps_.env, deps_.images.get(), deps_.launcher.get(), deps_.network, deps_.cgroups};
 }
 
 std::shared_ptr<Manager::Task> Manager::Find(const std::string& task_id) const {

@@ -36,6 +36,7 @@ struct ManagerDeps {
   std::unique_ptr<ImageSource> images;     // null: the image store under data_dir, opened on first use
   std::unique_ptr<ShimLauncher> launcher;  // null: MakeShimLauncher()
   NetworkOps network;                      // default: task/network.h
+  CgroupOps cgroups;                       // default: the host's cgroupfs
   std::function<StartHost(const driver::PluginConfig&)> probe_host;  // null: ProbeStartHost
   std::function<std::string()> new_vm_id;                            // null: "nfc-" + 16 random hex digits
 };

@@ -4,7 +4,6 @@
 #include <thread>
 
 #include "base/log.h"
-#include "sandbox/cgroup.h"
 #include "sandbox/uid_pool.h"
 #include "shim/exit_record.h"
 #include "task/manager.h"
@@ -79,23 +78,6 @@ Status Manager::StopTask(const std::string& task_id, std::chrono::milliseconds t
   return std::move(r).error().Context("stop task " + task_id);
 }
 
-namespace {
-
-// The VMM's cgroup, once its processes are gone: the shim was stopped just before, and the kernel takes a
-// moment to let go of an exiting process.
-Status RemoveVmCgroup(const std::string& parent, const std::string& name) {
-  NFC_ASSIGN_OR_RETURN(sandbox::CgroupHost host, sandbox::CgroupHost::Detect());
-  sandbox::VmCgroup cgroup = sandbox::VmCgroup::Existing(host, parent, name);
-  Status removed = cgroup.Remove();
-  for (int i = 0; i < 50 && !removed.ok() && removed.error().code() == ErrorCode::kFailedPrecondition; i++) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    removed = cgroup.Remove();
-  }
-  return removed;
-}
-
-}  // namespace
-
 Status Manager::RemoveTaskResources(const DriverState& state) {
   Status first = Ok();
   auto keep = [&](Status s) {
@@ -108,7 +90,7 @@ Status Manager::RemoveTaskResources(const DriverState& state) {
     keep(deps_.launcher->Stop(shim::TaskDir{state.task_dir}, shim));
   }
   keep(deps_.network.detach(state.netns_path, state.tap_name));
-  if (!state.cgroup.name.empty()) keep(RemoveVmCgroup(state.cgroup.parent, state.cgroup.name));
+  if (!state.cgroup.name.empty()) keep(deps_.cgroups.remove(state.cgroup.parent, state.cgroup.name));
   if (state.vm_uid != 0 && !state.task_dir.empty()) {
     shim::TaskDir dir{state.task_dir};
     keep(sandbox::UidPool(shim::VmUidPoolDir(shim::DataDirOf(dir)), {}).Release(state.vm_uid, dir.root));

@@ -116,6 +116,16 @@ class ManagerStartTest : public ::testing::Test {
       return host;
     };
     deps.new_vm_id = [] { return std::string("nfc-00000000000000aa"); };
+    // The VMM's cgroup is the host's in production; here the calls are only recorded.
+    deps.cgroups.create = [this](const std::string& parent, const std::string& name,
+                                 const sandbox::CgroupLimits&) -> Result<std::vector<std::string>> {
+      cgroups_.insert(parent + "/" + name);
+      return std::vector<std::string>{root_.Path(name + ".procs")};
+    };
+    deps.cgroups.remove = [this](const std::string& parent, const std::string& name) {
+      cgroups_.erase(parent + "/" + name);
+      return Ok();
+    };
     manager_ = std::make_unique<Manager>(std::move(deps));
     driver::PluginConfig config;
     config.data_dir = root_.Path("data");
@@ -138,6 +148,10 @@ class ManagerStartTest : public ::testing::Test {
     EXPECT_FALSE(fs::Exists(TaskDir())) << TaskDir();
     EXPECT_TRUE(images_->leases.empty());
     EXPECT_EQ(launcher_->stops, launcher_->launches);
+    EXPECT_TRUE(cgroups_.empty()) << *cgroups_.begin();
+    EXPECT_TRUE(root_.Entries("data/vm-uids").empty() ||
+                root_.Entries("data/vm-uids") == std::vector<std::string>{".lock"})
+        << "a uid lease is left";
     auto inspected = manager_->InspectTask(task_.id);
     ASSERT_FALSE(inspected.ok());
     EXPECT_EQ(inspected.error().code(), ErrorCode::kNotFound);
@@ -147,6 +161,7 @@ class ManagerStartTest : public ::testing::Test {
   FaultInjectingEnv env_;
   FakeImages* images_ = nullptr;
   FakeLauncher* launcher_ = nullptr;
+  std::set<std::string> cgroups_;  // made and not removed
   std::unique_ptr<Manager> manager_;
   driver::NomadTask task_;
   driver::TaskConfig task_config_;
@@ -172,6 +187,12 @@ TEST_F(ManagerStartTest, AStartWritesEveryBootFileLaunchesOnceAndRecordsTheTask)
   EXPECT_EQ(state->started_at_unix_nanos, 1700000000000000000);
   EXPECT_EQ(state->image_digest, "sha256:feed");
   EXPECT_EQ(started->handle.config.id, task_.id);
+  // Sandboxed by default: a uid lease owned by the task dir, and the VMM's cgroup.
+  EXPECT_EQ(state->vm_uid, 200000u);
+  EXPECT_EQ(*fs::ReadFile(root_.Path("data/vm-uids/200000"), 4096), TaskDir());
+  EXPECT_EQ(cgroups_, std::set<std::string>{"/nomad-firecracker/nfc-00000000000000aa"});
+  EXPECT_EQ(state->cgroup.name, "nfc-00000000000000aa");
+  EXPECT_TRUE(fs::Exists(dir.Jail()));
   auto again = manager_->StartTask(task_, task_config_);
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);

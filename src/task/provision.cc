@@ -1,5 +1,8 @@
 #include "task/provision.h"
 
+#include <chrono>
+#include <thread>
+
 #include "base/log.h"
 #include "guest/initramfs_cpio.h"
 
@@ -80,12 +83,29 @@ Result<uint32_t> StartTransaction::LeaseVmUid(const sandbox::UidRange& range) {
 Result<std::vector<std::string>> StartTransaction::CreateVmCgroup(const std::string& parent,
                                                                   const std::string& name,
                                                                   const sandbox::CgroupLimits& limits) {
+  auto procs = deps_.cgroups.create(parent, name, limits);
+  if (!procs.ok()) return std::move(procs).error().Context("the VMM's cgroup");
+  OnRollback("remove the VMM's cgroup", [this, parent, name] { return deps_.cgroups.remove(parent, name); });
+  return procs;
+}
+
+Result<std::vector<std::string>> CgroupOps::CreateHostCgroup(const std::string& parent,
+                                                             const std::string& name,
+                                                             const sandbox::CgroupLimits& limits) {
   NFC_ASSIGN_OR_RETURN(sandbox::CgroupHost host, sandbox::CgroupHost::Detect());
-  auto cgroup = sandbox::VmCgroup::Create(host, parent, name, limits);
-  if (!cgroup.ok()) return std::move(cgroup).error().Context("the VMM's cgroup");
-  sandbox::VmCgroup made = *cgroup;
-  OnRollback("remove the VMM's cgroup", [made] { return made.Remove(); });
-  return made.ProcsFiles();
+  NFC_ASSIGN_OR_RETURN(sandbox::VmCgroup cgroup, sandbox::VmCgroup::Create(host, parent, name, limits));
+  return cgroup.ProcsFiles();
+}
+
+Status CgroupOps::RemoveHostCgroup(const std::string& parent, const std::string& name) {
+  NFC_ASSIGN_OR_RETURN(sandbox::CgroupHost host, sandbox::CgroupHost::Detect());
+  sandbox::VmCgroup cgroup = sandbox::VmCgroup::Existing(host, parent, name);
+  Status removed = cgroup.Remove();
+  for (int i = 0; i < 50 && !removed.ok() && removed.error().code() == ErrorCode::kFailedPrecondition; i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    removed = cgroup.Remove();
+  }
+  return removed;
 }
 
 Status StartTransaction::WriteBootFiles(const BootPlan& plan, const std::string& base_initrd) {

@@ -44,11 +44,26 @@ struct NetworkOps {
   std::function<Status(const std::string& netns_path, const std::string& tap)> detach = DetachTaskNetwork;
 };
 
+// How a sandboxed VMM's cgroup is made and removed (sandbox/cgroup.h on the host's cgroupfs in production).
+struct CgroupOps {
+  // <parent>/<name> with `limits`; the cgroup.procs files the VMM joins.
+  std::function<Result<std::vector<std::string>>(const std::string& parent, const std::string& name,
+                                                 const sandbox::CgroupLimits& limits)>
+      create = CreateHostCgroup;
+  std::function<Status(const std::string& parent, const std::string& name)> remove = RemoveHostCgroup;
+
+  static Result<std::vector<std::string>> CreateHostCgroup(const std::string& parent, const std::string& name,
+                                                           const sandbox::CgroupLimits& limits);
+  // Retries for a few seconds while the VMM's last process is still exiting.
+  static Status RemoveHostCgroup(const std::string& parent, const std::string& name);
+};
+
 struct StartDeps {
   Env* env = nullptr;
   ImageSource* images = nullptr;
   ShimLauncher* launcher = nullptr;
   NetworkOps network;
+  CgroupOps cgroups;
 };
 
 class StartTransaction {

@@ -87,7 +87,19 @@ void Configure(Env* env) {
   env->config.kernel_path = guest + "/vmlinux";
   env->config.initrd_path = guest + "/initramfs.cpio.gz";
   env->config.backend = driver::Backend::kQemu;
+  // The sandboxed VMMs' cgroups go below one of the test's own, removed at exit.
+  env->config.cgroup_parent = "/" + env->dir.substr(env->dir.rfind('/') + 1);
   ::setenv("NFC_SHIM_PATH", NFC_SHIM_BINARY, 1);
+}
+
+// The test's cgroup parent in each tree it may exist in (v2's, v1's memory, cpu and pids); must be empty by
+// now.
+void RemoveCgroupParent(const std::string& parent) {
+  for (const char* tree : {"", "/memory", "/cpu", "/pids"}) {
+    std::string dir = std::string("/sys/fs/cgroup") + tree + parent;
+    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT)
+      std::cerr << "lifecycle fixture: cgroup " << dir << " left: " << std::strerror(errno) << "\n";
+  }
 }
 
 void RemoveTree(const std::string& dir) {
@@ -165,6 +177,7 @@ const SharedEnvResult& SharedEnv() {
         Env* env = result.env;
         if (!env->registry) return;  // helpers never clean up the parent's files
         env->registry.reset();
+        RemoveCgroupParent(env->config.cgroup_parent);
         RemoveTree(env->dir);
       });
     }

@@ -172,7 +172,8 @@ TEST_P(FirecrackerBootTest, KilledFirecrackerTakesItsGuestAlong) {
 TEST_P(FirecrackerBootTest, GuestPowerOffHaltsTheGuestAndFirecrackerStays) {
   auto b = Boot("poweroff", {"/bin/busybox", "poweroff", "-f"});
   if (!b) return;
-  // With ACPI (1.8+) the kernel powers off ("Power down"); without it (1.7) it can only halt ("System halted").
+  // With ACPI (1.8+) the kernel powers off ("Power down"); without it (1.7) it can only halt ("System
+  // halted").
   std::string console = work_->dir() + "/poweroff.console.log";
   auto ended = [&] {
     std::string text = ReadFile(console);
