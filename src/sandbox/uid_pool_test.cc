@@ -86,8 +86,10 @@ TEST_F(UidPoolTest, ALeaseWhoseOwnerIsGoneIsTakenBack) {
 TEST_F(UidPoolTest, ConcurrentProcessesGetDistinctUids) {
   constexpr int kProcs = 8;
   std::vector<std::string> owners;
+  owners.reserve(kProcs);
   for (int i = 0; i < kProcs; i++) owners.push_back(Owner("o" + std::to_string(i)));
   std::vector<pid_t> pids;
+  pids.reserve(kProcs);
   for (int i = 0; i < kProcs; i++) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
