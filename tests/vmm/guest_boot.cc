@@ -87,6 +87,7 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
   c.vmm_binary = options.vmm_binary;
   c.vmm_log_path = options.vmm_log_path;
   c.metrics_path = options.metrics_path;
+  c.sandbox = options.sandbox;
   c.memory_mib = 256;
   c.kill_with_owner = true;  // a test killed by its ctest timeout must not leave QEMU running
   c.drives = {{"root", work.root_image(), true}, {"scratch", work.scratch_image(), false}};

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,9 +49,10 @@ struct BootOptions {
   bool quiet = false;   // "quiet" on the kernel command line
   bool console = true;  // the serial console to <dir>/<name>.console.log
   Backend backend = Backend::kQemu;
-  std::string vmm_binary;    // empty: the backend's default
-  std::string vmm_log_path;  // Firecracker's logger; QEMU's stderr
-  std::string metrics_path;  // Firecracker only
+  std::string vmm_binary;             // empty: the backend's default
+  std::string vmm_log_path;           // Firecracker's logger; QEMU's stderr
+  std::string metrics_path;           // Firecracker only
+  std::optional<VmmSandbox> sandbox;  // QEMU only: run it confined (docs/security.md)
 };
 
 // Writes the task initramfs for argv and boots it. The VM's console goes to <dir>/<name>.console.log.
