@@ -96,8 +96,8 @@ struct VmmSandbox {
   uint32_t uid = 0;      // the VM's own, unique on the host; never 0
   uint32_t gid = 0;      // never 0
   std::string jail_dir;  // an existing empty directory, absolute
-  std::vector<std::string>
-      cgroup_procs;  // cgroup.procs files the VMM joins before it execs (sandbox/cgroup.h)
+  // cgroup.procs files the VMM joins before it execs (sandbox/cgroup.h); empty: it stays in its starter's.
+  std::vector<std::string> cgroup_procs;
 };
 
 struct VmConfig {

@@ -181,22 +181,21 @@ class FirecrackerVmm final : public BackendVmm {
   // without VIRTIO_MMIO_CMDLINE_DEVICES) boots without disks, so such a start is refused here, naming the
   // fix.
   Status CheckLegacyDeviceDiscovery() {
+    static constexpr char kElfMagic[4] = {0x7f, 'E', 'L', 'F'};
     char magic[4] = {};
     UniqueFd fd(::open(config_.kernel_path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd || ::read(fd.get(), magic, sizeof magic) != sizeof magic ||
-        std::memcmp(magic,
-                    "\x7f"
-                    "ELF",
-                    4) != 0)
+        std::memcmp(magic, kElfMagic, sizeof magic) != 0) {
       return Ok();  // not a vmlinux at all: Firecracker's loader refuses it at InstanceStart, with its reason
+    }
     NFC_ASSIGN_OR_RETURN(bool reads, KernelReadsMmioCmdline(config_.kernel_path));
     if (reads) return Ok();
+    std::string why = "Firecracker " + version_.text +
+                      " announces virtio devices only as virtio_mmio.device= kernel arguments (no ACPI "
+                      "before 1.8), and the guest kernel " +
+                      config_.kernel_path;
     return Error::FailedPrecondition(
-        "Firecracker " + version_.text +
-        " announces virtio devices only as virtio_mmio.device= kernel arguments (no ACPI before 1.8), and "
-        "the "
-        "guest kernel " +
-        config_.kernel_path +
+        why +
         " cannot read them (it lacks CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES=y built in), so the guest would find "
         "no disks: use the tuned guest kernel (scripts/guest-kernel --kernel tuned, docs/guest-kernel.md) or "
         "Firecracker 1.8 or later");
