@@ -108,6 +108,7 @@ std::string StartRecord::Encode() const {
                       {"image_digest", image_digest},
                       {"starter", {{"pid", starter.pid}, {"start_time", starter.start_time}}}};
   if (!tap.empty()) j["network"] = {{"netns", netns_path}, {"tap", tap}};
+  if (!cgroup.name.empty()) j["cgroup"] = {{"parent", cgroup.parent}, {"name", cgroup.name}};
   return j.dump();
 }
 
@@ -126,6 +127,10 @@ Result<StartRecord> StartRecord::Decode(std::string_view bytes) {
     if (j.contains("network")) {
       r.netns_path = j.at("network").at("netns").get<std::string>();
       r.tap = j.at("network").at("tap").get<std::string>();
+    }
+    if (j.contains("cgroup")) {
+      r.cgroup = {j.at("cgroup").at("parent").get<std::string>(),
+                  j.at("cgroup").at("name").get<std::string>()};
     }
     return r;
   } catch (const nlohmann::json::exception& e) {

@@ -78,6 +78,7 @@ struct StartRecord {
   std::string image_digest;  // the image lease held under task_id
   ProcessIdentity starter;
   std::string netns_path, tap;  // the TAP the start may have created (bridge mode), so cleanup removes it
+  DriverState::Cgroup cgroup;   // the sandboxed VMM's cgroup the start may have created, likewise
 
   std::string Encode() const;
   static Result<StartRecord> Decode(std::string_view bytes);

@@ -166,6 +166,7 @@ void Manager::RemoveInterruptedStarts(const std::string& data_dir) {
     state.image_digest = record->image_digest;
     state.netns_path = record->netns_path;
     state.tap_name = record->tap;
+    state.cgroup = record->cgroup;
     log::Warn("removing a task whose StartTask was interrupted by the death of its plugin process",
               {{"task_id", state.task_id}, {"task_dir", dir.root}, {"plugin_pid", record->starter.pid}});
     if (Status s = RemoveTaskResources(state); !s.ok()) {
@@ -275,13 +276,15 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
     }
   }));
   p.dir = shim::TaskDirFor(config.data_dir, t.id);
-  StartRecord record{t.id, p.image.manifest_digest, {}, "", vm.planned_tap};
+  p.vm_id = deps_.new_vm_id();
+  StartRecord record{t.id, p.image.manifest_digest, {}, "", vm.planned_tap, {}};
   if (!record.tap.empty()) record.netns_path = t.network->netns_path;
+  // Named before it exists, so an interrupted start's cleanup removes it (removing none is fine).
+  if (vm.sandbox) record.cgroup = {vm.cgroup_parent, p.vm_id};
   NFC_ASSIGN_OR_RETURN(record.starter, IdentifyProcess(::getpid()));
   NFC_RETURN_IF_ERROR(txn.CreateTaskDir(p.dir, record));
   NFC_RETURN_IF_ERROR(txn.CreateScratchDisk(scratch_bytes, config.data_dir + "/scratch-templates"));
   NFC_ASSIGN_OR_RETURN(p.network, txn.AttachNetwork(t));
-  p.vm_id = deps_.new_vm_id();
   if (vm.sandbox) {
     NFC_ASSIGN_OR_RETURN(uint32_t uid, txn.LeaseVmUid(vm.vm_uids));
     p.vm_uid = uid;

@@ -352,6 +352,12 @@ func testRestartAndExitWhileDown(h *H) error {
 	if left := h.taskDirs(); len(left) > 0 {
 		return fmt.Errorf("task dirs left: %v", left)
 	}
+	// The interrupted start's VMM cgroup (and the completed task's) went too (QEMU backend; none on Firecracker).
+	for _, dir := range cgroupDirs(h.cgroupParent()) {
+		if children, _ := filepath.Glob(dir + "/nfc-*"); len(children) > 0 {
+			return fmt.Errorf("VMM cgroups left: %v", children)
+		}
+	}
 	_, err = rt.Kill(h)
 	return err
 }
@@ -445,6 +451,12 @@ func testKilledDuringStart(h *H) error {
 	}
 	if left := h.taskDirs(); len(left) > 0 {
 		return fmt.Errorf("task dirs left: %v", left)
+	}
+	// The interrupted start's VMM cgroup (and the completed task's) went too (QEMU backend; none on Firecracker).
+	for _, dir := range cgroupDirs(h.cgroupParent()) {
+		if children, _ := filepath.Glob(dir + "/nfc-*"); len(children) > 0 {
+			return fmt.Errorf("VMM cgroups left: %v", children)
+		}
 	}
 	_, err = rt.Kill(h)
 	return err
@@ -557,6 +569,12 @@ func testBadInput(h *H) error {
 	}
 	if left := h.taskDirs(); len(left) > 0 {
 		return fmt.Errorf("task dirs left: %v", left)
+	}
+	// The interrupted start's VMM cgroup (and the completed task's) went too (QEMU backend; none on Firecracker).
+	for _, dir := range cgroupDirs(h.cgroupParent()) {
+		if children, _ := filepath.Glob(dir + "/nfc-*"); len(children) > 0 {
+			return fmt.Errorf("VMM cgroups left: %v", children)
+		}
 	}
 	_, err = rt.Kill(h)
 	return err
