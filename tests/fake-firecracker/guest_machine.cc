@@ -20,16 +20,11 @@ namespace nfc::fakefc {
 namespace {
 
 using namespace std::chrono_literals;
+using vmm::qemu::QemuEscape;
 
 // Firecracker's command line when boot_args is absent (vmm.md 5.2, 1.10.1).
 constexpr const char* kDefaultBootArgs =
     "reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd";
-
-std::string QemuEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) out += c == ',' ? std::string(",,") : std::string(1, c);
-  return out;
-}
 
 std::string Str(const nlohmann::json& j, const char* key) {
   return j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";

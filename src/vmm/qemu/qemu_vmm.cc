@@ -49,16 +49,6 @@ std::string JoinArgs(const std::vector<std::string>& args) {
   return s;
 }
 
-// QEMU's -drive/-chardev option syntax uses ',' as separator; a literal comma is written ",,".
-std::string QemuEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    out += c;
-    if (c == ',') out += ',';
-  }
-  return out;
-}
-
 class QemuVmm final : public BackendVmm {
  public:
   explicit QemuVmm(VmConfig config)
@@ -239,6 +229,15 @@ class QemuVmm final : public BackendVmm {
 };
 
 }  // namespace
+
+std::string QemuEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    out += c;
+    if (c == ',') out += ',';
+  }
+  return out;
+}
 
 unsigned HostTscKhz() {
   std::ifstream f("/proc/cpuinfo");

@@ -40,6 +40,9 @@ struct CommandInputs {
 // Builds the QEMU argv for `config` (exposed for tests and docs/vmm.md).
 CommandLine BuildCommandLine(const VmConfig& config, const CommandInputs& inputs);
 
+// A value inside QEMU's -drive/-chardev option syntax, where ',' separates options: a literal comma is ",,".
+std::string QemuEscape(const std::string& value);
+
 // The host's TSC frequency in kHz as the kernel calibrated it (from /proc/cpuinfo "cpu MHz"); fallback
 // 2400000.
 unsigned HostTscKhz();
