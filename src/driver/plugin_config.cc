@@ -156,6 +156,8 @@ spec::Node PluginConfigSpec() {
   return Object({
       {"firecracker_path", AttrWithDefault("firecracker_path", "string", StringLiteral("firecracker"))},
       {"jailer_path", AttrWithDefault("jailer_path", "string", StringLiteral("jailer"))},
+      // No default: unset means "when installed", which an explicit true or false overrides.
+      {"jailer", Attr("jailer", "bool")},
       {"qemu_path", AttrWithDefault("qemu_path", "string", StringLiteral("qemu-system-x86_64"))},
       {"kernel_path", Attr("kernel_path", "string")},
       {"vmlinux_path", Attr("vmlinux_path", "string")},
@@ -190,6 +192,7 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
   NFC_ASSIGN_OR_RETURN(auto jailer, r.String("jailer_path"));
   if (jailer) config.jailer_path = *jailer;
   NFC_RETURN_IF_ERROR(RequireProgram(r, "jailer_path", config.jailer_path));
+  NFC_ASSIGN_OR_RETURN(config.jailer, r.Bool("jailer"));
   NFC_ASSIGN_OR_RETURN(auto qemu, r.String("qemu_path"));
   if (qemu) config.qemu_path = *qemu;
   NFC_RETURN_IF_ERROR(RequireProgram(r, "qemu_path", config.qemu_path));

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct PluginConfig {
   // Programs: a bare name is looked up in PATH when used.
   std::string firecracker_path = "firecracker";
   std::string jailer_path = "jailer";
+  // Firecracker through its jailer: nullopt (unset) = whenever the jailer is installed; false = never (the
+  // VMM then runs as root, unconfined); true = always (a start fails when it is missing).
+  std::optional<bool> jailer;
   std::string qemu_path = "qemu-system-x86_64";
   std::string kernel_path = std::string(kDefaultKernelPath);
   std::string initrd_path = std::string(kDefaultInitrdPath);

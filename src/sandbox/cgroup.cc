@@ -78,15 +78,11 @@ Status EnableV2Controllers(const std::string& root, const std::string& parent) {
 
 Status ApplyLimits(CgroupVersion version, const std::string& dir, const std::string& controller,
                    const CgroupLimits& l) {
-  if (version == CgroupVersion::kV2) {
-    NFC_RETURN_IF_ERROR(WriteControl(dir + "/memory.max", std::to_string(l.memory_bytes)));
-    NFC_RETURN_IF_ERROR(WriteControl(dir + "/cpu.weight", std::to_string(CpuWeightFromShares(l.cpu_shares))));
-    return WriteControl(dir + "/pids.max", std::to_string(l.pids_max));
+  for (const auto& [file, value] : LimitFiles(version, l)) {
+    if (version == CgroupVersion::kV1 && file.substr(0, file.find('.')) != controller) continue;
+    NFC_RETURN_IF_ERROR(WriteControl(dir + "/" + file, value));
   }
-  if (controller == "memory")
-    return WriteControl(dir + "/memory.limit_in_bytes", std::to_string(l.memory_bytes));
-  if (controller == "cpu") return WriteControl(dir + "/cpu.shares", std::to_string(l.cpu_shares));
-  return WriteControl(dir + "/pids.max", std::to_string(l.pids_max));
+  return Ok();
 }
 
 }  // namespace
@@ -97,6 +93,20 @@ CgroupLimits LimitsForVm(uint64_t memory_mib, uint32_t vcpus, uint64_t cpu_mhz) 
   l.cpu_shares = std::clamp<uint64_t>(cpu_mhz, 2, 262144);
   l.pids_max = 128 + 2 * uint64_t{vcpus};
   return l;
+}
+
+std::vector<std::pair<std::string, std::string>> LimitFiles(CgroupVersion version, const CgroupLimits& l) {
+  bool v2 = version == CgroupVersion::kV2;
+  std::vector<std::pair<std::string, std::string>> files;
+  if (l.memory_bytes != 0) {
+    files.emplace_back(v2 ? "memory.max" : "memory.limit_in_bytes", std::to_string(l.memory_bytes));
+  }
+  if (l.cpu_shares != 0) {
+    files.emplace_back(v2 ? "cpu.weight" : "cpu.shares",
+                       std::to_string(v2 ? CpuWeightFromShares(l.cpu_shares) : l.cpu_shares));
+  }
+  if (l.pids_max != 0) files.emplace_back("pids.max", std::to_string(l.pids_max));
+  return files;
 }
 
 uint64_t CpuWeightFromShares(uint64_t shares) {

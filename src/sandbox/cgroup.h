@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/error.h"
@@ -34,6 +35,12 @@ inline constexpr uint64_t kVmmMemoryOverheadMib = 320;
 
 // cpu.shares (v1, 2..262144) to cpu.weight (v2, 1..10000), the conversion runc and systemd use.
 uint64_t CpuWeightFromShares(uint64_t shares);
+
+// The control files that set `limits` and their values, in the version's names: v1 memory.limit_in_bytes,
+// cpu.shares, pids.max; v2 memory.max, cpu.weight, pids.max. A zero limit is left out (no limit). The
+// controller is the file name's part before the first '.'.
+std::vector<std::pair<std::string, std::string>> LimitFiles(CgroupVersion version,
+                                                            const CgroupLimits& limits);
 
 struct CgroupHost {
   CgroupVersion version = CgroupVersion::kV2;

@@ -56,6 +56,19 @@ std::string ShimConfig::ToJson() const {
                       {"jail_dir", vm.sandbox->jail_dir},
                       {"cgroup_procs", vm.sandbox->cgroup_procs}};
   }
+  if (vm.jailer) {
+    const vmm::JailerConfig& jc = *vm.jailer;
+    vmj["jailer"] = {{"binary", jc.binary},
+                     {"chroot_base", jc.chroot_base},
+                     {"uid", jc.uid},
+                     {"gid", jc.gid},
+                     {"netns_path", jc.netns_path},
+                     {"parent_cgroup", jc.parent_cgroup},
+                     {"memory_bytes", jc.limits.memory_bytes},
+                     {"cpu_shares", jc.limits.cpu_shares},
+                     {"pids_max", jc.limits.pids_max},
+                     {"open_files", jc.open_files}};
+  }
   if (vm.guest_channel) {
     vmj["guest_channel"] = {{"socket_path", vm.guest_channel->socket_path},
                             {"guest_cid", vm.guest_channel->guest_cid},
@@ -125,6 +138,20 @@ Result<ShimConfig> ShimConfig::FromJson(std::string_view text) {
       c.vm.sandbox = vmm::VmmSandbox{sb.at("uid").get<uint32_t>(), sb.at("gid").get<uint32_t>(),
                                      sb.at("jail_dir").get<std::string>(),
                                      sb.value("cgroup_procs", std::vector<std::string>{})};
+    }
+    if (v.contains("jailer")) {
+      const auto& jj = v.at("jailer");
+      vmm::JailerConfig jc;
+      jc.binary = jj.at("binary").get<std::string>();
+      jc.chroot_base = jj.at("chroot_base").get<std::string>();
+      jc.uid = jj.at("uid").get<uint32_t>();
+      jc.gid = jj.at("gid").get<uint32_t>();
+      jc.netns_path = jj.value("netns_path", "");
+      jc.parent_cgroup = jj.value("parent_cgroup", "");
+      jc.limits = {jj.value("memory_bytes", uint64_t{0}), jj.value("cpu_shares", uint64_t{0}),
+                   jj.value("pids_max", uint64_t{0})};
+      jc.open_files = jj.value("open_files", uint64_t{2048});
+      c.vm.jailer = jc;
     }
     c.vm.allow_kvm = v.value("allow_kvm", true);
     if (v.contains("guest_channel")) {

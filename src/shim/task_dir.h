@@ -18,7 +18,8 @@
 //   shim.log           the shim's own log (hclog text)
 //   console.log        the guest's serial console, bounded
 //   vmm.log            the VMM's own log (Firecracker logger, QEMU stderr)
-// The VMM backends add their own API sockets beside these (firecracker.sock, qmp.sock; src/vmm).
+// The VMM backends add their own API sockets beside these (firecracker.sock, qmp.sock; src/vmm). Firecracker
+// through its jailer has its sockets in its chroot instead, <data_dir>/jail/<exec name>/<vm id>/root.
 #pragma once
 
 #include <string>
@@ -60,6 +61,11 @@ inline TaskDir TaskDirFor(const std::string& data_dir, std::string_view task_id)
 // The uid leases of sandboxed VMMs (sandbox/uid_pool.h), owned by task directories.
 inline std::string VmUidPoolDir(const std::string& data_dir) {
   return data_dir + "/vm-uids";
+}
+// Firecracker's jails (--chroot-base-dir): on the data dir's filesystem, so the drives are hard-linked into
+// them; short, so the sockets inside fit a unix socket path.
+inline std::string JailerBaseDir(const std::string& data_dir) {
+  return data_dir + "/jail";
 }
 // The data dir a task directory of TaskDirFor() lives in.
 inline std::string DataDirOf(const TaskDir& dir) {

@@ -29,6 +29,7 @@ std::string DriverState::Encode() const {
       j["sandbox"]["cgroup_parent"] = cgroup.parent;
       j["sandbox"]["cgroup"] = cgroup.name;
     }
+    if (!jail_dir.empty()) j["sandbox"]["jail"] = jail_dir;
   }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -85,6 +86,7 @@ Result<DriverState> DriverState::Decode(std::string_view bytes) {
       const auto& sb = j.at("sandbox");
       s.vm_uid = sb.at("uid").get<uint32_t>();
       s.cgroup = {sb.value("cgroup_parent", ""), sb.value("cgroup", "")};
+      s.jail_dir = sb.value("jail", "");
     }
     field = "config";
     s.config = j.value("config", nlohmann::json::object());
@@ -109,6 +111,7 @@ std::string StartRecord::Encode() const {
                       {"starter", {{"pid", starter.pid}, {"start_time", starter.start_time}}}};
   if (!tap.empty()) j["network"] = {{"netns", netns_path}, {"tap", tap}};
   if (!cgroup.name.empty()) j["cgroup"] = {{"parent", cgroup.parent}, {"name", cgroup.name}};
+  if (!jail_dir.empty()) j["jail"] = jail_dir;
   return j.dump();
 }
 
@@ -132,6 +135,7 @@ Result<StartRecord> StartRecord::Decode(std::string_view bytes) {
       r.cgroup = {j.at("cgroup").at("parent").get<std::string>(),
                   j.at("cgroup").at("name").get<std::string>()};
     }
+    r.jail_dir = j.value("jail", "");
     return r;
   } catch (const nlohmann::json::exception& e) {
     return Error::InvalidArgument(std::string("start record: ") + e.what());

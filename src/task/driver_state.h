@@ -11,8 +11,9 @@
 //  "image": {"reference": "...", "manifest_digest": "sha256:...", "rootfs": "..."},
 //  "started_at_unix_nanos": ...,
 //  "network": {"mode": "group", "netns": "...", "tap": "...", "address": "..."},   optional
-//  "sandbox": {"uid": 200000, "cgroup_parent": "/nomad-firecracker", "cgroup": "nfc-..."},
-//                                                   optional: the VMM's uid (and gid) lease, its cgroup
+//  "sandbox": {"uid": 200000, "cgroup_parent": "/nomad-firecracker", "cgroup": "nfc-...", "jail": "..."},
+//                                                   optional: the VMM's uid (and gid) lease, its cgroup,
+//                                                   Firecracker's jailer chroot (vmm::JailerDir)
 //  "config": {...}                                   the decoded task config, as given
 // }
 //
@@ -58,6 +59,7 @@ struct DriverState {
     std::string parent, name;  // <parent>/<name> (sandbox/cgroup.h); empty: none
     bool operator==(const Cgroup&) const = default;
   } cgroup;
+  std::string jail_dir;  // Firecracker's chroot through the jailer; empty: none
   nlohmann::json config = nlohmann::json::object();
 
   std::string Encode() const;
@@ -66,7 +68,8 @@ struct DriverState {
 
 // StartRecord: written into a new task dir (`start.json`) before anything else of the task exists:
 //   {"version": 1, "task_id": "...", "image_digest": "sha256:...", "starter": {"pid": N, "start_time": T},
-//    "network": {"netns": "...", "tap": "..."}}                      network: bridge mode only
+//    "network": {"netns": "...", "tap": "..."},                      network: bridge mode only
+//    "cgroup": {"parent": "...", "name": "..."}, "jail": "..."}      the sandbox's, when confined
 // A task dir with a start record whose starter (the plugin process running StartTask) is gone and without
 // driver_state.json (written once the workload runs, right before StartTask returns) belongs to a StartTask
 // interrupted by the plugin's death: Nomad got no handle, restarts the task under a new id and never calls
@@ -79,6 +82,7 @@ struct StartRecord {
   ProcessIdentity starter;
   std::string netns_path, tap;  // the TAP the start may have created (bridge mode), so cleanup removes it
   DriverState::Cgroup cgroup;   // the sandboxed VMM's cgroup the start may have created, likewise
+  std::string jail_dir;         // Firecracker's jailer chroot, likewise
 
   std::string Encode() const;
   static Result<StartRecord> Decode(std::string_view bytes);

@@ -92,6 +92,7 @@ StartHost ProbeStartHost(const driver::PluginConfig& config) {
   host.machine = HostFacts::Detect();
   if (auto fc = driver::ResolveProgram(config.firecracker_path); fc.ok()) host.firecracker_binary = *fc;
   if (auto qemu = driver::ResolveProgram(config.qemu_path); qemu.ok()) host.qemu_binary = *qemu;
+  if (auto jailer = driver::ResolveProgram(config.jailer_path); jailer.ok()) host.jailer_binary = *jailer;
   return host;
 }
 
@@ -167,6 +168,7 @@ void Manager::RemoveInterruptedStarts(const std::string& data_dir) {
     state.netns_path = record->netns_path;
     state.tap_name = record->tap;
     state.cgroup = record->cgroup;
+    state.jail_dir = record->jail_dir;
     log::Warn("removing a task whose StartTask was interrupted by the death of its plugin process",
               {{"task_id", state.task_id}, {"task_dir", dir.root}, {"plugin_pid", record->starter.pid}});
     if (Status s = RemoveTaskResources(state); !s.ok()) {
@@ -281,6 +283,10 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
   if (!record.tap.empty()) record.netns_path = t.network->netns_path;
   // Named before it exists, so an interrupted start's cleanup removes it (removing none is fine).
   if (vm.sandbox) record.cgroup = {vm.cgroup_parent, p.vm_id};
+  if (!vm.jailer_binary.empty()) {
+    p.jail_dir = vmm::JailerDir(shim::JailerBaseDir(config.data_dir), vm.vmm_binary, p.vm_id);
+    record.jail_dir = p.jail_dir;
+  }
   NFC_ASSIGN_OR_RETURN(record.starter, IdentifyProcess(::getpid()));
   NFC_RETURN_IF_ERROR(txn.CreateTaskDir(p.dir, record));
   NFC_RETURN_IF_ERROR(txn.CreateScratchDisk(scratch_bytes, config.data_dir + "/scratch-templates"));
@@ -288,7 +294,10 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
   if (vm.sandbox) {
     NFC_ASSIGN_OR_RETURN(uint32_t uid, txn.LeaseVmUid(vm.vm_uids));
     p.vm_uid = uid;
-    NFC_ASSIGN_OR_RETURN(p.cgroup_procs, txn.CreateVmCgroup(vm.cgroup_parent, p.vm_id, vm.cgroup_limits));
+    // Firecracker's jailer makes the cgroup itself (with the same name and limits).
+    if (vm.jailer_binary.empty()) {
+      NFC_ASSIGN_OR_RETURN(p.cgroup_procs, txn.CreateVmCgroup(vm.cgroup_parent, p.vm_id, vm.cgroup_limits));
+    }
   }
   if (p.network.mode == "group") {
     // The guest cannot reach the host's local resolver; GuestDns keeps the host's other servers.

@@ -95,6 +95,7 @@ Status Manager::RemoveTaskResources(const DriverState& state) {
     shim::TaskDir dir{state.task_dir};
     keep(sandbox::UidPool(shim::VmUidPoolDir(shim::DataDirOf(dir)), {}).Release(state.vm_uid, dir.root));
   }
+  if (!state.jail_dir.empty()) keep(deps_.env->RemoveTree(state.jail_dir));
   if (!state.task_dir.empty()) keep(deps_.env->RemoveTree(state.task_dir));
   if (!state.image_digest.empty()) keep(deps_.images->ReleaseLease(state.image_digest, state.task_id));
   return first;

@@ -26,6 +26,19 @@ void PickBackend(const driver::PluginConfig& plugin, std::optional<driver::Backe
   }
 }
 
+// Firecracker's jailer when the plugin wants it: `jailer` unset uses it whenever it is installed.
+Result<std::string> JailerFor(const driver::PluginConfig& plugin, const StartHost& host,
+                              vmm::Backend backend) {
+  if (backend != vmm::Backend::kFirecracker || plugin.jailer == false) return std::string();
+  if (host.jailer_binary) return *host.jailer_binary;
+  if (plugin.jailer == true) {
+    return Error::FailedPrecondition(
+        "plugin config jailer = true, but jailer_path \"" + plugin.jailer_path +
+        "\" is not installed (set jailer = false to run Firecracker unconfined)");
+  }
+  return std::string();
+}
+
 SizingInput SizingFor(const driver::NomadTask& task, const driver::TaskConfig& config) {
   SizingInput in;
   in.vcpus_config = static_cast<int>(config.vcpu_count.value_or(0));
@@ -176,6 +189,17 @@ guest::TaskSpec SpecFor(const VmPlan& vm, const driver::NomadTask& task, const P
   return spec;
 }
 
+vmm::JailerConfig JailerConfigFor(const VmPlan& vm, const Provisioned& p) {
+  vmm::JailerConfig jc;
+  jc.binary = vm.jailer_binary;
+  jc.chroot_base = shim::JailerBaseDir(shim::DataDirOf(p.dir));
+  jc.uid = jc.gid = *p.vm_uid;
+  jc.netns_path = p.network.netns_path;
+  jc.parent_cgroup = vm.cgroup_parent.substr(1);  // the jailer's is relative to the cgroup root
+  jc.limits = vm.cgroup_limits;
+  return jc;
+}
+
 shim::ShimConfig ShimFor(const VmPlan& vm, const driver::NomadTask& task, const Provisioned& p) {
   shim::ShimConfig sc;
   sc.task_id = task.id;
@@ -201,7 +225,10 @@ shim::ShimConfig ShimFor(const VmPlan& vm, const driver::NomadTask& task, const 
   sc.vm.console.mode = vmm::ConsoleConfig::Mode::kFile;
   sc.vm.console.path = p.dir.ConsoleLog();
   sc.vm.vmm_log_path = p.dir.VmmLog();
-  if (p.vm_uid) sc.vm.sandbox = vmm::VmmSandbox{*p.vm_uid, *p.vm_uid, p.dir.Jail(), p.cgroup_procs};
+  if (p.vm_uid && vm.jailer_binary.empty()) {
+    sc.vm.sandbox = vmm::VmmSandbox{*p.vm_uid, *p.vm_uid, p.dir.Jail(), p.cgroup_procs};
+  }
+  if (p.vm_uid && !vm.jailer_binary.empty()) sc.vm.jailer = JailerConfigFor(vm, p);
   sc.stdout_path = task.stdout_path.empty() ? "/dev/null" : task.stdout_path;
   sc.stderr_path = task.stderr_path.empty() ? "/dev/null" : task.stderr_path;
   for (const auto& d : TaskDirectoriesOf(task)) {
@@ -234,7 +261,8 @@ DriverState StateFor(const VmPlan& vm, const driver::NomadTask& task, const driv
   state.tap_name = p.network.tap;
   state.address = p.network.address;
   state.vm_uid = p.vm_uid.value_or(0);
-  if (!p.cgroup_procs.empty()) state.cgroup = {vm.cgroup_parent, p.vm_id};
+  if (p.vm_uid) state.cgroup = {vm.cgroup_parent, p.vm_id};
+  state.jail_dir = p.jail_dir;
   state.config = {
       {"image", config.image}, {"vcpus_from", vm.size.vcpus_from}, {"memory_from", vm.size.memory_from}};
   return state;
@@ -248,7 +276,8 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
   VmPlan plan;
   NFC_ASSIGN_OR_RETURN(plan.size, SizeVm(SizingFor(task, config), host.machine));
   PickBackend(plugin, config.backend, host, plan);
-  plan.sandbox = plugin.sandbox && plan.backend == vmm::Backend::kQemu;
+  NFC_ASSIGN_OR_RETURN(plan.jailer_binary, JailerFor(plugin, host, plan.backend));
+  plan.sandbox = (plugin.sandbox && plan.backend == vmm::Backend::kQemu) || !plan.jailer_binary.empty();
   plan.vm_uids = plugin.vm_uids;
   plan.cgroup_parent = plugin.cgroup_parent;
   plan.cgroup_limits = sandbox::LimitsForVm(

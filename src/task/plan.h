@@ -53,6 +53,7 @@ struct StartHost {
   HostFacts machine;
   std::optional<std::string> firecracker_binary;  // resolved path, when installed
   std::optional<std::string> qemu_binary;
+  std::optional<std::string> jailer_binary;
 };
 
 struct VmPlan {
@@ -74,9 +75,10 @@ struct VmPlan {
   std::vector<volume::Request> volumes;
   uint64_t volume_image_bytes = volume::kDefaultImageBytes;  // a directory volume's new image (volume_size)
   int64_t boot_timeout_millis = 180000;                      // the plugin's boot_timeout
-  // Run the VMM confined (docs/security.md) as a uid of vm_uids: the plugin's `sandbox`, for QEMU.
-  // Firecracker's envelope is the jailer, which this driver does not drive yet.
+  // Run the VMM confined (docs/security.md) as a uid of vm_uids, in the cgroup <cgroup_parent>/<vm id>: QEMU
+  // with the plugin's `sandbox`, Firecracker through its jailer (which then makes the cgroup itself).
   bool sandbox = false;
+  std::string jailer_binary;  // resolved; empty: Firecracker runs without its jailer (or the VMM is QEMU)
   sandbox::UidRange vm_uids;
   std::string cgroup_parent;            // the plugin's cgroup_parent
   sandbox::CgroupLimits cgroup_limits;  // from the VM's size and Nomad's CPU
@@ -97,7 +99,8 @@ struct Provisioned {
   std::string vm_id;                      // unique per start ("nfc-<hex>")
   std::vector<volume::Disk> volumes;      // one per VmPlan::volumes, in that order
   std::optional<uint32_t> vm_uid;         // the VMM's uid and gid when sandboxed (a lease of the uid pool)
-  std::vector<std::string> cgroup_procs;  // the sandboxed VMM's cgroup (<cgroup_parent>/<vm_id>) to join
+  std::vector<std::string> cgroup_procs;  // the sandboxed QEMU's cgroup (<cgroup_parent>/<vm_id>) to join
+  std::string jail_dir;                   // Firecracker's chroot through the jailer (vmm::JailerDir)
 };
 
 struct BootPlan {

@@ -89,6 +89,7 @@ Status BackendVmm::Start() {
     (void)process_.Signal(SIGKILL);
     if (process_.pid() > 0) (void)process_.WaitExit(5s);
     RemoveSockets();
+    RemoveJail();
     return std::move(s).error().Context("start " + Subject());
   }
   return Ok();
@@ -120,7 +121,12 @@ Status BackendVmm::SpawnVmm(SpawnSpec spec) {
   NFC_ASSIGN_OR_RETURN(std::vector<UniqueFd> locks, LockDrives(config_.drives));
   SpawnOptions o;
   o.argv = std::move(spec.argv);
-  for (size_t i = 0; i < locks.size(); i++) o.extra_fds.emplace_back(locks[i].get(), static_cast<int>(3 + i));
+  if (spec.jail_dir.empty()) {
+    for (size_t i = 0; i < locks.size(); i++)
+      o.extra_fds.emplace_back(locks[i].get(), static_cast<int>(3 + i));
+  } else {
+    drive_locks_ = std::move(locks);  // the jailer closes inherited fds; the supervisor lives as long
+  }
   o.stdout_fd = console_write ? console_write.get() : -1;
   o.stderr_fd = err_fd.get();
   // Own session: terminal signals to the supervisor's group must not reach the VMM (Firecracker has no SIGINT
@@ -141,6 +147,15 @@ Status BackendVmm::SpawnVmm(SpawnSpec spec) {
   record_.kvm = spec.kvm;
   if (console_on()) record_.console_path = config_.console.path;
   record_.guest = std::move(spec.guest);
+  record_.jail_dir = std::move(spec.jail_dir);
+  return Ok();
+}
+
+Status BackendVmm::FollowVmm(pid_t pid) {
+  NFC_RETURN_IF_ERROR(process_.FollowReparented(pid));
+  std::lock_guard lock(record_mu_);
+  record_.pid = process_.pid();
+  record_.start_time = process_.start_time();
   return Ok();
 }
 
@@ -179,6 +194,16 @@ std::string BackendVmm::StderrSuffix() const {
 void BackendVmm::AfterExit() {
   console_.Join();
   RemoveSockets();
+  RemoveJail();
+}
+
+void BackendVmm::RemoveJail() {
+  drive_locks_.clear();
+  std::string jail = Record().jail_dir;
+  if (jail.empty()) return;
+  if (Status s = fs::RemoveTree(jail); !s.ok()) {
+    log::Warn("could not remove the VMM's jail", {{"vm", config_.id}, {"error", s.error().message()}});
+  }
 }
 
 void BackendVmm::RemoveSockets() {

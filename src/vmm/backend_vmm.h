@@ -53,12 +53,17 @@ class BackendVmm : public Vmm {
     bool kvm = true;
     std::optional<GuestEndpoint> guest;      // recorded for ConnectGuest and for a later AttachVmm
     std::vector<std::string> stale_sockets;  // removed before the spawn (a VMM refuses to bind over them)
+    // The VMM's chroot, removed once the VMM is gone (or its start failed). The program spawned is a jailer
+    // that closes every inherited fd, so the drive locks are held by this process instead of the VMM.
+    std::string jail_dir;
   };
   // Removes stale sockets, truncates the stderr file, starts the console pump when the console is on (the
   // VMM's stdout is the console), spawns the VMM in its own session with cwd = state_dir, and fills the
   // record.
   Status SpawnVmm(SpawnSpec spec);
 
+  // The spawned program (a jailer) ended and left the VMM `pid` to us: follow and record that one instead.
+  Status FollowVmm(pid_t pid);
   // Follows the recorded process (pid + start time guard against reuse).
   Status AdoptProcess();
   void SetRecordedVersion(std::string version);
@@ -68,10 +73,12 @@ class BackendVmm : public Vmm {
   std::optional<VmExit> CommonExit(int status);
   // "; stderr: <last bytes>" of the VMM's stderr file, or "" when it is empty.
   std::string StderrSuffix() const;
-  // After the VMM ended: waits for the console's last bytes and removes the sockets.
+  // After the VMM ended: waits for the console's last bytes and removes the sockets and the jail.
   void AfterExit();
   // Removes the control socket and the guest channel's socket.
   void RemoveSockets();
+  // Releases the drive locks held here and removes the recorded jail.
+  void RemoveJail();
 
   // The hang watch both backends run from Wait(), between slices of waiting for the exit: after each poll of
   // the control socket, Silent() records an answer (answered) or tells whether the socket has now been
@@ -98,6 +105,7 @@ class BackendVmm : public Vmm {
   mutable std::mutex record_mu_;
   VmRecord record_;
   std::chrono::steady_clock::time_point last_answer_{};  // of the control socket, for Silent()
+  std::vector<UniqueFd> drive_locks_;  // held here when the VMM cannot inherit them (SpawnSpec::jail_dir)
 };
 
 // The last `max` bytes of a file (trailing newlines dropped), "..." first when cut; "" when unreadable.

@@ -112,6 +112,25 @@ Status ValidateConfig(const VmConfig& c) {
                                     "' is not an existing absolute directory");
     }
   }
+  if (c.jailer) {
+    if (c.jailer->uid == 0 || c.jailer->gid == 0) {
+      return Error::InvalidArgument("vm config: jailer uid " + std::to_string(c.jailer->uid) + " / gid " +
+                                    std::to_string(c.jailer->gid) + ": a confined VMM never runs as root");
+    }
+    if (c.vmm_binary.empty() || c.vmm_binary[0] != '/') {
+      return Error::InvalidArgument("vm config: vmm_binary '" + c.vmm_binary +
+                                    "' must be an absolute path for the jailer's --exec-file");
+    }
+    if (c.jailer->chroot_base.empty() || c.jailer->chroot_base[0] != '/') {
+      return Error::InvalidArgument("vm config: jailer chroot_base '" + c.jailer->chroot_base +
+                                    "' is not an absolute path");
+    }
+    if (!c.jailer->parent_cgroup.empty() &&
+        (c.jailer->parent_cgroup[0] == '/' || c.jailer->parent_cgroup.find("..") != std::string::npos)) {
+      return Error::InvalidArgument("vm config: jailer parent_cgroup '" + c.jailer->parent_cgroup +
+                                    "' must be relative, without \"..\"");
+    }
+  }
   if (c.vcpus < 1 || c.vcpus > 32) {
     return Error::InvalidArgument("vm config: vcpus " + std::to_string(c.vcpus) + " out of range 1-32");
   }
@@ -170,6 +189,7 @@ std::string VmRecord::ToJson() const {
   j["console_path"] = console_path;
   j["kvm"] = kvm;
   j["vmm_version"] = vmm_version;
+  if (!jail_dir.empty()) j["jail_dir"] = jail_dir;
   if (guest) {
     j["guest"] = {{"transport", std::string(GuestTransportName(guest->transport))},
                   {"socket_path", guest->socket_path},
@@ -195,6 +215,7 @@ Result<VmRecord> VmRecord::FromJson(std::string_view text) {
     r.console_path = j.value("console_path", "");
     r.kvm = j.value("kvm", false);
     r.vmm_version = j.value("vmm_version", "");
+    r.jail_dir = j.value("jail_dir", "");
     if (j.contains("guest")) {
       const auto& g = j["guest"];
       GuestEndpoint e;

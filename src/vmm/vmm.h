@@ -30,6 +30,7 @@
 #include "base/error.h"
 #include "base/unique_fd.h"
 #include "guest/control_channel.h"
+#include "sandbox/cgroup.h"
 
 namespace nfc::vmm {
 
@@ -88,10 +89,10 @@ struct ConsoleConfig {
   uint64_t max_bytes = 1 << 20;
 };
 
-// The VMM's confinement (docs/security.md). QEMU: `-runas uid:gid -chroot jail_dir` and its seccomp sandbox:
-// QEMU opens its files, sockets and devices as root, then chroots into the empty jail and drops to uid:gid
-// (real, effective and saved; no capabilities left) before the guest runs a single instruction. Firecracker's
-// envelope is its jailer (not applied yet: a Firecracker VMM runs without it).
+// QEMU's confinement (docs/security.md): `-runas uid:gid -chroot jail_dir` and its seccomp sandbox: QEMU
+// opens its files, sockets and devices as root, then chroots into the empty jail and drops to uid:gid (real,
+// effective and saved; no capabilities left) before the guest runs a single instruction. Firecracker's
+// envelope is its jailer (JailerConfig).
 struct VmmSandbox {
   uint32_t uid = 0;      // the VM's own, unique on the host; never 0
   uint32_t gid = 0;      // never 0
@@ -99,6 +100,29 @@ struct VmmSandbox {
   // cgroup.procs files the VMM joins before it execs (sandbox/cgroup.h); empty: it stays in its starter's.
   std::vector<std::string> cgroup_procs;
 };
+
+// Firecracker's confinement: the VMM is started through its jailer (vmm.md 4), which makes the chroot
+// <chroot_base>/<firecracker's file name>/<id>/root, joins the network namespace, creates the cgroup
+// <parent_cgroup>/<id> with the given limits, builds the jail (mount namespace, pivot_root, device nodes),
+// and runs Firecracker as uid:gid, as PID 1 of a new pid namespace. Before that the backend hard-links the
+// kernel, initrd, drives and log files into the chroot (a copy, with a warning, for a read-only file on
+// another filesystem), hands the writable drives and the TAP to uid:gid, and afterwards it removes the
+// chroot.
+struct JailerConfig {
+  std::string binary = "jailer";  // path, or a name found in PATH
+  std::string chroot_base;        // --chroot-base-dir: absolute; best on the drives' filesystem
+  uint32_t uid = 0;               // never 0
+  uint32_t gid = 0;               // never 0
+  std::string netns_path;         // --netns; empty: the starter's
+  // --parent-cgroup (relative, e.g. "nomad-firecracker") and the limits written as --cgroup file=value in
+  // the host's cgroup version (sandbox/cgroup.h); an empty parent: no cgroup.
+  std::string parent_cgroup;
+  sandbox::CgroupLimits limits;
+  uint64_t open_files = 2048;  // --resource-limit no-file (the jailer's default)
+};
+
+// Where the jailer makes the VM's chroot: <chroot_base>/<exec_file's name>/<id> (its "root" below it).
+std::string JailerDir(const std::string& chroot_base, const std::string& exec_file, const std::string& id);
 
 struct VmConfig {
   std::string id;          // [A-Za-z0-9-]{1,64}; Firecracker --id, QEMU -name
@@ -121,7 +145,8 @@ struct VmConfig {
   std::string vmm_log_path;           // the VMM's own log (Firecracker logger, QEMU stderr); empty: discarded
   std::string metrics_path;           // Firecracker metrics file; ignored by QEMU
   bool allow_kvm = true;              // QEMU: use KVM if the probe says it works; false forces TCG
-  std::optional<VmmSandbox> sandbox;  // nullopt: the VMM runs as its starter (root), unconfined
+  std::optional<VmmSandbox> sandbox;  // QEMU; nullopt: the VMM runs as its starter (root), unconfined
+  std::optional<JailerConfig> jailer;  // Firecracker; nullopt: likewise
   // A VMM whose control socket (Firecracker's API, QEMU's QMP) has not answered for this long is stopped
   // (SIGSTOP, a debugger) or hung: Wait() kills it and reports kUnresponsive.
   std::chrono::milliseconds unresponsive_after{30000};
@@ -161,6 +186,7 @@ struct VmRecord {
   std::string console_path;
   bool kvm = false;         // QEMU: accelerated; Firecracker: always true
   std::string vmm_version;  // "1.16.1" / "7.2.22" when known
+  std::string jail_dir;  // Firecracker through the jailer: <chroot_base>/<exec name>/<id>, removed at the end
 
   std::string ToJson() const;
   static Result<VmRecord> FromJson(std::string_view json);

@@ -26,6 +26,21 @@ Status VmmProcess::Spawn(const SpawnOptions& options) {
   return Ok();
 }
 
+Status VmmProcess::FollowReparented(pid_t pid) {
+  NFC_ASSIGN_OR_RETURN(UniqueFd fd, PidfdOpen(pid));
+  NFC_ASSIGN_OR_RETURN(unsigned long long start, ProcessStartTime(pid));
+  // Ours only when we are a child subreaper above it; otherwise init took it and its status stays unknown.
+  siginfo_t info{};
+  bool ours = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0;
+  std::lock_guard lock(mu_);
+  identity_ = {pid, start};
+  pidfd_ = std::move(fd);
+  is_child_ = ours;
+  killed_by_us_ = false;
+  status_.reset();
+  return Ok();
+}
+
 Status VmmProcess::Adopt(pid_t pid, unsigned long long start_time) {
   ProcessIdentity id{pid, start_time};
   if (!id.IsAlive()) {

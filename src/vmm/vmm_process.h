@@ -24,6 +24,9 @@ class VmmProcess {
 
   // Spawns options as our child. Call once.
   Status Spawn(const SpawnOptions& options);
+  // After our spawned child exited and left `pid` (its child) to us as the child subreaper (the jailer with
+  // --new-pid-ns): follows `pid` as our child from now on. Call after WaitExit() saw the spawned child end.
+  Status FollowReparented(pid_t pid);
   // Adopts a process started by someone else (after a restart). Fails if it is gone or the pid was reused.
   Status Adopt(pid_t pid, unsigned long long start_time);
 

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -672,6 +673,12 @@ class FakeFirecracker {
 int main(int argc, char** argv) {
   nfc::fakefc::Options o;
   if (auto code = nfc::fakefc::ParseOptions(argc, argv, &o)) return *code;
+  // Firecracker sets no_new_privs before it installs its seccomp filters. The stand-in installs none (it must
+  // exec QEMU), but keeps no_new_privs so the process envelope is Firecracker's.
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    std::cerr << "fake-firecracker: prctl(PR_SET_NO_NEW_PRIVS): " << std::strerror(errno) << "\n";
+    return 1;
+  }
   signal(SIGPIPE, SIG_IGN);
   auto spec = nfc::fakefc::ApiSpec::Load(o.spec);
   if (!spec.ok()) {

@@ -11,9 +11,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -24,6 +26,7 @@
 #include "guest/task_spec.h"
 #include "guest_boot.h"
 #include "require.h"
+#include "sandbox/cgroup.h"
 
 namespace nfc::vmm::testing {
 namespace {
@@ -79,7 +82,10 @@ class FirecrackerBootTest : public ::testing::TestWithParam<std::string> {
       return std::nullopt;
     }
     EXPECT_TRUE(b.ok()) << b.error().message();
-    if (!b.ok()) return std::nullopt;
+    if (!b.ok()) {
+      DumpOnFailure(name);
+      return std::nullopt;
+    }
     return std::move(b).value();
   }
 
@@ -202,6 +208,116 @@ INSTANTIATE_TEST_SUITE_P(Versions, FirecrackerBootTest, ::testing::Values("1.7.0
                            for (auto& c : name) c = c == '.' ? '_' : c;
                            return name;
                          });
+
+// Through the jailer (stand-in), as the plugin runs Firecracker: the VMM runs as the VM's uid and gid with no
+// capabilities and no_new_privs, as PID 1 of its own pid namespace, chrooted in its jail, in the cgroup the
+// jailer made with the VM's limits; the guest still boots and talks over the jailed vsock socket; the jail
+// is gone after the VM.
+class JailedFirecrackerTest : public FirecrackerBootTest {
+ protected:
+  void SetUp() override {
+    FirecrackerBootTest::SetUp();
+    if (HasFatalFailure() || IsSkipped()) return;
+    NFC_REQUIRE_OR_SKIP(::geteuid() == 0, "the jailer needs root");
+    auto jailer =
+        WriteJailerStandIn(work_->dir(), NFC_FAKE_JAILER, NFC_FAKE_FIRECRACKER, NFC_FC_SPEC_DIR, record_);
+    ASSERT_TRUE(jailer.ok()) << jailer.error().message();
+    auto host = sandbox::CgroupHost::Detect();
+    ASSERT_TRUE(host.ok()) << host.error().message();
+    host_ = *host;
+    JailerConfig j;
+    j.binary = *jailer;
+    j.chroot_base = work_->dir() + "/jail";
+    j.uid = 265432;
+    j.gid = 265433;
+    j.parent_cgroup = "nfc-fc-boot-test-" + std::to_string(::getpid());
+    j.limits = sandbox::LimitsForVm(256, 1, 500);
+    options_.jailer = j;
+  }
+
+  void TearDown() override {
+    if (!options_.jailer) return;
+    const std::string& parent = options_.jailer->parent_cgroup;
+    sandbox::VmCgroup cgroup = sandbox::VmCgroup::Existing(host_, "/" + parent, "jailed");
+    for (const auto& dir : cgroup.dirs()) {
+      ::rmdir(dir.c_str());
+      ::rmdir(dir.substr(0, dir.rfind('/')).c_str());
+    }
+  }
+
+  // "key: value" lines of /proc/<pid>/status.
+  static std::string Status(pid_t pid, const std::string& key) {
+    std::string text = ReadFile("/proc/" + std::to_string(pid) + "/status");
+    size_t at = text.find("\n" + key + ":\t");
+    if (at == std::string::npos) return "";
+    at += key.size() + 3;
+    return text.substr(at, text.find('\n', at) - at);
+  }
+
+  sandbox::CgroupHost host_;
+};
+
+TEST_P(JailedFirecrackerTest, RunsConfinedInItsJailAndLeavesNothing) {
+  auto b = Boot("jailed", {"/bin/sh", "-c", "echo jailed; exit 5"});
+  if (!b) return;
+  VmRecord rec = b->vmm->Record();
+  const JailerConfig& j = *options_.jailer;
+  std::string root = rec.jail_dir + "/root";
+  EXPECT_EQ(rec.jail_dir, work_->dir() + "/jail/firecracker-" + GetParam() + "/jailed");
+  EXPECT_EQ(Status(rec.pid, "Uid"), "265432\t265432\t265432\t265432");
+  EXPECT_EQ(Status(rec.pid, "Gid"), "265433\t265433\t265433\t265433");
+  EXPECT_EQ(Status(rec.pid, "CapEff"), "0000000000000000");
+  EXPECT_EQ(Status(rec.pid, "NoNewPrivs"), "1");
+  EXPECT_EQ(Status(rec.pid, "NSpid"), std::to_string(rec.pid) + "\t1")
+      << "not PID 1 of its own pid namespace";
+  struct stat jail_root, its_root;
+  ASSERT_EQ(::stat(root.c_str(), &jail_root), 0);
+  ASSERT_EQ(::stat(("/proc/" + std::to_string(rec.pid) + "/root/").c_str(), &its_root), 0);
+  EXPECT_TRUE(jail_root.st_dev == its_root.st_dev && jail_root.st_ino == its_root.st_ino)
+      << "its root is not " << root;
+  EXPECT_EQ(
+      ReadFile("/proc/" + std::to_string(rec.pid) + "/cgroup").find("/" + j.parent_cgroup + "/jailed\n") ==
+          std::string::npos,
+      false)
+      << ReadFile("/proc/" + std::to_string(rec.pid) + "/cgroup");
+  sandbox::VmCgroup cgroup = sandbox::VmCgroup::Existing(host_, "/" + j.parent_cgroup, "jailed");
+  for (const auto& dir : cgroup.dirs()) {
+    for (const auto& [file, value] : sandbox::LimitFiles(host_.version, j.limits)) {
+      if (host_.version == sandbox::CgroupVersion::kV1 &&
+          dir.find("/" + file.substr(0, file.find('.')) + "/") == std::string::npos) {
+        continue;
+      }
+      EXPECT_EQ(ReadFile(dir + "/" + file), value + "\n") << dir << "/" << file;
+    }
+  }
+  auto w = CollectWorkload(*b->agent, kBootTimeout);
+  ASSERT_TRUE(w.ok()) << w.error().message();
+  EXPECT_EQ(w->exit.exit_code, 5);
+  EXPECT_EQ(w->out, "jailed\n");
+  auto exit = b->vmm->Wait(kBootTimeout);
+  ASSERT_TRUE(exit.ok()) << exit.error().message();
+  EXPECT_EQ(exit->kind, VmExit::Kind::kGuestStopped) << exit->detail;
+  EXPECT_EQ(exit->wait_status, 0) << exit->detail << ": the reaped status is Firecracker's own";
+  ExpectRequestsAccepted();
+  for (const auto& c : Requests()) {
+    if (c["path"] == "/boot-source") {
+      EXPECT_EQ(c["body"]["kernel_image_path"], "/vmlinux") << c;
+    }
+    if (c["path"] == "/vsock") {
+      EXPECT_EQ(c["body"]["uds_path"], "/v.sock") << c;
+    }
+  }
+  EXPECT_NE(ReadFile(options_.vmm_log_path).find("Running Firecracker v" + GetParam()), std::string::npos);
+  struct stat gone;
+  EXPECT_NE(::stat(rec.jail_dir.c_str(), &gone), 0) << "the jail is left after the VM";
+  for (const auto& dir : cgroup.dirs()) {
+    EXPECT_EQ(::rmdir(dir.c_str()), 0) << dir << ": " << std::strerror(errno) << " (a process left in it?)";
+  }
+  DumpOnFailure("jailed");
+}
+
+INSTANTIATE_TEST_SUITE_P(Latest, JailedFirecrackerTest, ::testing::Values("1.16.1"),
+                         [](const auto&) { return std::string("v1_16_1"); });
 
 // --config-file with --no-api: Firecracker configures and boots from the file, with no API socket at all.
 class FirecrackerConfigFileTest : public FirecrackerBootTest {};

@@ -1,12 +1,15 @@
 #include "guest_boot.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 
 #include "base/process.h"
+#include "base/unique_fd.h"
 #include "guest/initramfs_cpio.h"
 #include "guest/task_spec.h"
 
@@ -88,6 +91,7 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
   c.vmm_log_path = options.vmm_log_path;
   c.metrics_path = options.metrics_path;
   c.sandbox = options.sandbox;
+  c.jailer = options.jailer;
   c.memory_mib = 256;
   c.kill_with_owner = true;  // a test killed by its ctest timeout must not leave QEMU running
   c.drives = {{"root", work.root_image(), true}, {"scratch", work.scratch_image(), false}};
@@ -117,6 +121,27 @@ Result<std::string> WriteFirecrackerStandIn(const std::string& dir, const std::s
   f << "#!/bin/sh\nexec '" << fake_firecracker << "' --spec '" << spec_dir << "/firecracker-api-v" << version
     << ".yaml' --boot-qemu /usr/bin/qemu-system-x86_64 --vsock-relay " << guest::kDefaultVsockPort << ":"
     << guest::kDefaultSerialPortName << " --record '" << record << "' \"$@\"\n";
+  f.close();
+  if (!f) return Error::Internal("cannot write " + path);
+  if (::chmod(path.c_str(), 0755) != 0) return Error::Errno("chmod " + path);
+  return path;
+}
+
+Result<std::string> WriteJailerStandIn(const std::string& dir, const std::string& fake_jailer,
+                                       const std::string& fake_firecracker, const std::string& spec_dir,
+                                       const std::string& record) {
+  UniqueFd rec(::open(record.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0666));
+  if (!rec || ::fchmod(rec.get(), 0666) != 0) return Error::Errno("create " + record);
+  std::string path = dir + "/jailer";
+  std::ofstream f(path);
+  f << "#!/bin/sh\nexec '" << fake_jailer << "' --stand-in-proc";
+  std::string stand_in_dir = fake_firecracker.substr(0, fake_firecracker.rfind('/'));
+  for (const std::string& bound :
+       {std::string("/usr"), std::string("/bin"), std::string("/lib"), std::string("/lib64"),
+        std::string("/etc"), std::string("/dev/null"), stand_in_dir, spec_dir}) {
+    f << " --stand-in-bind '" << bound << "'";
+  }
+  f << " --stand-in-bind-rw '" << record << "' \"$@\"\n";
   f.close();
   if (!f) return Error::Internal("cannot write " + path);
   if (::chmod(path.c_str(), 0755) != 0) return Error::Errno("chmod " + path);

@@ -49,10 +49,11 @@ struct BootOptions {
   bool quiet = false;   // "quiet" on the kernel command line
   bool console = true;  // the serial console to <dir>/<name>.console.log
   Backend backend = Backend::kQemu;
-  std::string vmm_binary;             // empty: the backend's default
-  std::string vmm_log_path;           // Firecracker's logger; QEMU's stderr
-  std::string metrics_path;           // Firecracker only
-  std::optional<VmmSandbox> sandbox;  // QEMU only: run it confined (docs/security.md)
+  std::string vmm_binary;              // empty: the backend's default
+  std::string vmm_log_path;            // Firecracker's logger; QEMU's stderr
+  std::string metrics_path;            // Firecracker only
+  std::optional<VmmSandbox> sandbox;   // QEMU only: run it confined (docs/security.md)
+  std::optional<JailerConfig> jailer;  // Firecracker only: through the jailer (stand-in)
 };
 
 // Writes the task initramfs for argv and boots it. The VM's console goes to <dir>/<name>.console.log.
@@ -66,6 +67,15 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
 Result<std::string> WriteFirecrackerStandIn(const std::string& dir, const std::string& fake_firecracker,
                                             const std::string& spec_dir, const std::string& version,
                                             const std::string& record);
+
+// The jailer stand-in as a `jailer` binary: a script in `dir` that runs fake-jailer with what the Firecracker
+// stand-in script of WriteFirecrackerStandIn needs inside the jail, which the real jailer never provides (and
+// real Firecracker never needs): a shell, shared libraries and QEMU (/usr, /bin, /lib, /lib64, /etc,
+// /dev/null), the stand-in's own directory and the spec directory read-only, `record` writable (made
+// world-writable: the VM's uid appends to it), and /proc (ASan reads it).
+Result<std::string> WriteJailerStandIn(const std::string& dir, const std::string& fake_jailer,
+                                       const std::string& fake_firecracker, const std::string& spec_dir,
+                                       const std::string& record);
 
 struct WorkloadResult {
   guest::ExitReport exit;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "base/process.h"
 #include "vmm/backend_vmm.h"
 #include "vmm/firecracker/api_client.h"
+#include "vmm/firecracker/jail.h"
 #include "vmm/json_fields.h"
 
 namespace nfc::vmm::firecracker {
@@ -44,11 +46,23 @@ std::string Join(const std::vector<std::string>& args) {
   return s;
 }
 
+std::string FirecrackerBinary(const VmConfig& config) {
+  return config.vmm_binary.empty() ? "firecracker" : config.vmm_binary;
+}
+
+std::optional<Jail> JailFor(const VmConfig& config) {
+  if (!config.jailer) return std::nullopt;
+  return Jail(*config.jailer, config.id, FirecrackerBinary(config));
+}
+
 class FirecrackerVmm final : public BackendVmm {
  public:
   explicit FirecrackerVmm(VmConfig config)
-      : BackendVmm("Firecracker", std::move(config), config.state_dir + "/firecracker.sock",
+      : BackendVmm("Firecracker", std::move(config),
+                   config.jailer ? JailFor(config)->HostPath(Jail::kApiSocket)
+                                 : config.state_dir + "/firecracker.sock",
                    config.state_dir + "/firecracker.stderr"),
+        jail_(JailFor(config_)),
         api_(control_socket_),
         watch_api_(control_socket_, kWatchTimeout) {}
 
@@ -117,23 +131,28 @@ class FirecrackerVmm final : public BackendVmm {
   }
 
   Status Launch() override {
-    // The jailer (a later step) wraps this argv: `jailer --id --exec-file <fc> --uid --gid ... -- <args>`,
-    // with paths rewritten into the chroot. The child stays FC itself (no --daemonize/--new-pid-ns),
-    // vmm.md 4.4. Without /serial (1.14+) FC writes the guest's serial console to its stdout.
+    // Without /serial (1.14+) FC writes the guest's serial console to its stdout.
     SpawnSpec spawn;
-    spawn.argv = {config_.vmm_binary.empty() ? "firecracker" : config_.vmm_binary, "--api-sock",
-                  control_socket_, "--id", config_.id};
     spawn.backend = Backend::kFirecracker;
     spawn.kvm = true;
-    // Stale sockets make FC fail: the API socket at startup, the vsock uds_path at PUT /vsock
-    // (vmm.md 1.1, 1.3).
-    spawn.stale_sockets = {control_socket_};
     if (config_.guest_channel) {
-      spawn.stale_sockets.push_back(config_.guest_channel->socket_path);
-      spawn.guest = GuestEndpoint{GuestTransport::kFirecrackerVsock, config_.guest_channel->socket_path,
-                                  config_.guest_channel->guest_cid, config_.guest_channel->port};
+      std::string uds = jail_ ? jail_->HostPath(Jail::kVsockSocket) : config_.guest_channel->socket_path;
+      spawn.guest = GuestEndpoint{GuestTransport::kFirecrackerVsock, uds, config_.guest_channel->guest_cid,
+                                  config_.guest_channel->port};
     }
-    NFC_RETURN_IF_ERROR(SpawnVmm(std::move(spawn)));
+    if (jail_) {
+      NFC_ASSIGN_OR_RETURN(spawn.argv, JailArgv());
+      spawn.jail_dir = jail_->dir();
+      NFC_RETURN_IF_ERROR(SpawnVmm(std::move(spawn)));
+      NFC_RETURN_IF_ERROR(FollowJailedFirecracker());
+    } else {
+      spawn.argv = {FirecrackerBinary(config_), "--api-sock", control_socket_, "--id", config_.id};
+      // Stale sockets make FC fail: the API socket at startup, the vsock uds_path at PUT /vsock
+      // (vmm.md 1.1, 1.3).
+      spawn.stale_sockets = {control_socket_};
+      if (config_.guest_channel) spawn.stale_sockets.push_back(config_.guest_channel->socket_path);
+      NFC_RETURN_IF_ERROR(SpawnVmm(std::move(spawn)));
+    }
 
     std::lock_guard lock(mu_);
     NFC_RETURN_IF_ERROR(WaitForApi());
@@ -142,6 +161,48 @@ class FirecrackerVmm final : public BackendVmm {
     log::Debug("firecracker VM started",
                {{"vm", config_.id}, {"pid", process_.pid()}, {"version", version_.text}});
     return Ok();
+  }
+
+  // The chroot with everything Firecracker opens (vmm.md 4.3), and the jailer's command line. The paths the
+  // API is given are rewritten to their jailed names.
+  Result<std::vector<std::string>> JailArgv() {
+    NFC_RETURN_IF_ERROR_CTX(jail_->Create(), "the Firecracker jail");
+    NFC_ASSIGN_OR_RETURN(jailed_.kernel, jail_->Place(config_.kernel_path, "vmlinux", false));
+    if (!config_.initrd_path.empty()) {
+      NFC_ASSIGN_OR_RETURN(jailed_.initrd, jail_->Place(config_.initrd_path, "initrd", false));
+    }
+    for (const auto& d : config_.drives) {
+      NFC_ASSIGN_OR_RETURN(std::string path, jail_->Place(d.path, d.id, !d.read_only));
+      jailed_.drives.push_back(path);
+    }
+    if (!config_.vmm_log_path.empty()) {
+      NFC_RETURN_IF_ERROR(EnsureFile(config_.vmm_log_path));
+      NFC_ASSIGN_OR_RETURN(jailed_.log, jail_->Place(config_.vmm_log_path, "firecracker.log", true));
+    }
+    if (!config_.metrics_path.empty()) {
+      NFC_RETURN_IF_ERROR(EnsureFile(config_.metrics_path));
+      NFC_ASSIGN_OR_RETURN(jailed_.metrics, jail_->Place(config_.metrics_path, "metrics.json", true));
+    }
+    for (const auto& n : config_.nics) NFC_RETURN_IF_ERROR(jail_->GrantTap(n.tap));
+    // Firecracker is PID 1 of its pid namespace and the jailer exits: as a child subreaper we still reap it.
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) return Error::Errno("prctl(PR_SET_CHILD_SUBREAPER)");
+    return jail_->Argv({"--api-sock", Jail::kApiSocket});
+  }
+
+  // The jailer exits 0 once Firecracker runs in its new pid namespace; Firecracker's pid is in the pid file.
+  Status FollowJailedFirecracker() {
+    NFC_ASSIGN_OR_RETURN(std::optional<int> status, process_.WaitExit(kSocketWait));
+    if (!status) return Error::Timeout("the jailer did not hand over to Firecracker within 10 s");
+    if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+      return Error::Unavailable("the jailer failed: " + DescribeWaitStatus(*status) + StderrSuffix());
+    }
+    NFC_ASSIGN_OR_RETURN(pid_t pid, jail_->ReadPid());
+    return FollowVmm(pid);
+  }
+
+  // The path Firecracker opens: the jailed name when it runs in the jail.
+  const std::string& Jailed(const std::string& jailed, const std::string& host) const {
+    return jail_ ? jailed : host;
   }
 
   // Polls until the API answers GET / (socket bound and serving), failing fast if FC exits.
@@ -206,14 +267,15 @@ class FirecrackerVmm final : public BackendVmm {
     if (!version_.AtLeast(1, 8)) NFC_RETURN_IF_ERROR(CheckLegacyDeviceDiscovery());
     if (!config_.vmm_log_path.empty()) {
       NFC_RETURN_IF_ERROR(EnsureFile(config_.vmm_log_path));  // must exist before 1.14
-      NFC_RETURN_IF_ERROR(api_.Put("/logger", {{"log_path", config_.vmm_log_path},
+      NFC_RETURN_IF_ERROR(api_.Put("/logger", {{"log_path", Jailed(jailed_.log, config_.vmm_log_path)},
                                                {"level", "Info"},
                                                {"show_level", true},
                                                {"show_log_origin", false}}));
     }
     if (!config_.metrics_path.empty()) {
       NFC_RETURN_IF_ERROR(EnsureFile(config_.metrics_path));
-      NFC_RETURN_IF_ERROR(api_.Put("/metrics", {{"metrics_path", config_.metrics_path}}));
+      NFC_RETURN_IF_ERROR(
+          api_.Put("/metrics", {{"metrics_path", Jailed(jailed_.metrics, config_.metrics_path)}}));
     }
     NFC_RETURN_IF_ERROR(api_.Put("/machine-config", {{"vcpu_count", config_.vcpus},
                                                      {"mem_size_mib", config_.memory_mib},
@@ -222,13 +284,15 @@ class FirecrackerVmm final : public BackendVmm {
     std::vector<std::string> args =
         config_.replace_kernel_args ? std::vector<std::string>{} : PlatformKernelArgs(config_);
     args.insert(args.end(), config_.kernel_args.begin(), config_.kernel_args.end());
-    nlohmann::json boot = {{"kernel_image_path", config_.kernel_path}, {"boot_args", Join(args)}};
-    if (!config_.initrd_path.empty()) boot["initrd_path"] = config_.initrd_path;
+    nlohmann::json boot = {{"kernel_image_path", Jailed(jailed_.kernel, config_.kernel_path)},
+                           {"boot_args", Join(args)}};
+    if (!config_.initrd_path.empty()) boot["initrd_path"] = Jailed(jailed_.initrd, config_.initrd_path);
     NFC_RETURN_IF_ERROR(api_.Put("/boot-source", boot));
-    for (const auto& d : config_.drives) {
+    for (size_t i = 0; i < config_.drives.size(); i++) {
+      const Drive& d = config_.drives[i];
       // No drive is the root device: nomad-init mounts its root itself, so FC adds no root= argument.
       NFC_RETURN_IF_ERROR(api_.Put("/drives/" + d.id, {{"drive_id", d.id},
-                                                       {"path_on_host", d.path},
+                                                       {"path_on_host", jail_ ? jailed_.drives[i] : d.path},
                                                        {"is_root_device", false},
                                                        {"is_read_only", d.read_only}}));
     }
@@ -240,13 +304,19 @@ class FirecrackerVmm final : public BackendVmm {
       NFC_RETURN_IF_ERROR(api_.Put("/network-interfaces/" + n.id, nic));
     }
     if (config_.guest_channel) {
-      NFC_RETURN_IF_ERROR(api_.Put("/vsock", {{"guest_cid", config_.guest_channel->guest_cid},
-                                              {"uds_path", config_.guest_channel->socket_path}}));
+      std::string uds = jail_ ? std::string(Jail::kVsockSocket) : config_.guest_channel->socket_path;
+      NFC_RETURN_IF_ERROR(
+          api_.Put("/vsock", {{"guest_cid", config_.guest_channel->guest_cid}, {"uds_path", uds}}));
     }
     return Ok();
   }
 
-  std::mutex mu_;  // serializes API calls
+  std::optional<Jail> jail_;  // set when Firecracker runs through its jailer
+  struct {
+    std::string kernel, initrd, log, metrics;
+    std::vector<std::string> drives;  // in config_.drives' order
+  } jailed_;                          // the paths inside the jail
+  std::mutex mu_;                     // serializes API calls
   ApiClient api_;
   ApiClient watch_api_;       // Wait()'s own connection: GET / to tell a hung Firecracker
   std::string unresponsive_;  // set when Wait() killed it as hung: the reason

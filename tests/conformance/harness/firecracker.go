@@ -23,6 +23,9 @@ var vmBackend = "qemu"
 // fcStandIn: the stand-in binary and the API spec of the Firecracker version it plays.
 var fcStandIn struct{ Binary, Spec string }
 
+// jailerStandIn: the jailer stand-in (tests/fake-jailer); with it the plugin runs Firecracker through a jailer.
+var jailerStandIn string
+
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func (h *H) firecrackerRecord() string { return filepath.Join(h.Dir, "firecracker-requests.jsonl") }
@@ -55,7 +58,36 @@ func (h *H) backendHCL() string {
 		// The plugin then refuses firecracker_path by name, which fails the scenario with this path in it.
 		fmt.Fprintf(os.Stderr, "writing %s: %v\n", path, err)
 	}
-	return fmt.Sprintf("backend = \"firecracker\"\nfirecracker_path = %q\n", path)
+	hcl := fmt.Sprintf("backend = \"firecracker\"\nfirecracker_path = %q\n", path)
+	if jailerStandIn != "" {
+		hcl += fmt.Sprintf("jailer = true\njailer_path = %q\n", h.writeJailerStandIn())
+	}
+	return hcl
+}
+
+// writeJailerStandIn writes the jailer wrapper: the jailer stand-in does what Firecracker's jailer does (its own
+// mount namespace, pivot_root into the chroot, device nodes, cgroup, uid/gid drop, new pid namespace), and then
+// runs the copied "firecracker" script in the jail. Unlike Firecracker, that script and the stand-in it runs
+// need a shell, shared libraries, QEMU, the spec and /proc (for ASan): these are bound into the jail read-only,
+// and the request record writable; none of it is something the real jailer does.
+func (h *H) writeJailerStandIn() string {
+	record := h.firecrackerRecord()
+	if f, err := os.OpenFile(record, os.O_CREATE|os.O_WRONLY, 0666); err == nil {
+		f.Close()
+		os.Chmod(record, 0666) // written by the VM's uid
+	}
+	args := []string{shellQuote(jailerStandIn), "--stand-in-proc"}
+	for _, dir := range []string{"/usr", "/bin", "/lib", "/lib64", "/etc", "/dev/null",
+		filepath.Dir(fcStandIn.Binary), filepath.Dir(fcStandIn.Spec)} {
+		args = append(args, "--stand-in-bind", shellQuote(dir))
+	}
+	args = append(args, "--stand-in-bind-rw", shellQuote(record))
+	path := filepath.Join(h.Dir, "jailer")
+	script := "#!/bin/sh\nexec " + strings.Join(args, " ") + " \"$@\"\n"
+	if err := ioutil.WriteFile(path, []byte(script), 0755); err != nil {
+		fmt.Fprintf(os.Stderr, "writing %s: %v\n", path, err)
+	}
+	return path
 }
 
 // checkFirecrackerRequests fails a scenario whose backend sent Firecracker a request that the version played

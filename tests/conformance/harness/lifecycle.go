@@ -416,6 +416,9 @@ type driverState struct {
 	Shim    struct {
 		Pid int `json:"pid"`
 	} `json:"shim"`
+	Sandbox struct {
+		Jail string `json:"jail"` // Firecracker's chroot through the jailer
+	} `json:"sandbox"`
 }
 
 func decodeDriverState(b []byte) (*driverState, error) {
@@ -470,6 +473,15 @@ func (rt *Runtime) destroyAndCheck(taskID string, handle *drvpb.TaskHandle) erro
 	}
 	if _, err := os.Stat(state.TaskDir); err == nil {
 		return fmt.Errorf("task dir %s left behind after DestroyTask", state.TaskDir)
+	}
+	if jail := state.Sandbox.Jail; jail != "" {
+		// A jailed Firecracker's command line names its id (the jail's name), not the task dir.
+		if left := processesMentioning("--id=" + filepath.Base(jail)); len(left) > 0 {
+			return fmt.Errorf("after DestroyTask the jailed VMM remains: %v", left)
+		}
+		if _, err := os.Stat(jail); err == nil {
+			return fmt.Errorf("Firecracker's jail %s left behind after DestroyTask", jail)
+		}
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ func main() {
 	flag.StringVar(&vmBackend, "backend", "qemu", "the VMM backend of the Guest scenarios: qemu, or firecracker (through -fc-standin)")
 	flag.StringVar(&fcStandIn.Binary, "fc-standin", "", "with -backend firecracker: the Firecracker stand-in (fake-firecracker)")
 	flag.StringVar(&fcStandIn.Spec, "fc-spec", "", "with -backend firecracker: the API spec (firecracker-api-vX.Y.Z.yaml) of the version it plays")
+	flag.StringVar(&jailerStandIn, "jailer-standin", "", "with -backend firecracker: run Firecracker through this jailer stand-in (fake-jailer)")
 	flag.Parse()
 	if vmBackend != "qemu" && vmBackend != "firecracker" {
 		fmt.Fprintf(os.Stderr, "nfc-conformance: -backend %q: expected qemu or firecracker\n", vmBackend)

@@ -1,23 +1,29 @@
 package main
 
-// The QEMU backend's confinement (docs/security.md): each VMM runs as its own uid and gid from the plugin's
-// vm_uids range, with no capabilities, no_new_privs, QEMU's seccomp filter, and the empty jail of its task dir
-// as its root; its uid lease goes with DestroyTask. The guest still runs (the drop happens before it starts).
+// Each VMM's confinement (docs/security.md): it runs as its own uid and gid from the plugin's vm_uids range,
+// with no capabilities, no_new_privs, in its own cgroup with its VM's limits, chrooted; its uid lease, cgroup
+// and jail go with DestroyTask. The guest still runs (the drop happens before it starts).
+//   - QEMU (sandbox = true): QEMU's seccomp filter; its root is the task dir's empty jail.
+//   - Firecracker (-jailer-standin): through the jailer; its root is <data_dir>/jail/firecracker/<vm id>/root,
+//     its cgroup made by the jailer. The stand-in installs no seccomp filter (Firecracker does), so Seccomp is
+//     not checked there.
 
 import (
+	"encoding/json"
 	"fmt"
 	"io/ioutil"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	drvpb "nfcproto/drivers"
 )
 
 func init() {
-	register(Scenario{Name: "sandbox-qemu-vmm-confined", Guest: true, Timeout: 4 * time.Minute, Run: testSandboxedVmm})
+	register(Scenario{Name: "sandbox-vmm-confined", Guest: true, Timeout: 4 * time.Minute, Run: testSandboxedVmm})
 }
 
 // sandboxCgroups: the cgroup checkConfined found for a task dir, for the check after DestroyTask.
@@ -62,7 +68,7 @@ func (h *H) checkCgroup(pid int, memoryMiB int64) (string, error) {
 		}
 	}
 	if path == "" {
-		return "", fmt.Errorf("QEMU %d is not in a cgroup below %s: %s", pid, h.cgroupParent(), b)
+		return "", fmt.Errorf("VMM %d is not in a cgroup below %s: %s", pid, h.cgroupParent(), b)
 	}
 	dirs := cgroupDirs(path)
 	memFile, pidsFile := dirs[0]+"/memory.max", dirs[0]+"/pids.max"
@@ -106,9 +112,39 @@ func statusFields(pid int, names ...string) (map[string]string, error) {
 	return out, nil
 }
 
+// vmmOf finds the VMM process of a task and the directory that must be its root: QEMU by its command line
+// (it names the task dir) and the task's jail; a jailed Firecracker by the shim's record (vmm.json) and the
+// chroot named in the driver state.
+func vmmOf(state *driverState) (int, string, error) {
+	if vmBackend != "firecracker" {
+		pid, err := qemuOf(state.TaskDir)
+		return pid, filepath.Join(state.TaskDir, "jail"), err
+	}
+	if state.Sandbox.Jail == "" {
+		return 0, "", fmt.Errorf("the driver state names no jail: Firecracker did not run through the jailer")
+	}
+	b, err := ioutil.ReadFile(filepath.Join(state.TaskDir, "vmm.json"))
+	if err != nil {
+		return 0, "", err
+	}
+	var rec struct{ Pid int }
+	if err := json.Unmarshal(b, &rec); err != nil || rec.Pid <= 0 {
+		return 0, "", fmt.Errorf("vmm.json %q: no pid (%v)", b, err)
+	}
+	return rec.Pid, filepath.Join(state.Sandbox.Jail, "root"), nil
+}
+
+// sameDir: a and b are the same directory (device and inode), also when a is seen through /proc/<pid>/root of
+// a process in another mount namespace.
+func sameDir(a, b string) bool {
+	var sa, sb syscall.Stat_t
+	return syscall.Stat(a, &sa) == nil && syscall.Stat(b, &sb) == nil && sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
 // checkConfined checks one running task's VMM and returns its uid.
-func (h *H) checkConfined(taskDir string) (int, error) {
-	pid, err := qemuOf(taskDir)
+func (h *H) checkConfined(state *driverState) (int, error) {
+	taskDir := state.TaskDir
+	pid, root, err := vmmOf(state)
 	if err != nil {
 		return 0, err
 	}
@@ -118,27 +154,26 @@ func (h *H) checkConfined(taskDir string) (int, error) {
 	}
 	uids := strings.Fields(f["Uid"])
 	if len(uids) != 4 || uids[0] != uids[1] || uids[0] != uids[2] || uids[0] != uids[3] {
-		return 0, fmt.Errorf("QEMU %d: real, effective, saved and fs uid differ: %q", pid, f["Uid"])
+		return 0, fmt.Errorf("VMM %d: real, effective, saved and fs uid differ: %q", pid, f["Uid"])
 	}
 	uid, _ := strconv.Atoi(uids[0])
 	if uid < 200000 || uid > 265535 {
-		return 0, fmt.Errorf("QEMU %d runs as uid %d, outside vm_uids 200000-265535", pid, uid)
+		return 0, fmt.Errorf("VMM %d runs as uid %d, outside vm_uids 200000-265535", pid, uid)
 	}
 	if f["Gid"] != strings.Repeat(uids[0]+" ", 3)+uids[0] {
-		return 0, fmt.Errorf("QEMU %d: gids %q, want all %d", pid, f["Gid"], uid)
+		return 0, fmt.Errorf("VMM %d: gids %q, want all %d", pid, f["Gid"], uid)
 	}
-	want := map[string]string{"CapEff": "0000000000000000", "CapPrm": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2"}
+	want := map[string]string{"CapEff": "0000000000000000", "CapPrm": "0000000000000000", "NoNewPrivs": "1"}
+	if vmBackend != "firecracker" {
+		want["Seccomp"] = "2"
+	}
 	for k, v := range want {
 		if f[k] != v {
-			return 0, fmt.Errorf("QEMU %d: %s is %q, want %q", pid, k, f[k], v)
+			return 0, fmt.Errorf("VMM %d: %s is %q, want %q", pid, k, f[k], v)
 		}
 	}
-	root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", pid))
-	if err != nil {
-		return 0, err
-	}
-	if root != filepath.Join(taskDir, "jail") {
-		return 0, fmt.Errorf("QEMU %d: root is %s, want the task's jail %s/jail", pid, root, taskDir)
+	if !sameDir(fmt.Sprintf("/proc/%d/root/", pid), root) {
+		return 0, fmt.Errorf("VMM %d: its root is not %s", pid, root)
 	}
 	cgroup, err := h.checkCgroup(pid, taskMemoryMB)
 	if err != nil {
@@ -182,7 +217,7 @@ func testSandboxedVmm(h *H) error {
 		if err != nil {
 			return err
 		}
-		uid, err := h.checkConfined(state.TaskDir)
+		uid, err := h.checkConfined(state)
 		if err != nil {
 			return fmt.Errorf("task %s: %v", name, err)
 		}
