@@ -87,6 +87,9 @@ class ShimSignals {
   // status.
   void ReapOrphans() {
     pid_t vmm = supervisor_->VmmPid();
+    // Not while the VMM starts: its starter may be a jailer whose exit, and whose Firecracker, the VMM's
+    // own waiter must see (src/vmm/firecracker/jail.h). Orphans that end meanwhile are reaped afterwards.
+    if (vmm <= 0) return;
     for (;;) {
       siginfo_t info = {};
       if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;

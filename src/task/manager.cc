@@ -297,6 +297,8 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
     // Firecracker's jailer makes the cgroup itself (with the same name and limits).
     if (vm.jailer_binary.empty()) {
       NFC_ASSIGN_OR_RETURN(p.cgroup_procs, txn.CreateVmCgroup(vm.cgroup_parent, p.vm_id, vm.cgroup_limits));
+    } else {
+      txn.ExpectJailedVmm(vm.cgroup_parent, p.vm_id, p.jail_dir);
     }
   }
   if (p.network.mode == "group") {

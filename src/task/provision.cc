@@ -89,6 +89,13 @@ Result<std::vector<std::string>> StartTransaction::CreateVmCgroup(const std::str
   return procs;
 }
 
+void StartTransaction::ExpectJailedVmm(const std::string& cgroup_parent, const std::string& name,
+                                       const std::string& jail_dir) {
+  OnRollback("remove the jailed VMM's cgroup",
+             [this, cgroup_parent, name] { return deps_.cgroups.remove(cgroup_parent, name); });
+  OnRollback("remove the VMM's jail", [this, jail_dir] { return deps_.env->RemoveTree(jail_dir); });
+}
+
 Result<std::vector<std::string>> CgroupOps::CreateHostCgroup(const std::string& parent,
                                                              const std::string& name,
                                                              const sandbox::CgroupLimits& limits) {

@@ -81,6 +81,10 @@ class StartTransaction {
   // A uid (and gid) of `range` for the VMM, leased to the task dir, and the empty jail it chroots into.
   Result<uint32_t> LeaseVmUid(const sandbox::UidRange& range);
   // The VMM's cgroup <parent>/<name> with `limits`; returns the cgroup.procs files the VMM joins.
+  // Firecracker's jailer makes the VMM's cgroup <parent>/<name> and its jail at launch: a failed start
+  // removes both.
+  void ExpectJailedVmm(const std::string& cgroup_parent, const std::string& name,
+                       const std::string& jail_dir);
   Result<std::vector<std::string>> CreateVmCgroup(const std::string& parent, const std::string& name,
                                                   const sandbox::CgroupLimits& limits);
   // The task's initramfs (the shared one plus the TaskSpec) and shim.json.

@@ -508,6 +508,9 @@ void MakeMountPoint(const std::string& chroot_dir, const std::string& host_path,
                                : mkdir(at.c_str(), 0755);
     if (rc >= 0 && last && !is_dir) close(rc);
     if (rc < 0 && errno != EEXIST) Fail("create a mount point", at, errno);
+    // The starter's umask (the shim's is 077) must not hide the bound paths from the dropped uid.
+    if (rc >= 0 && chmod(at.c_str(), last && !is_dir ? 0644 : 0755) != 0)
+      Fail("chmod a mount point", at, errno);
     struct stat st {};
     if (lstat(at.c_str(), &st) != 0) Fail("create a mount point", at, errno);
     if (S_ISLNK(st.st_mode)) Fail("create a mount point (a symlink is in the way)", at, ELOOP);
