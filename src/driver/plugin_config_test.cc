@@ -142,6 +142,19 @@ TEST(PluginConfigTest, SandboxIsOnByDefaultWithAUidRange) {
   EXPECT_NE(e.find("0 is root"), std::string::npos) << e;
 }
 
+TEST(PluginConfigTest, JailerIsUnsetUnlessTheOperatorSaysSo) {
+  auto d = DecodePluginConfig(Obj({}));
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_FALSE(d->jailer.has_value()) << "unset: the jailer whenever it is installed";
+  for (bool on : {true, false}) {
+    auto r = DecodePluginConfig(Obj({{"jailer", CtyValue::Bool(on)}}));
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_EQ(r->jailer, std::optional<bool>(on));
+  }
+  std::string e = ErrorOf(Obj({{"jailer", Str("sometimes")}}));
+  EXPECT_NE(e.find("jailer"), std::string::npos) << e;
+}
+
 TEST(PluginConfigTest, DurationsAreWrittenAsInJobFiles) {
   using std::chrono::milliseconds;
   EXPECT_EQ(*ParseDuration("90s"), milliseconds(90000));

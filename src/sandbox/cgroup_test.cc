@@ -27,6 +27,18 @@ TEST(CgroupLimits, FollowTheVmSizeAndNomadsCpu) {
   EXPECT_EQ(CpuWeightFromShares(262144), 10000u);
 }
 
+TEST(CgroupLimits, LimitFilesUseEachVersionsNamesAndLeaveOutZeros) {
+  CgroupLimits l{1 << 30, 1024, 130};
+  using Files = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(LimitFiles(CgroupVersion::kV1, l),
+            (Files{{"memory.limit_in_bytes", "1073741824"}, {"cpu.shares", "1024"}, {"pids.max", "130"}}));
+  EXPECT_EQ(LimitFiles(CgroupVersion::kV2, l),
+            (Files{{"memory.max", "1073741824"},
+                   {"cpu.weight", std::to_string(CpuWeightFromShares(1024))},
+                   {"pids.max", "130"}}));
+  EXPECT_EQ(LimitFiles(CgroupVersion::kV2, CgroupLimits{0, 0, 7}), (Files{{"pids.max", "7"}}));
+}
+
 TEST(CgroupHost, DetectsV2ByItsControllersFileAndV1ByItsMounts) {
   test_support::TempDir v2("cgroup-v2");
   ASSERT_TRUE(fs::WriteFileDurably(v2.Path("cgroup.controllers"), "cpuset cpu io memory pids\n").ok());

@@ -280,8 +280,8 @@ TEST_F(PlanTest, DriverStateRecordsWhatRecoveryNeeds) {
   EXPECT_EQ(st.config.at("memory_from"), "memory");
 }
 
-// The plugin's sandbox applies to QEMU (Firecracker's envelope is its jailer, not driven yet); the uid leased
-// at provisioning reaches the VM config (uid = gid, the task's jail) and the driver state.
+// The plugin's sandbox applies to QEMU (Firecracker's envelope is its jailer); the uid leased at provisioning
+// reaches the VM config (uid = gid, the task's jail) and the driver state.
 TEST_F(PlanTest, SandboxedQemuGetsTheLeasedUidAndTheJail) {
   EXPECT_TRUE(MustPlanVm().sandbox);
   Provisioned p = SomeProvisioning();
@@ -307,7 +307,71 @@ TEST_F(PlanTest, SandboxedQemuGetsTheLeasedUidAndTheJail) {
   EXPECT_FALSE(MustPlanVm().sandbox);
   plugin_.sandbox = true;
   plugin_.backend = driver::Backend::kFirecracker;
-  EXPECT_FALSE(MustPlanVm().sandbox) << "Firecracker runs unconfined until the jailer is driven";
+  EXPECT_FALSE(MustPlanVm().sandbox) << "no jailer installed: Firecracker runs unconfined";
+}
+
+// `jailer` unset: the jailer whenever it is installed; false: never; true: a start without it fails.
+TEST_F(PlanTest, FirecrackerRunsThroughTheJailerWhenInstalledUnlessRefused) {
+  plugin_.backend = driver::Backend::kFirecracker;
+  host_.firecracker_binary = "/usr/local/bin/firecracker";
+  EXPECT_EQ(MustPlanVm().jailer_binary, "");
+  plugin_.jailer = true;
+  plugin_.jailer_path = "/opt/fc/jailer";
+  auto missing = PlanVm(task_, config_, plugin_, host_);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(missing.error().message().find("jailer_path \"/opt/fc/jailer\" is not installed"),
+            std::string::npos)
+      << missing.error().message();
+  host_.jailer_binary = "/opt/fc/jailer";
+  VmPlan vm = MustPlanVm();
+  EXPECT_EQ(vm.jailer_binary, "/opt/fc/jailer");
+  EXPECT_TRUE(vm.sandbox) << "the uid lease and the cgroup's name come with the jailer";
+  plugin_.jailer.reset();
+  EXPECT_EQ(MustPlanVm().jailer_binary, "/opt/fc/jailer");
+  plugin_.jailer = false;
+  EXPECT_EQ(MustPlanVm().jailer_binary, "");
+  EXPECT_FALSE(MustPlanVm().sandbox);
+  plugin_.jailer.reset();
+  plugin_.backend = driver::Backend::kQemu;
+  EXPECT_EQ(MustPlanVm().jailer_binary, "") << "QEMU has its own sandbox";
+}
+
+TEST_F(PlanTest, JailedFirecrackerGetsItsJailerConfigAndTheStateNamesTheJail) {
+  plugin_.backend = driver::Backend::kFirecracker;
+  host_.firecracker_binary = "/usr/local/bin/firecracker";
+  host_.jailer_binary = "/usr/local/bin/jailer";
+  task_.resources.cpu_shares = 500;
+  VmPlan vm = MustPlanVm();
+  Provisioned p = SomeProvisioning();
+  p.vm_uid = 200042;
+  p.jail_dir = "/data/jail/firecracker/nfc-0123456789abcdef";
+  auto boot = PlanBoot(vm, task_, config_, p);
+  ASSERT_TRUE(boot.ok()) << boot.error().message();
+  EXPECT_FALSE(boot->shim.vm.sandbox.has_value());
+  ASSERT_TRUE(boot->shim.vm.jailer.has_value());
+  const vmm::JailerConfig& j = *boot->shim.vm.jailer;
+  EXPECT_EQ(j.binary, "/usr/local/bin/jailer");
+  EXPECT_EQ(j.chroot_base, "/data/jail");
+  EXPECT_EQ(j.uid, 200042u);
+  EXPECT_EQ(j.gid, 200042u);
+  EXPECT_EQ(j.parent_cgroup, "nomad-firecracker") << "the jailer's parent is relative to the cgroup root";
+  EXPECT_EQ(j.limits.cpu_shares, 500u);
+  EXPECT_EQ(j.limits.memory_bytes, (uint64_t(vm.size.memory_mib) + sandbox::kVmmMemoryOverheadMib) << 20);
+  EXPECT_EQ(vmm::JailerDir(j.chroot_base, boot->shim.vm.vmm_binary, p.vm_id), p.jail_dir);
+  EXPECT_EQ(boot->state.jail_dir, p.jail_dir);
+  EXPECT_EQ(boot->state.cgroup.name, p.vm_id);
+  DriverState launched = boot->state;
+  launched.shim = {4242, 1};
+  auto again = DriverState::Decode(launched.Encode());
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(again->jail_dir, p.jail_dir);
+  auto shim_again = shim::ShimConfig::FromJson(boot->shim.ToJson());
+  ASSERT_TRUE(shim_again.ok()) << shim_again.error().message();
+  ASSERT_TRUE(shim_again->vm.jailer.has_value());
+  EXPECT_EQ(shim_again->vm.jailer->parent_cgroup, "nomad-firecracker");
+  EXPECT_EQ(shim_again->vm.jailer->limits.memory_bytes, j.limits.memory_bytes);
+  EXPECT_EQ(shim_again->vm.jailer->uid, 200042u);
 }
 
 TEST_F(PlanTest, AnInvalidSpecFailsTheBootPlanNamingTheField) {

@@ -3,14 +3,17 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 
+#include "require.h"
 #include "temp_dir.h"
 #include "vmm/console_pump.h"
 #include "vmm/firecracker/api_client.h"
 #include "vmm/firecracker/firecracker_vmm.h"
+#include "vmm/firecracker/jail.h"
 #include "vmm/qemu/qemu_vmm.h"
 
 namespace nfc::vmm {
@@ -71,6 +74,85 @@ TEST_F(VmmConfigTest, RejectsBadFieldsNamingThem) {
   EXPECT_FALSE(ValidateConfig(c).ok());
 }
 
+TEST_F(VmmConfigTest, JailerConfigIsCheckedNamingTheField) {
+  auto c = config_;
+  c.vmm_binary = "/usr/bin/firecracker";
+  c.jailer = JailerConfig{"jailer", dir_.path(), 200001, 200001, "", "nomad-firecracker", {}, 2048};
+  EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c).error().message();
+  auto bad = c;
+  bad.jailer->uid = 0;
+  EXPECT_NE(ValidateConfig(bad).error().message().find("never runs as root"), std::string::npos);
+  bad = c;
+  bad.vmm_binary = "firecracker";
+  EXPECT_NE(ValidateConfig(bad).error().message().find("vmm_binary 'firecracker' must be an absolute path"),
+            std::string::npos);
+  bad = c;
+  bad.jailer->parent_cgroup = "/nomad-firecracker";
+  EXPECT_NE(ValidateConfig(bad).error().message().find("parent_cgroup '/nomad-firecracker'"),
+            std::string::npos);
+  bad = c;
+  bad.jailer->chroot_base = "srv/jailer";
+  EXPECT_NE(ValidateConfig(bad).error().message().find("chroot_base 'srv/jailer'"), std::string::npos);
+}
+
+// The files Firecracker opens are linked into the jail: a written one is handed to the VM's uid; a read one
+// stays root's, readable by the VM's group when others may not read it; a world-readable one is untouched.
+TEST_F(VmmConfigTest, JailHardLinksFilesAndGrantsTheVmsUidWhatItNeeds) {
+  NFC_REQUIRE_OR_SKIP(::geteuid() == 0, "chown needs root");
+  JailerConfig jc{"/usr/bin/jailer",   dir_.Path("jail"),     200001, 200002, "/run/netns/x",
+                  "nomad-firecracker", {256 << 20, 500, 130}, 4096};
+  firecracker::Jail jail(jc, "vm-1", "/opt/fc/firecracker-v1.16");
+  EXPECT_EQ(jail.dir(), dir_.Path("jail") + "/firecracker-v1.16/vm-1");
+  ASSERT_TRUE(jail.Create().ok());
+  std::ofstream(dir_.Path("scratch")) << "s";
+  std::ofstream(dir_.Path("initrd")) << "i";
+  ASSERT_EQ(::chmod(dir_.Path("initrd").c_str(), 0600), 0);
+  ASSERT_EQ(::chmod(dir_.Path("vmlinux").c_str(), 0644), 0);
+  auto scratch = jail.Place(dir_.Path("scratch"), "scratch", true);
+  auto initrd = jail.Place(dir_.Path("initrd"), "initrd", false);
+  auto kernel = jail.Place(dir_.Path("vmlinux"), "vmlinux", false);
+  ASSERT_TRUE(scratch.ok() && initrd.ok() && kernel.ok());
+  EXPECT_EQ(*scratch, "/scratch");
+  struct stat st;
+  ASSERT_EQ(::stat(jail.HostPath("/scratch").c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 2u) << "a hard link, not a copy";
+  EXPECT_EQ(st.st_uid, 200001u);
+  EXPECT_EQ(st.st_gid, 200002u);
+  ASSERT_EQ(::stat(jail.HostPath("/initrd").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u);
+  EXPECT_EQ(st.st_gid, 200002u);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  ASSERT_EQ(::stat(jail.HostPath("/vmlinux").c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, 0u);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  auto dup = jail.Place(dir_.Path("scratch"), "scratch", true);
+  EXPECT_FALSE(dup.ok()) << "an existing name in the jail is not replaced silently";
+
+  auto argv = jail.Argv({"--api-sock", firecracker::Jail::kApiSocket});
+  ASSERT_TRUE(argv.ok()) << argv.error().message();
+  std::string line;
+  for (const auto& a : *argv) line += a + " ";
+  for (const char* part :
+       {"/usr/bin/jailer --id vm-1 --exec-file /opt/fc/firecracker-v1.16 --uid 200001 --gid "
+        "200002 --chroot-base-dir ",
+        " --netns /run/netns/x --cgroup-version ", " --parent-cgroup nomad-firecracker ",
+        " --cgroup pids.max=130 --resource-limit no-file=4096 --new-pid-ns -- --api-sock "
+        "/run/firecracker.socket "}) {
+    EXPECT_NE(line.find(part), std::string::npos) << part << " not in: " << line;
+  }
+  std::ofstream(jail.PidFile()) << "4242";
+  EXPECT_EQ(jail.ReadPid().value_or(0), 4242);
+  std::ofstream(jail.PidFile()) << "garbage";
+  EXPECT_FALSE(jail.ReadPid().ok());
+  ASSERT_TRUE(jail.Remove().ok());
+  EXPECT_NE(::stat(jail.dir().c_str(), &st), 0);
+  EXPECT_EQ(::stat(dir_.Path("scratch").c_str(), &st), 0) << "the originals stay";
+
+  jc.chroot_base = "/" + std::string(90, 'x');
+  EXPECT_EQ(firecracker::Jail(jc, "vm-1", "/opt/fc/firecracker").Create().error().code(),
+            ErrorCode::kInvalidArgument);
+}
+
 TEST(VmRecordTest, RoundTripsThroughJson) {
   VmRecord r;
   r.backend = Backend::kQemu;
@@ -81,6 +163,7 @@ TEST(VmRecordTest, RoundTripsThroughJson) {
   r.guest = GuestEndpoint{GuestTransport::kVirtioSerial, "/run/x/agent.sock", 3, 1024};
   r.kvm = false;
   r.vmm_version = "7.2.22";
+  r.jail_dir = "/data/jail/firecracker/vm-7";
   auto back = VmRecord::FromJson(r.ToJson());
   ASSERT_TRUE(back.ok()) << back.error().message();
   EXPECT_EQ(back->backend, Backend::kQemu);
@@ -91,6 +174,7 @@ TEST(VmRecordTest, RoundTripsThroughJson) {
   EXPECT_EQ(back->guest->transport, GuestTransport::kVirtioSerial);
   EXPECT_EQ(back->guest->socket_path, "/run/x/agent.sock");
   EXPECT_EQ(back->vmm_version, "7.2.22");
+  EXPECT_EQ(back->jail_dir, "/data/jail/firecracker/vm-7");
 
   EXPECT_FALSE(VmRecord::FromJson("{").ok());
   EXPECT_FALSE(VmRecord::FromJson(R"({"version":2})").ok());
