@@ -13,8 +13,10 @@
 // InstanceStart) plus the stand-in's QEMU start, and the guest reached through hybrid vsock relayed to
 // virtio-serial. It is not Firecracker's own speed (no KVM here).
 //
-// Usage: bench-boot [RUNS]   (default 5; NFC_GUEST_DIR overrides where vmlinux/initramfs are)
+// The confined series: QEMU in its sandbox, and Firecracker through the jailer stand-in (tests/fake-jailer);
+// both need root. Usage: bench-boot [RUNS]   (default 5; NFC_GUEST_DIR overrides where vmlinux/initramfs are)
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "guest_boot.h"
+#include "sandbox/cgroup.h"
 
 using namespace std::chrono_literals;
 using nfc::vmm::Backend;
@@ -63,6 +66,14 @@ nfc::Result<std::vector<double>> BootOnce(const GuestArtifacts& artifacts, const
   NFC_ASSIGN_OR_RETURN(auto exit, b.vmm->Wait(120s));
   (void)exit;
   auto t_end = std::chrono::steady_clock::now();
+  if (s.options.jailer) {
+    // The jailer's cgroup for this VM: gone with the VM's processes, so it can be removed now.
+    auto host = nfc::sandbox::CgroupHost::Detect();
+    if (host.ok()) {
+      NFC_RETURN_IF_ERROR(
+          nfc::sandbox::VmCgroup::Existing(*host, "/" + s.options.jailer->parent_cgroup, name).Remove());
+    }
+  }
   double init_ms = w.boot.init_start_ns / 1e6;
   double execve_ms = w.boot.workload_execve_ns / 1e6;
   double exit_ms = w.boot.workload_exit_ns / 1e6;
@@ -110,10 +121,27 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench-boot: mkdir %s failed\n", jail.c_str());
     return 1;
   }
+  // Firecracker through the jailer stand-in (its own uid, mount and pid namespaces, chroot, cgroup).
+  auto jailer = nfc::vmm::testing::WriteJailerStandIn((*work)->dir(), NFC_FAKE_JAILER, NFC_FAKE_FIRECRACKER,
+                                                      NFC_FC_SPEC_DIR, (*work)->dir() + "/requests.jsonl");
+  if (!jailer.ok()) {
+    std::fprintf(stderr, "bench-boot: %s\n", jailer.error().message().c_str());
+    return 1;
+  }
+  nfc::vmm::JailerConfig jailed{*jailer,
+                                (*work)->dir() + "/chroots",
+                                200998,
+                                200998,
+                                "",
+                                "nfc-bench-" + std::to_string(::getpid()),
+                                nfc::sandbox::LimitsForVm(256, 1, 1000),
+                                2048};
   std::vector<Series> series = {
       {"qemu", {.quiet = true}},
       {"firecracker (stand-in)", {.quiet = true, .backend = Backend::kFirecracker, .vmm_binary = *fc}},
-      {"qemu sandboxed", {.quiet = true, .sandbox = nfc::vmm::VmmSandbox{200999, 200999, jail, {}}}}};
+      {"qemu sandboxed", {.quiet = true, .sandbox = nfc::vmm::VmmSandbox{200999, 200999, jail, {}}}},
+      {"firecracker jailed",
+       {.quiet = true, .backend = Backend::kFirecracker, .vmm_binary = *fc, .jailer = jailed}}};
   std::printf("%-30s", "run");
   for (const char* c : kColumns) std::printf(" %13s", c);
   std::printf("   (ms)\n");
@@ -146,6 +174,13 @@ int main(int argc, char** argv) {
     std::printf("%-30s", ("ratio " + series[k].name + " / qemu").c_str());
     for (size_t c = 0; c < kColumnCount; c++) std::printf(" %13.2f", medians[k][c] / medians[0][c]);
     std::printf("\n");
+  }
+  std::printf("%-30s", "ratio fc jailed / firecracker");
+  for (size_t c = 0; c < kColumnCount; c++) std::printf(" %13.2f", medians[3][c] / medians[1][c]);
+  std::printf("\n");
+  if (auto host = nfc::sandbox::CgroupHost::Detect(); host.ok()) {
+    nfc::sandbox::VmCgroup parent = nfc::sandbox::VmCgroup::Existing(*host, "", jailed.parent_cgroup);
+    for (const auto& dir : parent.dirs()) ::rmdir(dir.c_str());
   }
   std::printf("accelerator: %s; %d runs each, alternating; workload /bin/true; kernel %s\n",
               series[0].kvm ? "KVM" : "TCG", runs, artifacts.vmlinux.c_str());
