@@ -42,6 +42,8 @@ struct TaskResources {
   int64_t memory_max_mb = 0;  // 0: no oversubscription
   int64_t memory_limit_bytes = 0;
   std::string cpuset_cpus;  // reserved cores, "0,2-3"
+  int64_t cpu_quota = 0;    // µs per cpu_period: Nomad's cpu_hard_limit; 0: none
+  int64_t cpu_period = 0;   // µs
   double percent_ticks = 0;
   std::vector<PortMapping> ports;
 };

@@ -105,6 +105,15 @@ std::vector<std::pair<std::string, std::string>> LimitFiles(CgroupVersion versio
     files.emplace_back(v2 ? "cpu.weight" : "cpu.shares",
                        std::to_string(v2 ? CpuWeightFromShares(l.cpu_shares) : l.cpu_shares));
   }
+  if (l.cpu_quota_us != 0) {
+    uint64_t period = l.cpu_period_us != 0 ? l.cpu_period_us : 100000;  // the kernel's default period
+    if (v2) {
+      files.emplace_back("cpu.max", std::to_string(l.cpu_quota_us) + " " + std::to_string(period));
+    } else {
+      files.emplace_back("cpu.cfs_period_us", std::to_string(period));
+      files.emplace_back("cpu.cfs_quota_us", std::to_string(l.cpu_quota_us));
+    }
+  }
   if (l.pids_max != 0) files.emplace_back("pids.max", std::to_string(l.pids_max));
   return files;
 }

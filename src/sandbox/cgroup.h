@@ -25,6 +25,10 @@ struct CgroupLimits {
   uint64_t cpu_shares =
       0;  // Nomad's CPU in MHz, as the docker driver sets cpu_shares (v2: converted to weight)
   uint64_t pids_max = 0;  // pids.max
+  // A hard CPU limit (Nomad's cpu_hard_limit: LinuxResources.cpu_quota per cpu_period, in µs): v1
+  // cpu.cfs_quota_us / cpu.cfs_period_us, v2 cpu.max "<quota> <period>". 0: none.
+  uint64_t cpu_quota_us = 0;
+  uint64_t cpu_period_us = 0;
 };
 
 // The limits for a VMM running a VM of `memory_mib` and `vcpus` with Nomad's `cpu_mhz`: the guest's memory
@@ -36,9 +40,10 @@ inline constexpr uint64_t kVmmMemoryOverheadMib = 320;
 // cpu.shares (v1, 2..262144) to cpu.weight (v2, 1..10000), the conversion runc and systemd use.
 uint64_t CpuWeightFromShares(uint64_t shares);
 
-// The control files that set `limits` and their values, in the version's names: v1 memory.limit_in_bytes,
-// cpu.shares, pids.max; v2 memory.max, cpu.weight, pids.max. A zero limit is left out (no limit). The
-// controller is the file name's part before the first '.'.
+// The control files that set `limits` and their values, in the version's names and in the order to write
+// them: v1 memory.limit_in_bytes, cpu.shares, cpu.cfs_period_us, cpu.cfs_quota_us, pids.max; v2 memory.max,
+// cpu.weight, cpu.max, pids.max. A zero limit is left out (no limit). The controller is the file name's part
+// before the first '.'.
 std::vector<std::pair<std::string, std::string>> LimitFiles(CgroupVersion version,
                                                             const CgroupLimits& limits);
 

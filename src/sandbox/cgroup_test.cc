@@ -37,6 +37,11 @@ TEST(CgroupLimits, LimitFilesUseEachVersionsNamesAndLeaveOutZeros) {
                    {"cpu.weight", std::to_string(CpuWeightFromShares(1024))},
                    {"pids.max", "130"}}));
   EXPECT_EQ(LimitFiles(CgroupVersion::kV2, CgroupLimits{0, 0, 7}), (Files{{"pids.max", "7"}}));
+  // Nomad's cpu_hard_limit: the quota per period; the kernel's default period when Nomad gives none.
+  EXPECT_EQ(LimitFiles(CgroupVersion::kV1, CgroupLimits{0, 0, 0, 50000, 0}),
+            (Files{{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "50000"}}));
+  EXPECT_EQ(LimitFiles(CgroupVersion::kV2, CgroupLimits{0, 0, 0, 150000, 200000}),
+            (Files{{"cpu.max", "150000 200000"}}));
 }
 
 TEST(CgroupHost, DetectsV2ByItsControllersFileAndV1ByItsMounts) {

@@ -67,6 +67,8 @@ std::string ShimConfig::ToJson() const {
                      {"memory_bytes", jc.limits.memory_bytes},
                      {"cpu_shares", jc.limits.cpu_shares},
                      {"pids_max", jc.limits.pids_max},
+                     {"cpu_quota_us", jc.limits.cpu_quota_us},
+                     {"cpu_period_us", jc.limits.cpu_period_us},
                      {"open_files", jc.open_files}};
   }
   if (vm.guest_channel) {
@@ -149,7 +151,8 @@ Result<ShimConfig> ShimConfig::FromJson(std::string_view text) {
       jc.netns_path = jj.value("netns_path", "");
       jc.parent_cgroup = jj.value("parent_cgroup", "");
       jc.limits = {jj.value("memory_bytes", uint64_t{0}), jj.value("cpu_shares", uint64_t{0}),
-                   jj.value("pids_max", uint64_t{0})};
+                   jj.value("pids_max", uint64_t{0}), jj.value("cpu_quota_us", uint64_t{0}),
+                   jj.value("cpu_period_us", uint64_t{0})};
       jc.open_files = jj.value("open_files", uint64_t{2048});
       c.vm.jailer = jc;
     }

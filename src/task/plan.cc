@@ -283,6 +283,8 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
   plan.cgroup_limits = sandbox::LimitsForVm(
       static_cast<uint64_t>(plan.size.memory_mib), static_cast<uint32_t>(plan.size.vcpus),
       static_cast<uint64_t>(std::max<int64_t>(task.resources.cpu_shares, 0)));
+  plan.cgroup_limits.cpu_quota_us = static_cast<uint64_t>(std::max<int64_t>(task.resources.cpu_quota, 0));
+  plan.cgroup_limits.cpu_period_us = static_cast<uint64_t>(std::max<int64_t>(task.resources.cpu_period, 0));
   plan.kernel_path = config.kernel.value_or(plugin.kernel_path);
   plan.base_initrd_path = config.initrd.value_or(plugin.initrd_path);
   if (config.boot_args) {

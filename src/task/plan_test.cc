@@ -357,6 +357,7 @@ TEST_F(PlanTest, JailedFirecrackerGetsItsJailerConfigAndTheStateNamesTheJail) {
   EXPECT_EQ(j.gid, 200042u);
   EXPECT_EQ(j.parent_cgroup, "nomad-firecracker") << "the jailer's parent is relative to the cgroup root";
   EXPECT_EQ(j.limits.cpu_shares, 500u);
+  EXPECT_EQ(j.limits.cpu_quota_us, 0u) << "no cpu_hard_limit, no quota";
   EXPECT_EQ(j.limits.memory_bytes, (uint64_t(vm.size.memory_mib) + sandbox::kVmmMemoryOverheadMib) << 20);
   EXPECT_EQ(vmm::JailerDir(j.chroot_base, boot->shim.vm.vmm_binary, p.vm_id), p.jail_dir);
   EXPECT_EQ(boot->state.jail_dir, p.jail_dir);
@@ -372,6 +373,19 @@ TEST_F(PlanTest, JailedFirecrackerGetsItsJailerConfigAndTheStateNamesTheJail) {
   EXPECT_EQ(shim_again->vm.jailer->parent_cgroup, "nomad-firecracker");
   EXPECT_EQ(shim_again->vm.jailer->limits.memory_bytes, j.limits.memory_bytes);
   EXPECT_EQ(shim_again->vm.jailer->uid, 200042u);
+
+  // cpu_hard_limit: Nomad's quota and period reach the cgroup.
+  task_.resources.cpu_quota = 50000;
+  task_.resources.cpu_period = 100000;
+  vm = MustPlanVm();
+  EXPECT_EQ(vm.cgroup_limits.cpu_quota_us, 50000u);
+  EXPECT_EQ(vm.cgroup_limits.cpu_period_us, 100000u);
+  boot = PlanBoot(vm, task_, config_, p);
+  ASSERT_TRUE(boot.ok()) << boot.error().message();
+  shim_again = shim::ShimConfig::FromJson(boot->shim.ToJson());
+  ASSERT_TRUE(shim_again.ok()) << shim_again.error().message();
+  EXPECT_EQ(shim_again->vm.jailer->limits.cpu_quota_us, 50000u);
+  EXPECT_EQ(shim_again->vm.jailer->limits.cpu_period_us, 100000u);
 }
 
 TEST_F(PlanTest, AnInvalidSpecFailsTheBootPlanNamingTheField) {

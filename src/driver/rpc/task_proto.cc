@@ -88,6 +88,8 @@ NomadTask TaskFromProto(const pb::TaskConfig& in) {
     t.resources.memory_max_mb = r.allocated_resources().memory().memory_max_mb();
     t.resources.memory_limit_bytes = r.linux_resources().memory_limit_bytes();
     t.resources.cpuset_cpus = r.linux_resources().cpuset_cpus();
+    t.resources.cpu_quota = r.linux_resources().cpu_quota();
+    t.resources.cpu_period = r.linux_resources().cpu_period();
     t.resources.percent_ticks = r.linux_resources().percentticks();
     for (const auto& p : r.ports()) t.resources.ports.push_back({p.label(), p.value(), p.to(), p.host_ip()});
   }
@@ -140,6 +142,8 @@ void TaskToProto(const NomadTask& t, pb::TaskConfig* out) {
   r->mutable_linux_resources()->set_memory_limit_bytes(t.resources.memory_limit_bytes);
   r->mutable_linux_resources()->set_cpu_shares(t.resources.cpu_shares);
   r->mutable_linux_resources()->set_cpuset_cpus(t.resources.cpuset_cpus);
+  r->mutable_linux_resources()->set_cpu_quota(t.resources.cpu_quota);
+  r->mutable_linux_resources()->set_cpu_period(t.resources.cpu_period);
   r->mutable_linux_resources()->set_percentticks(t.resources.percent_ticks);
   for (const PortMapping& p : t.resources.ports) {
     auto* pm = r->add_ports();

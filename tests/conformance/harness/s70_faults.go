@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/ioutil"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ func init() {
 		Scenario{Name: "fault-scratch-disk-full", Guest: true, Timeout: 3 * time.Minute, Run: testFaultScratchFull},
 		Scenario{Name: "fault-boot-timeout-with-stop-and-signal", Guest: true, Timeout: 3 * time.Minute, Run: testFaultBootTimeout},
 		Scenario{Name: "fault-host-reboot", Guest: true, Timeout: 3 * time.Minute, Run: testFaultHostReboot},
+		Scenario{Name: "fault-console-flood", Guest: true, Timeout: 3 * time.Minute, Run: testFaultConsoleFlood},
 	)
 }
 
@@ -185,7 +187,7 @@ func testFaultVmmKilled(h *H) error {
 		if r.GetResult().GetExitCode() == 0 {
 			return fmt.Errorf("exit code 0")
 		}
-		return errContains(r, "the VMM (qemu) crashed: killed by signal 9 (SIGKILL)")
+		return errContains(r, "the VMM ("+vmBackend+") crashed: killed by signal 9 (SIGKILL)")
 	})
 }
 
@@ -204,7 +206,7 @@ func testFaultVmmStopped(h *H) error {
 		if r.GetResult().GetExitCode() == 0 {
 			return fmt.Errorf("exit code 0")
 		}
-		return errContains(r, "the VMM (qemu) stopped responding", "stopped (SIGSTOP")
+		return errContains(r, "the VMM ("+vmBackend+") stopped responding", "stopped (SIGSTOP")
 	})
 	h.Metric("vmm_stopped_detected_s", int(time.Since(start).Seconds()))
 	return err
@@ -362,4 +364,59 @@ func testFaultHostReboot(h *H) error {
 	}
 	_, err = rt.Kill(h)
 	return err
+}
+
+// consoleBound is the console file's limit (shim/plan: 1 MiB in console.log plus one rotation, console.log.1).
+const consoleBound = 1 << 20
+
+// testFaultConsoleFlood: a guest that writes to its serial console without end (Firecracker dies when its
+// serial pipe fills; a host disk must not fill through a console) leaves at most the bound on disk, and the
+// task keeps running and stops normally.
+func testFaultConsoleFlood(h *H) error {
+	h.guestScenario()
+	f, err := h.startFaultTask("echo up; while true; do echo flood-the-console-flood-the-console-flood-the-console; done > /dev/ttyS0", "", "up\n")
+	if err != nil {
+		return err
+	}
+	state, err := decodeDriverState(f.handle.GetDriverState())
+	if err != nil {
+		return err
+	}
+	console := filepath.Join(state.TaskDir, "console.log")
+	// Until the console rotated at least once and then filled again past half the bound: well over 1.5 MiB
+	// went through.
+	deadline := time.Now().Add(100 * time.Second)
+	for {
+		cur, err1 := os.Stat(console)
+		old, err2 := os.Stat(console + ".1")
+		if err1 == nil && err2 == nil {
+			if cur.Size() > consoleBound || old.Size() > consoleBound {
+				return fmt.Errorf("console files %d + %d bytes, each must stay within %d", cur.Size(), old.Size(), consoleBound)
+			}
+			if cur.Size() > consoleBound/2 {
+				h.Metric("console_bytes_on_disk", int(cur.Size()+old.Size()))
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the flood did not rotate the console within 100 s (%v, %v)", err1, err2)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	info, err := f.rt.inspectTask(f.t.Config.Id)
+	if err != nil {
+		return err
+	}
+	if st := info.GetTask().GetState(); st != drvpb.TaskState_RUNNING {
+		return fmt.Errorf("the flooding task is %v, want running", st)
+	}
+	if err := f.rt.stopTask(f.t.Config.Id, 5*time.Second, ""); err != nil {
+		return err
+	}
+	return f.finish(h, time.Minute, func(r *drvpb.WaitTaskResponse) error {
+		if r.GetErr() != "" {
+			return fmt.Errorf("the stop of a flooding task failed: %s", r.GetErr())
+		}
+		return nil
+	})
 }
