@@ -89,7 +89,7 @@ nfc::Result<std::vector<double>> BootOnce(const GuestArtifacts& artifacts, const
 }
 
 void PrintRow(const char* label, const std::vector<double>& row) {
-  std::printf("%-30s", label);
+  std::printf("%-38s", label);
   for (double v : row) std::printf(" %13.1f", v);
   std::printf("\n");
 }
@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
       {"qemu sandboxed", {.quiet = true, .sandbox = nfc::vmm::VmmSandbox{200999, 200999, jail, {}}}},
       {"firecracker jailed",
        {.quiet = true, .backend = Backend::kFirecracker, .vmm_binary = *fc, .jailer = jailed}}};
-  std::printf("%-30s", "run");
+  std::printf("%-38s", "run");
   for (const char* c : kColumns) std::printf(" %13s", c);
   std::printf("   (ms)\n");
   for (int i = 0; i < runs; i++) {
@@ -171,11 +171,11 @@ int main(int argc, char** argv) {
     medians.push_back(m);
   }
   for (size_t k = 1; k < series.size(); k++) {
-    std::printf("%-30s", ("ratio " + series[k].name + " / qemu").c_str());
+    std::printf("%-38s", ("ratio " + series[k].name + " / qemu").c_str());
     for (size_t c = 0; c < kColumnCount; c++) std::printf(" %13.2f", medians[k][c] / medians[0][c]);
     std::printf("\n");
   }
-  std::printf("%-30s", "ratio fc jailed / firecracker");
+  std::printf("%-38s", "ratio fc jailed / firecracker");
   for (size_t c = 0; c < kColumnCount; c++) std::printf(" %13.2f", medians[3][c] / medians[1][c]);
   std::printf("\n");
   if (auto host = nfc::sandbox::CgroupHost::Detect(); host.ok()) {
