@@ -89,6 +89,9 @@ Status Manager::RemoveTaskResources(const DriverState& state) {
     if (state.shim.pid > 1) shim = state.shim;
     keep(deps_.launcher->Stop(shim::TaskDir{state.task_dir}, shim));
   }
+  // A jailed Firecracker no record names (its shim died before writing vmm.json): found by the jailer's pid
+  // file.
+  if (!state.jail_dir.empty()) keep(vmm::KillJailedVmm(state.jail_dir));
   keep(deps_.network.detach(state.netns_path, state.tap_name));
   if (!state.cgroup.name.empty()) keep(deps_.cgroups.remove(state.cgroup.parent, state.cgroup.name));
   if (state.vm_uid != 0 && !state.task_dir.empty()) {

@@ -124,6 +124,12 @@ struct JailerConfig {
 // Where the jailer makes the VM's chroot: <chroot_base>/<exec_file's name>/<id> (its "root" below it).
 std::string JailerDir(const std::string& chroot_base, const std::string& exec_file, const std::string& id);
 
+// Kills the Firecracker a jailer started in `jail_dir` (JailerDir) and waits until it is gone, finding it by
+// the jailer's pid file: for a VMM whose starter died before it recorded the VMM (an interrupted start, a
+// shim killed at the wrong moment). Only a process whose root is that jail is killed (a reused pid is left
+// alone). No pid file, or no such process: OK.
+Status KillJailedVmm(const std::string& jail_dir);
+
 struct VmConfig {
   std::string id;          // [A-Za-z0-9-]{1,64}; Firecracker --id, QEMU -name
   std::string state_dir;   // existing directory for this VM's sockets and files (API/QMP socket, pid file)

@@ -3,7 +3,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -151,6 +153,42 @@ TEST_F(VmmConfigTest, JailHardLinksFilesAndGrantsTheVmsUidWhatItNeeds) {
   jc.chroot_base = "/" + std::string(90, 'x');
   EXPECT_EQ(firecracker::Jail(jc, "vm-1", "/opt/fc/firecracker").Create().error().code(),
             ErrorCode::kInvalidArgument);
+}
+
+// A jailed VMM no record names is found by the jailer's pid file, and killed only when its root is that jail.
+TEST(KillJailedVmmTest, KillsTheProcessOfThePidFileOnlyWhenItRunsInTheJail) {
+  NFC_REQUIRE_OR_SKIP(::geteuid() == 0, "chroot needs root");
+  test_support::TempDir dir("jailed-vmm");
+  std::string jail = dir.Path("firecracker/vm-1");
+  ASSERT_EQ(std::system(("mkdir -p " + jail + "/root").c_str()), 0);
+  EXPECT_TRUE(KillJailedVmm(jail).ok()) << "no pid file: nothing to do";
+  auto start = [&](bool chrooted) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      if (chrooted && ::chroot((jail + "/root").c_str()) != 0) ::_exit(1);
+      for (;;) ::pause();
+    }
+    return pid;
+  };
+  pid_t outsider = start(false);
+  pid_t jailed = start(true);
+  ASSERT_GT(outsider, 0);
+  ASSERT_GT(jailed, 0);
+  ::usleep(200 * 1000);  // both have reached pause()
+  auto alive = [](pid_t pid) {
+    int status;
+    return ::waitpid(pid, &status, WNOHANG) == 0;
+  };
+  std::ofstream(jail + "/root/firecracker.pid") << outsider;
+  EXPECT_TRUE(KillJailedVmm(jail).ok());
+  EXPECT_TRUE(alive(outsider)) << "a process outside the jail (a reused pid) was killed";
+  std::ofstream(jail + "/root/firecracker.pid") << jailed;
+  EXPECT_TRUE(KillJailedVmm(jail).ok());
+  int status = 0;
+  ASSERT_EQ(::waitpid(jailed, &status, 0), jailed);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ::kill(outsider, SIGKILL);
+  ::waitpid(outsider, &status, 0);
 }
 
 TEST(VmRecordTest, RoundTripsThroughJson) {

@@ -3,14 +3,18 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include "base/fs.h"
 #include "base/log.h"
+#include "base/process.h"
 #include "base/unique_fd.h"
 
 namespace nfc::vmm {
@@ -43,6 +47,33 @@ Status CopyFile(const std::string& from, const std::string& to) {
 
 std::string JailerDir(const std::string& chroot_base, const std::string& exec_file, const std::string& id) {
   return chroot_base + "/" + BaseName(exec_file) + "/" + id;
+}
+
+Status KillJailedVmm(const std::string& jail_dir) {
+  std::string root = jail_dir + "/root";
+  std::string parent = jail_dir.substr(0, jail_dir.rfind('/'));
+  std::string pid_file = root + "/" + BaseName(parent) + ".pid";
+  auto text = fs::ReadFile(pid_file, 64);
+  if (!text.ok()) return text.error().code() == ErrorCode::kNotFound ? Ok() : Status(std::move(text).error());
+  long pid = std::strtol(text->c_str(), nullptr, 10);
+  if (pid <= 1) return Ok();
+  auto fd = PidfdOpen(static_cast<pid_t>(pid));
+  if (!fd.ok()) return Ok();  // gone
+  // Pinned by the pidfd: is it the jail's process (same root directory), or a later one with the pid?
+  struct stat jail, its;
+  if (::stat(root.c_str(), &jail) != 0 ||
+      ::stat(("/proc/" + std::to_string(pid) + "/root/").c_str(), &its) != 0 || jail.st_dev != its.st_dev ||
+      jail.st_ino != its.st_ino) {
+    return Ok();
+  }
+  if (::syscall(SYS_pidfd_send_signal, fd->get(), SIGKILL, nullptr, 0) != 0 && errno != ESRCH) {
+    return Error::Errno("kill the jailed VMM " + std::to_string(pid));
+  }
+  pollfd p{fd->get(), POLLIN, 0};
+  if (::poll(&p, 1, 5000) <= 0)
+    return Error::Timeout("the jailed VMM " + std::to_string(pid) + " survived SIGKILL");
+  log::Warn("killed a jailed VMM nobody had recorded", {{"pid", pid}, {"jail", jail_dir}});
+  return Ok();
 }
 
 namespace firecracker {
