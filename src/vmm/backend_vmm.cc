@@ -203,7 +203,8 @@ void BackendVmm::RemoveJail() {
   if (jail.empty()) return;
   // A start that failed between the jailer's exit and following its Firecracker leaves that one running.
   if (Status s = KillJailedVmm(jail); !s.ok()) {
-    log::Warn("could not kill the VMM left in its jail", {{"vm", config_.id}, {"error", s.error().message()}});
+    log::Warn("could not kill the VMM left in its jail",
+              {{"vm", config_.id}, {"error", s.error().message()}});
   }
   if (Status s = fs::RemoveTree(jail); !s.ok()) {
     log::Warn("could not remove the VMM's jail", {{"vm", config_.id}, {"error", s.error().message()}});
