@@ -266,14 +266,15 @@ class FirecrackerVmm final : public BackendVmm {
   Status Configure() {
     if (!version_.AtLeast(1, 8)) NFC_RETURN_IF_ERROR(CheckLegacyDeviceDiscovery());
     if (!config_.vmm_log_path.empty()) {
-      NFC_RETURN_IF_ERROR(EnsureFile(config_.vmm_log_path));  // must exist before 1.14
+      if (!jail_)
+        NFC_RETURN_IF_ERROR(EnsureFile(config_.vmm_log_path));  // must exist before 1.14 (jail: made)
       NFC_RETURN_IF_ERROR(api_.Put("/logger", {{"log_path", Jailed(jailed_.log, config_.vmm_log_path)},
                                                {"level", "Info"},
                                                {"show_level", true},
                                                {"show_log_origin", false}}));
     }
     if (!config_.metrics_path.empty()) {
-      NFC_RETURN_IF_ERROR(EnsureFile(config_.metrics_path));
+      if (!jail_) NFC_RETURN_IF_ERROR(EnsureFile(config_.metrics_path));
       NFC_RETURN_IF_ERROR(
           api_.Put("/metrics", {{"metrics_path", Jailed(jailed_.metrics, config_.metrics_path)}}));
     }

@@ -43,6 +43,18 @@ Status CopyFile(const std::string& from, const std::string& to) {
   return Ok();
 }
 
+// The jailer's pid file: the number alone, maybe with a newline. kNotFound when there is none yet, kDataLoss
+// when it holds something else.
+Result<pid_t> ReadPidFile(const std::string& path) {
+  NFC_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(path, 64));
+  char* end = nullptr;
+  long pid = std::strtol(text.c_str(), &end, 10);
+  if (end == text.c_str() || pid <= 1 || (*end != '\0' && *end != '\n')) {
+    return Error(ErrorCode::kDataLoss, "the jailer's pid file " + path + " holds '" + text + "', not a pid");
+  }
+  return static_cast<pid_t>(pid);
+}
+
 }  // namespace
 
 std::string JailerDir(const std::string& chroot_base, const std::string& exec_file, const std::string& id) {
@@ -53,11 +65,14 @@ Status KillJailedVmm(const std::string& jail_dir) {
   std::string root = jail_dir + "/root";
   std::string parent = jail_dir.substr(0, jail_dir.rfind('/'));
   std::string pid_file = root + "/" + BaseName(parent) + ".pid";
-  auto text = fs::ReadFile(pid_file, 64);
-  if (!text.ok()) return text.error().code() == ErrorCode::kNotFound ? Ok() : Status(std::move(text).error());
-  long pid = std::strtol(text->c_str(), nullptr, 10);
-  if (pid <= 1) return Ok();
-  auto fd = PidfdOpen(static_cast<pid_t>(pid));
+  auto read = ReadPidFile(pid_file);
+  if (!read.ok()) {
+    ErrorCode code = read.error().code();
+    return code == ErrorCode::kNotFound || code == ErrorCode::kDataLoss ? Ok()
+                                                                        : Status(std::move(read).error());
+  }
+  pid_t pid = *read;
+  auto fd = PidfdOpen(pid);
   if (!fd.ok()) return Ok();  // gone
   // Pinned by the pidfd: is it the jail's process (same root directory), or a later one with the pid?
   struct stat jail, its;
@@ -188,13 +203,7 @@ Result<std::vector<std::string>> Jail::Argv(const std::vector<std::string>& fire
 }
 
 Result<pid_t> Jail::ReadPid() const {
-  NFC_ASSIGN_OR_RETURN(std::string text, fs::ReadFile(PidFile(), 64));
-  char* end = nullptr;
-  long pid = std::strtol(text.c_str(), &end, 10);
-  if (end == text.c_str() || pid <= 1 || (*end != '\0' && *end != '\n')) {
-    return Error::Internal("the jailer's pid file " + PidFile() + " holds '" + text + "', not a pid");
-  }
-  return static_cast<pid_t>(pid);
+  return ReadPidFile(PidFile());
 }
 
 Status Jail::Remove() const {
