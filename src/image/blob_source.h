@@ -15,7 +15,8 @@ namespace nfc::image {
 class BlobSource {
  public:
   virtual ~BlobSource() = default;
-  // Writes the blob into fd (at offset 0, truncating), verifying it; on_bytes gets the running byte count.
+  // Writes the blob into fd (at offset 0, truncating), verifying it; on_bytes gets the running byte count
+  // after the bytes are written, and 0 before the file is truncated for another attempt.
   virtual Status Fetch(const Descriptor& blob, int fd, const std::function<void(uint64_t)>& on_bytes) = 0;
 };
 

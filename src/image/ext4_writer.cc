@@ -18,7 +18,8 @@ namespace nfc::image {
 namespace {
 
 constexpr uint64_t kBlockSize = 4096;
-constexpr size_t kWriteBuffer = 8 << 20;  // coalesce file data into writes of up to 8 MiB
+constexpr size_t kCopyBuffer = 1 << 20;         // file data copied through user space (no copy_file_range)
+constexpr uint64_t kWritebackChunk = 64 << 20;  // start the image's writeback after this much new data
 
 // libext2fs passes errno values through as error codes (a full disk under unix_io is ENOSPC): those keep
 // their errno's code, so a full image cache stays a transient kResourceExhausted.
@@ -175,7 +176,6 @@ Result<std::unique_ptr<Ext4Writer>> Ext4Writer::Adopt(const std::string& path,
   w->goal_ = 0;
   w->data_fd_ = UniqueFd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!w->data_fd_) return Error::Errno("open " + path + " for data");
-  w->buf_.resize(kWriteBuffer);
   return w;
 }
 
@@ -331,111 +331,106 @@ Status Ext4Writer::CreateTree(Dentry* root) {
   return Ok();
 }
 
-Status Ext4Writer::FlushData() {
-  size_t done = 0;
-  while (done < buf_len_) {
-    ssize_t n =
-        ::pwrite(data_fd_.get(), buf_.data() + done, buf_len_ - done, static_cast<off_t>(buf_offset_ + done));
+Status Ext4Writer::CopyIn(int src, uint64_t src_offset, uint64_t disk_offset, uint64_t len) {
+  // Consecutive files usually follow each other both in the spool (block-aligned, zero-padded) and on disk:
+  // one copy for the run, with the padding, instead of one per file.
+  Copy& p = pending_;
+  const uint64_t rounded = DivUp(p.len, kBlockSize) * kBlockSize;
+  if (p.len > 0 && src == p.src && src_offset == p.src_offset + rounded &&
+      disk_offset == p.disk_offset + rounded) {
+    p.len = rounded + len;
+    return Ok();
+  }
+  NFC_RETURN_IF_ERROR(FlushCopies());
+  pending_ = {src, src_offset, disk_offset, len};
+  return Ok();
+}
+
+Status Ext4Writer::FlushCopies() {
+  Copy c = pending_;
+  pending_ = {};
+  while (c.len > 0) {
+    ssize_t n;
+    if (kernel_copy_) {
+      auto in = static_cast<loff_t>(c.src_offset);
+      auto out = static_cast<loff_t>(c.disk_offset);
+      n = ::copy_file_range(c.src, &in, data_fd_.get(), &out, c.len, 0);
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+        kernel_copy_ = false;  // another filesystem or an old kernel: through a buffer from now on
+        continue;
+      }
+    } else {
+      if (buf_.empty()) buf_.resize(kCopyBuffer);
+      n = ::pread(c.src, buf_.data(), std::min<uint64_t>(c.len, buf_.size()),
+                  static_cast<off_t>(c.src_offset));
+      if (n > 0) NFC_RETURN_IF_ERROR(WriteAll(c.disk_offset, buf_.data(), static_cast<size_t>(n)));
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::Errno("copy file data into " + path_);
+    }
+    if (n == 0) return Error::Internal("the spool ended before the file's data");
+    c.src_offset += static_cast<uint64_t>(n);
+    c.disk_offset += static_cast<uint64_t>(n);
+    c.len -= static_cast<uint64_t>(n);
+    unsynced_ += static_cast<uint64_t>(n);
+  }
+  // Start writing back what is there, so that Finish's fsync does not wait for the whole image at once.
+  if (unsynced_ >= kWritebackChunk) {
+    unsynced_ = 0;
+    if (::sync_file_range(data_fd_.get(), 0, 0, SYNC_FILE_RANGE_WRITE) != 0) {
+      return Error::Errno("sync_file_range " + path_);
+    }
+  }
+  return Ok();
+}
+
+Status Ext4Writer::WriteAll(uint64_t offset, const char* p, size_t len) {
+  while (len > 0) {
+    ssize_t n = ::pwrite(data_fd_.get(), p, len, static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
       return Error::Errno("write " + path_);
     }
-    done += static_cast<size_t>(n);
+    p += n;
+    offset += static_cast<uint64_t>(n);
+    len -= static_cast<size_t>(n);
   }
-  buf_len_ = 0;
   return Ok();
 }
 
-Status Ext4Writer::WriteData(uint64_t off, const void* data, size_t len) {
-  const char* p = static_cast<const char*>(data);
-  uint64_t end = buf_offset_ + buf_len_;
-  // Contiguous data is appended. The only gap bridged with zeros is the tail of a partial last block up to
-  // the next block boundary: that tail belongs to the previous file, whereas a larger gap may hold metadata
-  // blocks (extent leaves, xattr blocks) that libext2fs wrote and that zeros would destroy.
-  bool tail_gap = off > end && end % kBlockSize != 0 && off == (end / kBlockSize + 1) * kBlockSize;
-  if (buf_len_ > 0 && (off == end || tail_gap) && buf_len_ + (off - end) + len <= buf_.size()) {
-    std::memset(buf_.data() + buf_len_, 0, off - end);
-    buf_len_ += off - end;
-    std::memcpy(buf_.data() + buf_len_, p, len);
-    buf_len_ += len;
-    return Ok();
-  }
-  NFC_RETURN_IF_ERROR(FlushData());
-  if (len >= buf_.size()) {
-    buf_offset_ = off;
-    buf_len_ = 0;
-    while (len > 0) {
-      ssize_t n = ::pwrite(data_fd_.get(), p, len, static_cast<off_t>(off));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return Error::Errno("write " + path_);
-      }
-      p += n;
-      off += static_cast<uint64_t>(n);
-      len -= static_cast<size_t>(n);
-    }
-    return Ok();
-  }
-  buf_offset_ = off;
-  std::memcpy(buf_.data(), p, len);
-  buf_len_ = len;
-  return Ok();
-}
-
-Status Ext4Writer::WriteFileData(Inode* inode, LayerReader* reader) {
+Status Ext4Writer::WriteFileData(Inode* inode, int src_fd, uint64_t src_offset) {
   const uint32_t ino = inode->ext4_ino;
   const uint64_t nblocks = DivUp(inode->size, kBlockSize);
-  struct Run {
-    uint64_t lblk, pblk, len;
-  };
-  std::vector<Run> runs;
-  if (nblocks > 0) {
-    errcode_t e = ext2fs_fallocate(fs_, EXT2_FALLOCATE_FORCE_INIT, ino, nullptr, goal_, 0, nblocks);
-    if (e)
-      return Ext2Error(e, "allocate " + std::to_string(nblocks) + " blocks for inode " + std::to_string(ino));
-    ext2_extent_handle_t h = nullptr;
-    if ((e = ext2fs_extent_open(fs_, ino, &h))) return Ext2Error(e, "open extents");
-    ext2fs_extent ext{};
-    e = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &ext);
-    while (!e) {
-      if ((ext.e_flags & EXT2_EXTENT_FLAGS_LEAF) && !(ext.e_flags & EXT2_EXTENT_FLAGS_SECOND_VISIT)) {
-        runs.push_back({ext.e_lblk, ext.e_pblk, ext.e_len});
+  if (nblocks == 0) return Ok();
+  errcode_t e = ext2fs_fallocate(fs_, EXT2_FALLOCATE_FORCE_INIT, ino, nullptr, goal_, 0, nblocks);
+  if (e)
+    return Ext2Error(e, "allocate " + std::to_string(nblocks) + " blocks for inode " + std::to_string(ino));
+  ext2_extent_handle_t h = nullptr;
+  if ((e = ext2fs_extent_open(fs_, ino, &h))) return Ext2Error(e, "open extents");
+  // The extents in logical order; each is copied from the spool as one range.
+  ext2fs_extent ext{};
+  Status st = Ok();
+  e = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &ext);
+  while (!e && st.ok()) {
+    if ((ext.e_flags & EXT2_EXTENT_FLAGS_LEAF) && !(ext.e_flags & EXT2_EXTENT_FLAGS_SECOND_VISIT)) {
+      const uint64_t start = ext.e_lblk * kBlockSize;
+      if (start < inode->size) {
+        const uint64_t len = std::min<uint64_t>(uint64_t{ext.e_len} * kBlockSize, inode->size - start);
+        st = CopyIn(src_fd, src_offset + start, ext.e_pblk * kBlockSize, len);
       }
-      e = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &ext);
+      goal_ = std::max<uint64_t>(goal_, ext.e_pblk + ext.e_len);
     }
-    ext2fs_extent_free(h);
-    if (e != EXT2_ET_EXTENT_NO_NEXT) return Ext2Error(e, "walk extents");
-    if (!runs.empty()) goal_ = runs.back().pblk + runs.back().len;
+    e = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &ext);
   }
-  uint64_t written_end = 0;
-  size_t run = 0;
-  Status st = reader->ReadData([&](uint64_t offset, const void* data, size_t len) -> Status {
-    if (offset + len > inode->size) {
-      return Error::DataLoss("file data longer than its header says (" + std::to_string(inode->size) +
-                             " bytes)");
-    }
-    const char* p = static_cast<const char*>(data);
-    while (len > 0) {
-      uint64_t lblk = offset / kBlockSize;
-      if (run >= runs.size() || lblk < runs[run].lblk) run = 0;
-      while (run < runs.size() && lblk >= runs[run].lblk + runs[run].len) ++run;
-      if (run >= runs.size() || lblk < runs[run].lblk) return Error::Internal("unmapped file block");
-      uint64_t run_end = (runs[run].lblk + runs[run].len) * kBlockSize;
-      size_t chunk = static_cast<size_t>(std::min<uint64_t>(len, run_end - offset));
-      uint64_t disk = (runs[run].pblk + lblk - runs[run].lblk) * kBlockSize + offset % kBlockSize;
-      NFC_RETURN_IF_ERROR(WriteData(disk, p, chunk));
-      offset += chunk;
-      p += chunk;
-      len -= chunk;
-      written_end = std::max(written_end, offset);
-    }
-    return Ok();
-  });
-  return st;
+  ext2fs_extent_free(h);
+  NFC_RETURN_IF_ERROR(st);
+  if (e != EXT2_ET_EXTENT_NO_NEXT) return Ext2Error(e, "walk extents");
+  return Ok();
 }
 
 Status Ext4Writer::Finish() {
-  NFC_RETURN_IF_ERROR(FlushData());
+  NFC_RETURN_IF_ERROR(FlushCopies());
   errcode_t e = ext2fs_close_free(&fs_);
   if (e) return Ext2Error(e, "close filesystem " + path_);
   if (::fsync(data_fd_.get()) != 0) return Error::Errno("fsync " + path_);

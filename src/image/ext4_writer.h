@@ -4,8 +4,8 @@
 // Why not `mke2fs -d <dir>`: it needs the tree unpacked on the host first, and it copies each file through
 // libext2fs's 8-block I/O cache one block at a time. Here mke2fs only formats an empty filesystem (a few ms);
 // we create inodes and directories with libext2fs, allocate each file's blocks as one contiguous range in
-// arrival order, and write file contents straight from the layer stream into the image with large coalesced
-// pwrite()s.
+// layer order, and copy file contents from the layers' spools (see layer_scan.h) into the image inside the
+// kernel (copy_file_range).
 #pragma once
 
 #include <cstdint>
@@ -44,8 +44,11 @@ class Ext4Writer {
   // Creates every directory, symlink, device node, fifo and regular-file inode (sizes set, no data yet) and
   // all hard links, with owners, modes, times and xattrs.
   Status CreateTree(Dentry* root);
-  // Allocates the blocks of a regular file and streams its data from the reader's current entry.
-  Status WriteFileData(Inode* inode, LayerReader* reader);
+  // Allocates the blocks of a regular file and copies its inode->size bytes of data from src_fd at
+  // src_offset (a layer's spool) into them.
+  Status WriteFileData(Inode* inode, int src_fd, uint64_t src_offset);
+  // Copies what WriteFileData has queued: before the source descriptor is closed.
+  Status FlushCopies();
   // Flushes data, writes bitmaps, group descriptors and superblock, fsyncs the file.
   Status Finish();
 
@@ -58,17 +61,22 @@ class Ext4Writer {
   Status SetInodeMetadata(uint32_t ino, const Inode& src, bool keep_links);
   Status SetXattrs(uint32_t ino, const Inode& src, const std::string& path);
   Status Link(uint32_t dir, const std::string& name, uint32_t ino, int file_type);
-  Status WriteData(uint64_t disk_offset, const void* data, size_t len);
-  Status FlushData();
+  // Copies file data into the image, coalescing runs that are contiguous at both ends.
+  Status CopyIn(int src, uint64_t src_offset, uint64_t disk_offset, uint64_t len);
+  Status WriteAll(uint64_t offset, const char* data, size_t len);
 
   std::string path_;
   struct struct_ext2_filsys* fs_ = nullptr;
   UniqueFd data_fd_;
   uint64_t goal_ = 0;  // next physical block to allocate file data at (keeps writes sequential)
-  // Write-combining buffer for file data.
-  std::vector<char> buf_;
-  uint64_t buf_offset_ = 0;
-  size_t buf_len_ = 0;
+  struct Copy {
+    int src = -1;
+    uint64_t src_offset = 0, disk_offset = 0, len = 0;
+  };
+  Copy pending_;             // the run of file data not copied yet
+  bool kernel_copy_ = true;  // copy_file_range works between the spool and the image
+  std::vector<char> buf_;    // for copies through user space
+  uint64_t unsynced_ = 0;    // file data copied since writeback was last started
 };
 
 }  // namespace nfc::image

@@ -33,7 +33,12 @@ TarEntry::Type TypeOf(char typeflag) {
 
 Result<std::unique_ptr<LayerReader>> LayerReader::Wrap(std::unique_ptr<ByteSource> blob, std::string name) {
   NFC_ASSIGN_OR_RETURN(auto stream, OpenDecompressed(std::move(blob), "layer " + name));
-  return std::unique_ptr<LayerReader>(new LayerReader(std::move(stream), std::move(name)));
+  ByteSource* src = stream.get();
+  return std::unique_ptr<LayerReader>(new LayerReader(std::move(stream), src, std::move(name)));
+}
+
+std::unique_ptr<LayerReader> LayerReader::OverTar(ByteSource* tar, std::string name) {
+  return std::unique_ptr<LayerReader>(new LayerReader(nullptr, tar, std::move(name)));
 }
 
 Result<std::unique_ptr<LayerReader>> LayerReader::Open(const std::string& path, std::string name) {

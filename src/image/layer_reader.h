@@ -38,20 +38,23 @@ class LayerReader {
   static Result<std::unique_ptr<LayerReader>> Open(const std::string& path, std::string name);
   // A layer held in memory (data must outlive the reader).
   static Result<std::unique_ptr<LayerReader>> OpenMemory(std::string_view data, std::string name);
+  // The entries of an already decompressed tar stream (which must outlive the reader).
+  static std::unique_ptr<LayerReader> OverTar(ByteSource* tar, std::string name);
 
   // Reads the next entry's header; false at the end of the archive.
   Result<bool> Next(TarEntry* entry);
   // Streams the current entry's data: fn(offset, data, len); sparse holes arrive as zeros.
   Status ReadData(const std::function<Status(uint64_t offset, const void* data, size_t len)>& fn);
   // Blob bytes consumed so far (for progress).
-  uint64_t BytesConsumed() const { return stream_->Consumed(); }
+  uint64_t BytesConsumed() const { return src_->Consumed(); }
 
  private:
-  LayerReader(std::unique_ptr<ByteSource> stream, std::string name)
-      : stream_(std::move(stream)), tar_(stream_.get()), name_(std::move(name)) {}
+  LayerReader(std::unique_ptr<ByteSource> owned, ByteSource* src, std::string name)
+      : owned_(std::move(owned)), src_(src), tar_(src), name_(std::move(name)) {}
   static Result<std::unique_ptr<LayerReader>> Wrap(std::unique_ptr<ByteSource> blob, std::string name);
 
-  std::unique_ptr<ByteSource> stream_;
+  std::unique_ptr<ByteSource> owned_;  // the stream, when the reader opened it
+  ByteSource* src_;
   TarReader tar_;
   std::string name_;
 };

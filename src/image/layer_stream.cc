@@ -1,8 +1,8 @@
 #include "image/layer_stream.h"
 
 #include <fcntl.h>
+#include <isa-l/igzip_lib.h>
 #include <unistd.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include <cerrno>
@@ -104,15 +104,17 @@ class PassThrough : public ByteSource {
   Input in_;
 };
 
+// gzip through Intel's ISA-L inflate (igzip): the same format as zlib's, 3-4x the speed on x86 (on our
+// machines `igzip -dc` takes 0.27 s for a 100 MB layer where `gzip -dc` takes 1.1 s), and decompression
+// is most of a conversion.
+// The header (with its CRC when flagged) and each member's CRC-32 and length are checked by ISA-L.
 class GzipSource : public ByteSource {
  public:
-  GzipSource(Input in, std::string what) : in_(std::move(in)), what_(std::move(what)) {}
-  ~GzipSource() override {
-    if (initialized_) inflateEnd(&z_);
-  }
+  GzipSource(Input in, std::string what)
+      : in_(std::move(in)), what_(std::move(what)), state_(std::make_unique<inflate_state>()) {}
   Status Init() {
-    if (inflateInit2(&z_, 16 + MAX_WBITS) != Z_OK) return Error::Internal("inflateInit2 failed");
-    initialized_ = true;
+    isal_inflate_init(state_.get());
+    state_->crc_flag = ISAL_GZIP;
     return Ok();
   }
   Result<size_t> Read(char* buf, size_t n) override {
@@ -125,6 +127,25 @@ class GzipSource : public ByteSource {
   uint64_t Consumed() const override { return in_.Consumed(); }
 
  private:
+  static std::string Describe(int rc) {
+    switch (rc) {
+      case ISAL_INVALID_BLOCK:
+        return "invalid deflate block";
+      case ISAL_INVALID_SYMBOL:
+        return "invalid deflate symbol";
+      case ISAL_INVALID_LOOKBACK:
+        return "invalid distance too far back";
+      case ISAL_INVALID_WRAPPER:
+        return "invalid header";
+      case ISAL_UNSUPPORTED_METHOD:
+        return "unsupported compression method";
+      case ISAL_INCORRECT_CHECKSUM:
+        return "checksum or length mismatch";
+      default:
+        return "inflate error " + std::to_string(rc);
+    }
+  }
+
   // One inflate call (or the switch to the next member); returns the bytes it produced.
   Result<size_t> Step(char* buf, size_t n) {
     if (member_done_) {
@@ -138,32 +159,31 @@ class GzipSource : public ByteSource {
           static_cast<unsigned char>(in_.data()[1]) != 0x8b) {
         return Error::DataLoss(what_ + ": gzip: invalid header after the end of a member");
       }
-      inflateReset(&z_);
+      isal_inflate_reset(state_.get());
+      state_->crc_flag = ISAL_GZIP;
       member_done_ = false;
     }
     if (in_.size() == 0) {
       NFC_RETURN_IF_ERROR(in_.Fill());
       if (in_.size() == 0) return Error::DataLoss(what_ + ": gzip stream ends early (unexpected EOF)");
     }
-    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in_.data()));
-    z_.avail_in = static_cast<uInt>(std::min<size_t>(in_.size(), UINT32_MAX));
-    z_.next_out = reinterpret_cast<Bytef*>(buf);
-    z_.avail_out = static_cast<uInt>(std::min<size_t>(n, UINT32_MAX));
-    const uInt in_before = z_.avail_in, out_before = z_.avail_out;
-    int rc = inflate(&z_, Z_NO_FLUSH);
-    in_.Consume(in_before - z_.avail_in);
-    if (rc == Z_STREAM_END) {
-      member_done_ = true;
-    } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
-      return Error::DataLoss(what_ + ": gzip: " + (z_.msg ? z_.msg : "inflate error " + std::to_string(rc)));
-    }
-    return static_cast<size_t>(out_before - z_.avail_out);
+    inflate_state* z = state_.get();
+    z->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(in_.data()));
+    z->avail_in = static_cast<uint32_t>(std::min<size_t>(in_.size(), UINT32_MAX));
+    z->next_out = reinterpret_cast<uint8_t*>(buf);
+    z->avail_out = static_cast<uint32_t>(std::min<size_t>(n, UINT32_MAX));
+    const uint32_t in_before = z->avail_in, out_before = z->avail_out;
+    int rc = isal_inflate(z);
+    in_.Consume(in_before - z->avail_in);
+    if (rc < 0) return Error::DataLoss(what_ + ": gzip: " + Describe(rc));
+    if (z->block_state == ISAL_BLOCK_FINISH) member_done_ = true;
+    return static_cast<size_t>(out_before - z->avail_out);
   }
 
   Input in_;
   std::string what_;
-  z_stream z_{};
-  bool initialized_ = false, member_done_ = false, finished_ = false;
+  std::unique_ptr<inflate_state> state_;  // large (about 20 KiB of tables and windows)
+  bool member_done_ = false, finished_ = false;
 };
 
 class ZstdSource : public ByteSource {

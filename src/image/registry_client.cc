@@ -493,6 +493,8 @@ Status RegistryClient::GetBlob(const Descriptor& blob, int fd,
   call.reset = [&]() -> Status {
     hash.Reset();
     received = 0;
+    // Told before the file shrinks: a reader following the file must not take truncated bytes for data.
+    if (on_bytes) on_bytes(0);
     if (::ftruncate(fd, 0) != 0 || ::lseek(fd, 0, SEEK_SET) != 0) return Error::Errno("truncate " + what);
     return Ok();
   };

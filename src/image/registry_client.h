@@ -52,7 +52,8 @@ class RegistryClient {
   // GET /v2/<name>/manifests/<tag or digest>.
   Result<FetchedManifest> GetManifest(const std::string& tag_or_digest);
   // GET /v2/<name>/blobs/<digest> into fd (truncated first on every attempt), verifying size and digest while
-  // streaming. on_bytes gets the running byte count of the current attempt.
+  // streaming. on_bytes gets the running byte count of the current attempt, after the bytes are written;
+  // a new attempt reports 0 before it truncates the file.
   Status GetBlob(const Descriptor& blob, int fd, const std::function<void(uint64_t)>& on_bytes);
 
  private:

@@ -12,12 +12,14 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "base/log.h"
 #include "base/process.h"
 #include "image/blob_source.h"
 #include "image/cache_fs.h"
 #include "image/docker_archive.h"
+#include "image/growing_blob.h"
 #include "image/manifest.h"
 #include "image/reference.h"
 #include "image/registry_client.h"
@@ -130,9 +132,11 @@ class Store::Impl {
     return out;
   }
 
-  // Downloads (or copies) a blob into the cache once; returns a shared lock that keeps GC away from it.
+  // Downloads (or copies) a blob into the cache once; returns a shared lock that keeps GC away from it. With
+  // growing, the file is handed to it as it is written (or as it is, when already cached), so the caller can
+  // read it meanwhile; growing->Finish is the caller's.
   Result<UniqueFd> EnsureBlob(BlobSource* source, const Descriptor& d,
-                              const std::function<void(uint64_t)>& on_bytes) {
+                              const std::function<void(uint64_t)>& on_bytes, GrowingBlob* growing = nullptr) {
     NFC_RETURN_IF_ERROR(ValidateDigest(d.digest));
     std::string hex(DigestHex(d.digest));
     std::string path = BlobPath(d.digest);
@@ -140,12 +144,26 @@ class Store::Impl {
                          LockPath(LockFile("blob-" + hex), /*exclusive=*/true, /*blocking=*/true));
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && st.st_size == d.size) {
+      if (growing) {
+        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) return Error::Errno("open " + path);
+        growing->Attach(std::move(fd));
+        growing->Grew(static_cast<uint64_t>(d.size));
+      }
       if (on_bytes) on_bytes(static_cast<uint64_t>(d.size));
     } else {
       std::string tmp = opt_.root + "/tmp/" + TempName() + ".blob";
       UniqueFd fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
       if (!fd) return Error::Errno("create " + tmp);
-      Status s = source->Fetch(d, fd.get(), on_bytes);
+      if (growing) {
+        UniqueFd reader(::dup(fd.get()));  // O_CLOEXEC is per descriptor: dup's copy must be marked again
+        if (!reader || ::fcntl(reader.get(), F_SETFD, FD_CLOEXEC) != 0) return Error::Errno("dup " + tmp);
+        growing->Attach(std::move(reader));
+      }
+      Status s = source->Fetch(d, fd.get(), [&](uint64_t n) {
+        if (growing) growing->Grew(n);
+        if (on_bytes) on_bytes(n);
+      });
       if (s.ok() && ::fsync(fd.get()) != 0) s = Error::Errno("fsync " + tmp);
       if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Error::Errno("rename " + tmp);
       if (!s.ok()) {
@@ -184,6 +202,65 @@ class Store::Impl {
     return h;
   }
 
+  // Downloads the layers one after another on a thread of their own while BuildRootfs reads each of them as
+  // it arrives (all at once, one thread per core). The image is built only from blobs whose digests
+  // verified: a layer read before its download finished counts only once the download says so.
+  Result<RootfsStats> FetchAndBuild(const Manifest& m, BlobSource* source, const std::string& staging,
+                                    const std::string& label, const std::function<void(Progress)>& report,
+                                    std::vector<UniqueFd>* holds) {
+    const size_t n = m.layers.size();
+    const int layers_total = static_cast<int>(n);
+    uint64_t total = 0;
+    for (const auto& l : m.layers) total += static_cast<uint64_t>(l.size);
+    std::vector<std::unique_ptr<GrowingBlob>> blobs;
+    std::vector<LayerInput> inputs;
+    for (const auto& l : m.layers) {
+      auto* blob = blobs.emplace_back(std::make_unique<GrowingBlob>()).get();
+      inputs.push_back({l.digest, static_cast<uint64_t>(l.size), [blob] { return blob->Open(); },
+                        [blob] { return blob->Settle(); }});
+    }
+    std::vector<UniqueFd> layer_holds(n);
+    std::atomic<bool> stop{false};
+    std::atomic<int> fetched{0};
+    report({Progress::Phase::kDownloading, "Downloading image", 0, total, 0, layers_total});
+    std::thread fetcher([&] {
+      for (size_t i = 0; i < n; ++i) {
+        if (stop) {
+          blobs[i]->Finish(Error(ErrorCode::kCancelled, "cancelled: another layer failed"));
+          continue;
+        }
+        auto hold = EnsureBlob(source, m.layers[i], {}, blobs[i].get());
+        if (hold.ok()) layer_holds[i] = std::move(*hold);
+        fetched = static_cast<int>(i + 1);  // before Finish: a reader settled on it sees the count
+        blobs[i]->Finish(hold.ok() ? Ok() : Status(std::move(hold).error()));
+      }
+    });
+    Throttle throttle;
+    bool building = false;
+    BuildOptions options;
+    options.spool_dir = staging;
+    options.progress = [&](uint64_t done, uint64_t all) {
+      const bool phase_changed = !building && fetched == layers_total;  // always reported
+      if (!phase_changed && !throttle.Due()) return;
+      building = fetched == layers_total;
+      if (!building) {
+        uint64_t got = 0;
+        for (auto& b : blobs) got += b->written();
+        report(
+            {Progress::Phase::kDownloading, "Downloading image", got, total, fetched.load(), layers_total});
+      } else {
+        report({Progress::Phase::kBuildingRootfs, "Building root filesystem", done, all, 0, layers_total});
+      }
+    };
+    auto stats = BuildRootfs(inputs, staging + "/rootfs.ext4", label, options);
+    stop = true;
+    fetcher.join();
+    for (auto& h : layer_holds) {
+      if (h) holds->push_back(std::move(h));
+    }
+    return stats;
+  }
+
   Status BuildImage(const std::string& hex, const std::string& manifest_body, const Manifest& m,
                     BlobSource* source, const PullOptions& opts,
                     const std::function<void(Progress)>& report) {
@@ -199,41 +276,13 @@ class Store::Impl {
     NFC_ASSIGN_OR_RETURN(std::string raw_config, ReadWholeFile(BlobPath(m.config.digest), 8 << 20));
     NFC_ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(raw_config));
 
-    uint64_t total = 0;
-    for (const auto& l : m.layers) total += static_cast<uint64_t>(l.size);
-    uint64_t before = 0;
-    Throttle throttle;
-    int layers_total = static_cast<int>(m.layers.size());
-    report({Progress::Phase::kDownloading, "Downloading image", 0, total, 0, layers_total});
-    std::vector<LayerFile> files;
-    for (int i = 0; i < layers_total; ++i) {
-      const auto& l = m.layers[i];
-      NFC_ASSIGN_OR_RETURN(UniqueFd hold, EnsureBlob(source, l, [&](uint64_t n) {
-                             if (throttle.Due()) {
-                               report({Progress::Phase::kDownloading, "Downloading image", before + n, total,
-                                       i, layers_total});
-                             }
-                           }));
-      holds.push_back(std::move(hold));
-      before += static_cast<uint64_t>(l.size);
-      report({Progress::Phase::kDownloading, "Downloading image", before, total, i + 1, layers_total});
-      files.push_back({BlobPath(l.digest), l.digest, static_cast<uint64_t>(l.size)});
-    }
-
-    report({Progress::Phase::kBuildingRootfs, "Building root filesystem", 0, 2 * total, 0, layers_total});
     std::string staging = opt_.root + "/tmp/" + TempName();
     NFC_RETURN_IF_ERROR(MakeDirs(staging));
     auto fail = [&](Error e) -> Status {
       (void)RemoveTree(staging);
       return e;
     };
-    auto stats = BuildRootfs(
-        files, staging + "/rootfs.ext4", "nfc-" + hex.substr(0, 12), [&](uint64_t done, uint64_t all) {
-          if (throttle.Due()) {
-            report(
-                {Progress::Phase::kBuildingRootfs, "Building root filesystem", done, all, 0, layers_total});
-          }
-        });
+    auto stats = FetchAndBuild(m, source, staging, "nfc-" + hex.substr(0, 12), report, &holds);
     if (!stats.ok()) return fail(std::move(stats).error().Context("build root filesystem"));
     json meta = {{"manifest_digest", "sha256:" + hex},
                  {"created", NowUnix()},
@@ -241,6 +290,14 @@ class Store::Impl {
                  {"dirs", stats->tree.dirs},
                  {"content_bytes", stats->tree.file_bytes},
                  {"rootfs_bytes", stats->image_bytes},
+                 {"tar_bytes", stats->tar_bytes},
+                 {"layer_passes", stats->layer_passes},
+                 {"build_seconds",
+                  {{"read", stats->seconds.read},
+                   {"apply", stats->seconds.apply},
+                   {"metadata", stats->seconds.metadata},
+                   {"data", stats->seconds.data},
+                   {"sync", stats->seconds.sync}}},
                  {"layers", json::array()}};
     for (const auto& l : m.layers) meta["layers"].push_back(l.digest);
     meta["config"] = m.config.digest;
@@ -258,7 +315,9 @@ class Store::Impl {
     if (d) ::fsync(d.get());
     log::Info("image converted", {{"manifest", "sha256:" + hex},
                                   {"files", stats->tree.regular_files},
-                                  {"rootfs_bytes", stats->image_bytes}});
+                                  {"rootfs_bytes", stats->image_bytes},
+                                  {"tar_bytes", stats->tar_bytes},
+                                  {"layer_passes", stats->layer_passes}});
     return Ok();
   }
 

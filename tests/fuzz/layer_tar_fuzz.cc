@@ -160,13 +160,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (cut == std::string_view::npos) break;
     input.remove_prefix(cut + kSeparator.size());
   }
-  std::vector<nfc::image::LayerFile> layers;
+  std::vector<nfc::image::LayerInput> layers;
   for (size_t i = 0; i < tars.size(); ++i) {
     nfc::image::LayerFile l;
     l.name = "layer" + std::to_string(i);
-    l.size = tars[i].size();
     l.bytes = tars[i];
-    layers.push_back(l);
+    layers.push_back(nfc::image::ToLayerInput(l));
   }
   auto make_writer =
       [](const nfc::image::Ext4Geometry& g) -> nfc::Result<std::unique_ptr<nfc::image::Ext4Writer>> {
@@ -176,10 +175,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     RestoreTemplate();
     return nfc::image::Ext4Writer::OpenFormatted(fixture->image);
   };
-  auto stats = nfc::image::BuildRootfsWith(layers, make_writer);
+  nfc::image::BuildOptions options;
+  options.spool_dir = fixture->dir;
+  options.parallelism = 1;  // one input at a time, no threads: libFuzzer's -jobs parallelizes
+  auto stats = nfc::image::BuildRootfsWith(layers, make_writer, options);
   if (std::getenv("NFC_FUZZ_VERBOSE")) {  // running seeds by hand: what became of each
     std::fprintf(stderr, "layer_tar: %zu layer(s): %s\n", layers.size(),
-                 stats.ok() ? ("ok, " + std::to_string(stats->inodes) + " inodes").c_str()
+                 stats.ok() ? ("ok, " + std::to_string(stats->tree.inodes) + " inodes").c_str()
                             : stats.error().message().c_str());
   }
   if (!stats.ok()) return 0;
@@ -188,8 +190,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ext2fs_open2(fixture->image.c_str(), nullptr, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs) == 0);
   NFC_FUZZ_CHECK(ext2fs_read_bitmaps(fs) == 0);
   const uint64_t names = CountNames(fs, EXT2_ROOT_INO, 0);
-  NFC_FUZZ_CHECK(names == stats->inodes - 1 + stats->hardlinks);
-  NFC_FUZZ_CHECK(fs->super->s_inodes_count - fs->super->s_free_inodes_count >= stats->inodes);
+  NFC_FUZZ_CHECK(names == stats->tree.inodes - 1 + stats->tree.hardlinks);
+  NFC_FUZZ_CHECK(fs->super->s_inodes_count - fs->super->s_free_inodes_count >= stats->tree.inodes);
   ext2fs_close_free(&fs);
   return 0;
 }

@@ -377,11 +377,13 @@ TEST_F(PullFaultsTest, TheDiskFillsWhileABlobIsWritten) {
 
 TEST_F(PullFaultsTest, TheDiskFillsWhileTheRootFilesystemIsBuilt) {
   NFC_REQUIRE_OR_SKIP(::geteuid() == 0, "root, to mount a small tmpfs for the image cache");
-  auto disk = SmallDisk::Mount(cache_, "5m");  // the 3 MiB layer fits, the 3 MiB of file data after it not
+  // The 3 MiB layer fits, the 3 MiB of file data read out of it (spooled until the image is written) not.
+  auto disk = SmallDisk::Mount(cache_, "5m");
   ASSERT_TRUE(disk.ok()) << disk.error().message();
   auto h = Pull(Ref("big"), Options());
   ExpectCallerSees(h, ErrorCode::kResourceExhausted, true,
-                   {"image cache " + cache_ + " ran out of space", "rootfs.ext4", "No space left on device"});
+                   {"image cache " + cache_ + " ran out of space", "spool in " + cache_ + "/tmp/",
+                    "No space left on device"});
   ExpectNothingHalfMade(cache_);
   ASSERT_TRUE((*disk)->Resize("64m").ok());
   auto again = Pull(Ref("big"), Options());

@@ -1,13 +1,20 @@
 // Layers -> ext4, checked entry by entry against the expected tree (read back with libext2fs, no mount) and
 // with e2fsck. No registry needed.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <random>
+#include <thread>
 
+#include "base/unique_fd.h"
 #include "ext4_snapshot.h"
+#include "image/cache_fs.h"
+#include "image/growing_blob.h"
 #include "image/rootfs_builder.h"
 #include "test_layers.h"
 
@@ -34,6 +41,17 @@ class RootfsTest : public ::testing::Test {
       files.push_back({p, "layer" + std::to_string(i), 1});
     }
     return BuildRootfs(files, dir_ + "/rootfs.ext4", "test");
+  }
+  // The size of layer i's tar stream, decompressed by another tool.
+  uint64_t TarBytes(const std::string& decompress, int i) {
+    std::string cmd = decompress + " < '" + dir_ + "/layer" + std::to_string(i) + "' | wc -c";
+    FILE* f = ::popen(cmd.c_str(), "r");
+    unsigned long long n = 0;
+    EXPECT_TRUE(f && std::fscanf(f, "%llu", &n) == 1) << cmd;
+    if (f) {
+      EXPECT_EQ(::pclose(f), 0) << cmd;
+    }
+    return n;
   }
   std::string dir_;
 };
@@ -130,6 +148,9 @@ TEST_F(RootfsTest, MultiLayerImageMatchesExpectedTreeExactly) {
     EXPECT_TRUE(want.count(path)) << "unexpected " << path << ": " << desc;
   }
   EXPECT_EQ(stats->tree.regular_files, 9u);
+  // Each layer was decompressed once, whole: the bytes read are those of the three tar streams.
+  EXPECT_EQ(stats->layer_passes, 3);
+  EXPECT_EQ(stats->tar_bytes, TarBytes("gzip -dc", 0) + TarBytes("zstd -dc", 1) + TarBytes("cat", 2));
 }
 
 TEST_F(RootfsTest, TinyImageWithoutEtc) {
@@ -163,6 +184,94 @@ TEST_F(RootfsTest, ManyFilesInOneDirectory) {
   ASSERT_TRUE(snap.ok());
   EXPECT_EQ(snap->size(), 5001u);
   EXPECT_EQ(snap->at("/d/f4321"), "file 0644 0:0 nlink=1 size=4 sha=" + Sha("4321") + " mtime=1700000000.0");
+}
+
+// A layer converted while it is being "downloaded" into a file: the writer below plays the download, and
+// starts over once the reader has taken half of the blob (what a registry retry does).
+class GrowingLayerTest : public RootfsTest {
+ protected:
+  void SetUp() override {
+    RootfsTest::SetUp();
+    std::vector<E> entries;
+    for (int i = 0; i < 200; ++i)
+      entries.push_back({'f', "d/f" + std::to_string(i), 0644, std::string(3000, 'a' + i % 26)});
+    auto written = testing::WriteLayer(dir_ + "/layer.tgz", entries, "gzip");
+    ASSERT_TRUE(written.ok()) << written.error().message();
+    auto bytes = ReadWholeFile(dir_ + "/layer.tgz");
+    ASSERT_TRUE(bytes.ok());
+    blob_ = *bytes;
+    ASSERT_GT(blob_.size(), 4096u);
+    fd_ = UniqueFd(::open((dir_ + "/download").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    ASSERT_TRUE(fd_);
+  }
+  void Write(size_t from, size_t to) {
+    ASSERT_EQ(::pwrite(fd_.get(), blob_.data() + from, to - from, static_cast<off_t>(from)),
+              static_cast<ssize_t>(to - from));
+    growing_.Grew(to);
+  }
+  Result<RootfsStats> Convert(const std::function<void(uint64_t)>& on_progress) {
+    LayerInput in{"layer", blob_.size(), [this] { return growing_.Open(); },
+                  [this] { return growing_.Settle(); }};
+    BuildOptions o;
+    o.progress = [&](uint64_t done, uint64_t) { on_progress(done); };
+    return BuildRootfs(std::vector<LayerInput>{in}, dir_ + "/rootfs.ext4", "test", o);
+  }
+
+  std::string blob_;
+  UniqueFd fd_;
+  GrowingBlob growing_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t read_ = 0;
+};
+
+TEST_F(GrowingLayerTest, ADownloadThatStartsOverIsReadAgainAndTheImageIsTheFinalBlobs) {
+  growing_.Attach(UniqueFd(::dup(fd_.get())));
+  const size_t half = blob_.size() / 2;
+  std::thread download([&] {
+    // Half of a wrong blob first (all 0x1f 0x8b ... then garbage): what the reader takes of it is void.
+    std::string wrong = blob_;
+    for (size_t i = 1024; i < half; ++i) wrong[i] = static_cast<char>(i);
+    ASSERT_EQ(::pwrite(fd_.get(), wrong.data(), half, 0), static_cast<ssize_t>(half));
+    growing_.Grew(half);
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(20), [&] { return read_ > 0; });
+    }
+    growing_.Grew(0);  // the retry: told before the file is truncated
+    ASSERT_EQ(::ftruncate(fd_.get(), 0), 0);
+    Write(0, half);
+    Write(half, blob_.size());
+    growing_.Finish(Ok());
+  });
+  auto stats = Convert([&](uint64_t done) {
+    std::lock_guard<std::mutex> lock(mu_);
+    read_ = std::max(read_, done);
+    cv_.notify_all();
+  });
+  download.join();
+  ASSERT_TRUE(stats.ok()) << stats.error().message();
+  EXPECT_EQ(stats->layer_passes, 2) << "read once from the first attempt, once from the second";
+  auto snap = testing::SnapshotExt4(dir_ + "/rootfs.ext4");
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->size(), 201u);
+  EXPECT_EQ(snap->at("/d/f27"),
+            "file 0644 0:0 nlink=1 size=3000 sha=" + Sha(std::string(3000, 'b')) + " mtime=1700000000.0");
+}
+
+TEST_F(GrowingLayerTest, AFailedDownloadIsWhatTheBuildReports) {
+  growing_.Attach(UniqueFd(::dup(fd_.get())));
+  std::thread download([&] {
+    Write(0, blob_.size() / 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    growing_.Finish(Error::DataLoss("blob sha256:x: digest mismatch"));
+  });
+  auto stats = Convert([](uint64_t) {});
+  download.join();
+  ASSERT_FALSE(stats.ok());
+  EXPECT_NE(stats.error().message().find("digest mismatch"), std::string::npos) << stats.error().message();
+  EXPECT_EQ(::access((dir_ + "/rootfs.ext4").c_str(), F_OK), -1)
+      << "no image from a blob that did not verify";
 }
 
 }  // namespace
