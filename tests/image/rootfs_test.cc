@@ -193,6 +193,7 @@ class GrowingLayerTest : public RootfsTest {
   void SetUp() override {
     RootfsTest::SetUp();
     std::vector<E> entries;
+    entries.reserve(200);
     for (int i = 0; i < 200; ++i)
       entries.push_back({'f', "d/f" + std::to_string(i), 0644, std::string(3000, 'a' + i % 26)});
     auto written = testing::WriteLayer(dir_ + "/layer.tgz", entries, "gzip");
