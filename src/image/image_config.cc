@@ -33,6 +33,7 @@ Result<ImageConfig> ParseImageConfig(std::string_view text) {
     c.os = Str(j, "os");
     c.architecture = Str(j, "architecture");
     c.variant = Str(j, "variant");
+    if (auto r = j.find("rootfs"); r != j.end() && r->is_object()) c.diff_ids = StringList(*r, "diff_ids");
     auto cfg = j.find("config");
     if (cfg == j.end() || !cfg->is_object()) return c;  // "config" is optional in the OCI spec
     c.entrypoint = StringList(*cfg, "Entrypoint");

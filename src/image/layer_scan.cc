@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "base/fs.h"
+#include "image/sha256.h"
 
 namespace nfc::image {
 namespace {
@@ -14,21 +15,25 @@ namespace {
 constexpr uint64_t kSpoolAlign = 4096;    // file data starts on a block boundary: page-sized kernel copies
 constexpr size_t kSpoolBuffer = 4 << 20;  // spool writes are coalesced into chunks this large
 
-// The decompressed tar stream, counted: what the scan reports as the bytes it decompressed.
+// The decompressed tar stream, counted and hashed: what the scan reports as the bytes it decompressed, and
+// the digest an image config's rootfs.diff_ids holds for the layer.
 class CountingSource : public ByteSource {
  public:
   explicit CountingSource(std::unique_ptr<ByteSource> inner) : inner_(std::move(inner)) {}
   Result<size_t> Read(char* buf, size_t n) override {
     NFC_ASSIGN_OR_RETURN(size_t got, inner_->Read(buf, n));
     produced_ += got;
+    hash_.Update(buf, got);
     return got;
   }
   uint64_t Consumed() const override { return inner_->Consumed(); }
   uint64_t produced() const { return produced_; }
+  std::string Digest() { return hash_.FinishDigest(); }
 
  private:
   std::unique_ptr<ByteSource> inner_;
   uint64_t produced_ = 0;
+  Sha256 hash_;
 };
 
 // An unlinked file (O_TMPFILE where the filesystem has it, else a name removed at once).
@@ -137,6 +142,7 @@ Result<LayerScan> ScanLayer(std::unique_ptr<ByteSource> blob, const std::string&
   }
   if (consumed) consumed->store(raw->Consumed(), std::memory_order_relaxed);
   scan.tar_bytes = tar.produced();
+  scan.tar_digest = tar.Digest();
   return scan;
 }
 

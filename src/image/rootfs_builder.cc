@@ -32,6 +32,12 @@ void CollectData(Dentry* d, DataIndex* index) {
   for (auto& [_, c] : d->children) CollectData(c.get(), index);
 }
 
+Result<LayerScan> CheckDiffId(const LayerInput& in, Result<LayerScan> scan) {
+  if (!scan.ok() || in.diff_id.empty() || scan->tar_digest == in.diff_id) return scan;
+  return Error::DataLoss("layer " + in.name + ": its uncompressed content hashes to " + scan->tar_digest +
+                         " but the image config's rootfs.diff_ids says " + in.diff_id);
+}
+
 // Reads one layer, again if its download started over under the reader.
 Result<LayerScan> ReadLayer(const LayerInput& in, const std::string& spool_dir,
                             std::atomic<uint64_t>* consumed, const std::atomic<bool>* cancel, int* passes) {
@@ -42,9 +48,10 @@ Result<LayerScan> ReadLayer(const LayerInput& in, const std::string& spool_dir,
       NFC_ASSIGN_OR_RETURN(auto blob, in.open());
       return ScanLayer(std::move(blob), in.name, spool_dir, consumed, cancel);
     }();
-    if (!in.settle || cancel->load()) return scan;
+    if (cancel->load()) return scan;
+    if (!in.settle) return CheckDiffId(in, std::move(scan));
     NFC_ASSIGN_OR_RETURN(bool verified, in.settle());
-    if (verified) return scan;
+    if (verified) return CheckDiffId(in, std::move(scan));
     if (attempt + 1 >= kMaxRereads) {
       return Error::Unavailable("layer " + in.name + ": its download started over " +
                                 std::to_string(kMaxRereads) + " times");

@@ -36,6 +36,9 @@ struct LayerInput {
   // must be read again; an error (the download's) fails the build and is reported instead of the read's.
   // Unset: the bytes are final.
   std::function<Result<bool>()> settle;
+  // The image config's rootfs.diff_ids entry for the layer ("sha256:..."), checked against the digest of
+  // the uncompressed tar stream as containerd checks it; empty: not checked.
+  std::string diff_id;
 };
 
 // A layer file on disk, or a blob held in memory (which must outlive the build).

@@ -205,7 +205,8 @@ class Store::Impl {
   // Downloads the layers one after another on a thread of their own while BuildRootfs reads each of them as
   // it arrives (all at once, one thread per core). The image is built only from blobs whose digests
   // verified: a layer read before its download finished counts only once the download says so.
-  Result<RootfsStats> FetchAndBuild(const Manifest& m, BlobSource* source, const std::string& staging,
+  Result<RootfsStats> FetchAndBuild(const Manifest& m, const ImageConfig& config, BlobSource* source,
+                                    const std::string& staging,
                                     const std::string& label, const std::function<void(Progress)>& report,
                                     std::vector<UniqueFd>* holds) {
     const size_t n = m.layers.size();
@@ -213,11 +214,18 @@ class Store::Impl {
     uint64_t total = 0;
     for (const auto& l : m.layers) total += static_cast<uint64_t>(l.size);
     std::vector<std::unique_ptr<GrowingBlob>> blobs;
+    // Like containerd, an image config that lists diff_ids must list one per layer; one without them (some
+    // hand-made images) is converted unchecked.
+    if (!config.diff_ids.empty() && config.diff_ids.size() != n) {
+      return Error::InvalidArgument("image config: rootfs.diff_ids lists " + std::to_string(config.diff_ids.size()) +
+                                    " layers, the manifest " + std::to_string(n));
+    }
     std::vector<LayerInput> inputs;
-    for (const auto& l : m.layers) {
+    for (size_t i = 0; i < n; ++i) {
+      const auto& l = m.layers[i];
       auto* blob = blobs.emplace_back(std::make_unique<GrowingBlob>()).get();
       inputs.push_back({l.digest, static_cast<uint64_t>(l.size), [blob] { return blob->Open(); },
-                        [blob] { return blob->Settle(); }});
+                        [blob] { return blob->Settle(); }, config.diff_ids.empty() ? "" : config.diff_ids[i]});
     }
     std::vector<UniqueFd> layer_holds(n);
     std::atomic<bool> stop{false};
@@ -282,7 +290,7 @@ class Store::Impl {
       (void)RemoveTree(staging);
       return e;
     };
-    auto stats = FetchAndBuild(m, source, staging, "nfc-" + hex.substr(0, 12), report, &holds);
+    auto stats = FetchAndBuild(m, config, source, staging, "nfc-" + hex.substr(0, 12), report, &holds);
     if (!stats.ok()) return fail(std::move(stats).error().Context("build root filesystem"));
     json meta = {{"manifest_digest", "sha256:" + hex},
                  {"created", NowUnix()},

@@ -186,6 +186,28 @@ TEST_F(RootfsTest, ManyFilesInOneDirectory) {
   EXPECT_EQ(snap->at("/d/f4321"), "file 0644 0:0 nlink=1 size=4 sha=" + Sha("4321") + " mtime=1700000000.0");
 }
 
+TEST_F(RootfsTest, TheUncompressedLayerMustMatchTheImageConfigsDiffId) {
+  ASSERT_TRUE(testing::WriteLayer(dir_ + "/layer0", {{'f', "hello", 0644, "hi"}}, "gzip").ok());
+  FILE* f = ::popen(("gzip -dc < '" + dir_ + "/layer0' | sha256sum").c_str(), "r");
+  ASSERT_NE(f, nullptr);
+  char hex[65] = {};
+  ASSERT_EQ(std::fscanf(f, "%64s", hex), 1);
+  ASSERT_EQ(::pclose(f), 0);
+  LayerInput in = ToLayerInput({dir_ + "/layer0", "layer0", 1, {}});
+  in.diff_id = "sha256:" + std::string(hex);
+  auto good = BuildRootfs(std::vector<LayerInput>{in}, dir_ + "/good.ext4", "test");
+  ASSERT_TRUE(good.ok()) << good.error().message();
+
+  in.diff_id = "sha256:" + std::string(64, '0');
+  auto bad = BuildRootfs(std::vector<LayerInput>{in}, dir_ + "/bad.ext4", "test");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kDataLoss);
+  EXPECT_NE(bad.error().message().find("hashes to sha256:" + std::string(hex) +
+                                       " but the image config's rootfs.diff_ids says sha256:000"),
+            std::string::npos)
+      << bad.error().message();
+}
+
 // A layer converted while it is being "downloaded" into a file: the writer below plays the download, and
 // starts over once the reader has taken half of the blob (what a registry retry does).
 class GrowingLayerTest : public RootfsTest {

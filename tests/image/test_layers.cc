@@ -128,7 +128,11 @@ Result<std::string> WriteOciLayout(const std::string& dir, const std::string& ta
       if (compression == "gzip") type += "+gzip";
       if (compression == "zstd") type += "+zstd";
       layers.push_back({{"mediaType", type}, {"digest", digest}, {"size", data.size()}});
-      diff_ids.push_back(digest);  // only informational here
+      // The diff_id: the digest of the same tar without compression (libarchive writes the same archive and
+      // compresses it after).
+      NFC_ASSIGN_OR_RETURN(std::string diff_id, WriteLayer(tmp, entries, ""));
+      std::remove(tmp.c_str());
+      diff_ids.push_back(diff_id);
     }
     json cfg = json::parse(img.config_json);
     cfg["architecture"] = img.architecture;
