@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
-#include <thread>
 
 #include "base/log.h"
 #include "base/process.h"
@@ -20,6 +20,7 @@
 #include "image/cache_fs.h"
 #include "image/docker_archive.h"
 #include "image/growing_blob.h"
+#include "image/layer_fetch.h"
 #include "image/manifest.h"
 #include "image/reference.h"
 #include "image/registry_client.h"
@@ -144,12 +145,7 @@ class Store::Impl {
                          LockPath(LockFile("blob-" + hex), /*exclusive=*/true, /*blocking=*/true));
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && st.st_size == d.size) {
-      if (growing) {
-        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd) return Error::Errno("open " + path);
-        growing->Attach(std::move(fd));
-        growing->Grew(static_cast<uint64_t>(d.size));
-      }
+      if (growing) NFC_RETURN_IF_ERROR(AttachCached(d, growing));
       if (on_bytes) on_bytes(static_cast<uint64_t>(d.size));
     } else {
       std::string tmp = opt_.root + "/tmp/" + TempName() + ".blob";
@@ -202,71 +198,14 @@ class Store::Impl {
     return h;
   }
 
-  // Downloads the layers one after another on a thread of their own while BuildRootfs reads each of them as
-  // it arrives (all at once, one thread per core). The image is built only from blobs whose digests
-  // verified: a layer read before its download finished counts only once the download says so.
-  Result<RootfsStats> FetchAndBuild(const Manifest& m, const ImageConfig& config, BlobSource* source,
-                                    const std::string& staging,
-                                    const std::string& label, const std::function<void(Progress)>& report,
-                                    std::vector<UniqueFd>* holds) {
-    const size_t n = m.layers.size();
-    const int layers_total = static_cast<int>(n);
-    uint64_t total = 0;
-    for (const auto& l : m.layers) total += static_cast<uint64_t>(l.size);
-    std::vector<std::unique_ptr<GrowingBlob>> blobs;
-    // Like containerd, an image config that lists diff_ids must list one per layer; one without them (some
-    // hand-made images) is converted unchecked.
-    if (!config.diff_ids.empty() && config.diff_ids.size() != n) {
-      return Error::InvalidArgument("image config: rootfs.diff_ids lists " + std::to_string(config.diff_ids.size()) +
-                                    " layers, the manifest " + std::to_string(n));
-    }
-    std::vector<LayerInput> inputs;
-    for (size_t i = 0; i < n; ++i) {
-      const auto& l = m.layers[i];
-      auto* blob = blobs.emplace_back(std::make_unique<GrowingBlob>()).get();
-      inputs.push_back({l.digest, static_cast<uint64_t>(l.size), [blob] { return blob->Open(); },
-                        [blob] { return blob->Settle(); }, config.diff_ids.empty() ? "" : config.diff_ids[i]});
-    }
-    std::vector<UniqueFd> layer_holds(n);
-    std::atomic<bool> stop{false};
-    std::atomic<int> fetched{0};
-    report({Progress::Phase::kDownloading, "Downloading image", 0, total, 0, layers_total});
-    std::thread fetcher([&] {
-      for (size_t i = 0; i < n; ++i) {
-        if (stop) {
-          blobs[i]->Finish(Error(ErrorCode::kCancelled, "cancelled: another layer failed"));
-          continue;
-        }
-        auto hold = EnsureBlob(source, m.layers[i], {}, blobs[i].get());
-        if (hold.ok()) layer_holds[i] = std::move(*hold);
-        fetched = static_cast<int>(i + 1);  // before Finish: a reader settled on it sees the count
-        blobs[i]->Finish(hold.ok() ? Ok() : Status(std::move(hold).error()));
-      }
-    });
-    Throttle throttle;
-    bool building = false;
-    BuildOptions options;
-    options.spool_dir = staging;
-    options.progress = [&](uint64_t done, uint64_t all) {
-      const bool phase_changed = !building && fetched == layers_total;  // always reported
-      if (!phase_changed && !throttle.Due()) return;
-      building = fetched == layers_total;
-      if (!building) {
-        uint64_t got = 0;
-        for (auto& b : blobs) got += b->written();
-        report(
-            {Progress::Phase::kDownloading, "Downloading image", got, total, fetched.load(), layers_total});
-      } else {
-        report({Progress::Phase::kBuildingRootfs, "Building root filesystem", done, all, 0, layers_total});
-      }
-    };
-    auto stats = BuildRootfs(inputs, staging + "/rootfs.ext4", label, options);
-    stop = true;
-    fetcher.join();
-    for (auto& h : layer_holds) {
-      if (h) holds->push_back(std::move(h));
-    }
-    return stats;
+  // Hands a blob already complete in the cache to a reader.
+  Status AttachCached(const Descriptor& d, GrowingBlob* growing) {
+    std::string path = BlobPath(d.digest);
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return Error::Errno("open " + path);
+    growing->Attach(std::move(fd));
+    growing->Grew(static_cast<uint64_t>(d.size));
+    return Ok();
   }
 
   Status BuildImage(const std::string& hex, const std::string& manifest_body, const Manifest& m,
@@ -290,7 +229,9 @@ class Store::Impl {
       (void)RemoveTree(staging);
       return e;
     };
-    auto stats = FetchAndBuild(m, config, source, staging, "nfc-" + hex.substr(0, 12), report, &holds);
+    LayerFetcher fetcher{[&](const Descriptor& d, GrowingBlob* g) { return EnsureBlob(source, d, {}, g); },
+                         [&](const Descriptor& d, GrowingBlob* g) { return AttachCached(d, g); }};
+    auto stats = FetchAndBuild(m, config, fetcher, staging, "nfc-" + hex.substr(0, 12), report, &holds);
     if (!stats.ok()) return fail(std::move(stats).error().Context("build root filesystem"));
     json meta = {{"manifest_digest", "sha256:" + hex},
                  {"created", NowUnix()},

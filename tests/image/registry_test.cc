@@ -357,6 +357,25 @@ TEST_F(RegistryTest, UnsupportedLayerMediaTypeFromAnOciLayout) {
   EXPECT_TRUE(testing::SnapshotExt4(good->rootfs_path)->count("/x"));
 }
 
+TEST_F(RegistryTest, ALayerListedTwiceIsFetchedOnceAndAppliedTwice) {
+  // Identical layers give one digest, listed twice in the manifest (a build that repeats a step). The cache
+  // locks each blob while it is fetched: the second listing must not wait for the first's lock.
+  std::string layout = dir_ + "/twice-layout";
+  TestImage img;
+  img.layers.push_back({{{'f', "same", 0644, "one"}}, ""});
+  img.layers.push_back({{{'f', "other", 0644, "two"}}, ""});
+  img.layers.push_back({{{'f', "same", 0644, "one"}}, ""});
+  ASSERT_TRUE(testing::WriteOciLayout(layout, "twice", {img}).ok());
+  auto store = Store::Open({cache_});
+  ASSERT_TRUE(store.ok());
+  auto h = (*store)->Resolve("oci:" + layout + ":twice", Options());
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  auto snap = testing::SnapshotExt4(h->rootfs_path);
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->size(), 2u);
+  EXPECT_TRUE(snap->count("/same") && snap->count("/other"));
+}
+
 TEST_F(RegistryTest, RetriesServerErrorsAndReportsTruncatedTransfers) {
   auto plain = testing::LocalRegistry::StartPlain(dir_ + "/plain", registry_->storage());
   ASSERT_TRUE(plain.ok()) << plain.error().message();
