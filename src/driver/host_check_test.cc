@@ -51,7 +51,7 @@ class HostCheckTest : public ::testing::Test {
                                            7) +
                                    std::string(600, '\0'),
                                0644);
-    config_.initrd_path = File(dir_, "initramfs.cpio.gz", "\x1f\x8b\x08\x00 rest", 0644);
+    config_.initrd_path = File(dir_, "initramfs.cpio.gz", std::string("\x1f\x8b\x08\x00 rest", 9), 0644);
     config_.firecracker_path = Program("firecracker", "Firecracker v1.16.1");
     config_.jailer_path = Program("jailer", "Jailer v1.16.1");
     config_.qemu_path = Program("qemu", "QEMU emulator version 7.2.22");

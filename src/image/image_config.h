@@ -22,7 +22,8 @@ struct ImageConfig {
   std::string os;
   std::string architecture;
   std::string variant;
-  std::vector<std::string> diff_ids;  // rootfs.diff_ids: the digest of each layer's uncompressed tar, in order
+  std::vector<std::string>
+      diff_ids;  // rootfs.diff_ids: the digest of each layer's uncompressed tar, in order
 };
 
 // Parses an OCI/Docker image config blob ({"config": {...}, "os": ..., "rootfs": ...}).

@@ -32,7 +32,7 @@ struct LayerScan {
   std::vector<uint64_t> data_at;  // per entry: spool offset of a regular file's data, or kNoData
   UniqueFd spool;                 // readable; closed when the scan is dropped
   uint64_t tar_bytes = 0;         // decompressed bytes read (the whole tar stream)
-  std::string tar_digest;         // "sha256:..." of the whole tar stream: what an image config's diff_id names
+  std::string tar_digest;  // "sha256:..." of the whole tar stream: what an image config's diff_id names
 };
 
 // Reads the tar stream of blob (compressed or not) to its end. spool_dir names where the spool lives (the
