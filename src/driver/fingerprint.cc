@@ -1,6 +1,11 @@
 #include "driver/fingerprint.h"
 
+#include <fcntl.h>
+
+#include "base/unique_fd.h"
 #include "driver/host_probe.h"
+#include "driver/kvm_probe.h"
+#include "sandbox/cgroup.h"
 
 namespace nfc::driver {
 namespace {
@@ -30,6 +35,11 @@ BackendProbe ProbeProgram(const std::string& configured, std::string_view option
   return probe;
 }
 
+bool CanOpen(const char* device) {
+  UniqueFd fd(::open(device, O_RDWR | O_CLOEXEC));
+  return static_cast<bool>(fd);
+}
+
 }  // namespace
 
 FingerprintResult ProbeFingerprint(const PluginConfig& config, const std::string& driver_name,
@@ -41,6 +51,16 @@ FingerprintResult ProbeFingerprint(const PluginConfig& config, const std::string
 
   const KvmStatus kvm = ProbeKvm(KvmDevicePath());
   attrs[prefix + "kvm"] = kvm.accessible;
+  // What `doctor` finds, for `nomad node status -verbose`: whether a guest really runs on KVM (probed once
+  // per plugin process: it forks), the cgroup version, and the devices networking and vsock use.
+  static const bool kvm_usable = ProbeKvmGuest(KvmDevicePath()).result == KvmGuestProbe::Result::kUsable;
+  attrs[prefix + "kvm.usable"] = kvm_usable;
+  auto cgroups = sandbox::CgroupHost::Detect();
+  attrs[prefix + "cgroup.version"] = std::string(!cgroups.ok()                                     ? "none"
+                                                 : cgroups->version == sandbox::CgroupVersion::kV2 ? "v2"
+                                                                                                   : "v1");
+  attrs[prefix + "tun"] = CanOpen("/dev/net/tun");
+  attrs[prefix + "vhost_vsock"] = CanOpen("/dev/vhost-vsock");
 
   BackendProbe firecracker;
   if (config.backend != Backend::kQemu) {

@@ -1,5 +1,6 @@
 #include "driver/host_probe.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <fstream>
 
 #include "driver/fingerprint.h"
+#include "driver/kvm_probe.h"
 #include "temp_dir.h"
 
 namespace nfc::driver {
@@ -62,6 +64,16 @@ TEST(FingerprintTest, HealthyOnlyWithBackendAndGuestKernel) {
   EXPECT_EQ(std::get<std::string>(ok.attributes.at("driver.fc.vmm.version")), "7.2.15");
   EXPECT_EQ(std::get<std::string>(ok.attributes.at("driver.fc.version")), "0.1.0");
   EXPECT_TRUE(ok.attributes.count("driver.fc.kvm"));
+  // doctor's facts, as attributes: each equal to what the probe itself finds on this machine.
+  EXPECT_EQ(std::get<bool>(ok.attributes.at("driver.fc.kvm.usable")),
+            ProbeKvmGuest(KvmDevicePath()).result == KvmGuestProbe::Result::kUsable);
+  const std::string cgroups = std::get<std::string>(ok.attributes.at("driver.fc.cgroup.version"));
+  EXPECT_TRUE(cgroups == "v1" || cgroups == "v2" || cgroups == "none") << cgroups;
+  const int tun = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  EXPECT_EQ(std::get<bool>(ok.attributes.at("driver.fc.tun")), tun >= 0);
+  if (tun >= 0) ::close(tun);
+  EXPECT_EQ(std::get<bool>(ok.attributes.at("driver.fc.vhost_vsock")),
+            ::access("/dev/vhost-vsock", F_OK) == 0);
 
   config.kernel_path = "/nonexistent/vmlinux";
   FingerprintResult no_kernel = ProbeFingerprint(config, "fc", "0.1.0");

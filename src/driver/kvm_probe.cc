@@ -34,7 +34,8 @@ Verdict RunGuest(const char* device) {
   auto say = [&v](KvmGuestProbe::Result r, const char* what, int err) {
     v.result = static_cast<char>(r);
     if (err != 0) {
-      std::snprintf(v.detail, sizeof v.detail, "%s: %s", what, std::strerror(err));
+      // strerrordesc_np, not strerror: no locale (and no lock) in a child forked from a threaded process.
+      std::snprintf(v.detail, sizeof v.detail, "%s: %s", what, ::strerrordesc_np(err));
     } else {
       std::snprintf(v.detail, sizeof v.detail, "%s", what);
     }
