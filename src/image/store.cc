@@ -46,19 +46,6 @@ int64_t NowUnix() {
       .count();
 }
 
-class Throttle {
- public:
-  bool Due() {
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_ < std::chrono::milliseconds(200)) return false;
-    last_ = now;
-    return true;
-  }
-
- private:
-  std::chrono::steady_clock::time_point last_{};
-};
-
 }  // namespace
 
 class Store::Impl {
