@@ -17,21 +17,15 @@ struct BackendProbe {
   std::string problem;  // why not usable
 };
 
-BackendProbe ProbeProgram(const std::string& configured, std::string_view option) {
+BackendProbe ProbeBackendProgram(const std::string& configured, std::string_view option) {
   BackendProbe probe;
-  Result<std::string> path = ResolveProgram(configured);
-  if (!path.ok()) {
-    probe.problem = path.error().message() + " (set " + std::string(option) + " in the plugin config)";
-    return probe;
-  }
-  probe.path = *path;
-  Result<std::string> version = ProgramVersion(*path);
-  if (!version.ok()) {
-    probe.problem = version.error().message();
-    return probe;
-  }
-  probe.version = *version;
-  probe.usable = true;
+  ProgramProbe program = ProbeProgram(configured);
+  probe.path = program.path;
+  probe.version = program.version;
+  probe.problem = program.problem;
+  // Not found: say which option names it. A program that does not answer --version: its own error.
+  if (program.path.empty()) probe.problem += " (set " + std::string(option) + " in the plugin config)";
+  probe.usable = program.problem.empty();
   return probe;
 }
 
@@ -64,7 +58,7 @@ FingerprintResult ProbeFingerprint(const PluginConfig& config, const std::string
 
   BackendProbe firecracker;
   if (config.backend != Backend::kQemu) {
-    firecracker = ProbeProgram(config.firecracker_path, "firecracker_path");
+    firecracker = ProbeBackendProgram(config.firecracker_path, "firecracker_path");
     if (firecracker.usable) attrs[prefix + "firecracker.version"] = firecracker.version;
     if (firecracker.usable && !kvm.accessible) {
       firecracker.usable = false;
@@ -73,7 +67,7 @@ FingerprintResult ProbeFingerprint(const PluginConfig& config, const std::string
   }
   BackendProbe qemu;
   if (config.backend != Backend::kFirecracker) {
-    qemu = ProbeProgram(config.qemu_path, "qemu_path");
+    qemu = ProbeBackendProgram(config.qemu_path, "qemu_path");
     if (qemu.usable) attrs[prefix + "qemu.version"] = qemu.version;
   }
 

@@ -58,37 +58,15 @@ HostCheck CheckKvm(const PluginConfig& config) {
               "backend = \"qemu\", which falls back to TCG");
 }
 
-// A program: found, and its version.
-struct Program {
-  std::string path, version;
-  std::string problem;
-};
-Program FindProgram(const std::string& configured) {
-  Program p;
-  auto path = ResolveProgram(configured);
-  if (!path.ok()) {
-    p.problem = path.error().message();
-    return p;
-  }
-  p.path = *path;
-  auto version = ProgramVersion(*path);
-  if (!version.ok()) {
-    p.problem = version.error().message();
-    return p;
-  }
-  p.version = *version;
-  return p;
-}
-
 std::pair<int, int> MajorMinor(const std::string& version) {
   int major = 0, minor = 0;
   if (std::sscanf(version.c_str(), "%d.%d", &major, &minor) != 2) return {0, 0};
   return {major, minor};
 }
 
-HostCheck CheckFirecracker(const PluginConfig& config, Program* fc) {
+HostCheck CheckFirecracker(const PluginConfig& config, ProgramProbe* fc) {
   if (!UsesFirecracker(config)) return Make("firecracker", V::kOk, "not used (backend = \"qemu\")");
-  *fc = FindProgram(config.firecracker_path);
+  *fc = ProbeProgram(config.firecracker_path);
   const V missing = config.backend == Backend::kFirecracker ? V::kFail : V::kWarn;
   if (!fc->problem.empty())
     return Make("firecracker", missing, fc->problem, "install Firecracker or set firecracker_path");
@@ -107,11 +85,11 @@ HostCheck CheckFirecracker(const PluginConfig& config, Program* fc) {
   return Make("firecracker", V::kOk, detail);
 }
 
-HostCheck CheckJailer(const PluginConfig& config, const Program& fc) {
+HostCheck CheckJailer(const PluginConfig& config, const ProgramProbe& fc) {
   if (!UsesFirecracker(config) || config.jailer == false) {
     return Make("jailer", V::kOk, config.jailer == false ? "not used (jailer = false)" : "not used");
   }
-  Program jailer = FindProgram(config.jailer_path);
+  ProgramProbe jailer = ProbeProgram(config.jailer_path);
   const V missing = config.jailer == true ? V::kFail : V::kWarn;
   if (!jailer.problem.empty()) {
     return Make("jailer", missing, jailer.problem + ": Firecracker would run unconfined",
@@ -126,7 +104,7 @@ HostCheck CheckJailer(const PluginConfig& config, const Program& fc) {
 }
 
 HostCheck CheckQemu(const PluginConfig& config) {
-  Program qemu = FindProgram(config.qemu_path);
+  ProgramProbe qemu = ProbeProgram(config.qemu_path);
   if (config.backend == Backend::kFirecracker) {
     return Make("qemu", V::kOk, qemu.problem.empty() ? "not used (backend = \"firecracker\")" : "not used");
   }
@@ -268,7 +246,7 @@ HostCheck CheckPluginDir() {
 std::vector<HostCheck> CheckHost(const PluginConfig& config) {
   std::vector<HostCheck> out;
   out.push_back(CheckKvm(config));
-  Program fc;
+  ProgramProbe fc;
   out.push_back(CheckFirecracker(config, &fc));
   out.push_back(CheckJailer(config, fc));
   out.push_back(CheckQemu(config));

@@ -153,4 +153,21 @@ Status CheckReadableFile(const std::string& path) {
   return Ok();
 }
 
+ProgramProbe ProbeProgram(const std::string& name_or_path) {
+  ProgramProbe p;
+  Result<std::string> path = ResolveProgram(name_or_path);
+  if (!path.ok()) {
+    p.problem = path.error().message();
+    return p;
+  }
+  p.path = *path;
+  Result<std::string> version = ProgramVersion(*path);
+  if (!version.ok()) {
+    p.problem = version.error().message();
+    return p;
+  }
+  p.version = *version;
+  return p;
+}
+
 }  // namespace nfc::driver

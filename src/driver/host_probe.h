@@ -19,6 +19,13 @@ Result<std::string> ResolveProgram(const std::string& name_or_path);
 Result<std::string> ProgramVersion(const std::string& path,
                                    std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
 
+// A program looked up and asked for its version: path and version, or what went wrong (empty when found).
+struct ProgramProbe {
+  std::string path, version;
+  std::string problem;
+};
+ProgramProbe ProbeProgram(const std::string& name_or_path);
+
 // Extracts the first "N.N[.N]" token of `text` (a leading 'v' is dropped). Empty if none.
 std::string FirstVersionToken(std::string_view text);
 
