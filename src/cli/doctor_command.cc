@@ -1,9 +1,11 @@
 // `doctor`: whether this host can run microVMs with a given plugin configuration (driver/host_check.h).
 #include <cstdio>
-#include <cstring>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "base/flags.h"
 #include "cli/command.h"
 #include "driver/host_check.h"
 #include "driver/plugin_config.h"
@@ -11,76 +13,99 @@
 namespace nfc::cli {
 namespace {
 
-constexpr const char* kUsage =
-    "usage: %s doctor [--json] [--backend auto|firecracker|qemu] [--data-dir DIR] [--kernel PATH]\n"
-    "       [--initrd PATH] [--firecracker-path PATH] [--jailer-path PATH] [--jailer true|false]\n"
-    "       [--qemu-path PATH] [--cgroup-parent PATH]\n"
-    "Checks this host for the plugin configuration the flags describe (the plugin's defaults otherwise):\n"
-    "KVM (by running a probe guest), Firecracker, its jailer and QEMU with their versions, the guest kernel\n"
-    "and initramfs, cgroups (by creating one with limits), /dev/net/tun, /dev/vhost-vsock, the data dir\n"
-    "(free space, hard links). Exit code 0 when nothing failed, 1 otherwise, 2 for bad flags.\n";
+struct DoctorOptions {
+  driver::PluginConfig config;
+  bool json = false;
+};
 
-// Applies one "--flag value"; an error names the flag and the value.
-Status ApplyFlag(std::string_view flag, const std::string& value, driver::PluginConfig* config) {
-  if (flag == "--backend") {
-    auto b = driver::ParseBackend(value);
-    if (!b.ok()) return Error::InvalidArgument("--backend " + value + ": " + b.error().message());
-    config->backend = *b;
-  } else if (flag == "--jailer") {
-    if (value != "true" && value != "false") {
-      return Error::InvalidArgument("--jailer " + value + ": must be true or false");
-    }
-    config->jailer = value == "true";
-  } else if (flag == "--data-dir" || flag == "--kernel" || flag == "--initrd" ||
-             flag == "--firecracker-path" || flag == "--jailer-path" || flag == "--qemu-path" ||
-             flag == "--cgroup-parent") {
-    if (value.empty() && flag != "--initrd")
-      return Error::InvalidArgument(std::string(flag) + ": empty value");
-    std::string* field = flag == "--data-dir"           ? &config->data_dir
-                         : flag == "--kernel"           ? &config->kernel_path
-                         : flag == "--initrd"           ? &config->initrd_path
-                         : flag == "--firecracker-path" ? &config->firecracker_path
-                         : flag == "--jailer-path"      ? &config->jailer_path
-                         : flag == "--qemu-path"        ? &config->qemu_path
-                                                        : &config->cgroup_parent;
-    *field = value;
-  } else {
-    return Error::InvalidArgument("unknown flag " + std::string(flag));
-  }
-  return Ok();
+std::function<Status(const std::string&)> Path(std::string* field, bool may_be_empty = false) {
+  return [field, may_be_empty](const std::string& v) -> Status {
+    if (v.empty() && !may_be_empty) return Error::InvalidArgument("expected a path, not an empty string");
+    *field = v;
+    return Ok();
+  };
+}
+
+// The plugin options doctor can check, under the names `run` uses for them.
+std::vector<flags::Flag> DoctorFlags(DoctorOptions* o) {
+  driver::PluginConfig& c = o->config;
+  return {
+      {"--json", "", "", "print the checks as JSON (name, verdict, detail, fix) instead of the table.",
+       [o](const std::string&) -> Status {
+         o->json = true;
+         return Ok();
+       }},
+      {"--backend", "", "auto|firecracker|qemu",
+       "the VMM to check for (plugin option backend). Default auto: both, either will do.",
+       [&c](const std::string& v) -> Status {
+         auto b = driver::ParseBackend(v);
+         if (!b.ok()) return Error::InvalidArgument("expected auto, firecracker or qemu");
+         c.backend = *b;
+         return Ok();
+       }},
+      {"--data-dir", "", "DIR",
+       "the plugin's data directory (plugin option data_dir): free space, hard links. Default $NFC_DATA_DIR, "
+       "else /var/lib/nomad-firecracker, the plugin's.",
+       Path(&c.data_dir)},
+      {"--kernel", "", "PATH",
+       "the guest kernel (plugin option kernel_path). Default /usr/lib/nomad-firecracker/guest/vmlinux.",
+       Path(&c.kernel_path)},
+      {"--initrd", "", "PATH",
+       "the guest initramfs (plugin option initrd_path); \"\" for none. Default "
+       "/usr/lib/nomad-firecracker/guest/initramfs.cpio.gz.",
+       Path(&c.initrd_path, true)},
+      {"--firecracker-path", "", "PATH",
+       "the Firecracker binary (plugin option firecracker_path). Default: firecracker from PATH.",
+       Path(&c.firecracker_path)},
+      {"--jailer-path", "", "PATH",
+       "Firecracker's jailer (plugin option jailer_path). Default: jailer from PATH.", Path(&c.jailer_path)},
+      {"--jailer", "", "true|false",
+       "whether Firecracker runs through its jailer (plugin option jailer). Default: when it is installed.",
+       [&c](const std::string& v) -> Status {
+         if (v != "true" && v != "false") return Error::InvalidArgument("expected true or false");
+         c.jailer = v == "true";
+         return Ok();
+       }},
+      {"--qemu-path", "", "PATH",
+       "the QEMU binary (plugin option qemu_path). Default: qemu-system-x86_64 from PATH.",
+       Path(&c.qemu_path)},
+      {"--cgroup-parent", "", "PATH",
+       "where the VMMs' cgroups go (plugin option cgroup_parent). Default /nomad-firecracker.",
+       Path(&c.cgroup_parent)},
+  };
+}
+
+std::string DoctorHelp(std::string_view program, std::span<const std::string> /*topic*/) {
+  DoctorOptions unused;
+  return "usage: " + std::string(program) + " doctor [flags]\n\n" +
+         flags::Paragraph(
+             "Checks this host for the plugin configuration the flags describe (the plugin's defaults "
+             "otherwise): KVM (by running a probe guest), Firecracker, its jailer and QEMU with their "
+             "versions, the guest kernel and initramfs, cgroups (by creating one with limits), /dev/net/tun, "
+             "/dev/vhost-vsock, the data directory (free space, hard links). Prints one line per check with "
+             "its verdict and, for a problem, the fix. Exit code 0 when nothing failed, 1 otherwise, 2 for a "
+             "bad command line.") +
+         "\nFlags:\n" + flags::Describe(DoctorFlags(&unused));
+}
+
+std::vector<std::string> DoctorFlagNames(std::span<const std::string> /*topic*/) {
+  DoctorOptions unused;
+  return flags::Names(DoctorFlags(&unused));
 }
 
 int RunDoctor(const Invocation& invocation) {
-  driver::PluginConfig config;
-  bool json = false;
-  const auto& args = invocation.args;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string_view arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      std::printf(kUsage, invocation.program.c_str());
-      return 0;
-    }
-    if (arg == "--json") {
-      json = true;
-      continue;
-    }
-    std::string flag(arg), value;
-    if (auto eq = flag.find('='); eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag.resize(eq);
-    } else if (i + 1 < args.size() && std::strncmp(args[i + 1], "--", 2) != 0) {
-      value = args[++i];
-    } else if (flag.rfind("--", 0) == 0 && flag != "--json") {
-      std::fprintf(stderr, "doctor: %s needs a value\n", flag.c_str());
-      std::fprintf(stderr, kUsage, invocation.program.c_str());
-      return 2;
-    }
-    if (Status s = ApplyFlag(flag, value, &config); !s.ok()) {
-      std::fprintf(stderr, "doctor: %s\n", s.error().message().c_str());
-      std::fprintf(stderr, kUsage, invocation.program.c_str());
-      return 2;
-    }
+  DoctorOptions options;
+  options.config.data_dir = DefaultDataDir();
+  std::vector<std::string> positional;
+  auto parsed = flags::Parse(DoctorFlags(&options), Args(invocation), &positional);
+  if (!parsed.ok()) return UsageError(invocation, "doctor", parsed.error().message());
+  if (*parsed == flags::Outcome::kHelp) return PrintHelp(DoctorHelp(invocation.program, {}));
+  if (!positional.empty()) {
+    return UsageError(invocation, "doctor",
+                      "unexpected argument \"" + positional[0] + "\" (doctor takes only flags)");
   }
+  const driver::PluginConfig& config = options.config;
+  const bool json = options.json;
   auto checks = driver::CheckHost(config);
   std::string out = json ? driver::HostChecksJson(checks) : driver::HostChecksTable(checks);
   std::fputs(out.c_str(), stdout);
@@ -89,8 +114,8 @@ int RunDoctor(const Invocation& invocation) {
 
 }  // namespace
 
-extern const Command kDoctorCommand = {"doctor", "[--json] [flags]",
-                                       "check whether this host can run microVMs, with a fix per problem",
-                                       RunDoctor};
+extern const Command kDoctorCommand = {
+    "doctor",  "[--json] [flags]", "check whether this host can run microVMs, with a fix per problem",
+    RunDoctor, DoctorHelp,         DoctorFlagNames};
 
 }  // namespace nfc::cli

@@ -6,11 +6,13 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "base/flags.h"
 #include "cli/command.h"
-#include "driver/plugin_config.h"
 #include "shim/task_dir.h"
 #include "task/inventory.h"
 
@@ -19,10 +21,57 @@ namespace {
 
 volatile sig_atomic_t interrupted = 0;
 
-int Usage(const Invocation& invocation) {
-  std::fprintf(stderr, "usage: %s logs [--data-dir DIR] [--console | --shim | --vmm] [-f] TASK\n",
-               invocation.program.c_str());
-  return 2;
+struct LogsOptions {
+  std::string data_dir = DefaultDataDir();
+  std::string which = "console";
+  bool follow = false;
+};
+
+std::function<Status(const std::string&)> Which(LogsOptions* o, const char* log) {
+  return [o, log](const std::string&) -> Status {
+    o->which = log;
+    return Ok();
+  };
+}
+
+std::vector<flags::Flag> LogsFlags(LogsOptions* o) {
+  return {
+      {"--console", "", "", "the VM's serial console: guest kernel messages and nomad-init's (the default).",
+       Which(o, "console")},
+      {"--shim", "", "", "the task shim's log (VMM start, guest connection, exit record).", Which(o, "shim")},
+      {"--vmm", "", "", "the VMM's own log (Firecracker's or QEMU's).", Which(o, "vmm")},
+      {"--follow", "-f", "", "keep printing what is appended until Ctrl-C or the task directory is removed.",
+       [o](const std::string&) -> Status {
+         o->follow = true;
+         return Ok();
+       }},
+      {"--data-dir", "", "DIR",
+       "the plugin's data directory (plugin option data_dir) holding the task. Default $NFC_DATA_DIR, else "
+       "/var/lib/nomad-firecracker, the plugin's.",
+       [o](const std::string& v) -> Status {
+         if (v.empty()) return Error::InvalidArgument("expected a directory, not an empty string");
+         o->data_dir = v;
+         return Ok();
+       }},
+  };
+}
+
+std::string LogsHelp(std::string_view program, std::span<const std::string> /*topic*/) {
+  LogsOptions unused;
+  return "usage: " + std::string(program) + " logs [flags] TASK\n\n" +
+         flags::Paragraph(
+             "Prints the VM's side of a task: its serial console, the task shim's log or the VMM's log. The "
+             "workload's own stdout and stderr belong to Nomad (`nomad alloc logs`) or to `run`. TASK is a "
+             "task id, a task directory's name, a prefix of the allocation id (4 characters or more) or the "
+             "task name, as `ps` lists them. The last of --console, --shim and --vmm given wins. Exit code "
+             "0, "
+             "1 when the task or its log is not there, 2 for a bad command line.") +
+         "\nFlags:\n" + flags::Describe(LogsFlags(&unused));
+}
+
+std::vector<std::string> LogsFlagNames(std::span<const std::string> /*topic*/) {
+  LogsOptions unused;
+  return flags::Names(LogsFlags(&unused));
 }
 
 // Copies `path` from `offset` to stdout; returns the new offset.
@@ -43,24 +92,20 @@ std::streamoff Copy(const std::string& path, std::streamoff offset) {
 }
 
 int RunLogs(const Invocation& invocation) {
-  std::string data_dir(driver::kDefaultDataDir), which = "console", query;
-  bool follow = false;
-  for (size_t i = 0; i < invocation.args.size(); i++) {
-    std::string a = invocation.args[i];
-    if (a == "--console" || a == "--shim" || a == "--vmm") {
-      which = a.substr(2);
-    } else if (a == "-f" || a == "--follow") {
-      follow = true;
-    } else if (a == "--data-dir" && i + 1 < invocation.args.size()) {
-      data_dir = invocation.args[++i];
-    } else if (!a.empty() && a[0] != '-' && query.empty()) {
-      query = a;
-    } else {
-      std::fprintf(stderr, "logs: unexpected argument \"%s\"\n", a.c_str());
-      return Usage(invocation);
-    }
+  LogsOptions options;
+  std::vector<std::string> positional;
+  auto parsed = flags::Parse(LogsFlags(&options), Args(invocation), &positional);
+  if (!parsed.ok()) return UsageError(invocation, "logs", parsed.error().message());
+  if (*parsed == flags::Outcome::kHelp) return PrintHelp(LogsHelp(invocation.program, {}));
+  if (positional.empty()) return UsageError(invocation, "logs", "missing TASK (a task id or name, see ps)");
+  if (positional.size() > 1) {
+    return UsageError(invocation, "logs",
+                      "unexpected argument \"" + positional[1] + "\" after TASK \"" + positional[0] + "\"");
   }
-  if (query.empty()) return Usage(invocation);
+  const std::string& data_dir = options.data_dir;
+  const std::string& which = options.which;
+  const std::string& query = positional[0];
+  const bool follow = options.follow;
   auto tasks = task::ListTasks(data_dir);
   if (!tasks.ok()) {
     std::fprintf(stderr, "logs: %s\n", tasks.error().message().c_str());
@@ -95,8 +140,11 @@ int RunLogs(const Invocation& invocation) {
 
 }  // namespace
 
-extern const Command kLogsCommand = {"logs", "[--console | --shim | --vmm] [-f] TASK",
+extern const Command kLogsCommand = {"logs",
+                                     "[--console | --shim | --vmm] [-f] TASK",
                                      "print a task VM's console (guest kernel, nomad-init), shim or VMM log",
-                                     RunLogs};
+                                     RunLogs,
+                                     LogsHelp,
+                                     LogsFlagNames};
 
 }  // namespace nfc::cli

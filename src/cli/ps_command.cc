@@ -4,9 +4,10 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
+#include "base/flags.h"
 #include "cli/command.h"
-#include "driver/plugin_config.h"
 #include "task/inventory.h"
 
 namespace nfc::cli {
@@ -31,25 +32,62 @@ std::string Age(int64_t started_unix_nanos) {
   return buf;
 }
 
-int Usage(const Invocation& invocation) {
-  std::fprintf(stderr, "usage: %s ps [--data-dir DIR] [--json]\n", invocation.program.c_str());
-  return 2;
+struct PsOptions {
+  std::string data_dir = DefaultDataDir();
+  bool json = false;
+};
+
+std::vector<flags::Flag> PsFlags(PsOptions* o) {
+  return {
+      {"--data-dir", "", "DIR",
+       "the plugin's data directory (plugin option data_dir) whose task directories to list. Default "
+       "$NFC_DATA_DIR, else /var/lib/nomad-firecracker, the plugin's.",
+       [o](const std::string& v) -> Status {
+         if (v.empty()) return Error::InvalidArgument("expected a directory, not an empty string");
+         o->data_dir = v;
+         return Ok();
+       }},
+      {"--json", "", "",
+       "print a JSON array instead of the table, one object per task with every field (task_id, dir, state, "
+       "result, backend, vcpus, memory_mib, image, image_digest, shim_pid, vmm_pid, guest_boot_id, network, "
+       "address, started_at_unix_nanos).",
+       [o](const std::string&) -> Status {
+         o->json = true;
+         return Ok();
+       }},
+  };
+}
+
+std::string PsHelp(std::string_view program, std::span<const std::string> /*topic*/) {
+  PsOptions unused;
+  return "usage: " + std::string(program) + " ps [flags]\n\n" +
+         flags::Paragraph(
+             "Lists the task microVMs of a data directory, live or exited, whoever started them (the plugin "
+             "for Nomad, or `run`): task id, state (with the exit result), backend, vCPUs, memory, age, the "
+             "shim's pid, the guest's address and the image. A task is named in `logs` by its id, a prefix "
+             "of "
+             "its allocation id (4 characters or more) or its task name. Exit code 0, 1 when the data "
+             "directory cannot be read, 2 for a bad command line.") +
+         "\nFlags:\n" + flags::Describe(PsFlags(&unused));
+}
+
+std::vector<std::string> PsFlagNames(std::span<const std::string> /*topic*/) {
+  PsOptions unused;
+  return flags::Names(PsFlags(&unused));
 }
 
 int RunPs(const Invocation& invocation) {
-  std::string data_dir(driver::kDefaultDataDir);
-  bool json = false;
-  for (size_t i = 0; i < invocation.args.size(); i++) {
-    std::string a = invocation.args[i];
-    if (a == "--json") {
-      json = true;
-    } else if (a == "--data-dir" && i + 1 < invocation.args.size()) {
-      data_dir = invocation.args[++i];
-    } else {
-      std::fprintf(stderr, "ps: unknown argument \"%s\"\n", a.c_str());
-      return Usage(invocation);
-    }
+  PsOptions options;
+  std::vector<std::string> positional;
+  auto parsed = flags::Parse(PsFlags(&options), Args(invocation), &positional);
+  if (!parsed.ok()) return UsageError(invocation, "ps", parsed.error().message());
+  if (*parsed == flags::Outcome::kHelp) return PrintHelp(PsHelp(invocation.program, {}));
+  if (!positional.empty()) {
+    return UsageError(invocation, "ps",
+                      "unexpected argument \"" + positional[0] + "\" (ps takes only flags)");
   }
+  const std::string& data_dir = options.data_dir;
+  const bool json = options.json;
   auto tasks = task::ListTasks(data_dir);
   if (!tasks.ok()) {
     std::fprintf(stderr, "ps: %s\n", tasks.error().message().c_str());
@@ -95,7 +133,11 @@ int RunPs(const Invocation& invocation) {
 
 }  // namespace
 
-extern const Command kPsCommand = {"ps", "[--data-dir DIR] [--json]",
-                                   "list the task microVMs of a data directory, live or exited", RunPs};
+extern const Command kPsCommand = {"ps",
+                                   "[--data-dir DIR] [--json]",
+                                   "list the task microVMs of a data directory, live or exited",
+                                   RunPs,
+                                   PsHelp,
+                                   PsFlagNames};
 
 }  // namespace nfc::cli

@@ -8,31 +8,17 @@
 #include <ctime>
 #include <functional>
 #include <iostream>
-#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "base/flags.h"
+#include "base/fs.h"
+#include "image/manifest.h"
 #include "image/store.h"
 
 namespace nfc::image {
 namespace {
-
-constexpr const char* kDefaultRoot = "/var/lib/nomad-driver-firecracker/images";
-
-void Usage(std::string_view program) {
-  std::fprintf(
-      stderr,
-      "usage: %.*s image pull [flags] IMAGE     pull and convert (IMAGE may be oci:DIR[:TAG])\n"
-      "       %.*s image ls [--root DIR]\n"
-      "       %.*s image rm [--force] IMAGE|DIGEST...\n"
-      "       %.*s image prune [--all] [--max-size BYTES]\n"
-      "flags: --root DIR (default $NFC_IMAGE_ROOT or %s), --force-pull, --platform OS/ARCH[/VARIANT],\n"
-      "       --insecure-registry HOST[:PORT] (repeatable), --ca-file PEM, --username USER\n"
-      "       (password from $REGISTRY_PASSWORD or stdin), --docker-config FILE\n",
-      static_cast<int>(program.size()), program.data(), static_cast<int>(program.size()), program.data(),
-      static_cast<int>(program.size()), program.data(), static_cast<int>(program.size()), program.data(),
-      kDefaultRoot);
-}
 
 std::string Human(uint64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -83,11 +69,11 @@ class ProgressPrinter {
   int last_decile_ = -1;
 };
 
-// What the command line of one `image` sub-command said. Every sub-command accepts every flag (they are
-// parsed before the sub-command is looked at); each uses its own.
+// What the command line of one `image` sub-command said.
 struct ImageArgs {
   std::string sub;
-  std::string root;
+  std::string data_dir;
+  std::string root;  // the deprecated --root: the store itself, not a data directory
   PullOptions pull;
   bool force = false;     // rm
   bool all = false;       // prune
@@ -96,42 +82,199 @@ struct ImageArgs {
   std::vector<std::string> positional;
 };
 
-constexpr int kUsageError = 2;
+struct SubCommand {
+  std::string_view name;
+  std::string_view synopsis;  // after the sub-command's name
+  std::string_view about;
+};
 
-// Fills `out` from args[1..]; returns 0, or the exit code after saying what is wrong.
+constexpr SubCommand kSubCommands[] = {
+    {"pull", "[flags] IMAGE",
+     "Pulls IMAGE and converts it into the cache once (the plugin's own pull: same cache, same locks), then "
+     "prints its manifest digest and the path of its root filesystem. IMAGE is a registry reference "
+     "(alpine:3.19, registry.example.com:5000/app@sha256:...), oci:DIR[:TAG] (an OCI image layout) or "
+     "docker-archive:FILE[:NAME:TAG] (docker save output). On a terminal, progress is one redrawn line; "
+     "otherwise one line per phase and per 10%."},
+    {"ls", "[flags]",
+     "Lists the cached images: digest, size on disk, last use, leases (running tasks), references."},
+    {"rm", "[flags] IMAGE|DIGEST...",
+     "Removes cached images by reference or manifest digest. An image leased by a task is kept unless "
+     "--force."},
+    {"prune", "[flags]",
+     "Removes every image no task leases, and unreferenced blobs; with --max-size, only least recently used "
+     "images until the cache fits (as the plugin's image_cache_size limit does after each pull)."},
+};
+
+const SubCommand* FindSub(std::string_view name) {
+  for (const SubCommand& s : kSubCommands) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+std::function<Status(const std::string&)> Text(std::string* field, const char* expected) {
+  return [field, expected](const std::string& v) -> Status {
+    if (v.empty()) return Error::InvalidArgument(expected);
+    *field = v;
+    return Ok();
+  };
+}
+
+std::function<Status(const std::string&)> Switch(bool* field) {
+  return [field](const std::string&) -> Status {
+    *field = true;
+    return Ok();
+  };
+}
+
+// The flags every sub-command takes.
+std::vector<flags::Flag> CommonFlags(ImageArgs* a) {
+  return {
+      {"--data-dir", "", "DIR",
+       "the plugin's data directory (plugin option data_dir); the cache is DIR/images, the one the plugin "
+       "and "
+       "`run --data-dir DIR` use. Default $NFC_DATA_DIR, else /var/lib/nomad-firecracker, the plugin's.",
+       Text(&a->data_dir, "expected a directory, not an empty string")},
+      {"--root", "", "DIR",
+       "deprecated: the cache directory itself (what DIR/images is for --data-dir). Prints a warning; use "
+       "--data-dir.",
+       [a](const std::string& v) -> Status {
+         if (v.empty()) return Error::InvalidArgument("expected a directory, not an empty string");
+         std::fprintf(stderr,
+                      "warning: --root is deprecated; use --data-dir DIR (the cache is DIR/images)\n");
+         a->root = v;
+         return Ok();
+       }},
+  };
+}
+
+std::vector<flags::Flag> PullFlags(ImageArgs* a) {
+  return {
+      {"--force-pull", "", "",
+       "ask the registry what the tag names now even when the image is cached (task option force_pull); an "
+       "unchanged digest reuses the converted image.",
+       Switch(&a->pull.force_pull)},
+      {"--platform", "", "OS/ARCH[/VARIANT]",
+       "the image of a multi-platform index to take, e.g. linux/arm64. Default: this host's.",
+       [a](const std::string& v) -> Status {
+         if (!ParsePlatform(v).ok())
+           return Error::InvalidArgument("expected OS/ARCH[/VARIANT], e.g. linux/amd64");
+         a->pull.platform = v;
+         return Ok();
+       }},
+      {"--insecure-registry", "", "HOST[:PORT]",
+       "a registry reached over plain HTTP or unverified TLS (plugin option insecure_registries). "
+       "Repeatable.",
+       [a](const std::string& v) -> Status {
+         if (v.empty() || v.find('/') != std::string::npos)
+           return Error::InvalidArgument("expected HOST[:PORT]");
+         a->pull.insecure_registries.push_back(v);
+         return Ok();
+       }},
+      {"--ca-file", "", "PEM",
+       "an extra CA bundle for registries, used with the system's (plugin option ca_file).",
+       Text(&a->pull.ca_file, "expected a path, not an empty string")},
+      {"--username", "", "USER",
+       "log in to the registry as USER (task option auth); the password comes from $REGISTRY_PASSWORD, else "
+       "the first line of stdin (never from the command line, which ps shows).",
+       Text(&a->username, "expected a user name, not an empty string")},
+      {"--docker-config", "", "FILE",
+       "the Docker config.json whose credentials (auths, credHelpers, credsStore) to use. Default "
+       "$DOCKER_CONFIG/config.json, else ~/.docker/config.json.",
+       Text(&a->pull.docker_config, "expected a path, not an empty string")},
+  };
+}
+
+std::vector<flags::Flag> RmFlags(ImageArgs* a) {
+  return {{"--force", "", "", "remove an image even while a task leases it.", Switch(&a->force)}};
+}
+
+std::vector<flags::Flag> PruneFlags(ImageArgs* a) {
+  return {
+      {"--all", "", "", "remove every unleased image (the default without --max-size).", Switch(&a->all)},
+      {"--max-size", "", "BYTES",
+       "remove least recently used unleased images only until images and blobs take at most BYTES (a whole "
+       "number of bytes).",
+       [a](const std::string& v) -> Status {
+         auto n = flags::ParseWholeNumber(v, 1, INT64_MAX);
+         if (!n.ok()) return Error::InvalidArgument("expected a whole number of bytes, at least 1");
+         a->max_size = static_cast<uint64_t>(*n);
+         return Ok();
+       }},
+  };
+}
+
+// The flags of sub-command `sub`: its own, then the common ones.
+std::vector<flags::Flag> SubFlags(std::string_view sub, ImageArgs* a) {
+  std::vector<flags::Flag> table = sub == "pull"    ? PullFlags(a)
+                                   : sub == "rm"    ? RmFlags(a)
+                                   : sub == "prune" ? PruneFlags(a)
+                                                    : std::vector<flags::Flag>{};
+  for (flags::Flag& f : CommonFlags(a)) table.push_back(std::move(f));
+  return table;
+}
+
+std::string SubHelp(std::string_view program, const SubCommand& sub) {
+  ImageArgs unused;
+  std::string text = "usage: " + std::string(program) + " " + std::string(sub.name) + " " +
+                     std::string(sub.synopsis) + "\n\n" + flags::Paragraph(sub.about) + "\nFlags:\n";
+  text += flags::Describe(SubFlags(sub.name, &unused));
+  return text;
+}
+
+std::string OverviewHelp(std::string_view program) {
+  std::string p(program);
+  std::string text = "usage: " + p + " pull|ls|rm|prune [flags] [ARGS]\n\n";
+  text += flags::Paragraph(
+      "Manages the image cache of a data directory (DIR/images): the one the plugin and `run` use, so an "
+      "image pulled here starts without a download and `ls` shows which images tasks lease. Exit code 0, 1 "
+      "on "
+      "failure, 2 for a bad command line.");
+  text += "\n";
+  for (const SubCommand& sub : kSubCommands) {
+    text += "  " + p + " " + std::string(sub.name) + " " + std::string(sub.synopsis) + "\n";
+  }
+  for (const SubCommand& sub : kSubCommands) text += "\n" + SubHelp(program, sub);
+  return text;
+}
+
+constexpr int kUsageError = flags::kUsageExit;
+
+std::string DefaultDataDir() {
+  const char* env = std::getenv("NFC_DATA_DIR");
+  return env && *env ? env : std::string(kDefaultDataDir);
+}
+
+// A usage error of sub-command `sub` ("" for `image` itself): the message and a pointer to the help.
+int UsageError(std::string_view program, std::string_view sub, std::string_view message) {
+  std::string context = "image";
+  std::string help(program);
+  if (!sub.empty()) {
+    context.append(" ").append(sub);
+    help.append(" ").append(sub);
+  }
+  return flags::UsageError(context, message, help);
+}
+
+// Fills `out` from args (args[0] is the sub-command). Returns -1 to go on, else the exit code.
 int ParseImageArgs(std::string_view program, std::span<char* const> args, ImageArgs& out) {
   out.sub = args[0];
-  out.root = std::getenv("NFC_IMAGE_ROOT") ? std::getenv("NFC_IMAGE_ROOT") : kDefaultRoot;
-  const std::map<std::string_view, bool*> switches = {
-      {"--force-pull", &out.pull.force_pull}, {"--force", &out.force}, {"--all", &out.all}};
-  const std::map<std::string_view, std::function<void(const char*)>> valued = {
-      {"--root", [&](const char* v) { out.root = v; }},
-      {"--platform", [&](const char* v) { out.pull.platform = v; }},
-      {"--insecure-registry", [&](const char* v) { out.pull.insecure_registries.push_back(v); }},
-      {"--ca-file", [&](const char* v) { out.pull.ca_file = v; }},
-      {"--username", [&](const char* v) { out.username = v; }},
-      {"--docker-config", [&](const char* v) { out.pull.docker_config = v; }},
-      {"--max-size", [&](const char* v) { out.max_size = std::strtoull(v, nullptr, 10); }},
-  };
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string a = args[i];
-    if (auto sw = switches.find(a); sw != switches.end()) {
-      *sw->second = true;
-    } else if (auto flag = valued.find(a); flag != valued.end()) {
-      if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "image %s: %s needs a value\n", out.sub.c_str(), a.c_str());
-        return kUsageError;
-      }
-      flag->second(args[++i]);
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "image %s: unknown flag %s\n", out.sub.c_str(), a.c_str());
-      Usage(program);
-      return kUsageError;
-    } else {
-      out.positional.push_back(a);
-    }
+  out.data_dir = DefaultDataDir();
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  auto parsed = flags::Parse(SubFlags(out.sub, &out), rest, &out.positional);
+  if (!parsed.ok()) return UsageError(program, out.sub, parsed.error().message());
+  if (*parsed == flags::Outcome::kHelp) {
+    std::fputs(SubHelp(program, *FindSub(out.sub)).c_str(), stdout);
+    return 0;
   }
-  return 0;
+  size_t n = out.positional.size();
+  if (out.sub == "pull" && n == 0) return UsageError(program, out.sub, "missing IMAGE");
+  if (out.sub == "rm" && n == 0) return UsageError(program, out.sub, "missing IMAGE|DIGEST");
+  size_t allowed = out.sub == "pull" ? 1 : out.sub == "rm" ? n : 0;
+  if (n > allowed) {
+    return UsageError(program, out.sub, "unexpected argument \"" + out.positional[allowed] + "\"");
+  }
+  return -1;
 }
 
 // The password comes from $REGISTRY_PASSWORD, else the first line of stdin (never from argv, which ps shows).
@@ -146,11 +289,7 @@ RegistryAuth ReadAuth(const std::string& username) {
   return auth;
 }
 
-int Pull(std::string_view program, Store& store, const ImageArgs& a) {
-  if (a.positional.size() != 1) {
-    Usage(program);
-    return kUsageError;
-  }
+int Pull(Store& store, const ImageArgs& a) {
   ProgressPrinter printer;
   auto h = store.Resolve(a.positional[0], a.pull, [&](const Progress& p) { printer(p); });
   if (!h.ok()) {
@@ -182,11 +321,7 @@ int List(Store& store) {
   return 0;
 }
 
-int Remove(std::string_view program, Store& store, const ImageArgs& a) {
-  if (a.positional.empty()) {
-    Usage(program);
-    return kUsageError;
-  }
+int Remove(Store& store, const ImageArgs& a) {
   int rc = 0;
   for (const auto& p : a.positional) {
     Status s = store.Remove(p, a.force);
@@ -213,28 +348,53 @@ int Prune(Store& store, const ImageArgs& a) {
   return 0;
 }
 
+// The store the arguments name: <data dir>/images, or the deprecated --root as given.
+Result<std::unique_ptr<Store>> OpenStore(const ImageArgs& a) {
+  std::string root = a.root;
+  if (root.empty()) {
+    // As the plugin does: the data directory is private to root (task directories, credentials).
+    NFC_RETURN_IF_ERROR(fs::MakeDirs(a.data_dir, 0700));
+    root = StoreRoot(a.data_dir);
+  }
+  return Store::Open({root, 0, true});
+}
+
 }  // namespace
 
+std::string ImageHelp(std::string_view program, std::string_view sub) {
+  const SubCommand* s = FindSub(sub);
+  return s ? SubHelp(program, *s) : OverviewHelp(program);
+}
+
+std::vector<std::string> ImageFlagNames(std::string_view sub) {
+  ImageArgs unused;
+  return flags::Names(SubFlags(sub, &unused));
+}
+
 int RunImageCommand(std::string_view program, std::span<char* const> args) {
-  if (args.empty()) {
-    Usage(program);
-    return kUsageError;
+  if (args.empty()) return UsageError(program, "", "missing sub-command (pull, ls, rm or prune)");
+  std::string_view first = args[0];
+  if (first == "--help" || first == "-h") {
+    std::fputs(OverviewHelp(program).c_str(), stdout);
+    return 0;
+  }
+  if (!FindSub(first)) {
+    return UsageError(
+        program, "",
+        "unknown sub-command \"" + std::string(first) + "\" (expected pull, ls, rm or prune first)");
   }
   ImageArgs a;
-  if (int rc = ParseImageArgs(program, args, a); rc != 0) return rc;
+  if (int rc = ParseImageArgs(program, args, a); rc >= 0) return rc;
   if (!a.username.empty()) a.pull.auth = ReadAuth(a.username);
-  auto store = Store::Open({a.root, 0, true});
+  auto store = OpenStore(a);
   if (!store.ok()) {
-    std::fprintf(stderr, "image: %s\n", store.error().message().c_str());
+    std::fprintf(stderr, "image %s: %s\n", a.sub.c_str(), store.error().message().c_str());
     return 1;
   }
-  if (a.sub == "pull") return Pull(program, **store, a);
+  if (a.sub == "pull") return Pull(**store, a);
   if (a.sub == "ls") return List(**store);
-  if (a.sub == "rm") return Remove(program, **store, a);
-  if (a.sub == "prune") return Prune(**store, a);
-  std::fprintf(stderr, "image: unknown subcommand \"%s\"\n", a.sub.c_str());
-  Usage(program);
-  return kUsageError;
+  if (a.sub == "rm") return Remove(**store, a);
+  return Prune(**store, a);
 }
 
 }  // namespace nfc::image

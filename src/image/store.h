@@ -91,6 +91,11 @@ struct PruneReport {
   uint64_t freed_bytes = 0;
 };
 
+// The image cache of a plugin data directory, <data_dir>/images: the plugin, `run` and `image` all use it.
+inline std::string StoreRoot(std::string_view data_dir) {
+  return std::string(data_dir) + "/images";
+}
+
 struct StoreOptions {
   std::string root;              // cache directory, e.g. <plugin data dir>/images; created if missing
   uint64_t max_bytes = 0;        // size limit for blobs + images; 0: unlimited. Enforced after each pull.

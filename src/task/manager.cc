@@ -73,7 +73,7 @@ class StoreImages final : public ImageSource {
     if (store_) return store_.get();
     driver::PluginConfig config = config_();
     image::StoreOptions o;
-    o.root = config.data_dir + "/images";
+    o.root = image::StoreRoot(config.data_dir);
     o.max_bytes = config.image_cache_bytes;
     NFC_RETURN_IF_ERROR(fs::MakeDir(config.data_dir, 0700));
     NFC_ASSIGN_OR_RETURN(store_, image::Store::Open(o));

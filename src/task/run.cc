@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <random>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "base/log.h"
 #include "base/unique_fd.h"
 #include "driver/plugin_config.h"
+#include "driver/task_config.h"
 #include "task/manager.h"
 
 namespace nfc::task {
@@ -104,6 +106,7 @@ Result<driver::PluginConfig> LocalPluginConfig(const RunOptions& o, const std::s
     config.data_dir = d;
   NFC_ASSIGN_OR_RETURN(config.backend, driver::ParseBackend(o.backend));
   config.insecure_registries = o.insecure_registries;
+  if (!o.ca_file.empty()) config.ca_file = o.ca_file;
   if (!o.firecracker_path.empty()) config.firecracker_path = o.firecracker_path;
   if (!o.qemu_path.empty()) config.qemu_path = o.qemu_path;
   std::string exe_dir = ExecutableDir(program_path);
@@ -257,59 +260,114 @@ int RunTask(Manager& manager, const RunOptions& o, LogFifos& logs) {
   return ExitCode(result);
 }
 
+// The flags that take a path: "" would silently mean the default, so it is refused.
+std::function<Status(const std::string&)> Path(std::string* field) {
+  return [field](const std::string& v) -> Status {
+    if (v.empty()) return Error::InvalidArgument("expected a path, not an empty string");
+    *field = v;
+    return Ok();
+  };
+}
+
 }  // namespace
 
-Status ParseRunArgs(const std::vector<std::string>& args, RunOptions* o) {
-  for (size_t i = 0; i < args.size(); i++) {
-    const std::string& a = args[i];
-    auto value = [&](std::string* out) -> bool {
-      if (i + 1 >= args.size()) return false;
-      *out = args[++i];
-      return true;
-    };
-    auto usage = [](std::string m) { return Error::InvalidArgument(std::move(m)); };
-    std::string v;
-    if (a == "--") {
-      o->command.assign(args.begin() + static_cast<long>(i) + 1, args.end());
-      break;
-    } else if (a == "--backend") {
-      if (!value(&o->backend)) return usage("--backend needs auto|firecracker|qemu");
-    } else if (a == "--memory" || a == "-m") {
-      if (!value(&v) || (o->memory_mib = std::atoll(v.c_str())) <= 0)
-        return usage(a + " needs a size in MiB");
-    } else if (a == "--vcpus") {
-      if (!value(&v) || (o->vcpus = std::atoi(v.c_str())) <= 0) return usage("--vcpus needs a number");
-    } else if (a == "--env" || a == "-e") {
-      if (!value(&v) || v.find('=') == std::string::npos || v[0] == '=')
-        return usage(a + " needs NAME=value");
-      o->env[v.substr(0, v.find('='))] = v.substr(v.find('=') + 1);
-    } else if (a == "--data-dir") {
-      if (!value(&o->data_dir)) return usage("--data-dir needs a path");
-    } else if (a == "--kernel") {
-      if (!value(&o->kernel)) return usage("--kernel needs a path");
-    } else if (a == "--initrd") {
-      if (!value(&o->initrd)) return usage("--initrd needs a path");
-    } else if (a == "--firecracker-path") {
-      if (!value(&o->firecracker_path)) return usage("--firecracker-path needs a path");
-    } else if (a == "--qemu-path") {
-      if (!value(&o->qemu_path)) return usage("--qemu-path needs a path");
-    } else if (a == "--insecure-registry") {
-      if (!value(&v)) return usage("--insecure-registry needs host[:port]");
-      o->insecure_registries.push_back(v);
-    } else if (a == "--timings") {
-      o->timings = true;
-    } else if (a == "--quiet" || a == "-q") {
-      o->quiet = true;
-    } else if (!a.empty() && a[0] == '-') {
-      return usage("unknown option " + a);
-    } else if (o->image.empty()) {
-      o->image = a;
-    } else {
-      return usage("unexpected argument \"" + a + "\" (put the command after --)");
-    }
+std::vector<flags::Flag> RunFlags(RunOptions* o) {
+  return {
+      {"--backend", "", "auto|firecracker|qemu",
+       "the VMM (plugin option backend). auto: Firecracker when it is installed, else QEMU (with KVM when "
+       "its probe boots, else TCG). Default auto.",
+       [o](const std::string& v) -> Status {
+         if (!driver::ParseBackend(v).ok())
+           return Error::InvalidArgument("expected auto, firecracker or qemu");
+         o->backend = v;
+         return Ok();
+       }},
+      {"--memory", "-m", "MiB",
+       "guest memory in MiB, a whole number from 16 to 1048576 (task option mem_size). Default 256.",
+       [o](const std::string& v) -> Status {
+         auto n = flags::ParseWholeNumber(v, driver::kMinMemSizeMiB, driver::kMaxMemSizeMiB);
+         if (!n.ok()) {
+           return Error::InvalidArgument("expected a whole number of MiB from " +
+                                         std::to_string(driver::kMinMemSizeMiB) + " to " +
+                                         std::to_string(driver::kMaxMemSizeMiB));
+         }
+         o->memory_mib = *n;
+         return Ok();
+       }},
+      {"--vcpus", "", "N", "virtual CPUs, a whole number from 1 to 32 (task option vcpu_count). Default 1.",
+       [o](const std::string& v) -> Status {
+         auto n = flags::ParseWholeNumber(v, 1, driver::kMaxVcpuCount);
+         if (!n.ok()) {
+           return Error::InvalidArgument("expected a whole number of CPUs from 1 to " +
+                                         std::to_string(driver::kMaxVcpuCount));
+         }
+         o->vcpus = static_cast<int>(*n);
+         return Ok();
+       }},
+      {"--env", "-e", "NAME=VALUE",
+       "an environment variable for the workload, over the image's (task option env). Repeatable.",
+       [o](const std::string& v) -> Status {
+         size_t eq = v.find('=');
+         if (eq == std::string::npos || eq == 0) return Error::InvalidArgument("expected NAME=VALUE");
+         o->env[v.substr(0, eq)] = v.substr(eq + 1);
+         return Ok();
+       }},
+      {"--data-dir", "", "DIR",
+       "the plugin's data directory (plugin option data_dir): image cache (DIR/images), task directories. "
+       "Default $NFC_DATA_DIR, else /var/lib/nomad-firecracker, the plugin's.",
+       Path(&o->data_dir)},
+      {"--kernel", "", "PATH",
+       "the guest kernel (plugin option kernel_path). Default /usr/lib/nomad-firecracker/guest/vmlinux, else "
+       "the one of the build tree this program is in.",
+       Path(&o->kernel)},
+      {"--initrd", "", "PATH",
+       "the guest initramfs with nomad-init (plugin option initrd_path). Default "
+       "/usr/lib/nomad-firecracker/guest/initramfs.cpio.gz, else the build tree's.",
+       Path(&o->initrd)},
+      {"--firecracker-path", "", "PATH",
+       "the Firecracker binary (plugin option firecracker_path). Default: firecracker from PATH.",
+       Path(&o->firecracker_path)},
+      {"--qemu-path", "", "PATH",
+       "the QEMU binary (plugin option qemu_path). Default: qemu-system-x86_64 from PATH.",
+       Path(&o->qemu_path)},
+      {"--insecure-registry", "", "HOST[:PORT]",
+       "a registry reached over plain HTTP or unverified TLS (plugin option insecure_registries). "
+       "Repeatable.",
+       [o](const std::string& v) -> Status {
+         if (v.empty() || v.find('/') != std::string::npos)
+           return Error::InvalidArgument("expected HOST[:PORT]");
+         o->insecure_registries.push_back(v);
+         return Ok();
+       }},
+      {"--ca-file", "", "PEM",
+       "an extra CA bundle for registries, used with the system's (plugin option ca_file).",
+       Path(&o->ca_file)},
+      {"--timings", "", "",
+       "print the start-up breakdown (image, prepare, VMM start, boot) on stderr once the workload runs.",
+       [o](const std::string&) -> Status {
+         o->timings = true;
+         return Ok();
+       }},
+      {"--quiet", "-q", "", "no progress lines (\"==> ...\") on stderr; errors still show.",
+       [o](const std::string&) -> Status {
+         o->quiet = true;
+         return Ok();
+       }},
+  };
+}
+
+Result<flags::Outcome> ParseRunArgs(const std::vector<std::string>& args, RunOptions* o) {
+  std::vector<flags::Flag> table = RunFlags(o);
+  std::vector<std::string> positional;
+  NFC_ASSIGN_OR_RETURN(flags::Outcome outcome, flags::Parse(table, args, &positional, &o->command));
+  if (outcome == flags::Outcome::kHelp) return outcome;
+  if (positional.empty()) return Error::InvalidArgument("missing IMAGE");
+  if (positional.size() > 1) {
+    return Error::InvalidArgument("unexpected argument \"" + positional[1] + "\" after IMAGE \"" +
+                                  positional[0] + "\" (put the command after --)");
   }
-  if (o->image.empty()) return Error::InvalidArgument("missing IMAGE");
-  return Ok();
+  o->image = positional[0];
+  return outcome;
 }
 
 int RunImage(const RunOptions& o, const std::string& program_path) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/flags.h"
 
 namespace nfc::task {
 
@@ -25,6 +26,7 @@ struct RunOptions {
   std::string firecracker_path;  // empty: the plugin default ("firecracker" from PATH)
   std::string qemu_path;         // empty: the plugin default ("qemu-system-x86_64" from PATH)
   std::vector<std::string> insecure_registries;
+  std::string ca_file;   // empty: the plugin default (the system store only)
   bool timings = false;  // print the start-up breakdown on stderr
   bool quiet = false;    // no progress lines
 };
@@ -32,7 +34,11 @@ struct RunOptions {
 // Returns the workload's exit code (128+signal when killed); 125 when the task could not run.
 int RunImage(const RunOptions& options, const std::string& program_path);
 
-// Parses the command's arguments; an InvalidArgument error names the argument that is wrong or missing.
-Status ParseRunArgs(const std::vector<std::string>& args, RunOptions* options);
+// The flags of `run`, writing into `options`: the parser's table and the source of `run --help`.
+std::vector<flags::Flag> RunFlags(RunOptions* options);
+
+// Parses the command's arguments (after "run"); kHelp for --help/-h. An InvalidArgument error names the flag
+// and the value that are wrong, or what is missing.
+Result<flags::Outcome> ParseRunArgs(const std::vector<std::string>& args, RunOptions* options);
 
 }  // namespace nfc::task
