@@ -38,6 +38,30 @@ Result<std::optional<std::chrono::milliseconds>> TimeoutOption(ConfigReader& r, 
   return std::optional<std::chrono::milliseconds>(*d);
 }
 
+// The `gc` block: one object (a one-element list when it comes through JSON block syntax).
+Result<PluginConfig::ImageGc> DecodeGc(ConfigReader& r) {
+  PluginConfig::ImageGc gc;
+  const CtyValue* v = r.Get("gc");
+  if (v == nullptr) return gc;
+  const CtyValue* object = v;
+  if (v->kind() == CtyValue::Kind::kList && v->as_list().size() == 1) object = &v->as_list()[0];
+  if (object->kind() != CtyValue::Kind::kMap) return r.Invalid("gc", *v, "expected one gc block");
+  ConfigReader sub(*object, std::string(kWhat) + " block \"gc\":");
+  NFC_ASSIGN_OR_RETURN(auto image, sub.Bool("image"));
+  if (image) gc.image = *image;
+  NFC_ASSIGN_OR_RETURN(auto delay, sub.String("image_delay"));
+  if (delay) {
+    auto d = ParseDuration(*delay);
+    if (!d.ok()) return sub.Invalid("image_delay", CtyValue::String(*delay), d.error().message());
+    if (*d > std::chrono::hours(24 * 30)) {
+      return sub.Invalid("image_delay", CtyValue::String(*delay), "expected from 0s to 720h");
+    }
+    gc.image_delay = *d;
+  }
+  NFC_RETURN_IF_ERROR(sub.RejectUnknown());
+  return gc;
+}
+
 Status RequireAbsolute(const ConfigReader& r, std::string_view key, const std::string& path) {
   if (path.empty() || path[0] != '/') {
     return r.Invalid(key, CtyValue::String(path), "expected an absolute path");
@@ -177,6 +201,11 @@ spec::Node PluginConfigSpec() {
       {"vm_uids", AttrWithDefault("vm_uids", "string", StringLiteral("200000-265535"))},
       {"cgroup_parent", AttrWithDefault("cgroup_parent", "string", StringLiteral("/nomad-firecracker"))},
       {"containerd_socket", Attr("containerd_socket", "string")},
+      {"gc", Block("gc", false,
+                   Object({
+                       {"image", AttrWithDefault("image", "bool", BoolLiteral(true))},
+                       {"image_delay", AttrWithDefault("image_delay", "string", StringLiteral("3m"))},
+                   }))},
   });
 }
 
@@ -264,6 +293,7 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
     config.cgroup_parent = v;
   }
 
+  NFC_ASSIGN_OR_RETURN(config.gc, DecodeGc(r));
   NFC_ASSIGN_OR_RETURN(auto containerd, r.String("containerd_socket"));
   if (containerd) {
     config.warnings.push_back("plugin config option \"containerd_socket\" = \"" + *containerd +

@@ -54,6 +54,14 @@ struct PluginConfig {
   // Where each sandboxed VMM's cgroup goes: <cgroup_parent>/<vm id>, in the unified tree or each v1
   // controller's.
   std::string cgroup_parent = "/nomad-firecracker";
+  // The docker driver's `gc { image = true, image_delay = "3m" }`: an image that tasks used is removed from
+  // the cache once no task has used it for `image_delay` (a task that needs it again before then reuses it).
+  // Images pulled by hand (`image pull`) are left to image_cache_size and `image prune`.
+  struct ImageGc {
+    bool image = true;
+    std::chrono::milliseconds image_delay{180000};
+    bool operator==(const ImageGc&) const = default;
+  } gc;
   // Warnings for the operator (deprecated or ignored options); the caller logs them.
   std::vector<std::string> warnings;
 

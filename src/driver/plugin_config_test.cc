@@ -155,6 +155,31 @@ TEST(PluginConfigTest, JailerIsUnsetUnlessTheOperatorSaysSo) {
   EXPECT_NE(e.find("jailer"), std::string::npos) << e;
 }
 
+TEST(PluginConfigTest, ImageGcIsTheDockerDriversBlock) {
+  PluginConfig d;
+  EXPECT_TRUE(d.gc.image) << "the docker driver's default: images are collected";
+  EXPECT_EQ(d.gc.image_delay, std::chrono::minutes(3));
+  // gc { image = false, image_delay = "10m" }, as an object and as the one-element list of block syntax.
+  CtyValue block = Obj({{"image", CtyValue::Bool(false)}, {"image_delay", Str("10m")}});
+  for (const CtyValue& gc : {block, CtyValue::MakeList({block})}) {
+    Result<PluginConfig> r = DecodePluginConfig(Obj({{"gc", gc}}));
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_FALSE(r->gc.image);
+    EXPECT_EQ(r->gc.image_delay, std::chrono::minutes(10));
+  }
+  Result<PluginConfig> zero = DecodePluginConfig(Obj({{"gc", Obj({{"image_delay", Str("0s")}})}}));
+  ASSERT_TRUE(zero.ok()) << zero.error().message();
+  EXPECT_TRUE(zero->gc.image);
+  EXPECT_EQ(zero->gc.image_delay, std::chrono::milliseconds(0));
+  EXPECT_EQ(ErrorOf(Obj({{"gc", Obj({{"image_delay", Str("3")}})}})),
+            "plugin config block \"gc\": option \"image_delay\" = \"3\": duration \"3\" needs a unit: ms, s, "
+            "m or h");
+  EXPECT_EQ(ErrorOf(Obj({{"gc", Obj({{"image_delay", Str("1000h")}})}})),
+            "plugin config block \"gc\": option \"image_delay\" = \"1000h\": expected from 0s to 720h");
+  std::string unknown = ErrorOf(Obj({{"gc", Obj({{"container", CtyValue::Bool(true)}})}}));
+  EXPECT_NE(unknown.find("container"), std::string::npos) << unknown;
+}
+
 TEST(PluginConfigTest, DurationsAreWrittenAsInJobFiles) {
   using std::chrono::milliseconds;
   EXPECT_EQ(*ParseDuration("90s"), milliseconds(90000));

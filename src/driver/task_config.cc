@@ -1,5 +1,7 @@
 #include "driver/task_config.h"
 
+#include <arpa/inet.h>
+
 #include "driver/config_reader.h"
 
 namespace nfc::driver {
@@ -48,8 +50,9 @@ Status CheckEnvName(const ConfigReader& r, const CtyValue& whole, const std::str
   return Ok();
 }
 
-Result<std::string> EnvScalar(const ConfigReader& r, const CtyValue& whole, const std::string& key,
-                              const CtyValue& value) {
+// A map entry's value as text: strings as they are, numbers and bools in their HCL spelling.
+Result<std::string> Scalar(const ConfigReader& r, std::string_view option, const CtyValue& whole,
+                           const std::string& key, const CtyValue& value) {
   switch (value.kind()) {
     case CtyValue::Kind::kString:
       return value.as_string();
@@ -59,7 +62,7 @@ Result<std::string> EnvScalar(const ConfigReader& r, const CtyValue& whole, cons
     case CtyValue::Kind::kBool:
       return value.Describe();
     default:
-      return r.Invalid("env", whole, "value of \"" + key + "\" must be a string, got " + value.Describe());
+      return r.Invalid(option, whole, "value of \"" + key + "\" must be a string, got " + value.Describe());
   }
 }
 
@@ -67,7 +70,7 @@ Status AppendEnvMap(const ConfigReader& r, const CtyValue& whole, const CtyValue
                     std::vector<std::pair<std::string, std::string>>* out) {
   for (const auto& [key, value] : map.as_map()) {
     NFC_RETURN_IF_ERROR(CheckEnvName(r, whole, key));
-    NFC_ASSIGN_OR_RETURN(std::string text, EnvScalar(r, whole, key, value));
+    NFC_ASSIGN_OR_RETURN(std::string text, Scalar(r, "env", whole, key, value));
     out->emplace_back(key, std::move(text));
   }
   return Ok();
@@ -150,6 +153,52 @@ Result<std::optional<uint64_t>> DecodeSize(ConfigReader& r, std::string_view key
   return std::optional<uint64_t>(*n);
 }
 
+// `labels`: a map (`labels = { a = "b" }`) or, in block syntax (`labels { a = "b" }`), a list of maps, as
+// the docker driver accepts both. Numbers and bools become text, as HCL's map(string) would make them.
+Result<std::map<std::string, std::string>> DecodeLabels(ConfigReader& r) {
+  std::map<std::string, std::string> out;
+  const CtyValue* v = r.Get("labels");
+  if (v == nullptr) return out;
+  std::vector<const CtyValue*> maps = {v};
+  if (v->kind() == CtyValue::Kind::kList) {
+    maps.clear();
+    for (const CtyValue& item : v->as_list()) maps.push_back(&item);
+  }
+  for (const CtyValue* m : maps) {
+    if (m->kind() != CtyValue::Kind::kMap) return r.Invalid("labels", *v, "expected a map of strings");
+    for (const auto& [key, value] : m->as_map()) {
+      if (key.empty()) return r.Invalid("labels", *v, "a label name must not be empty");
+      NFC_ASSIGN_OR_RETURN(out[key], Scalar(r, "labels", *v, key, value));
+    }
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> DecodeDnsServers(ConfigReader& r) {
+  NFC_ASSIGN_OR_RETURN(auto servers, r.StringList("dns_servers"));
+  if (!servers) return std::vector<std::string>();
+  for (const auto& s : *servers) {
+    in6_addr v6{};
+    in_addr v4{};
+    if (::inet_pton(AF_INET, s.c_str(), &v4) != 1 && ::inet_pton(AF_INET6, s.c_str(), &v6) != 1) {
+      return r.Invalid("dns_servers", CtyValue::String(s), "expected an IPv4 or IPv6 address");
+    }
+  }
+  return std::move(*servers);
+}
+
+// resolv.conf words: no blanks or line breaks inside one (they would split it or start a new directive).
+Result<std::vector<std::string>> DecodeResolvWords(ConfigReader& r, std::string_view key) {
+  NFC_ASSIGN_OR_RETURN(auto words, r.StringList(key));
+  if (!words) return std::vector<std::string>();
+  for (const auto& w : *words) {
+    if (w.empty() || w.find_first_of(" \t\r\n#;") != std::string::npos) {
+      return r.Invalid(key, CtyValue::String(w), "expected one non-empty word without blanks, '#' or ';'");
+    }
+  }
+  return std::move(*words);
+}
+
 Status RequireAbsolute(const ConfigReader& r, std::string_view key, const std::optional<std::string>& path) {
   if (path && (path->empty() || (*path)[0] != '/')) {
     return r.Invalid(key, CtyValue::String(*path), "expected an absolute path on the host");
@@ -182,6 +231,12 @@ spec::Node TaskConfigSpec() {
       {"task_dir_max_size", Attr("task_dir_max_size", "string")},
       {"volume_size", Attr("volume_size", "string")},
       {"scratch_size", Attr("scratch_size", "string")},
+      {"auth_soft_fail", AttrWithDefault("auth_soft_fail", "bool", BoolLiteral(false))},
+      {"hostname", Attr("hostname", "string")},
+      {"dns_servers", Attr("dns_servers", "list(string)")},
+      {"dns_search_domains", Attr("dns_search_domains", "list(string)")},
+      {"dns_options", Attr("dns_options", "list(string)")},
+      {"labels", Attr("labels", "any")},
       {"auth", Block("auth", false,
                      Object({
                          {"username", Attr("username", "string")},
@@ -250,8 +305,42 @@ Result<TaskConfig> DecodeTaskConfig(const CtyValue& value) {
   NFC_ASSIGN_OR_RETURN(config.task_dir_max_bytes, DecodeSize(r, "task_dir_max_size", 4096, "4KiB"));
   NFC_ASSIGN_OR_RETURN(config.volume_size_bytes, DecodeSize(r, "volume_size", uint64_t{16} << 20, "16MiB"));
   NFC_ASSIGN_OR_RETURN(config.scratch_size_bytes, DecodeSize(r, "scratch_size", uint64_t{16} << 20, "16MiB"));
+  NFC_ASSIGN_OR_RETURN(auto soft_fail, r.Bool("auth_soft_fail"));
+  config.auth_soft_fail = soft_fail.value_or(false);
+  NFC_ASSIGN_OR_RETURN(config.hostname, r.String("hostname"));
+  if (config.hostname) {
+    if (Status ok = CheckHostname(*config.hostname); !ok.ok()) {
+      return r.Invalid("hostname", CtyValue::String(*config.hostname), ok.error().message());
+    }
+  }
+  NFC_ASSIGN_OR_RETURN(config.dns_servers, DecodeDnsServers(r));
+  NFC_ASSIGN_OR_RETURN(config.dns_search_domains, DecodeResolvWords(r, "dns_search_domains"));
+  NFC_ASSIGN_OR_RETURN(config.dns_options, DecodeResolvWords(r, "dns_options"));
+  NFC_ASSIGN_OR_RETURN(config.labels, DecodeLabels(r));
   NFC_RETURN_IF_ERROR(r.RejectUnknown());
   return config;
+}
+
+Status CheckHostname(std::string_view name) {
+  if (name.empty() || name.size() > 64) return Error::InvalidArgument("expected 1 to 64 characters");
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t dot = name.find('.', start);
+    std::string_view label = name.substr(start, dot == std::string_view::npos ? name.npos : dot - start);
+    if (label.empty() || label.size() > 63) {
+      return Error::InvalidArgument("each dot-separated label must have 1 to 63 characters");
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      return Error::InvalidArgument("a label must not begin or end with '-'");
+    }
+    for (char c : label) {
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+      if (!ok) return Error::InvalidArgument("only letters, digits, '-' and '.' are allowed");
+    }
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  return Ok();
 }
 
 Result<TaskConfig> DecodeTaskConfigMsgpack(std::string_view msgpack) {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -56,6 +57,11 @@ struct TaskConfig {
   std::optional<uint64_t> task_dir_max_bytes;  // task_dir_max_size: per task directory mirrored into the VM
   std::optional<uint64_t> volume_size_bytes;   // volume_size: a directory volume's disk image, when made
   std::optional<uint64_t> scratch_size_bytes;  // scratch_size: the guest's writable layer over the image
+  // The docker driver's names (docs/configuration.md):
+  bool auth_soft_fail = false;          // a credential that cannot be found or is refused: pull anonymously
+  std::optional<std::string> hostname;  // the guest's hostname; wins over the group network's hostname
+  std::vector<std::string> dns_servers, dns_search_domains, dns_options;  // the guest's resolv.conf
+  std::map<std::string, std::string> labels;  // metadata: the guest's /run/nomad/labels.json, the VM record
 
   bool operator==(const TaskConfig&) const = default;
 };
@@ -63,6 +69,10 @@ struct TaskConfig {
 spec::Node TaskConfigSpec();
 
 Result<TaskConfig> DecodeTaskConfig(const CtyValue& value);
+// A hostname the guest can take: RFC 1123 labels (letters, digits, '-', not at either end) joined by dots,
+// at most 63 bytes each and 64 in all (the guest's sethostname limit). Errors say what is wrong.
+Status CheckHostname(std::string_view name);
+
 // Decodes TaskConfig.msgpack_driver_config.
 Result<TaskConfig> DecodeTaskConfigMsgpack(std::string_view msgpack);
 

@@ -155,6 +155,58 @@ TEST(TaskConfigTest, ErrorsNameOptionAndValue) {
   EXPECT_NE(e.find("whitespace"), std::string::npos) << e;
 }
 
+// The docker driver's everyday options, with the docker driver's names and forms.
+TEST(TaskConfigTest, DockerDriverOptions) {
+  Result<TaskConfig> r = DecodeTaskConfig(Obj({
+      {"image", Str("a")},
+      {"auth_soft_fail", CtyValue::Bool(true)},
+      {"hostname", Str("web-1.example")},
+      {"dns_servers", List({Str("10.0.0.53"), Str("fd00::53")})},
+      {"dns_search_domains", List({Str("svc.example"), Str("example")})},
+      {"dns_options", List({Str("ndots:2"), Str("edns0")})},
+      {"labels", Obj({{"team", Str("web")}, {"tier", CtyValue::Int(2)}})},
+  }));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(r->auth_soft_fail);
+  EXPECT_EQ(r->hostname, "web-1.example");
+  EXPECT_EQ(r->dns_servers, (std::vector<std::string>{"10.0.0.53", "fd00::53"}));
+  EXPECT_EQ(r->dns_search_domains, (std::vector<std::string>{"svc.example", "example"}));
+  EXPECT_EQ(r->dns_options, (std::vector<std::string>{"ndots:2", "edns0"}));
+  EXPECT_EQ(r->labels, (std::map<std::string, std::string>{{"team", "web"}, {"tier", "2"}}));
+
+  // Block syntax (`labels { ... }`) arrives as a list of maps; unset options keep their defaults.
+  Result<TaskConfig> block = DecodeTaskConfig(
+      Obj({{"image", Str("a")}, {"labels", List({Obj({{"a", Str("1")}}), Obj({{"b", Str("2")}})})}}));
+  ASSERT_TRUE(block.ok()) << block.error().message();
+  EXPECT_EQ(block->labels, (std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}}));
+  EXPECT_FALSE(block->auth_soft_fail);
+  EXPECT_FALSE(block->hostname.has_value());
+  EXPECT_TRUE(block->dns_servers.empty());
+}
+
+TEST(TaskConfigTest, DockerDriverOptionErrorsNameTheValue) {
+  EXPECT_EQ(ErrorOf(Obj({{"image", Str("a")}, {"hostname", Str("web_1")}})),
+            "task config option \"hostname\" = \"web_1\": only letters, digits, '-' and '.' are allowed");
+  EXPECT_EQ(ErrorOf(Obj({{"image", Str("a")}, {"hostname", Str("-web")}})),
+            "task config option \"hostname\" = \"-web\": a label must not begin or end with '-'");
+  EXPECT_EQ(
+      ErrorOf(Obj({{"image", Str("a")}, {"hostname", Str("a..b")}})),
+      "task config option \"hostname\" = \"a..b\": each dot-separated label must have 1 to 63 characters");
+  EXPECT_EQ(
+      ErrorOf(Obj({{"image", Str("a")}, {"hostname", Str(std::string(65, 'a'))}})),
+      "task config option \"hostname\" = \"" + std::string(65, 'a') + "\": expected 1 to 64 characters");
+  EXPECT_EQ(ErrorOf(Obj({{"image", Str("a")}, {"dns_servers", List({Str("8.8.8.8"), Str("dns.google")})}})),
+            "task config option \"dns_servers\" = \"dns.google\": expected an IPv4 or IPv6 address");
+  EXPECT_EQ(ErrorOf(Obj({{"image", Str("a")}, {"dns_options", List({Str("ndots:1 rotate")})}})),
+            "task config option \"dns_options\" = \"ndots:1 rotate\": expected one non-empty word without "
+            "blanks, '#' or ';'");
+  EXPECT_NE(ErrorOf(Obj({{"image", Str("a")}, {"labels", Str("team=web")}})).find("\"labels\""),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(Obj({{"image", Str("a")}, {"labels", Obj({{"a", List({Str("x")})}})}}))
+                .find("value of \"a\" must be a string"),
+            std::string::npos);
+}
+
 TEST(TaskConfigTest, UnknownValueInPayloadIsAClearError) {
   Result<TaskConfig> r = DecodeTaskConfigMsgpack(testing::Hex("81 a5 69 6d 61 67 65 d4 00 00"));
   ASSERT_FALSE(r.ok());

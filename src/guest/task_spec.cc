@@ -1,6 +1,7 @@
 #include "guest/task_spec.h"
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -66,6 +67,21 @@ class Reader {
       return Error::InvalidArgument(Path(key) + ": " + std::to_string(n) + " is larger than " +
                                     std::to_string(max));
     out = static_cast<N>(n);
+    return Ok();
+  }
+
+  Status StringMap(std::string_view key, std::map<std::string, std::string>& out) {
+    const json* v = Find(key);
+    if (!v) return Ok();
+    if (!v->is_object())
+      return Error::InvalidArgument(Path(key) + ": expected an object of strings, got " + Show(*v));
+    out.clear();
+    for (auto it = v->begin(); it != v->end(); ++it) {
+      if (!it->is_string()) {
+        return Error::InvalidArgument(Path(key) + "." + it.key() + ": expected a string, got " + Show(*it));
+      }
+      out[it.key()] = it->get<std::string>();
+    }
     return Ok();
   }
 
@@ -283,6 +299,7 @@ Status ParseInto(const json& doc, TaskSpec& s) {
   NFC_RETURN_IF_ERROR(Nested(r, "files", [&](Reader& o) { return ReadFiles(o, s.files); }));
   NFC_RETURN_IF_ERROR(r.Bool("workload_cgroup", s.workload_cgroup));
   NFC_RETURN_IF_ERROR(r.Bool("debug", s.debug));
+  NFC_RETURN_IF_ERROR(r.StringMap("labels", s.labels));
   return r.Finish();
 }
 
@@ -491,6 +508,7 @@ std::string TaskSpecToJson(const TaskSpec& s) {
   p["kill_timeout_ms"] = s.process.kill_timeout_ms;
   j["process"] = p;
   j["hostname"] = s.hostname;
+  if (!s.labels.empty()) j["labels"] = s.labels;
   j["hosts"] = json::array();
   for (const auto& h : s.hosts) j["hosts"].push_back({{"address", h.address}, {"names", h.names}});
   if (s.dns)

@@ -156,7 +156,12 @@ struct TaskSpec {
   FilesConfig files;
   bool workload_cgroup = true;  // run the workload in its own cgroup (OOM detection, stats)
   bool debug = false;           // boot timestamps and init's own debug log on the console
+  // The task config's labels (the docker driver's option): written to kLabelsPath in the workload's root.
+  std::map<std::string, std::string> labels;
 };
+
+// Where the guest finds its task's labels: one JSON object of strings (absent when the task has none).
+inline constexpr const char* kLabelsPath = "/run/nomad/labels.json";
 
 // Strict decoding: every error names the JSON path and the offending value ("process.stop_signal: 99 is not a
 // signal number"). Unknown fields are errors, so a typo never silently changes behaviour.

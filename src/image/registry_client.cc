@@ -104,9 +104,23 @@ Status RegistryClient::LoadCredentials() {
     return Ok();
   }
   auto found = LookupDockerCredentials(DockerConfigPath(options_.docker_config), ref_.registry);
+  if (!found.ok() && options_.auth_soft_fail) {
+    log::Warn("auth_soft_fail: pulling without credentials",
+              {{"registry", ref_.registry}, {"error", found.error().message()}});
+    return Ok();
+  }
   if (!found.ok()) return std::move(found).error();
   creds_ = *found;
   return Ok();
+}
+
+bool RegistryClient::DropCredentialsSoftly(const std::string& why) {
+  if (!options_.auth_soft_fail || !creds_) return false;
+  log::Warn("auth_soft_fail: the registry refused the credentials; pulling without them",
+            {{"registry", ref_.registry}, {"user", creds_->username}, {"error", why}});
+  creds_.reset();
+  auth_header_.clear();
+  return true;
 }
 
 bool RegistryClient::PastDeadline() const {
@@ -291,9 +305,11 @@ Status RegistryClient::Authenticate(const std::string& challenge, const std::str
     return Error::Unavailable(what + ": token request to " + realm + ": " + err);
   }
   if (*status == 401 || *status == 403) {
-    return Error(ErrorCode::kUnauthenticated, what + ": token server " + realm + " refused the credentials" +
-                                                  (creds_ ? " for user \"" + creds_->username + "\"" : "") +
-                                                  " (" + std::to_string(*status) + ")");
+    std::string refused = what + ": token server " + realm + " refused the credentials" +
+                          (creds_ ? " for user \"" + creds_->username + "\"" : "") + " (" +
+                          std::to_string(*status) + ")";
+    if (DropCredentialsSoftly(refused)) return Authenticate(challenge, what);
+    return Error(ErrorCode::kUnauthenticated, refused);
   }
   if (*status != 200) {
     return Error::Unavailable(what + ": token server " + realm + " answered " + std::to_string(*status) +
@@ -349,10 +365,13 @@ Result<RegistryClient::Outcome> RegistryClient::Attempt(const Call& call, Respon
   if (status == 401) {
     // Once per request: the first 401 of a pull, or a token that expired since the last request.
     if (*authenticated) {
-      return Error(ErrorCode::kUnauthenticated,
-                   call.what + ": " + ref_.registry + " refused the credentials" +
-                       (creds_ && !creds_->username.empty() ? " of user \"" + creds_->username + "\"" : "") +
-                       " (401 " + RegistryErrorText(r->error_body) + ")");
+      std::string refused =
+          call.what + ": " + ref_.registry + " refused the credentials" +
+          (creds_ && !creds_->username.empty() ? " of user \"" + creds_->username + "\"" : "") + " (401 " +
+          RegistryErrorText(r->error_body) + ")";
+      if (!DropCredentialsSoftly(refused)) return Error(ErrorCode::kUnauthenticated, refused);
+      *authenticated = false;
+      return Outcome::Again();  // anonymously: the next 401 fetches an anonymous token
     }
     auto challenge = r->headers.find("www-authenticate");
     if (challenge == r->headers.end()) {

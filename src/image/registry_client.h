@@ -28,6 +28,9 @@ namespace nfc::image {
 struct RegistryOptions {
   std::optional<RegistryAuth> auth;  // explicit credentials; otherwise looked up in docker_config
   std::string docker_config;         // path; empty: the default locations
+  // The docker driver's auth_soft_fail: credentials that cannot be read (a broken Docker config, a failing
+  // helper) or that the registry refuses are dropped with a warning, and the pull goes on anonymously.
+  bool auth_soft_fail = false;
   std::vector<std::string> insecure_registries;
   std::string ca_file;
   RetryPolicy retry;
@@ -93,6 +96,9 @@ class RegistryClient {
   std::string auth_header_;
   std::optional<RegistryAuth> creds_;
   bool creds_loaded_ = false;
+  // auth_soft_fail: forgets the credentials (once) so the next attempt is anonymous; false when there were
+  // none to drop or soft failing is off.
+  bool DropCredentialsSoftly(const std::string& why);
 };
 
 }  // namespace nfc::image

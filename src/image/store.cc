@@ -300,6 +300,7 @@ class Store::Impl {
     RegistryOptions ro;
     ro.auth = opts.auth;
     ro.docker_config = opts.docker_config;
+    ro.auth_soft_fail = opts.auth_soft_fail;
     ro.insecure_registries = opts.insecure_registries;
     ro.ca_file = opts.ca_file;
     ro.retry = opts.retry;
@@ -517,7 +518,42 @@ class Store::Impl {
       report.removed_images.push_back(it->manifest_digest);
       report.freed_bytes += *freed;
     }
-    // Blobs no remaining image refers to (and that no pull currently holds).
+    NFC_RETURN_IF_ERROR(RemoveBlobs(all, target, report));
+    return report;
+  }
+
+  // Images that tasks used (leases/<hex> exists) and that no task has held for `delay`: the directory's
+  // mtime is when its last lease went.
+  Result<PruneReport> CollectUnused(std::chrono::milliseconds delay) {
+    PruneReport report;
+    NFC_ASSIGN_OR_RETURN(auto names, ListDir(opt_.root + "/leases"));
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    for (const auto& hex : names) {
+      const std::string dir = opt_.root + "/leases/" + hex;
+      struct stat st {};
+      if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || !LeaseHolders(hex).empty()) continue;
+      const int64_t idle_ms = (int64_t{now.tv_sec} - st.st_mtim.tv_sec) * 1000 +
+                              (int64_t{now.tv_nsec} - st.st_mtim.tv_nsec) / 1000000;
+      if (idle_ms < delay.count()) continue;
+      auto freed = RemoveImage(hex, false);
+      if (freed.ok()) {
+        report.removed_images.push_back("sha256:" + hex);
+        report.freed_bytes += *freed;
+      } else if (freed.error().code() != ErrorCode::kNotFound) {
+        continue;  // leased again, or being pulled: not unused after all
+      }
+      // Not empty when a task leased the image again meanwhile: then it stays for the next round.
+      ::rmdir(dir.c_str());
+    }
+    if (!report.removed_images.empty()) NFC_RETURN_IF_ERROR(RemoveBlobs(true, 0, report));
+    return report;
+  }
+
+  // Blobs no remaining image refers to (and that no pull currently holds); those of cached images too when
+  // the cache is over `target` and not pruning `all`.
+  Status RemoveBlobs(bool all, uint64_t target, PruneReport& report) {
+    auto usage = [&] { return DiskUsage(opt_.root + "/images") + DiskUsage(opt_.root + "/blobs"); };
     std::set<std::string> referenced;
     NFC_ASSIGN_OR_RETURN(auto names, ListDir(opt_.root + "/images"));
     for (const auto& hex : names) {
@@ -542,7 +578,7 @@ class Store::Impl {
         report.freed_bytes += bytes;
       }
     }
-    return report;
+    return Ok();
   }
 
   StoreOptions opt_;
@@ -588,6 +624,10 @@ Status Store::Remove(std::string_view reference_or_digest, bool force) {
 
 Result<PruneReport> Store::Prune(bool all, uint64_t target_bytes) {
   return impl_->Prune(all, target_bytes);
+}
+
+Result<PruneReport> Store::CollectUnused(std::chrono::milliseconds delay) {
+  return impl_->CollectUnused(delay);
 }
 
 }  // namespace nfc::image

@@ -41,6 +41,7 @@ struct RetryPolicy {
 
 struct PullOptions {
   std::optional<RegistryAuth> auth;  // the task's `auth` block; nullopt: Docker config.json / helpers
+  bool auth_soft_fail = false;       // credentials unreadable or refused: go on anonymously (a warning)
   bool force_pull = false;           // re-resolve the tag at the registry even if the image is cached
   std::vector<std::string> insecure_registries;  // "host[:port]" allowed over plain HTTP or unverified TLS
   std::string ca_file;                           // extra PEM CA bundle, used in addition to the system store
@@ -126,6 +127,9 @@ class Store {
   // Removes unreferenced blobs and unleased images: all of them (all=true) or least recently used ones until
   // the cache fits target_bytes (0: StoreOptions::max_bytes).
   Result<PruneReport> Prune(bool all, uint64_t target_bytes = 0);
+  // The plugin's image GC (`gc { image_delay }`): removes the images that tasks leased and that no task has
+  // held for `delay`, then the blobs only they used. Images never leased (pulled by hand) are left alone.
+  Result<PruneReport> CollectUnused(std::chrono::milliseconds delay);
 
   const std::string& root() const;
 

@@ -15,6 +15,14 @@ namespace {
 
 constexpr const char* kV1Controllers[] = {"memory", "cpu", "pids"};
 
+// The v1 hierarchies a VM's cgroup lives in: cpuset too where it is mounted (used only when cores are
+// pinned).
+std::vector<std::string> V1Controllers(const CgroupHost& host) {
+  std::vector<std::string> out(std::begin(kV1Controllers), std::end(kV1Controllers));
+  if (host.v1_cpuset) out.emplace_back("cpuset");
+  return out;
+}
+
 bool IsDir(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -49,13 +57,16 @@ Status CheckParentAndName(const std::string& parent, const std::string& name) {
 }
 
 // v2: the controllers must be enabled in every ancestor's subtree_control, the root's included.
-Status EnableV2Controllers(const std::string& root, const std::string& parent) {
+Status EnableV2Controllers(const std::string& root, const std::string& parent, bool cpuset) {
   auto available = fs::ReadFile(root + "/cgroup.controllers", 4096);
   if (!available.ok()) return std::move(available).error().Context("cgroup v2 controllers");
-  for (const char* c : {"memory", "cpu", "pids"}) {
+  std::vector<std::string> wanted = {"memory", "cpu", "pids"};
+  if (cpuset) wanted.emplace_back("cpuset");
+  std::string enable;
+  for (const auto& c : wanted) enable += (enable.empty() ? "+" : " +") + c;
+  for (const auto& c : wanted) {
     if (available->find(c) == std::string::npos) {
-      return Error::FailedPrecondition("cgroup v2 controller \"" + std::string(c) +
-                                       "\" is not available in " + root +
+      return Error::FailedPrecondition("cgroup v2 controller \"" + c + "\" is not available in " + root +
                                        " (cgroup.controllers: " + *available + ")");
     }
   }
@@ -64,7 +75,7 @@ Status EnableV2Controllers(const std::string& root, const std::string& parent) {
   for (const auto& level : levels) {
     std::string dir = root + level;
     NFC_RETURN_IF_ERROR(fs::MakeDirs(dir, 0755));
-    Status s = WriteControl(dir + "/cgroup.subtree_control", "+memory +cpu +pids");
+    Status s = WriteControl(dir + "/cgroup.subtree_control", enable);
     if (!s.ok() && s.error().sys_errno() == EBUSY) {
       return std::move(s).error().Context(
           "cgroup " + (level.empty() ? std::string("/") : level) +
@@ -85,6 +96,30 @@ Status ApplyLimits(CgroupVersion version, const std::string& dir, const std::str
   return Ok();
 }
 
+std::string Trimmed(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// v1 cpuset: a new cgroup starts with empty cpuset.cpus and cpuset.mems, and no process may join it until
+// both are set, so each level below the hierarchy's root takes its parent's where it has none yet.
+Status InheritV1Cpuset(const std::string& hierarchy, const std::string& path) {
+  std::string above = hierarchy;
+  for (const auto& level : Prefixes(path)) {
+    std::string dir = hierarchy + level;
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Error::Errno("create cgroup " + dir);
+    for (const char* file : {"cpuset.cpus", "cpuset.mems"}) {
+      auto own = fs::ReadFile(dir + "/" + file, 4096);
+      if (own.ok() && !Trimmed(*own).empty()) continue;
+      auto inherited = fs::ReadFile(above + "/" + file, 4096);
+      if (!inherited.ok()) return std::move(inherited).error().Context("cgroup v1 cpuset of " + above);
+      NFC_RETURN_IF_ERROR(WriteControl(dir + "/" + file, Trimmed(*inherited)));
+    }
+    above = dir;
+  }
+  return Ok();
+}
+
 }  // namespace
 
 CgroupLimits LimitsForVm(uint64_t memory_mib, uint32_t vcpus, uint64_t cpu_mhz) {
@@ -101,6 +136,9 @@ std::vector<std::pair<std::string, std::string>> LimitFiles(CgroupVersion versio
   if (l.memory_bytes != 0) {
     files.emplace_back(v2 ? "memory.max" : "memory.limit_in_bytes", std::to_string(l.memory_bytes));
   }
+  if (l.memory_soft_bytes != 0) {
+    files.emplace_back(v2 ? "memory.low" : "memory.soft_limit_in_bytes", std::to_string(l.memory_soft_bytes));
+  }
   if (l.cpu_shares != 0) {
     files.emplace_back(v2 ? "cpu.weight" : "cpu.shares",
                        std::to_string(v2 ? CpuWeightFromShares(l.cpu_shares) : l.cpu_shares));
@@ -115,6 +153,7 @@ std::vector<std::pair<std::string, std::string>> LimitFiles(CgroupVersion versio
     }
   }
   if (l.pids_max != 0) files.emplace_back("pids.max", std::to_string(l.pids_max));
+  if (!l.cpuset_cpus.empty()) files.emplace_back("cpuset.cpus", l.cpuset_cpus);
   return files;
 }
 
@@ -131,6 +170,7 @@ Result<CgroupHost> CgroupHost::Detect(const std::string& root) {
     return host;
   }
   host.version = CgroupVersion::kV1;
+  host.v1_cpuset = IsDir(root + "/cpuset");
   for (const char* c : kV1Controllers) {
     if (!IsDir(root + "/" + c)) {
       return Error::FailedPrecondition("no cgroup v2 at " + root + " and no cgroup v1 \"" + std::string(c) +
@@ -145,7 +185,7 @@ VmCgroup VmCgroup::Existing(const CgroupHost& host, const std::string& parent, c
   if (host.version == CgroupVersion::kV2) {
     g.dirs_.push_back(host.root + parent + "/" + name);
   } else {
-    for (const char* c : kV1Controllers) g.dirs_.push_back(host.root + "/" + c + parent + "/" + name);
+    for (const auto& c : V1Controllers(host)) g.dirs_.push_back(host.root + "/" + c + parent + "/" + name);
   }
   return g;
 }
@@ -153,20 +193,29 @@ VmCgroup VmCgroup::Existing(const CgroupHost& host, const std::string& parent, c
 Result<VmCgroup> VmCgroup::Create(const CgroupHost& host, const std::string& parent, const std::string& name,
                                   const CgroupLimits& limits) {
   NFC_RETURN_IF_ERROR(CheckParentAndName(parent, name));
-  if (host.version == CgroupVersion::kV2) NFC_RETURN_IF_ERROR(EnableV2Controllers(host.root, parent));
-  VmCgroup g = Existing(host, parent, name);
-  for (size_t i = 0; i < g.dirs_.size(); i++) {
-    const std::string& dir = g.dirs_[i];
-    Status made = fs::MakeDirs(dir.substr(0, dir.rfind('/')), 0755);
-    if (made.ok() && ::mkdir(dir.c_str(), 0755) != 0) made = Error::Errno("create cgroup " + dir);
-    if (made.ok())
-      made =
-          ApplyLimits(host.version, dir, host.version == CgroupVersion::kV2 ? "" : kV1Controllers[i], limits);
+  const bool pinned = !limits.cpuset_cpus.empty();
+  if (pinned && host.version == CgroupVersion::kV1 && !host.v1_cpuset) {
+    return Error::FailedPrecondition("reserved cores (cpuset " + limits.cpuset_cpus +
+                                     ") need the cgroup v1 cpuset hierarchy, and " + host.root +
+                                     "/cpuset is not mounted");
+  }
+  if (host.version == CgroupVersion::kV2) NFC_RETURN_IF_ERROR(EnableV2Controllers(host.root, parent, pinned));
+  VmCgroup all = Existing(host, parent, name);
+  VmCgroup g;
+  for (const auto& dir : all.dirs_) {
+    const std::string hierarchy = dir.substr(0, dir.size() - parent.size() - name.size() - 1);
+    const std::string controller =
+        host.version == CgroupVersion::kV2 ? "" : hierarchy.substr(hierarchy.rfind('/') + 1);
+    if (controller == "cpuset" && !pinned) continue;
+    g.dirs_.push_back(dir);
+    Status made = controller == "cpuset" ? InheritV1Cpuset(hierarchy, parent + "/" + name)
+                                         : fs::MakeDirs(dir.substr(0, dir.rfind('/')), 0755);
+    if (made.ok() && controller != "cpuset" && ::mkdir(dir.c_str(), 0755) != 0)
+      made = Error::Errno("create cgroup " + dir);
+    if (made.ok()) made = ApplyLimits(host.version, dir, controller, limits);
     if (!made.ok()) {
       // Best effort: what this call made goes; the error reported is the one that stopped it.
-      VmCgroup partial;
-      partial.dirs_.assign(g.dirs_.begin(), g.dirs_.begin() + static_cast<long>(i) + 1);
-      if (Status undone = partial.Remove(); !undone.ok())
+      if (Status undone = g.Remove(); !undone.ok())
         return std::move(made).error().Context(undone.error().message());
       return std::move(made).error();
     }

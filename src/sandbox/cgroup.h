@@ -29,6 +29,13 @@ struct CgroupLimits {
   // cpu.cfs_quota_us / cpu.cfs_period_us, v2 cpu.max "<quota> <period>". 0: none.
   uint64_t cpu_quota_us = 0;
   uint64_t cpu_period_us = 0;
+  // Nomad's reserved cores (`resources { cores }`, LinuxResources.cpuset_cpus: "0,2-3"): cpuset.cpus, so the
+  // VMM's threads (vCPUs included) run on those cores only. Empty: no cpuset cgroup at all.
+  std::string cpuset_cpus;
+  // Memory oversubscription (`memory` below `memory_max`): the VM is sized to memory_max and memory_bytes
+  // bounds it; this is the reservation the host reclaims down to under pressure, v1
+  // memory.soft_limit_in_bytes, v2 memory.low (as the docker driver maps Nomad's `memory` then). 0: none.
+  uint64_t memory_soft_bytes = 0;
 };
 
 // The limits for a VMM running a VM of `memory_mib` and `vcpus` with Nomad's `cpu_mhz`: the guest's memory
@@ -41,15 +48,18 @@ inline constexpr uint64_t kVmmMemoryOverheadMib = 320;
 uint64_t CpuWeightFromShares(uint64_t shares);
 
 // The control files that set `limits` and their values, in the version's names and in the order to write
-// them: v1 memory.limit_in_bytes, cpu.shares, cpu.cfs_period_us, cpu.cfs_quota_us, pids.max; v2 memory.max,
-// cpu.weight, cpu.max, pids.max. A zero limit is left out (no limit). The controller is the file name's part
-// before the first '.'.
+// them: v1 memory.limit_in_bytes, memory.soft_limit_in_bytes, cpu.shares, cpu.cfs_period_us,
+// cpu.cfs_quota_us, pids.max, cpuset.cpus; v2 memory.max, memory.low, cpu.weight, cpu.max, pids.max,
+// cpuset.cpus. A zero (empty) limit is left out (no limit). The controller is the file name's part before the
+// first '.'. (v1's cpuset.mems, which must be set before a task may join, is copied from the parent by
+// VmCgroup::Create, and by Firecracker's jailer.)
 std::vector<std::pair<std::string, std::string>> LimitFiles(CgroupVersion version,
                                                             const CgroupLimits& limits);
 
 struct CgroupHost {
   CgroupVersion version = CgroupVersion::kV2;
   std::string root = "/sys/fs/cgroup";  // v1: the directory holding one mount per controller
+  bool v1_cpuset = false;               // v1: a cpuset hierarchy is mounted at <root>/cpuset
   // Which the host runs: v2 when <root>/cgroup.controllers exists (a unified mount), v1 when <root>/memory,
   // <root>/cpu (or cpu,cpuacct) and <root>/pids are mounted controllers. Errors name what is missing.
   static Result<CgroupHost> Detect(const std::string& root = "/sys/fs/cgroup");

@@ -44,6 +44,19 @@ TEST(CgroupLimits, LimitFilesUseEachVersionsNamesAndLeaveOutZeros) {
             (Files{{"cpu.max", "150000 200000"}}));
 }
 
+TEST(CgroupLimits, ReservedCoresAndTheMemoryReservationHaveTheirFiles) {
+  CgroupLimits l;
+  l.memory_bytes = 2 << 20;
+  l.memory_soft_bytes = 1 << 20;
+  l.cpuset_cpus = "1-2";
+  using Files = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(LimitFiles(CgroupVersion::kV1, l), (Files{{"memory.limit_in_bytes", "2097152"},
+                                                      {"memory.soft_limit_in_bytes", "1048576"},
+                                                      {"cpuset.cpus", "1-2"}}));
+  EXPECT_EQ(LimitFiles(CgroupVersion::kV2, l),
+            (Files{{"memory.max", "2097152"}, {"memory.low", "1048576"}, {"cpuset.cpus", "1-2"}}));
+}
+
 TEST(CgroupHost, DetectsV2ByItsControllersFileAndV1ByItsMounts) {
   test_support::TempDir v2("cgroup-v2");
   ASSERT_TRUE(fs::WriteFileDurably(v2.Path("cgroup.controllers"), "cpuset cpu io memory pids\n").ok());
@@ -77,6 +90,56 @@ TEST(VmCgroup, V1WritesEachControllersLimitInItsOwnTree) {
                                    root.Path("pids/nomad-firecracker/nfc-1/cgroup.procs")};
   EXPECT_EQ(g->ProcsFiles(), want);
   EXPECT_EQ(VmCgroup::Existing(host, "/nomad-firecracker", "nfc-1").dirs(), g->dirs());
+}
+
+// v1 cpuset: every level takes its parent's cpus and mems (a cgroup without them takes no process), then the
+// VM's cgroup gets the reserved cores.
+TEST(VmCgroup, V1PinsReservedCoresInTheCpusetTree) {
+  test_support::TempDir root("cgroup-v1");
+  for (const char* c : {"memory", "cpu", "pids", "cpuset"})
+    ASSERT_TRUE(fs::MakeDirs(root.Path(c), 0755).ok());
+  ASSERT_TRUE(fs::WriteFileDurably(root.Path("cpuset/cpuset.cpus"), "0-3\n").ok());
+  ASSERT_TRUE(fs::WriteFileDurably(root.Path("cpuset/cpuset.mems"), "0\n").ok());
+  auto host = CgroupHost::Detect(root.path());
+  ASSERT_TRUE(host.ok()) << host.error().message();
+  EXPECT_TRUE(host->v1_cpuset);
+
+  // Not pinned: no cpuset cgroup is made.
+  auto plain = VmCgroup::Create(*host, "/nomad-firecracker", "nfc-0", LimitsForVm(128, 1, 100));
+  ASSERT_TRUE(plain.ok()) << plain.error().message();
+  EXPECT_EQ(plain->dirs().size(), 3u);
+  EXPECT_FALSE(fs::Exists(root.Path("cpuset/nomad-firecracker/nfc-0")));
+
+  CgroupLimits limits = LimitsForVm(256, 2, 500);
+  limits.cpuset_cpus = "1-2";
+  auto g = VmCgroup::Create(*host, "/nomad-firecracker", "nfc-1", limits);
+  ASSERT_TRUE(g.ok()) << g.error().message();
+  EXPECT_EQ(Read(root.Path("cpuset/nomad-firecracker/cpuset.cpus")), "0-3");
+  EXPECT_EQ(Read(root.Path("cpuset/nomad-firecracker/cpuset.mems")), "0");
+  EXPECT_EQ(Read(root.Path("cpuset/nomad-firecracker/nfc-1/cpuset.cpus")), "1-2");
+  EXPECT_EQ(Read(root.Path("cpuset/nomad-firecracker/nfc-1/cpuset.mems")), "0");
+  EXPECT_EQ(g->ProcsFiles().back(), root.Path("cpuset/nomad-firecracker/nfc-1/cgroup.procs"));
+  EXPECT_EQ(VmCgroup::Existing(*host, "/nomad-firecracker", "nfc-1").dirs(), g->dirs());
+
+  // Pinning without a cpuset hierarchy says what is missing.
+  CgroupHost no_cpuset{CgroupVersion::kV1, root.path(), false};
+  auto refused = VmCgroup::Create(no_cpuset, "/nomad-firecracker", "nfc-2", limits);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("cpuset 1-2"), std::string::npos) << refused.error().message();
+}
+
+TEST(VmCgroup, V2EnablesCpusetOnlyWhenCoresArePinned) {
+  test_support::TempDir root("cgroup-v2");
+  ASSERT_TRUE(fs::WriteFileDurably(root.Path("cgroup.controllers"), "cpuset cpu io memory pids\n").ok());
+  CgroupHost host{CgroupVersion::kV2, root.path()};
+  CgroupLimits limits = LimitsForVm(256, 1, 500);
+  limits.cpuset_cpus = "3";
+  limits.memory_soft_bytes = 64 << 20;
+  auto g = VmCgroup::Create(host, "/vms", "nfc-3", limits);
+  ASSERT_TRUE(g.ok()) << g.error().message();
+  EXPECT_EQ(Read(root.Path("vms/cgroup.subtree_control")), "+memory +cpu +pids +cpuset");
+  EXPECT_EQ(Read(root.Path("vms/nfc-3/cpuset.cpus")), "3");
+  EXPECT_EQ(Read(root.Path("vms/nfc-3/memory.low")), std::to_string(64 << 20));
 }
 
 TEST(VmCgroup, V2EnablesTheControllersDownToTheParentAndWritesTheUnifiedFiles) {

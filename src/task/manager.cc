@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -66,6 +67,10 @@ class StoreImages final : public ImageSource {
     NFC_ASSIGN_OR_RETURN(image::Store * store, Open());
     return store->ReleaseLease(digest, holder);
   }
+  Result<image::PruneReport> CollectUnused(std::chrono::milliseconds delay) override {
+    NFC_ASSIGN_OR_RETURN(image::Store * store, Open());
+    return store->CollectUnused(delay);
+  }
 
  private:
   Result<image::Store*> Open() {
@@ -110,7 +115,41 @@ Manager::Manager(ManagerDeps deps) : deps_(std::move(deps)) {
 }
 
 Manager::~Manager() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (image_gc_.joinable()) image_gc_.join();
   if (sweeper_.joinable()) sweeper_.join();
+}
+
+namespace {
+
+// How often the image GC looks: often enough that an image goes within a quarter of image_delay (at most
+// 30 s) of becoming due, and not more than once a second.
+std::chrono::milliseconds ImageGcPeriod(std::chrono::milliseconds delay) {
+  return std::clamp<std::chrono::milliseconds>(delay / 4, std::chrono::seconds(1), std::chrono::seconds(30));
+}
+
+}  // namespace
+
+void Manager::RunImageGc(driver::PluginConfig::ImageGc gc) {
+  const auto period = ImageGcPeriod(gc.image_delay);
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_cv_.wait_for(lock, period, [this] { return stopping_; })) {
+    lock.unlock();
+    auto report = deps_.images->CollectUnused(gc.image_delay);
+    if (!report.ok()) {
+      log::Warn("image gc failed", {{"error", report.error().message()}});
+    } else if (!report->removed_images.empty()) {
+      log::Info("image gc removed unused images",
+                {{"images", static_cast<int64_t>(report->removed_images.size())},
+                 {"blobs", static_cast<int64_t>(report->removed_blob_count)},
+                 {"freed_bytes", static_cast<int64_t>(report->freed_bytes)}});
+    }
+    lock.lock();
+  }
 }
 
 void Manager::SetEventSink(std::function<void(driver::TaskEvent)> sink) {
@@ -140,6 +179,8 @@ Status Manager::Init() {
   if (!sweeper_.joinable()) {
     sweeper_ = std::thread([this, data_dir = config.data_dir] { RemoveInterruptedStarts(data_dir); });
   }
+  if (config.gc.image && !image_gc_.joinable())
+    image_gc_ = std::thread([this, gc = config.gc] { RunImageGc(gc); });
   return Ok();
 }
 

@@ -8,6 +8,7 @@
 // Long calls (WaitTask, StopTask, exec, stats) hold no lock while they talk to a shim.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -119,6 +120,11 @@ class Manager final : public driver::TaskManager {
   std::function<void(driver::TaskEvent)> sink_;
   std::map<std::string, std::shared_ptr<Task>> tasks_;
   std::thread sweeper_;  // removes interrupted starts once per runtime instance (Init); joined on destruction
+  // The image GC (plugin config `gc { image }`): started by Init, stopped by the destructor.
+  void RunImageGc(driver::PluginConfig::ImageGc gc);
+  std::thread image_gc_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
 };
 
 }  // namespace nfc::task

@@ -140,6 +140,13 @@ Result<driver::TaskInspection> Manager::InspectTask(const std::string& task_id) 
                            {"image", task->state.image_reference},
                            {"image_digest", task->state.image_digest},
                            {"shim_pid", std::to_string(task->state.shim.pid)}};
+  // The task config's labels, as the docker driver's show on its container: "label.<name>".
+  if (auto labels = task->state.config.find("labels");
+      labels != task->state.config.end() && labels->is_object()) {
+    for (const auto& [name, value] : labels->items()) {
+      if (value.is_string()) out.driver_attributes["label." + name] = value.get<std::string>();
+    }
+  }
   std::optional<ExitResult> exit;
   {
     std::lock_guard<std::mutex> lock(task->mu);

@@ -11,7 +11,9 @@
 
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "base/fault_env.h"
 #include "base/fs.h"
@@ -44,8 +46,15 @@ class FakeImages final : public ImageSource {
     leases.erase(std::string(holder));
     return Ok();
   }
+  Result<image::PruneReport> CollectUnused(std::chrono::milliseconds delay) override {
+    std::lock_guard<std::mutex> lock(gc_mu);
+    gc_delays.push_back(delay);
+    return image::PruneReport{};
+  }
   int resolves = 0;
   std::optional<Error> fail;
+  std::mutex gc_mu;
+  std::vector<std::chrono::milliseconds> gc_delays;  // one per GC round
   std::set<std::string> leases;
 
  private:
@@ -196,6 +205,52 @@ TEST_F(ManagerStartTest, AStartWritesEveryBootFileLaunchesOnceAndRecordsTheTask)
   auto again = manager_->StartTask(task_, task_config_);
   ASSERT_FALSE(again.ok());
   EXPECT_EQ(again.error().code(), ErrorCode::kAlreadyExists);
+}
+
+TEST_F(ManagerStartTest, TheTaskConfigsLabelsAreDriverAttributes) {
+  task_config_.labels = {{"team", "web"}, {"tier", "2"}};
+  auto started = manager_->StartTask(task_, task_config_);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  auto inspected = manager_->InspectTask(task_.id);
+  ASSERT_TRUE(inspected.ok()) << inspected.error().message();
+  EXPECT_EQ(inspected->driver_attributes["label.team"], "web");
+  EXPECT_EQ(inspected->driver_attributes["label.tier"], "2");
+}
+
+// The plugin's image GC runs in the runtime instance (Init) with the configured delay, about every quarter
+// of it (at least once a second), and stops with the manager; `gc { image = false }` runs none.
+TEST(ManagerImageGcTest, RoundsFollowTheConfigAndStopWithTheManager) {
+  test_support::TempDir root("manager-gc");
+  for (bool enabled : {true, false}) {
+    auto images = std::make_unique<FakeImages>(root.Path("rootfs.ext4"));
+    FakeImages* seen = images.get();
+    ManagerDeps deps;
+    deps.images = std::move(images);
+    auto manager = std::make_unique<Manager>(std::move(deps));
+    driver::PluginConfig config;
+    config.data_dir = root.Path(enabled ? "on" : "off");
+    config.gc.image = enabled;
+    config.gc.image_delay = std::chrono::milliseconds(0);
+    ASSERT_TRUE(manager->Configure(config).ok());
+    ASSERT_TRUE(manager->Init().ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2300));
+    auto before_stop = std::chrono::steady_clock::now();
+    std::vector<std::chrono::milliseconds> delays;
+    {
+      std::lock_guard<std::mutex> lock(seen->gc_mu);
+      delays = seen->gc_delays;
+    }
+    manager.reset();
+    EXPECT_LT(std::chrono::steady_clock::now() - before_stop, std::chrono::milliseconds(900))
+        << "the GC thread must not hold the manager's destruction for a whole period";
+    if (enabled) {
+      EXPECT_GE(delays.size(), 2u);
+      EXPECT_LE(delays.size(), 3u);
+      for (auto d : delays) EXPECT_EQ(d, std::chrono::milliseconds(0));
+    } else {
+      EXPECT_TRUE(delays.empty());
+    }
+  }
 }
 
 TEST_F(ManagerStartTest, AFailedDriverStateWriteFailsTheStartAndLeavesNothing) {

@@ -72,6 +72,7 @@ image::PullOptions PullFor(const driver::NomadTask& task, const driver::TaskConf
                            const driver::PluginConfig& plugin) {
   image::PullOptions pull;
   if (config.auth) pull.auth = image::RegistryAuth{config.auth->username, config.auth->password, ""};
+  pull.auth_soft_fail = config.auth_soft_fail;
   pull.force_pull = config.force_pull;
   pull.insecure_registries = plugin.insecure_registries;
   pull.ca_file = plugin.ca_file;
@@ -175,6 +176,16 @@ guest::TaskSpec SpecFor(const VmPlan& vm, const driver::NomadTask& task, const P
   }
   spec.hostname = vm.hostname;
   spec.dns = GuestDns(task, p.network, p.host_resolv_conf);
+  if (!task.dns && vm.dns_override) {
+    // The task config's dns_* replace what they name and keep the rest (the host's, in group mode); Nomad's
+    // own `dns` block, when the job has one, wins over them, as with the docker driver.
+    guest::DnsConfig dns = spec.dns.value_or(guest::DnsConfig{});
+    if (!vm.dns_override->servers.empty()) dns.servers = vm.dns_override->servers;
+    if (!vm.dns_override->searches.empty()) dns.searches = vm.dns_override->searches;
+    if (!vm.dns_override->options.empty()) dns.options = vm.dns_override->options;
+    spec.dns = std::move(dns);
+  }
+  spec.labels = vm.labels;
   spec.network = p.network.guest;
   spec.root.device = "/dev/vda";
   spec.scratch.device = "/dev/vdb";
@@ -265,6 +276,7 @@ DriverState StateFor(const VmPlan& vm, const driver::NomadTask& task, const driv
   state.jail_dir = p.jail_dir;
   state.config = {
       {"image", config.image}, {"vcpus_from", vm.size.vcpus_from}, {"memory_from", vm.size.memory_from}};
+  if (!vm.labels.empty()) state.config["labels"] = vm.labels;
   return state;
 }
 
@@ -285,6 +297,11 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
       static_cast<uint64_t>(std::max<int64_t>(task.resources.cpu_shares, 0)));
   plan.cgroup_limits.cpu_quota_us = static_cast<uint64_t>(std::max<int64_t>(task.resources.cpu_quota, 0));
   plan.cgroup_limits.cpu_period_us = static_cast<uint64_t>(std::max<int64_t>(task.resources.cpu_period, 0));
+  plan.cgroup_limits.cpuset_cpus = task.resources.cpuset_cpus;
+  if (plan.size.memory_from == "memory_max" && task.resources.memory_mb > 0) {
+    plan.cgroup_limits.memory_soft_bytes =
+        (static_cast<uint64_t>(task.resources.memory_mb) + sandbox::kVmmMemoryOverheadMib) << 20;
+  }
   plan.kernel_path = config.kernel.value_or(plugin.kernel_path);
   plan.base_initrd_path = config.initrd.value_or(plugin.initrd_path);
   if (config.boot_args) {
@@ -297,6 +314,12 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
   NFC_ASSIGN_OR_RETURN(plan.process, ProcessFor(task, config));
   plan.hostname = task.name.substr(0, 63);
   if (task.network && !task.network->hostname.empty()) plan.hostname = task.network->hostname;
+  if (config.hostname) plan.hostname = *config.hostname;
+  if (!config.dns_servers.empty() || !config.dns_search_domains.empty() || !config.dns_options.empty()) {
+    plan.dns_override =
+        driver::DnsSettings{config.dns_servers, config.dns_search_domains, config.dns_options};
+  }
+  plan.labels = config.labels;
   plan.planned_tap = PlannedTap(task);
   plan.files_max_bytes = config.task_dir_max_bytes.value_or(driver::kDefaultTaskDirMaxBytes);
   NFC_ASSIGN_OR_RETURN(plan.volumes, VolumesFor(task));

@@ -174,6 +174,81 @@ TEST_F(PlanTest, HostnameIsTheTaskNameCutTo63UnlessNomadGivesOne) {
   EXPECT_EQ(MustPlanVm().hostname, "web-1");
 }
 
+TEST_F(PlanTest, TaskConfigHostnameWinsOverTheGroupNetworks) {
+  task_.network = driver::NetworkIsolation{};
+  task_.network->hostname = "web-1";
+  config_.hostname = "api.internal";
+  EXPECT_EQ(MustPlanVm().hostname, "api.internal");
+  auto boot = PlanBoot(MustPlanVm(), task_, config_, SomeProvisioning());
+  ASSERT_TRUE(boot.ok()) << boot.error().message();
+  EXPECT_EQ(boot->spec.hostname, "api.internal");
+}
+
+TEST_F(PlanTest, TaskConfigDnsReplacesWhatItNamesAndNomadsDnsBlockWins) {
+  Provisioned p = SomeProvisioning();
+  p.network.mode = "group";
+  p.host_resolv_conf = "nameserver 10.0.0.2\nsearch corp.example\noptions ndots:1\n";
+  // Only the search domains given: the host's servers and options stay.
+  config_.dns_search_domains = {"svc.example"};
+  auto boot = PlanBoot(MustPlanVm(), task_, config_, p);
+  ASSERT_TRUE(boot.ok()) << boot.error().message();
+  ASSERT_TRUE(boot->spec.dns.has_value());
+  EXPECT_EQ(boot->spec.dns->servers, (std::vector<std::string>{"10.0.0.2"}));
+  EXPECT_EQ(boot->spec.dns->searches, (std::vector<std::string>{"svc.example"}));
+  EXPECT_EQ(boot->spec.dns->options, (std::vector<std::string>{"ndots:1"}));
+  // All three given; and without group networking (no host fallback) they still reach the guest.
+  config_.dns_servers = {"10.9.9.9"};
+  config_.dns_options = {"edns0"};
+  p.network.mode = "";
+  boot = PlanBoot(MustPlanVm(), task_, config_, p);
+  ASSERT_TRUE(boot.ok()) << boot.error().message();
+  ASSERT_TRUE(boot->spec.dns.has_value());
+  EXPECT_EQ(boot->spec.dns->servers, (std::vector<std::string>{"10.9.9.9"}));
+  EXPECT_EQ(boot->spec.dns->searches, (std::vector<std::string>{"svc.example"}));
+  EXPECT_EQ(boot->spec.dns->options, (std::vector<std::string>{"edns0"}));
+  // A job's network { dns { ... } } is Nomad's own: it wins, as with the docker driver.
+  task_.dns = driver::DnsSettings{{"1.1.1.1"}, {}, {}};
+  boot = PlanBoot(MustPlanVm(), task_, config_, p);
+  ASSERT_TRUE(boot.ok()) << boot.error().message();
+  EXPECT_EQ(boot->spec.dns->servers, (std::vector<std::string>{"1.1.1.1"}));
+  EXPECT_TRUE(boot->spec.dns->searches.empty());
+}
+
+TEST_F(PlanTest, LabelsReachTheGuestAndTheDriverState) {
+  config_.labels = {{"team", "web"}, {"tier", "2"}};
+  auto boot = PlanBoot(MustPlanVm(), task_, config_, SomeProvisioning());
+  ASSERT_TRUE(boot.ok()) << boot.error().message();
+  EXPECT_EQ(boot->spec.labels, config_.labels);
+  EXPECT_EQ(boot->state.config.at("labels"), nlohmann::json({{"team", "web"}, {"tier", "2"}}));
+  auto round_trip = guest::ParseTaskSpec(guest::TaskSpecToJson(boot->spec));
+  ASSERT_TRUE(round_trip.ok()) << round_trip.error().message();
+  EXPECT_EQ(round_trip->labels, config_.labels);
+}
+
+TEST_F(PlanTest, ReservedCoresPinTheVmmAndMemoryMaxSetsASoftLimit) {
+  task_.resources.cpuset_cpus = "1-2";
+  task_.resources.memory_mb = 256;
+  task_.resources.memory_max_mb = 1024;
+  VmPlan plan = MustPlanVm();
+  EXPECT_EQ(plan.size.vcpus, 2);
+  EXPECT_EQ(plan.size.memory_mib, 1024);
+  EXPECT_EQ(plan.cgroup_limits.cpuset_cpus, "1-2");
+  EXPECT_EQ(plan.cgroup_limits.memory_bytes, (1024 + sandbox::kVmmMemoryOverheadMib) << 20);
+  EXPECT_EQ(plan.cgroup_limits.memory_soft_bytes, (256 + sandbox::kVmmMemoryOverheadMib) << 20);
+  // Without memory_max there is nothing to reclaim down to; mem_size wins over memory_max, and then too.
+  task_.resources.memory_max_mb = 0;
+  EXPECT_EQ(MustPlanVm().cgroup_limits.memory_soft_bytes, 0u);
+  task_.resources.memory_max_mb = 1024;
+  config_.mem_size_mib = 512;
+  EXPECT_EQ(MustPlanVm().cgroup_limits.memory_soft_bytes, 0u);
+}
+
+TEST_F(PlanTest, AuthSoftFailReachesThePull) {
+  EXPECT_FALSE(MustPlanVm().pull.auth_soft_fail);
+  config_.auth_soft_fail = true;
+  EXPECT_TRUE(MustPlanVm().pull.auth_soft_fail);
+}
+
 TEST_F(PlanTest, GroupNetworkingPlansTheTapAndHostModeNone) {
   EXPECT_EQ(MustPlanVm().planned_tap, "");
   task_.network =

@@ -36,6 +36,8 @@ class ImageSource {
   virtual Result<image::ImageHandle> Resolve(std::string_view reference, const image::PullOptions& options,
                                              const image::ProgressFn& progress) = 0;
   virtual Status ReleaseLease(std::string_view manifest_digest, std::string_view holder) = 0;
+  // The plugin's image GC: removes the images no task has held for `delay` (image::Store::CollectUnused).
+  virtual Result<image::PruneReport> CollectUnused(std::chrono::milliseconds delay) = 0;
 };
 
 // How the network of a task is attached and detached (task/network.h in production).

@@ -435,6 +435,36 @@ TEST_F(RegistryBearerTest, WrongCredentialsGiveAClearErrorAndNoCacheEntry) {
   ExpectNoCacheEntry();
 }
 
+// auth_soft_fail (the docker driver's option): refused credentials are dropped and the pull goes on
+// anonymously; so are credentials that cannot even be read (a malformed Docker config).
+TEST_F(RegistryBearerTest, AuthSoftFailPullsAnonymouslyAfterRefusedCredentials) {
+  auto store = Store::Open({cache_});
+  ASSERT_TRUE(store.ok());
+  PullOptions o = Options(RegistryAuth{"alice", "wrong", ""});
+  o.auth_soft_fail = true;
+  auto h = (*store)->Resolve(Ref(), o);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+  auto seen = tokens_->TakeSeen();
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen[0].authorization, "Basic " + Base64("alice:wrong", false));
+  for (size_t i = 1; i < seen.size(); i++) EXPECT_EQ(seen[i].authorization, "") << "request " << i;
+}
+
+TEST_F(RegistryBearerTest, AuthSoftFailIgnoresAnUnreadableDockerConfig) {
+  std::string broken = dir_ + "/broken-docker-config.json";
+  testing::WriteFileOrDie(broken, "{\"auths\": [not json");
+  auto store = Store::Open({cache_});
+  ASSERT_TRUE(store.ok());
+  PullOptions o = Options(std::nullopt);
+  o.docker_config = broken;
+  auto strict = (*store)->Resolve(Ref(), o);
+  ASSERT_FALSE(strict.ok()) << "without auth_soft_fail a broken Docker config fails the pull";
+  ExpectNoCacheEntry();
+  o.auth_soft_fail = true;
+  auto h = (*store)->Resolve(Ref(), o);
+  ASSERT_TRUE(h.ok()) << h.error().message();
+}
+
 TEST_F(RegistryBearerTest, ATokenWithoutTheScopeIsReportedAsRefused) {
   tokens_->set_mode(TokenServer::Mode::kGrantNothing);
   auto store = Store::Open({cache_});

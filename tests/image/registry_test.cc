@@ -483,5 +483,39 @@ TEST_F(RegistryTest, LeasesKeepImagesFromGarbageCollection) {
   EXPECT_EQ(pr->removed_images.size(), 1u);
 }
 
+// The plugin's image GC (gc { image_delay }): an image goes once no task has held it for the delay; images no
+// task ever leased (pulled by hand) stay.
+TEST_F(RegistryTest, CollectUnusedRemovesImagesTasksNoLongerHoldAfterTheDelay) {
+  auto store = Store::Open({cache_});
+  ASSERT_TRUE(store.ok());
+  PullOptions leased = Options();
+  leased.lease_holder = "alloc-2/web";
+  auto used = (*store)->Resolve(registry_->host() + "/test/tiny:1", leased);
+  ASSERT_TRUE(used.ok()) << used.error().message();
+  auto by_hand = (*store)->Resolve(registry_->host() + "/test/app:1", Options());
+  ASSERT_TRUE(by_hand.ok()) << by_hand.error().message();
+
+  auto none = (*store)->CollectUnused(std::chrono::milliseconds(0));
+  ASSERT_TRUE(none.ok()) << none.error().message();
+  EXPECT_TRUE(none->removed_images.empty()) << "a leased image is in use";
+
+  ASSERT_TRUE((*store)->ReleaseLease(used->manifest_digest, "alloc-2/web").ok());
+  auto early = (*store)->CollectUnused(std::chrono::hours(1));
+  ASSERT_TRUE(early.ok()) << early.error().message();
+  EXPECT_TRUE(early->removed_images.empty()) << "released just now: the delay has not passed";
+  EXPECT_TRUE(PathExists(used->rootfs_path));
+
+  auto due = (*store)->CollectUnused(std::chrono::milliseconds(0));
+  ASSERT_TRUE(due.ok()) << due.error().message();
+  EXPECT_EQ(due->removed_images, std::vector<std::string>{used->manifest_digest});
+  EXPECT_GT(due->freed_bytes, 0u);
+  EXPECT_FALSE(PathExists(used->rootfs_path));
+  EXPECT_FALSE(PathExists(cache_ + "/leases/" + used->manifest_digest.substr(7)));
+  EXPECT_TRUE(PathExists(by_hand->rootfs_path)) << "never leased: left to image_cache_size and prune";
+  auto again = (*store)->CollectUnused(std::chrono::milliseconds(0));
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_TRUE(again->removed_images.empty());
+}
+
 }  // namespace
 }  // namespace nfc::image

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/log.h"
@@ -105,6 +106,14 @@ Status WriteEtc(const TaskSpec& spec, const std::string& root) {
   return Ok();
 }
 
+// The task's labels as one JSON object at kLabelsPath, on the root's /run tmpfs (mounted just before).
+Status WriteLabels(const TaskSpec& spec, const std::string& root) {
+  if (spec.labels.empty()) return Ok();
+  std::string path = root + nfc::guest::kLabelsPath;
+  NFC_RETURN_IF_ERROR(MakeDirs(path.substr(0, path.rfind('/'))));
+  return WriteFile(path, nlohmann::json(spec.labels).dump(2) + "\n");
+}
+
 }  // namespace
 
 Status WaitForDevice(const std::string& path, int timeout_ms) {
@@ -197,6 +206,7 @@ Status SetUpRoot(const TaskSpec& spec, const BootEnvironment& env) {
       "root overlay");
   NFC_RETURN_IF_ERROR_CTX(MountSystemFilesystems(root, env.dev_mode), "system filesystems");
   NFC_RETURN_IF_ERROR_CTX(WriteEtc(spec, root), "identity files");
+  NFC_RETURN_IF_ERROR_CTX(WriteLabels(spec, root), "labels");
   NFC_RETURN_IF_ERROR(MountVolumes(spec, root));
   NFC_RETURN_IF_ERROR(MakeDeviceNodes(spec, root));
   NFC_RETURN_IF_ERROR_CTX(SwitchRoot(root, env.from_initramfs), "switch_root");
