@@ -158,9 +158,14 @@ func hclToMap(src string) (map[string]interface{}, error) {
 }
 
 func bodyToMap(body *hclsyntax.Body) (map[string]interface{}, error) {
+	return bodyToMapWith(body, func(e hclsyntax.Expression) (cty.Value, hcl.Diagnostics) { return e.Value(nil) })
+}
+
+// bodyToMapWith is bodyToMap with the evaluation of each attribute's expression given (see jobspecValue).
+func bodyToMapWith(body *hclsyntax.Body, eval func(hclsyntax.Expression) (cty.Value, hcl.Diagnostics)) (map[string]interface{}, error) {
 	out := map[string]interface{}{}
 	for name, attr := range body.Attributes {
-		v, diags := attr.Expr.Value(nil)
+		v, diags := eval(attr.Expr)
 		if diags.HasErrors() {
 			return nil, fmt.Errorf("%s: %s", name, diags.Error())
 		}
@@ -178,7 +183,7 @@ func bodyToMap(body *hclsyntax.Body) (map[string]interface{}, error) {
 		if len(block.Labels) > 0 {
 			return nil, fmt.Errorf("labelled block %q is not supported by this harness", block.Type)
 		}
-		sub, err := bodyToMap(block.Body)
+		sub, err := bodyToMapWith(block.Body, eval)
 		if err != nil {
 			return nil, err
 		}
@@ -199,6 +204,12 @@ func EncodeConfig(src string, schema *hclspec.Spec) ([]byte, cty.Value, error) {
 }
 
 func encodeGeneric(generic map[string]interface{}, schema *hclspec.Spec) ([]byte, cty.Value, error) {
+	return encodeGenericVars(generic, schema, map[string]cty.Value{})
+}
+
+// encodeGenericVars is encodeGeneric with the variables "${...}" in the config's strings may use (the client
+// binds its task environment).
+func encodeGenericVars(generic map[string]interface{}, schema *hclspec.Spec, vars map[string]cty.Value) ([]byte, cty.Value, error) {
 	dec, err := specToHcldec(schema, "")
 	if err != nil {
 		return nil, cty.NilVal, fmt.Errorf("converting the plugin's schema: %v", err)
@@ -211,7 +222,7 @@ func encodeGeneric(generic map[string]interface{}, schema *hclspec.Spec) ([]byte
 	if diags.HasErrors() {
 		return nil, cty.NilVal, fmt.Errorf("%s", diags.Error())
 	}
-	val, diags := hcldec.Decode(file.Body, dec, &hcl.EvalContext{Functions: literalFunctions, Variables: map[string]cty.Value{}})
+	val, diags := hcldec.Decode(file.Body, dec, &hcl.EvalContext{Functions: literalFunctions, Variables: vars})
 	if diags.HasErrors() {
 		return nil, cty.NilVal, fmt.Errorf("%s", diags.Error())
 	}

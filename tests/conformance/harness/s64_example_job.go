@@ -1,6 +1,6 @@
 package main
 
-// docs/examples/templates.nomad run as Nomad's client would run it, so the example stays true: the job file is
+// examples/jobs/templates.nomad run as Nomad's client would run it, so the example stays true: the job file is
 // parsed, its task's `config` block is encoded with the plugin's schema (the image swapped for the harness's
 // local copy), its templates are rendered with Go's text/template (the engine consul-template uses) and stand-in
 // Nomad variables, its artifact is replaced by a stand-in file (fetching is the client's job, before the driver
@@ -24,7 +24,7 @@ import (
 	drvpb "nfcproto/drivers"
 )
 
-var examplesDir = flag.String("examples", "", "the docs/examples directory (the example-job scenario runs its job files)")
+var examplesDir = flag.String("examples", "", "the source tree's examples/ directory (the examples-parse and example-job scenarios read it)")
 
 func init() {
 	register(Scenario{Name: "example-job-templates-artifact-volume", Guest: true, Timeout: 4 * time.Minute, Run: testExampleJob})
@@ -169,9 +169,9 @@ func renderTemplates(taskDir string, templates []map[string]string, vars map[str
 func testExampleJob(h *H) error {
 	h.guestScenario()
 	if *examplesDir == "" {
-		return fmt.Errorf("-examples is not set (ctest passes the source tree's docs/examples)")
+		return fmt.Errorf("-examples is not set (ctest passes the source tree's examples/)")
 	}
-	job, err := parseExampleJob(filepath.Join(*examplesDir, "templates.nomad"))
+	job, err := parseExampleJob(filepath.Join(*examplesDir, "jobs", "templates.nomad"))
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,7 @@
 # docs/volumes.md): a template re-rendered from a Nomad variable with change_mode = "signal", a secret template on
 # /secrets, an artifact in /local, and a host volume that keeps a counter across allocations.
 #
-# The client needs the host volume: host_volume "web-data" { path = "/opt/web-data" } in its client block.
+# The client needs the host volume: host_volume "web-data" in its client block (examples/agent/full.hcl).
 # The conformance scenario "example-job-templates-artifact-volume" runs this very file through the plugin API,
 # acting as Nomad's client (it renders the templates with stand-in variables, fetches no artifact but writes its
 # stand-in, and uses the harness's local copy of the image).

@@ -1,0 +1,60 @@
+# A client agent that sets every option of the plugin block, each to a typical value (the defaults are listed
+# in docs/configuration.md). It also declares the host volumes the example jobs mount.
+data_dir   = "/opt/nomad/data"
+plugin_dir = "/opt/nomad/plugins"
+
+client {
+  enabled = true
+
+  # examples/jobs/templates.nomad
+  host_volume "web-data" {
+    path      = "/opt/nomad/volumes/web-data"
+    read_only = false
+  }
+
+  # examples/jobs/host-volume.nomad: one writable, one only ever mounted read-only.
+  host_volume "notes" {
+    path      = "/opt/nomad/volumes/notes"
+    read_only = false
+  }
+
+  host_volume "reference" {
+    path      = "/opt/nomad/volumes/reference"
+    read_only = true
+  }
+}
+
+plugin "nomad-driver-firecracker" {
+  # Passed to the plugin process on every launch.
+  args = ["--log-level=info", "--fingerprint-period=30"]
+
+  config {
+    # Which VMM runs the guests: "auto" picks Firecracker when it and /dev/kvm work, else QEMU.
+    backend          = "auto"
+    firecracker_path = "/usr/local/bin/firecracker"
+    jailer_path      = "/usr/local/bin/jailer"
+    jailer           = true
+    qemu_path        = "qemu-system-x86_64"
+
+    # The guest kernel and initramfs (the guest-artifacts build target makes both).
+    kernel_path = "/usr/lib/nomad-firecracker/guest/vmlinux"
+    initrd_path = "/usr/lib/nomad-firecracker/guest/initramfs.cpio.gz"
+
+    # Images, per-task state and sockets.
+    data_dir         = "/var/lib/nomad-firecracker"
+    image_cache_size = "40GiB"
+
+    # Registries.
+    insecure_registries   = ["registry.local:5000"]
+    ca_file               = "/etc/nomad-firecracker/registry-ca.pem"
+    pull_activity_timeout = "2m"
+
+    # How long a guest may take to boot (TCG without KVM needs longer than the KVM default would).
+    boot_timeout = "3m"
+
+    # Confinement of each VMM (docs/security.md).
+    sandbox       = true
+    vm_uids       = "200000-265535"
+    cgroup_parent = "/nomad-firecracker"
+  }
+}
