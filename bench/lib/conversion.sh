@@ -8,7 +8,8 @@
 tool_prefix=()
 
 gzip_dc() { gzip -dc "$1" >/dev/null; }
-ours_pull() { "$tool" "${tool_prefix[@]}" pull --root "$1" "oci:$2" >"$work/ours.out" 2>"$work/ours.log"; }
+# ours_pull DATA_DIR LAYOUT:TAG: the image cache is DATA_DIR/images, as for the plugin.
+ours_pull() { "$tool" "${tool_prefix[@]}" pull --data-dir "$1" "oci:$2" >"$work/ours.out" 2>"$work/ours.log"; }
 unpack() { umoci unpack --image "$1" "$2" >"$work/unpack.log" 2>&1 || { cat "$work/unpack.log" >&2; return 1; }; }
 mkfs_ext4() {  # TREE IMG SIZE_MB INODES
   mkfs.ext4 -q -F -N "$4" -d "$1" "$2" "${3}M" >"$work/mkfs.log" 2>&1 || { cat "$work/mkfs.log" >&2; return 1; }
@@ -38,13 +39,13 @@ conv_measure() {
           rec "$key/gzip" "$t"
           ;;
         ours)
-          rm -rf "$work/cache"
+          rm -rf "$work/data"
           drop_caches
-          timed t ours_pull "$work/cache" "$layout:$tag" ||
+          timed t ours_pull "$work/data" "$layout:$tag" ||
             { cat "$work/ours.log" >&2; die "our converter failed on $key"; }
           rec "$key/ours" "$t"
           [ "$i" -gt 0 ] || check_ours "$key" "$layer"
-          rm -rf "$work/cache"
+          rm -rf "$work/data"
           ;;
         chain)
           rm -rf "$work/bundle" "$work/chain.ext4" "$work/chain.erofs"
@@ -73,8 +74,8 @@ conv_measure() {
 # After our first conversion of a shape: e2fsck, sizes, and meta.json's decompression counters.
 check_ours() {
   local key=$1 layer=$2 hex dir img tar_bytes passes layers
-  hex=$(ls "$work/cache/images")
-  dir=$work/cache/images/$hex
+  hex=$(ls "$work/data/images/images")
+  dir=$work/data/images/images/$hex
   img=$dir/rootfs.ext4
   e2fsck -fn "$img" >"$work/e2fsck.log" 2>&1 || { cat "$work/e2fsck.log" >&2; die "e2fsck failed on our image of $key"; }
   rec "$key/ours_apparent" "$(stat -c %s "$img")"
@@ -114,7 +115,7 @@ section_conversion() {
   [ -x "$tool" ] || die "$tool missing"
   # `nfc-image-tool image pull …` (the plugin's spelling) where the tool takes it, else `nfc-image-tool pull …`.
   tool_prefix=()
-  if "$tool" image ls --root "$work/probe-root" >/dev/null 2>&1; then tool_prefix=(image); fi
+  if "$tool" image ls --data-dir "$work/probe-root" >/dev/null 2>&1; then tool_prefix=(image); fi
   rm -rf "$work/probe-root"
   local shape key s layout tree files bytes
   conv_shapes=()

@@ -65,7 +65,7 @@ EOF
       "and every tool's output is fsynced):"
     echo
     echo "* **gzip -dc**: \`gzip -dc LAYER > /dev/null\`, the floor any converter of a gzip layer pays."
-    echo "* **ours**: \`nfc-image-tool ${tool_prefix[*]:+${tool_prefix[*]} }pull --root DIR oci:LAYOUT:TAG\` into an" \
+    echo "* **ours**: \`nfc-image-tool ${tool_prefix[*]:+${tool_prefix[*]} }pull --data-dir DIR oci:LAYOUT:TAG\` into an" \
       "empty cache (Release build, not sanitized): verify and copy the blob into the cache, layers → ext4, fsync." \
       "The first image of each shape passes \`e2fsck -fn\`."
     echo "* **umoci unpack + mkfs.ext4 -d**: the chain a shell script would use (run as root here): \`umoci unpack\`," \

@@ -67,18 +67,16 @@ void PrintUsage(int fd, std::string_view program) {
     // Appended, not `" " + std::string(...)`: that trips GCC 12's -Wrestrict false positive at -O3.
     std::string synopsis(c->name);
     if (!c->usage.empty()) synopsis.append(" ").append(c->usage);
-    if (synopsis.size() < 28) synopsis.resize(28, ' ');
+    if (synopsis.size() < 32) synopsis.resize(32, ' ');
     text += "  " + synopsis + " " + std::string(c->summary) + "\n";
   }
-  text += "  help [COMMAND]               show this text, or a command's help\n\n";
-  text += "\"" + file +
-          " COMMAND --help\" (or \"help COMMAND\") shows a command's flags. Commands that use a data\n";
-  text += "directory take --data-dir DIR (default $NFC_DATA_DIR, else " +
-          std::string(driver::kDefaultDataDir) + ", the plugin's).\n";
-  text +=
-      "Exit codes: 0 success, 1 failure, 2 bad command line (run: the workload's exit code, 125 when it "
-      "could\n";
-  text += "not start).\n";
+  text += "  help [COMMAND]                   show this text, or a command's help\n\n";
+  text += flags::Paragraph(
+      "\"" + file + " COMMAND --help\" (or \"help COMMAND\") shows a command's flags. " +
+      "Commands that use a data directory take --data-dir DIR (default $NFC_DATA_DIR, else " +
+      std::string(driver::kDefaultDataDir) +
+      ", the plugin's). Exit codes: 0 success, 1 failure, 2 bad command line; run exits "
+      "with the workload's code (125 when it could not start).");
   (void)!::write(fd, text.data(), text.size());
 }
 

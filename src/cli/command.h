@@ -22,7 +22,7 @@ struct Invocation {
 
 struct Command {
   std::string_view name;
-  std::string_view usage;    // argument synopsis, e.g. "pull IMAGE | ls | rm IMAGE | prune"
+  std::string_view usage;    // argument synopsis, e.g. "[flags] TASK"
   std::string_view summary;  // one line
   int (*run)(const Invocation& invocation);
   // The full help: synopsis, what the command does, every flag with a line each. `topic`: what follows the

@@ -115,7 +115,7 @@ int RunDoctor(const Invocation& invocation) {
 }  // namespace
 
 extern const Command kDoctorCommand = {
-    "doctor",  "[--json] [flags]", "check whether this host can run microVMs, with a fix per problem",
-    RunDoctor, DoctorHelp,         DoctorFlagNames};
+    "doctor",  "[flags]",  "check whether this host can run microVMs, with a fix per problem",
+    RunDoctor, DoctorHelp, DoctorFlagNames};
 
 }  // namespace nfc::cli

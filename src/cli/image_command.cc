@@ -24,7 +24,7 @@ std::vector<std::string> ImageFlagNames(std::span<const std::string> topic) {
 
 extern const Command kImageCommand = {
     "image",
-    "pull IMAGE | ls | rm IMAGE | prune",
+    "pull|ls|rm|prune ...",
     "manage the image cache (pull from a registry, list, remove, garbage-collect)",
     RunImageVerb,
     ImageHelp,

@@ -140,11 +140,8 @@ int RunLogs(const Invocation& invocation) {
 
 }  // namespace
 
-extern const Command kLogsCommand = {"logs",
-                                     "[--console | --shim | --vmm] [-f] TASK",
-                                     "print a task VM's console (guest kernel, nomad-init), shim or VMM log",
-                                     RunLogs,
-                                     LogsHelp,
-                                     LogsFlagNames};
+extern const Command kLogsCommand = {
+    "logs",  "[flags] TASK", "print a task VM's console (guest kernel, nomad-init), shim or VMM log",
+    RunLogs, LogsHelp,       LogsFlagNames};
 
 }  // namespace nfc::cli

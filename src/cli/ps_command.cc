@@ -133,11 +133,8 @@ int RunPs(const Invocation& invocation) {
 
 }  // namespace
 
-extern const Command kPsCommand = {"ps",
-                                   "[--data-dir DIR] [--json]",
-                                   "list the task microVMs of a data directory, live or exited",
-                                   RunPs,
-                                   PsHelp,
-                                   PsFlagNames};
+extern const Command kPsCommand = {
+    "ps",  "[flags]", "list the task microVMs of a data directory, live or exited",
+    RunPs, PsHelp,    PsFlagNames};
 
 }  // namespace nfc::cli

@@ -238,8 +238,6 @@ std::string OverviewHelp(std::string_view program) {
   return text;
 }
 
-constexpr int kUsageError = flags::kUsageExit;
-
 std::string DefaultDataDir() {
   const char* env = std::getenv("NFC_DATA_DIR");
   return env && *env ? env : std::string(kDefaultDataDir);
