@@ -44,6 +44,12 @@ plugin "nomad-driver-firecracker" {
     data_dir         = "/var/lib/nomad-firecracker"
     image_cache_size = "40GiB"
 
+    # An image no task has used for image_delay is removed from the cache (as the docker driver's gc block).
+    gc {
+      image       = true
+      image_delay = "10m"
+    }
+
     # Registries.
     insecure_registries   = ["registry.local:5000"]
     ca_file               = "/etc/nomad-firecracker/registry-ca.pem"

@@ -35,8 +35,10 @@ job "web" {
       driver = "firecracker"
 
       config {
-        image = "docker.io/library/busybox:1.36"
-        args  = ["httpd", "-f", "-v", "-p", "${NOMAD_PORT_http}", "-h", "/local/www"]
+        image    = "docker.io/library/busybox:1.36"
+        args     = ["httpd", "-f", "-v", "-p", "${NOMAD_PORT_http}", "-h", "/local/www"]
+        hostname = "web-${NOMAD_ALLOC_INDEX}"
+        labels   = { tier = "frontend" }
       }
 
       # Rendered by the client into the task directory, which the guest sees as /local.
