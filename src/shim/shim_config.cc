@@ -69,6 +69,8 @@ std::string ShimConfig::ToJson() const {
                      {"pids_max", jc.limits.pids_max},
                      {"cpu_quota_us", jc.limits.cpu_quota_us},
                      {"cpu_period_us", jc.limits.cpu_period_us},
+                     {"cpuset_cpus", jc.limits.cpuset_cpus},
+                     {"memory_soft_bytes", jc.limits.memory_soft_bytes},
                      {"open_files", jc.open_files}};
   }
   if (vm.guest_channel) {
@@ -150,9 +152,10 @@ Result<ShimConfig> ShimConfig::FromJson(std::string_view text) {
       jc.gid = jj.at("gid").get<uint32_t>();
       jc.netns_path = jj.value("netns_path", "");
       jc.parent_cgroup = jj.value("parent_cgroup", "");
-      jc.limits = {jj.value("memory_bytes", uint64_t{0}), jj.value("cpu_shares", uint64_t{0}),
-                   jj.value("pids_max", uint64_t{0}), jj.value("cpu_quota_us", uint64_t{0}),
-                   jj.value("cpu_period_us", uint64_t{0})};
+      jc.limits = {jj.value("memory_bytes", uint64_t{0}),     jj.value("cpu_shares", uint64_t{0}),
+                   jj.value("pids_max", uint64_t{0}),         jj.value("cpu_quota_us", uint64_t{0}),
+                   jj.value("cpu_period_us", uint64_t{0}),    jj.value("cpuset_cpus", ""),
+                   jj.value("memory_soft_bytes", uint64_t{0})};
       jc.open_files = jj.value("open_files", uint64_t{2048});
       c.vm.jailer = jc;
     }

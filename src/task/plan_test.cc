@@ -461,6 +461,17 @@ TEST_F(PlanTest, JailedFirecrackerGetsItsJailerConfigAndTheStateNamesTheJail) {
   ASSERT_TRUE(shim_again.ok()) << shim_again.error().message();
   EXPECT_EQ(shim_again->vm.jailer->limits.cpu_quota_us, 50000u);
   EXPECT_EQ(shim_again->vm.jailer->limits.cpu_period_us, 100000u);
+
+  // Reserved cores and memory_max's reservation reach the jailer's cgroup through the shim's config too.
+  task_.resources.cpuset_cpus = "1";
+  task_.resources.memory_max_mb = 512;
+  boot = PlanBoot(MustPlanVm(), task_, config_, p);
+  ASSERT_TRUE(boot.ok()) << boot.error().message();
+  shim_again = shim::ShimConfig::FromJson(boot->shim.ToJson());
+  ASSERT_TRUE(shim_again.ok()) << shim_again.error().message();
+  EXPECT_EQ(shim_again->vm.jailer->limits.cpuset_cpus, "1");
+  EXPECT_EQ(shim_again->vm.jailer->limits.memory_soft_bytes,
+            (uint64_t(task_.resources.memory_mb) + sandbox::kVmmMemoryOverheadMib) << 20);
 }
 
 TEST_F(PlanTest, AnInvalidSpecFailsTheBootPlanNamingTheField) {

@@ -46,33 +46,25 @@ func (h *H) cgroupParent() string {
 	return parent
 }
 
-// cgroupDirs: where a cgroup path lives on this host (each v1 controller's tree, or the unified one).
+// cgroupDirs: where a cgroup path lives on this host (each v1 controller's tree, the cpuset one for pinned
+// VMs included, or the unified one).
 func cgroupDirs(path string) []string {
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		return []string{"/sys/fs/cgroup" + path}
 	}
-	return []string{"/sys/fs/cgroup/memory" + path, "/sys/fs/cgroup/cpu" + path, "/sys/fs/cgroup/pids" + path}
+	return []string{"/sys/fs/cgroup/memory" + path, "/sys/fs/cgroup/cpu" + path, "/sys/fs/cgroup/pids" + path,
+		"/sys/fs/cgroup/cpuset" + path}
 }
 
 // checkCgroup: the VMM sits in <parent>/<vm id> with the memory and pids limits of its VM's size.
 func (h *H) checkCgroup(pid int, memoryMiB int64) (string, error) {
-	b, err := ioutil.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	path, err := cgroupOf(pid, h.cgroupParent())
 	if err != nil {
 		return "", err
 	}
-	var path string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) == 3 && (parts[1] == "memory" || parts[1] == "") && strings.HasPrefix(parts[2], h.cgroupParent()+"/") {
-			path = parts[2]
-		}
-	}
-	if path == "" {
-		return "", fmt.Errorf("VMM %d is not in a cgroup below %s: %s", pid, h.cgroupParent(), b)
-	}
 	dirs := cgroupDirs(path)
 	memFile, pidsFile := dirs[0]+"/memory.max", dirs[0]+"/pids.max"
-	if len(dirs) == 3 {
+	if len(dirs) > 1 {
 		memFile, pidsFile = dirs[0]+"/memory.limit_in_bytes", dirs[2]+"/pids.max"
 	}
 	wantMem := strconv.FormatInt((memoryMiB+320)<<20, 10)
