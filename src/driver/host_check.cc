@@ -1,6 +1,7 @@
 #include "driver/host_check.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -192,6 +193,40 @@ HostCheck CheckCgroups(const PluginConfig& config) {
               "cgroup " + version + ": memory, cpu and pids limits set under " + config.cgroup_parent);
 }
 
+// `resources { cores }` pins the VMM with a cpuset cgroup: a probe cgroup pinned to a CPU this process may
+// use shows it works (v1: the cpuset hierarchy with cpus/mems inherited down; v2: the cpuset controller).
+HostCheck CheckCpuset(const PluginConfig& config) {
+  auto host = sandbox::CgroupHost::Detect();
+  if (!host.ok()) return Make("cpuset", V::kWarn, "no usable cgroups (see the cgroups line)", "");
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+    return Make("cpuset", V::kWarn, std::string("sched_getaffinity: ") + std::strerror(errno), "");
+  }
+  int cpu = 0;
+  while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &allowed)) ++cpu;
+  sandbox::CgroupLimits limits;
+  limits.cpuset_cpus = std::to_string(cpu);
+  const std::string name = "doctor-cpuset-" + std::to_string(::getpid());
+  auto cg = sandbox::VmCgroup::Create(*host, config.cgroup_parent, name, limits);
+  if (!cg.ok()) {
+    return Make("cpuset", V::kWarn,
+                "tasks with reserved cores (resources { cores }) cannot be pinned: " + cg.error().message(),
+                host->version == sandbox::CgroupVersion::kV2
+                    ? "make the cpuset controller available in /sys/fs/cgroup/cgroup.controllers"
+                    : "mount the cgroup v1 cpuset controller at /sys/fs/cgroup/cpuset");
+  }
+  Status removed = cg->Remove();
+  if (!removed.ok()) {
+    return Make("cpuset", V::kWarn,
+                "pinning works, but the probe cgroup stayed: " + removed.error().message(),
+                "remove it by hand");
+  }
+  return Make("cpuset", V::kOk,
+              "reserved cores are pinned with cpuset.cpus under " + config.cgroup_parent +
+                  " (probed on CPU " + std::to_string(cpu) + ")");
+}
+
 HostCheck CheckDevice(const std::string& name, const std::string& path, V missing, const std::string& why,
                       const std::string& fix) {
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
@@ -253,6 +288,7 @@ std::vector<HostCheck> CheckHost(const PluginConfig& config) {
   out.push_back(CheckKernel(config));
   out.push_back(CheckInitramfs(config));
   out.push_back(CheckCgroups(config));
+  out.push_back(CheckCpuset(config));
   out.push_back(
       CheckDevice("tun", "/dev/net/tun", V::kFail, " (bridge networking needs TAP devices)", "modprobe tun"));
   out.push_back(CheckDevice("vhost-vsock", "/dev/vhost-vsock", V::kWarn,

@@ -76,7 +76,7 @@ TEST_F(HostCheckTest, AGoodHostIsReadyAndEveryCheckSaysWhatItFound) {
   auto checks = CheckHost(config_);
   auto by = ByName(checks);
   for (const char* name : {"kvm", "firecracker", "jailer", "qemu", "guest-kernel", "guest-initramfs",
-                           "cgroups", "tun", "vhost-vsock", "data-dir", "plugin-dir"}) {
+                           "cgroups", "cpuset", "tun", "vhost-vsock", "data-dir", "plugin-dir"}) {
     ASSERT_TRUE(by.count(name)) << name;
     EXPECT_FALSE(by[name].detail.empty()) << name;
   }
@@ -88,6 +88,8 @@ TEST_F(HostCheckTest, AGoodHostIsReadyAndEveryCheckSaysWhatItFound) {
   EXPECT_EQ(by["firecracker"].detail, "not used (backend = \"qemu\")");
   if (::geteuid() == 0) {
     EXPECT_EQ(by["cgroups"].verdict, V::kOk) << by["cgroups"].detail;
+    // Our machines mount the v1 cpuset hierarchy (v2 hosts have the controller): pinning must work as root.
+    EXPECT_EQ(by["cpuset"].verdict, V::kOk) << by["cpuset"].detail;
   }
   // KVM missing or unusable is a warning for the qemu backend (it falls back to TCG), never a failure.
   EXPECT_NE(by["kvm"].verdict, V::kFail);
