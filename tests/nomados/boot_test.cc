@@ -92,7 +92,7 @@ std::optional<std::string> HttpGet(int port, const std::string& target) {
   return body == std::string::npos ? "" : resp.substr(body + 4);
 }
 
-enum class Firmware { kBios, kUefi };
+enum class Firmware { kBios, kUefi, kSecureBoot };
 
 class Vm {
  public:
@@ -111,37 +111,28 @@ class Vm {
   void Boot() {
     port_ = nfc::test_support::FreeLoopbackPort();
     serial_ = dir_ + "/serial-" + std::to_string(++boots_) + ".log";
-    std::vector<std::string> argv = {"qemu-system-x86_64",
-                                     "-M",
-                                     "q35",
-                                     "-accel",
-                                     "tcg",
-                                     "-cpu",
-                                     "max",
-                                     "-m",
-                                     "1024",
-                                     "-smp",
-                                     "1",
-                                     "-nodefaults",
-                                     "-no-reboot",
-                                     "-no-user-config",
-                                     "-display",
-                                     "none",
-                                     "-serial",
-                                     "file:" + serial_,
-                                     "-drive",
-                                     "file=" + disk_ + ",if=virtio,format=qcow2,cache=unsafe",
-                                     "-netdev",
-                                     "user,id=n0,hostfwd=tcp:127.0.0.1:" + std::to_string(port_) + "-:4646",
-                                     "-device",
-                                     "virtio-net-pci,netdev=n0",
-                                     "-qmp",
-                                     "unix:" + dir_ + "/qmp.sock,server=on,wait=off"};
+    std::vector<std::string> argv = {
+        "qemu-system-x86_64", "-M",
+        // SMM: OVMF's Secure Boot variables are only writable from SMM.
+        fw_ == Firmware::kSecureBoot ? "q35,smm=on" : "q35", "-accel", "tcg", "-cpu", "max", "-m", "1024",
+        "-smp", "1", "-nodefaults", "-no-reboot", "-no-user-config", "-display", "none", "-serial",
+        "file:" + serial_, "-drive", "file=" + disk_ + ",if=virtio,format=qcow2,cache=unsafe", "-netdev",
+        "user,id=n0,hostfwd=tcp:127.0.0.1:" + std::to_string(port_) + "-:4646", "-device",
+        "virtio-net-pci,netdev=n0", "-qmp", "unix:" + dir_ + "/qmp.sock,server=on,wait=off"};
     if (fw_ == Firmware::kUefi) {
       std::string vars = dir_ + "/OVMF_VARS.fd";
       if (!fs::exists(vars)) fs::copy_file("/usr/share/OVMF/OVMF_VARS_4M.fd", vars);
       argv.insert(argv.end(),
                   {"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+                   "-drive", "if=pflash,format=raw,unit=1,file=" + vars});
+    }
+    if (fw_ == Firmware::kSecureBoot) {
+      // Debian's OVMF build with Secure Boot and the Microsoft keys enrolled (shim is signed by Microsoft).
+      std::string vars = dir_ + "/OVMF_VARS.fd";
+      if (!fs::exists(vars)) fs::copy_file("/usr/share/OVMF/OVMF_VARS_4M.ms.fd", vars);
+      argv.insert(argv.end(),
+                  {"-global", "driver=cfi.pflash01,property=secure,value=on", "-drive",
+                   "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
                    "-drive", "if=pflash,format=raw,unit=1,file=" + vars});
     }
     log_fd_.Reset(::open((dir_ + "/qemu.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
@@ -175,6 +166,20 @@ class Vm {
   }
 
   std::optional<std::string> Get(const std::string& target) { return HttpGet(port_, target); }
+
+  // Waits until the serial console shows `needle`; false on timeout or QEMU exit.
+  bool WaitForSerial(const std::string& needle, std::chrono::seconds timeout) {
+    for (auto deadline = Clock::now() + timeout; Clock::now() < deadline;
+         std::this_thread::sleep_for(500ms)) {
+      if (Serial().find(needle) != std::string::npos) return true;
+      int status;
+      if (pid_ > 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return Serial().find(needle) != std::string::npos;
+      }
+    }
+    return false;
+  }
 
   void Qmp(const std::string& command, const std::string& arguments = "") {
     nfc::UniqueFd s(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -507,6 +512,88 @@ TEST_F(NomadOsBoot, BuilderNamesMissingInputs) {
                   "--agent-config", NOMADOS_AGENT_CONFIG, "--out", kWork + "/never", "--formats", "iso"});
   EXPECT_NE(rc3, 0);
   EXPECT_NE(out3.find("unknown format 'iso'"), std::string::npos) << out3;
+}
+
+// Secure Boot (own ctest entry, nomados_secure_boot_test): an image built with --secure-boot, booted by OVMF
+// with Secure Boot enforced and the Microsoft keys enrolled.
+class NomadOsSecureBoot : public ::testing::Test {
+ protected:
+  static inline const std::string kDir = kWork + "/image-secure-boot";
+
+  static void SetUpTestSuite() {
+    fs::create_directories(kWork);
+    auto [rc, out] = RunCommand(
+        {NOMADOS_BUILDER, "build", "--init", NOMADOS_INIT, "--nomad", NOMADOS_TEST_AGENT, "--agent-config",
+         NOMADOS_AGENT_CONFIG, "--kernel-package", "linux-image-cloud-amd64", "--out", kDir, "--data-size",
+         "256M", "--formats", "raw", "--secure-boot", "--cmdline", "nomados.loglevel=debug"},
+        {"NOMADOS_CACHE=" + kWork + "/cache"});
+    build_output_ = out;
+    build_ok_ = rc == 0;
+  }
+  void SetUp() override {
+    for (const char* f : {"/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"}) {
+      ASSERT_TRUE(fs::exists(f)) << f << " missing (apt-get install ovmf)";
+    }
+    ASSERT_TRUE(build_ok_) << "nomados build --secure-boot failed:\n" << build_output_;
+  }
+
+  static inline bool build_ok_ = false;
+  static inline std::string build_output_;
+};
+
+// Drops the Authenticode signature of a PE file: truncate at the certificate table, zero its directory entry
+// (PE32+: optional header at e_lfanew + 24, data directory 4 at +144).
+void StripPeSignature(const std::string& path) {
+  std::string pe = Slurp(path);
+  ASSERT_GT(pe.size(), 0x40u);
+  uint32_t lfanew = 0, offset = 0, size = 0;
+  std::memcpy(&lfanew, pe.data() + 0x3c, 4);
+  size_t dir = lfanew + 24 + 144;
+  ASSERT_LT(dir + 8, pe.size());
+  std::memcpy(&offset, pe.data() + dir, 4);
+  std::memcpy(&size, pe.data() + dir + 4, 4);
+  ASSERT_GT(size, 0u) << path << " is not signed";
+  ASSERT_LE(size_t{offset} + size, pe.size());
+  pe.resize(offset);
+  std::memset(pe.data() + dir, 0, 8);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << pe;
+}
+
+TEST_F(NomadOsSecureBoot, BootsWithSecureBootEnforced) {
+  std::string disk = Overlay(kDir + "/nomados.raw", "raw", "secure-boot");
+  Vm vm("secure-boot", disk, Firmware::kSecureBoot);
+  vm.Boot();
+  double secs = vm.WaitForAgent(300s);
+  ASSERT_GT(secs, 0);
+  std::printf("[ figure ] Secure Boot: QEMU start -> agent answering: %.1f s (TCG)\n", secs);
+  std::string serial = vm.Serial();
+  // The firmware told the kernel (EFI stub and the kernel's own check), and the kernel locked itself down.
+  EXPECT_NE(serial.find("EFI stub: UEFI Secure Boot is enabled."), std::string::npos) << vm.Tail();
+  EXPECT_NE(serial.find("secureboot: Secure boot enabled"), std::string::npos) << vm.Tail();
+  EXPECT_NE(serial.find("Kernel is locked down from EFI Secure Boot"), std::string::npos) << vm.Tail();
+  // Debian's signed modules still load under lockdown.
+  EXPECT_NE(serial.find("nomad-init: loaded kernel module module=virtio_blk"), std::string::npos);
+}
+
+// The same image with the kernel's signature removed: shim's verifier (called by GRUB) refuses it.
+TEST_F(NomadOsSecureBoot, UnsignedKernelIsRefused) {
+  std::string raw = kWork + "/unsigned-kernel.raw", kernel = kWork + "/vmlinuz.unsigned";
+  std::vector<std::string> mtools_env = {"MTOOLS_SKIP_CHECK=1"};
+  auto [rc, out] = RunCommand({"cp", "--sparse=always", kDir + "/nomados.raw", raw});
+  ASSERT_EQ(rc, 0) << out;
+  fs::remove(kernel);
+  auto [rc2, out2] = RunCommand({"mcopy", "-i", raw + "@@1M", "::/vmlinuz", kernel}, mtools_env);
+  ASSERT_EQ(rc2, 0) << out2;
+  StripPeSignature(kernel);
+  auto [rc3, out3] = RunCommand({"mcopy", "-o", "-i", raw + "@@1M", kernel, "::/vmlinuz"}, mtools_env);
+  ASSERT_EQ(rc3, 0) << out3;
+  Vm vm("unsigned-kernel", Overlay(raw, "raw", "unsigned-kernel"), Firmware::kSecureBoot);
+  vm.Boot();
+  EXPECT_TRUE(vm.WaitForSerial("bad shim signature", 180s)) << vm.Tail();
+  EXPECT_EQ(vm.Serial().find("Linux version"), std::string::npos) << vm.Tail();
+  EXPECT_FALSE(vm.Get("/v1/agent/self"));
+  fs::remove(raw);
+  fs::remove(kernel);
 }
 
 }  // namespace
