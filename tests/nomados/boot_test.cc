@@ -119,6 +119,7 @@ class Vm {
         "file:" + serial_, "-drive", "file=" + disk_ + ",if=virtio,format=qcow2,cache=unsafe", "-netdev",
         "user,id=n0,hostfwd=tcp:127.0.0.1:" + std::to_string(port_) + "-:4646", "-device",
         "virtio-net-pci,netdev=n0", "-qmp", "unix:" + dir_ + "/qmp.sock,server=on,wait=off"};
+    argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
     if (fw_ == Firmware::kUefi) {
       std::string vars = dir_ + "/OVMF_VARS.fd";
       if (!fs::exists(vars)) fs::copy_file("/usr/share/OVMF/OVMF_VARS_4M.fd", vars);
@@ -233,6 +234,9 @@ class Vm {
     return s.size() > 6000 ? s.substr(s.size() - 6000) : s;
   }
   const std::string& dir() const { return dir_; }
+  void AddArgs(const std::vector<std::string>& args) {
+    extra_args_.insert(extra_args_.end(), args.begin(), args.end());
+  }
 
   static int Starts(const std::string& self_json) {
     size_t p = self_json.find("\"starts\":");
@@ -241,6 +245,7 @@ class Vm {
 
  private:
   std::string name_, disk_, dir_, serial_;
+  std::vector<std::string> extra_args_;
   Firmware fw_;
   int port_ = 0;
   int boots_ = 0;
@@ -451,6 +456,44 @@ TEST_F(NomadOsBoot, UefiBootAndPowerdown) {
   EXPECT_EQ(rc, 0) << serial.substr(serial.size() > 6000 ? serial.size() - 6000 : 0);
   EXPECT_NE(serial.find("TEST DOUBLE nomad agent: signal SIGTERM from pid 1"), std::string::npos);
   EXPECT_NE(serial.find("filesystems unmounted; poweroff"), std::string::npos);
+}
+
+// A config drive (vfat labelled cidata, made with mtools) on a second disk: hostname from meta-data, a static
+// address from nomados.cmdline, and the agent's config dir = baked agent.hcl + the drive's nomad/ files.
+TEST_F(NomadOsBoot, ConfigDrive) {
+  std::string drive = kWork + "/cidata.img", src = kWork + "/cidata-src";
+  fs::remove(drive);
+  fs::remove_all(src);
+  fs::create_directories(src + "/nomad");
+  std::ofstream(src + "/meta-data") << "instance-id: i-0123\nlocal-hostname: cloud-node-7\n";
+  std::ofstream(src + "/nomados.cmdline") << "ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off:10.0.2.3\n";
+  std::ofstream(src + "/nomad/cloud.hcl") << "server_join { retry_join = [\"10.0.2.2\"] }\n";
+  std::ofstream(src + "/nomad/ca.pem") << "-----BEGIN CERTIFICATE-----\n";
+  std::vector<std::string> env = {"MTOOLS_SKIP_CHECK=1"};
+  for (const auto& cmd : std::vector<std::vector<std::string>>{
+           {"mformat", "-C", "-f", "1440", "-v", "cidata", "-i", drive, "::"},
+           {"mcopy", "-s", "-i", drive, src + "/meta-data", src + "/nomados.cmdline", src + "/nomad",
+            "::/"}}) {
+    auto [rc, out] = RunCommand(cmd, env);
+    ASSERT_EQ(rc, 0) << cmd[0] << ": " << out;
+  }
+  Vm vm("config-drive", Overlay(kImageDir + "/nomados.raw", "raw", "config-drive"), Firmware::kBios);
+  vm.AddArgs({"-drive", "file=" + drive + ",if=virtio,format=raw,readonly=on"});
+  vm.Boot();
+  ASSERT_GT(vm.WaitForAgent(240s), 0);
+  auto self = vm.Get("/v1/agent/self");
+  ASSERT_TRUE(self);
+  EXPECT_NE(self->find("\"hostname\":\"cloud-node-7\""), std::string::npos) << *self;
+  for (const char* f : {"agent.hcl", "cloud.hcl", "ca.pem"}) {
+    EXPECT_NE(self->find(std::string("\"") + f + "\""), std::string::npos) << f << " not in " << *self;
+  }
+  std::string serial = vm.Serial();
+  EXPECT_NE(serial.find("config drive applied"), std::string::npos) << vm.Tail();
+  EXPECT_NE(serial.find("instance_id=i-0123"), std::string::npos) << vm.Tail();
+  EXPECT_NE(serial.find("network ready (static address from ip=)"), std::string::npos) << vm.Tail();
+  EXPECT_EQ(serial.find("config drive /dev/"), std::string::npos) << "a problem was reported:\n" << vm.Tail();
+  fs::remove(drive);
+  fs::remove_all(src);
 }
 
 // The partition table: boot partition flagged "legacy BIOS bootable" (gptmbr.bin boots it), then system,

@@ -23,6 +23,7 @@
 #include "init/common/netlink.h"
 #include "init/common/system.h"
 #include "init/host/cmdline.h"
+#include "init/host/config_drive.h"
 #include "init/host/dhcp.h"
 #include "init/host/host.h"
 #include "init/host/interfaces.h"
@@ -38,6 +39,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kAgentPath = "/usr/bin/nomad";
 constexpr const char* kAgentConfig = "/etc/nomad.d";
+// Baked config merged with a config drive's nomad/ files (the system partition is read-only).
+constexpr const char* kMergedAgentConfig = "/run/nomados/nomad.d";
 constexpr const char* kAgentLog = "/var/log/nomad/agent.log";
 constexpr const char* kShellPath = "/bin/sh";
 // Modules a Nomad client running microVMs needs whether or not some device asked for them.
@@ -139,6 +142,7 @@ class HostInit {
  private:
   void Boot();
   void SetUpSignals();
+  void ApplyConfigDrive();
   void StartNetwork();
   void ApplyLease(const DhcpLease& lease);
   void NetworkReady(const std::string& why);
@@ -167,6 +171,7 @@ class HostInit {
   std::optional<PowerAction> shutdown_;
   Clock::time_point shutdown_deadline_ = Clock::time_point::max();
   std::string hostname_;
+  std::string agent_config_ = kAgentConfig;
 };
 
 void HostInit::Watch(int fd) {
@@ -227,12 +232,53 @@ void HostInit::Boot() {
   int applied = ApplySysctls(NomadHostSysctls());
   log::Info("sysctls applied", {{"count", applied}});
   RaiseResourceLimits();
+  ApplyConfigDrive();
 
   for (auto& fd : OpenPowerButtons()) {
     Watch(fd.get());
     power_buttons_.push_back(std::move(fd));
   }
   StartNetwork();
+}
+
+// A cidata/config-2 drive (config_drive.h): hostname, network overrides and agent config from the machine.
+void HostInit::ApplyConfigDrive() {
+  if (modules_) {
+    for (const char* m : {"vfat", "isofs", "nls_cp437", "nls_ascii", "nls_utf8"}) (void)modules_->Load(m);
+  }
+  auto drive = ReadConfigDrive("/run/nomados/config-drive", kAgentConfig, kMergedAgentConfig);
+  if (!drive.ok()) {
+    log::Error("config drive not read; using the baked configuration", {{"error", drive.error().message()}});
+    return;
+  }
+  if (!*drive) {
+    log::Debug("no config drive (label cidata or config-2); using the baked configuration");
+    return;
+  }
+  const ConfigDrive& d = **drive;
+  for (const auto& p : d.problems) log::Error("config drive " + d.device + ": " + p.message());
+  if (!d.meta.hostname.empty()) opts_.hostname = d.meta.hostname;
+  if (!d.cmdline_words.empty()) {
+    auto kernel = ReadFile("/proc/cmdline");
+    auto words = SplitCmdline(kernel.ok() ? *kernel : "");
+    words.insert(words.end(), d.cmdline_words.begin(), d.cmdline_words.end());
+    auto parsed = ParseHostOptions(words);
+    for (const auto& p : parsed.problems)
+      log::Error("config drive " + d.device + ": nomados.cmdline: " + p.message());
+    opts_ = std::move(parsed.options);
+    // Precedence: nomados.hostname= in the file, then meta-data, then the kernel command line.
+    bool file_names_host =
+        std::any_of(d.cmdline_words.begin(), d.cmdline_words.end(),
+                    [](const std::string& w) { return w.rfind("nomados.hostname=", 0) == 0; });
+    if (!file_names_host && !d.meta.hostname.empty()) opts_.hostname = d.meta.hostname;
+  }
+  if (!d.agent_files.empty()) agent_config_ = kMergedAgentConfig;
+  log::Info("config drive applied", {{"device", d.device},
+                                     {"label", d.label},
+                                     {"instance_id", d.meta.instance_id},
+                                     {"hostname", d.meta.hostname},
+                                     {"agent_files", static_cast<int>(d.agent_files.size())},
+                                     {"cmdline_words", static_cast<int>(d.cmdline_words.size())}});
 }
 
 void HostInit::StartNetwork() {
@@ -365,7 +411,7 @@ void HostInit::StartServices() {
   } else {
     ServiceSpec spec;
     spec.name = "nomad";
-    spec.argv = {kAgentPath, "agent", "-config", kAgentConfig};
+    spec.argv = {kAgentPath, "agent", "-config", agent_config_};
     spec.env = env;
     spec.log_path = kAgentLog;
     agent_ = std::make_unique<Supervisor>(std::move(spec), console_);
