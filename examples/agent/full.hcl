@@ -50,6 +50,14 @@ plugin "nomad-driver-firecracker" {
       image_delay = "10m"
     }
 
+    # Bridge mode: what a guest may not send to (docs/networking.md). These are the defaults, plus one
+    # address of this host that guests should not reach.
+    egress_guard {
+      enabled = true
+      cidrs   = ["169.254.0.0/16", "192.0.2.10/32"]
+      gateway = true
+    }
+
     # Registries.
     insecure_registries   = ["registry.local:5000"]
     ca_file               = "/etc/nomad-firecracker/registry-ca.pem"

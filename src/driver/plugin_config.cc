@@ -1,5 +1,7 @@
 #include "driver/plugin_config.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -60,6 +62,46 @@ Result<PluginConfig::ImageGc> DecodeGc(ConfigReader& r) {
   }
   NFC_RETURN_IF_ERROR(sub.RejectUnknown());
   return gc;
+}
+
+// "a.b.c.d/len" or "a.b.c.d" (the form network::EgressGuard takes).
+bool IsIpv4Cidr(const std::string& cidr) {
+  auto slash = cidr.find('/');
+  in_addr addr{};
+  if (::inet_pton(AF_INET, cidr.substr(0, slash).c_str(), &addr) != 1) return false;
+  if (slash == std::string::npos) return true;
+  std::string len = cidr.substr(slash + 1);
+  return !len.empty() && len.size() <= 2 && len.find_first_not_of("0123456789") == std::string::npos &&
+         std::stoi(len) <= 32;
+}
+
+// The `egress_guard` block, like `gc`.
+Result<PluginConfig::EgressGuard> DecodeEgressGuard(ConfigReader& r) {
+  PluginConfig::EgressGuard guard;
+  const CtyValue* v = r.Get("egress_guard");
+  if (v == nullptr) return guard;
+  const CtyValue* object = v;
+  if (v->kind() == CtyValue::Kind::kList && v->as_list().size() == 1) object = &v->as_list()[0];
+  if (object->kind() != CtyValue::Kind::kMap) {
+    return r.Invalid("egress_guard", *v, "expected one egress_guard block");
+  }
+  ConfigReader sub(*object, std::string(kWhat) + " block \"egress_guard\":");
+  NFC_ASSIGN_OR_RETURN(auto enabled, sub.Bool("enabled"));
+  if (enabled) guard.enabled = *enabled;
+  NFC_ASSIGN_OR_RETURN(auto gateway, sub.Bool("gateway"));
+  if (gateway) guard.gateway = *gateway;
+  NFC_ASSIGN_OR_RETURN(auto cidrs, sub.StringList("cidrs"));
+  if (cidrs) {
+    for (const std::string& cidr : *cidrs) {
+      if (!IsIpv4Cidr(cidr)) {
+        return sub.Invalid("cidrs", CtyValue::String(cidr),
+                           "expected an IPv4 CIDR such as \"169.254.0.0/16\"");
+      }
+    }
+    guard.cidrs = *cidrs;
+  }
+  NFC_RETURN_IF_ERROR(sub.RejectUnknown());
+  return guard;
 }
 
 Status RequireAbsolute(const ConfigReader& r, std::string_view key, const std::string& path) {
@@ -206,6 +248,12 @@ spec::Node PluginConfigSpec() {
                        {"image", AttrWithDefault("image", "bool", BoolLiteral(true))},
                        {"image_delay", AttrWithDefault("image_delay", "string", StringLiteral("3m"))},
                    }))},
+      {"egress_guard", Block("egress_guard", false,
+                             Object({
+                                 {"enabled", AttrWithDefault("enabled", "bool", BoolLiteral(true))},
+                                 {"cidrs", Attr("cidrs", "list(string)")},
+                                 {"gateway", AttrWithDefault("gateway", "bool", BoolLiteral(true))},
+                             }))},
   });
 }
 
@@ -294,6 +342,7 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
   }
 
   NFC_ASSIGN_OR_RETURN(config.gc, DecodeGc(r));
+  NFC_ASSIGN_OR_RETURN(config.egress_guard, DecodeEgressGuard(r));
   NFC_ASSIGN_OR_RETURN(auto containerd, r.String("containerd_socket"));
   if (containerd) {
     config.warnings.push_back("plugin config option \"containerd_socket\" = \"" + *containerd +

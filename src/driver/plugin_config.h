@@ -62,6 +62,15 @@ struct PluginConfig {
     std::chrono::milliseconds image_delay{180000};
     bool operator==(const ImageGc&) const = default;
   } gc;
+  // `egress_guard { enabled, cidrs, gateway }` (docs/networking.md): in group (bridge) mode the guest's IPv4
+  // packets to `cidrs` are dropped on its TAP, and with `gateway` also its new TCP connections to the
+  // allocation's gateway addresses (the host's side of the bridge).
+  struct EgressGuard {
+    bool enabled = true;
+    std::vector<std::string> cidrs = {"169.254.0.0/16"};
+    bool gateway = true;
+    bool operator==(const EgressGuard&) const = default;
+  } egress_guard;
   // Warnings for the operator (deprecated or ignored options); the caller logs them.
   std::vector<std::string> warnings;
 

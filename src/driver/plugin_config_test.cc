@@ -180,6 +180,38 @@ TEST(PluginConfigTest, ImageGcIsTheDockerDriversBlock) {
   EXPECT_NE(unknown.find("container"), std::string::npos) << unknown;
 }
 
+TEST(PluginConfigTest, EgressGuardIsOnByDefaultAndCanBeTurnedOff) {
+  PluginConfig d;
+  EXPECT_TRUE(d.egress_guard.enabled);
+  EXPECT_EQ(d.egress_guard.cidrs, std::vector<std::string>{"169.254.0.0/16"});
+  EXPECT_TRUE(d.egress_guard.gateway);
+  CtyValue block = Obj({{"enabled", CtyValue::Bool(false)},
+                        {"cidrs", CtyValue::MakeList({Str("169.254.169.254/32"), Str("192.0.2.7")})},
+                        {"gateway", CtyValue::Bool(false)}});
+  for (const CtyValue& guard : {block, CtyValue::MakeList({block})}) {
+    Result<PluginConfig> r = DecodePluginConfig(Obj({{"egress_guard", guard}}));
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    EXPECT_FALSE(r->egress_guard.enabled);
+    EXPECT_EQ(r->egress_guard.cidrs, (std::vector<std::string>{"169.254.169.254/32", "192.0.2.7"}));
+    EXPECT_FALSE(r->egress_guard.gateway);
+  }
+  // Only the options written change; an empty list blocks no CIDR.
+  Result<PluginConfig> empty =
+      DecodePluginConfig(Obj({{"egress_guard", Obj({{"cidrs", CtyValue::MakeList({})}})}}));
+  ASSERT_TRUE(empty.ok()) << empty.error().message();
+  EXPECT_TRUE(empty->egress_guard.enabled);
+  EXPECT_TRUE(empty->egress_guard.cidrs.empty());
+  for (const char* bad : {"169.254.0.0/33", "fe80::/10", "metadata", "10.0.0.0/", "10.0.0.0/x"}) {
+    EXPECT_EQ(ErrorOf(Obj({{"egress_guard", Obj({{"cidrs", CtyValue::MakeList({Str(bad)})}})}})),
+              std::string("plugin config block \"egress_guard\": option \"cidrs\" = \"") + bad +
+                  "\": expected an IPv4 CIDR such as \"169.254.0.0/16\"");
+  }
+  std::string unknown = ErrorOf(Obj({{"egress_guard", Obj({{"ipv6", CtyValue::Bool(true)}})}}));
+  EXPECT_NE(unknown.find("ipv6"), std::string::npos) << unknown;
+  std::string not_block = ErrorOf(Obj({{"egress_guard", CtyValue::Bool(false)}}));
+  EXPECT_NE(not_block.find("expected one egress_guard block"), std::string::npos) << not_block;
+}
+
 TEST(PluginConfigTest, DurationsAreWrittenAsInJobFiles) {
   using std::chrono::milliseconds;
   EXPECT_EQ(*ParseDuration("90s"), milliseconds(90000));

@@ -19,6 +19,7 @@
 #include <netlink/route/route.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -217,6 +218,100 @@ Status AddRedirect(nl_sock* sk, int from, int to, const std::string& what) {
   return Ok();
 }
 
+// An IPv4 CIDR as address and prefix length; "a.b.c.d" alone is a /32.
+Result<std::pair<in_addr, uint8_t>> ParseCidr(const std::string& cidr) {
+  std::string ip = cidr.substr(0, cidr.find('/'));
+  int prefix = 32;
+  if (auto slash = cidr.find('/'); slash != std::string::npos) {
+    std::string len = cidr.substr(slash + 1);
+    bool digits = !len.empty() && len.size() <= 2 && len.find_first_not_of("0123456789") == std::string::npos;
+    prefix = digits ? std::stoi(len) : -1;
+  }
+  in_addr addr{};
+  if (::inet_pton(AF_INET, ip.c_str(), &addr) != 1 || prefix < 0 || prefix > 32) {
+    return Error::InvalidArgument("'" + cidr + "' is not an IPv4 CIDR such as \"169.254.0.0/16\"");
+  }
+  return std::make_pair(addr, static_cast<uint8_t>(prefix));
+}
+
+// One match of a u32 filter: a byte, or an IPv4 prefix, at an offset into the IP header.
+struct U32Match {
+  enum { kByte, kPrefix } kind;
+  int offset;
+  uint8_t value = 0, mask = 0;
+  in_addr addr{};
+};
+
+// The namespace's loopback device: the same index in every network namespace.
+constexpr uint32_t kLoopbackIndex = 1;
+
+// A u32 filter on `ifindex`'s ingress that drops the IPv4 packets matching all of `matches`. The drop is a
+// redirect to the namespace's loopback (mirred, which the uplink redirect needs anyway; the "drop" action,
+// act_gact, is missing from some kernels): there the frame, addressed to another MAC, is discarded by the IP
+// stack, and when loopback is down mirred itself drops it.
+Status AddDrop(nl_sock* sk, int ifindex, const std::vector<U32Match>& matches, const std::string& what) {
+  Classifier c(rtnl_cls_alloc());
+  rtnl_tc_set_ifindex(TC_CAST(c.get()), ifindex);
+  rtnl_tc_set_parent(TC_CAST(c.get()), kIngressHandle);
+  if (int err = rtnl_tc_set_kind(TC_CAST(c.get()), "u32"); err < 0) return NlError(err, "tc kind u32");
+  rtnl_cls_set_prio(c.get(), kEgressGuardPriority);
+  rtnl_cls_set_protocol(c.get(), ETH_P_IP);
+  for (const U32Match& m : matches) {
+    int err = m.kind == U32Match::kByte ? rtnl_u32_add_key_uint8(c.get(), m.value, m.mask, m.offset, 0)
+                                        : rtnl_u32_add_key_in_addr(c.get(), &m.addr, m.mask, m.offset, 0);
+    if (err < 0) return NlError(err, "egress guard: u32 key for " + what);
+  }
+  rtnl_u32_set_cls_terminal(c.get());
+  Action act(rtnl_act_alloc());
+  if (!act) return Error::Internal("tc: cannot allocate an action");
+  rtnl_tc_set_kind(TC_CAST(act.get()), "mirred");
+  rtnl_mirred_set_action(act.get(), TCA_EGRESS_REDIR);
+  rtnl_mirred_set_policy(act.get(), TC_ACT_STOLEN);
+  rtnl_mirred_set_ifindex(act.get(), kLoopbackIndex);
+  if (int err = rtnl_u32_add_action(c.get(), act.get()); err < 0)
+    return NlError(err, "tc: attach mirred action");
+  if (int err = rtnl_cls_add(sk, c.get(), NLM_F_CREATE); err < 0)
+    return NlError(err, "egress guard: " + what);
+  return Ok();
+}
+
+// Offsets into the IPv4 header (and the TCP header behind one without options).
+constexpr int kVersionIhl = 0, kProtocol = 9, kDestination = 16, kTcpFlags = 20 + 13;
+
+// The guard's drop filters on the TAP (see EgressGuard).
+Status AddEgressGuard(nl_sock* sk, int tap_index, const EgressGuard& guard,
+                      const std::vector<GatewayRoute>& routes) {
+  if (!guard.enabled) return Ok();
+  NFC_RETURN_IF_ERROR(AddIngressQdisc(sk, tap_index, "the TAP"));
+  for (const std::string& cidr : guard.blocked_cidrs) {
+    NFC_ASSIGN_OR_RETURN(auto net, ParseCidr(cidr));
+    NFC_RETURN_IF_ERROR(AddDrop(sk, tap_index, {{U32Match::kPrefix, kDestination, 0, net.second, net.first}},
+                                "drop to " + cidr));
+  }
+  if (!guard.block_gateway_connections) return Ok();
+  std::vector<std::string> done;
+  for (const GatewayRoute& r : routes) {
+    auto gw = ParseCidr(r.gateway);
+    if (!gw.ok() || std::find(done.begin(), done.end(), r.gateway) != done.end()) continue;  // IPv6, repeats
+    done.push_back(r.gateway);
+    U32Match to{U32Match::kPrefix, kDestination, 0, 32, gw->first};
+    // TCP SYN without ACK in a packet without IP options (version 4, header length 5).
+    NFC_RETURN_IF_ERROR(AddDrop(sk, tap_index,
+                                {to,
+                                 {U32Match::kByte, kVersionIhl, 0x45, 0xff},
+                                 {U32Match::kByte, kProtocol, IPPROTO_TCP, 0xff},
+                                 {U32Match::kByte, kTcpFlags, 0x02, 0x12}},
+                                "TCP connections to " + r.gateway));
+    // Any header length other than 5 (binary 0101): bit 3 or bit 1 set, or bit 2 or bit 0 clear.
+    for (auto [value, mask] :
+         {std::pair<uint8_t, uint8_t>{0x08, 0x08}, {0x02, 0x02}, {0x00, 0x04}, {0x00, 0x01}}) {
+      NFC_RETURN_IF_ERROR(AddDrop(sk, tap_index, {to, {U32Match::kByte, kVersionIhl, value, mask}},
+                                  "packets with IP options to " + r.gateway));
+    }
+  }
+  return Ok();
+}
+
 // The TAP our filter on `ifindex` redirects to, 0 when there is no filter of ours.
 Result<int> RedirectTarget(nl_sock* sk, int ifindex) {
   nl_cache* cc = nullptr;
@@ -253,7 +348,7 @@ Status DeleteRedirect(nl_sock* sk, int ifindex, const std::string& dev) {
 }
 
 Status AttachInNetns(const std::string& netns, const std::string& tap, const std::string& uplink_name,
-                     TapAttachment* out) {
+                     const EgressGuard& guard, TapAttachment* out) {
   NFC_ASSIGN_OR_RETURN(Socket sk, Connect());
   NFC_ASSIGN_OR_RETURN(Cache links, Links(sk.get()));
   NFC_ASSIGN_OR_RETURN(Link uplink, FindUplink(sk.get(), links.get(), uplink_name, netns));
@@ -277,7 +372,9 @@ Status AttachInNetns(const std::string& netns, const std::string& tap, const std
   }
   NFC_RETURN_IF_ERROR(SetUp(sk.get(), existing.get(), out->uplink.mtu));
   int tap_index = rtnl_link_get_ifindex(existing.get());
-  Status s = AddRedirect(sk.get(), tap_index, uplink_index, tap + " → " + out->uplink.name);
+  // The guard is in place before any frame of the guest can reach the uplink.
+  Status s = AddEgressGuard(sk.get(), tap_index, guard, out->routes);
+  if (s.ok()) s = AddRedirect(sk.get(), tap_index, uplink_index, tap + " → " + out->uplink.name);
   if (s.ok()) s = AddRedirect(sk.get(), uplink_index, tap_index, out->uplink.name + " → " + tap);
   if (!s.ok()) {
     // Leave the namespace as Nomad made it.
@@ -317,14 +414,14 @@ Status DetachInNetns(const std::string& tap) {
 }  // namespace
 
 Result<TapAttachment> AttachTap(const std::string& netns_path, const std::string& tap,
-                                const std::string& uplink_name) {
+                                const std::string& uplink_name, const EgressGuard& guard) {
   if (tap.empty() || tap.size() >= IFNAMSIZ || tap.find('/') != std::string::npos) {
     return Error::InvalidArgument("TAP name '" + tap + "' must be 1-15 characters without '/'");
   }
   TapAttachment out;
   out.netns_path = netns_path;
   out.tap = tap;
-  Status s = RunInNetns(netns_path, [&] { return AttachInNetns(netns_path, tap, uplink_name, &out); });
+  Status s = RunInNetns(netns_path, [&] { return AttachInNetns(netns_path, tap, uplink_name, guard, &out); });
   if (!s.ok()) return std::move(s).error().Context("attach TAP " + tap + " in " + netns_path);
   return out;
 }

@@ -44,12 +44,27 @@ struct TapAttachment {
 
 // tc priority of our two filters; fixed so that DetachTap finds exactly ours.
 inline constexpr uint16_t kRedirectFilterPriority = 0xfc01;
+// tc priority of the egress guard's drop filters on the TAP's ingress: evaluated before the redirect.
+inline constexpr uint16_t kEgressGuardPriority = 0xfc00;
+
+// What the guest may not send to (docs/networking.md, "Egress guard"). Enforced by u32 drop filters on the
+// TAP's ingress, before the redirect to the uplink, so no firewall is needed in the namespace. IPv4 only.
+struct EgressGuard {
+  bool enabled = false;
+  // Every IPv4 packet to these CIDRs is dropped ("169.254.0.0/16": link-local, the metadata address).
+  std::vector<std::string> blocked_cidrs;
+  // New TCP connections (SYN without ACK) to the uplink's IPv4 gateways, the host's side of the bridge where
+  // agents bound to 0.0.0.0 listen, are dropped; so is every IPv4 packet with IP options to them (the SYN
+  // match reads the TCP header at a fixed offset). Replies to connections the host opens still pass.
+  bool block_gateway_connections = false;
+};
 
 // Creates the persistent TAP `tap` in the namespace at `netns_path`, brings it up with the uplink's MTU, and
 // redirects the uplink's traffic to it and back. The uplink is `uplink_name`, or when empty the interface of
-// the IPv4 default route. Idempotent for the same tap; refuses when another TAP already owns the uplink.
+// the IPv4 default route. With `guard` enabled, the guest's traffic it names is dropped on the TAP.
+// Idempotent for the same tap; refuses when another TAP already owns the uplink.
 Result<TapAttachment> AttachTap(const std::string& netns_path, const std::string& tap,
-                                const std::string& uplink_name = "");
+                                const std::string& uplink_name = "", const EgressGuard& guard = {});
 
 // Removes our redirect from the uplink and deletes the TAP. Harmless when either is already gone, including
 // when Nomad has destroyed the namespace itself.

@@ -331,7 +331,7 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
   NFC_ASSIGN_OR_RETURN(record.starter, IdentifyProcess(::getpid()));
   NFC_RETURN_IF_ERROR(txn.CreateTaskDir(p.dir, record));
   NFC_RETURN_IF_ERROR(txn.CreateScratchDisk(scratch_bytes, config.data_dir + "/scratch-templates"));
-  NFC_ASSIGN_OR_RETURN(p.network, txn.AttachNetwork(t));
+  NFC_ASSIGN_OR_RETURN(p.network, txn.AttachNetwork(t, vm.egress_guard));
   if (vm.sandbox) {
     NFC_ASSIGN_OR_RETURN(uint32_t uid, txn.LeaseVmUid(vm.vm_uids));
     p.vm_uid = uid;

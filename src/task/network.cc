@@ -12,14 +12,15 @@ std::string PlannedTap(const driver::NomadTask& task) {
   return group ? network::TapNameForTask(task.id) : "";
 }
 
-Result<TaskNetwork> AttachTaskNetwork(const driver::NomadTask& task) {
+Result<TaskNetwork> AttachTaskNetwork(const driver::NomadTask& task, const network::EgressGuard& guard) {
   TaskNetwork out;
   if (!task.network || task.network->mode != driver::NetworkIsolation::Mode::kGroup) return out;
   if (task.network->netns_path.empty()) {
     return Error::InvalidArgument("network isolation mode is group but network_isolation_spec.path is empty");
   }
   std::string tap = PlannedTap(task);
-  NFC_ASSIGN_OR_RETURN(network::TapAttachment a, network::AttachTap(task.network->netns_path, tap));
+  NFC_ASSIGN_OR_RETURN(network::TapAttachment a,
+                       network::AttachTap(task.network->netns_path, tap, "", guard));
   out.mode = "group";
   out.netns_path = a.netns_path;
   out.tap = a.tap;

@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "driver/task_manager.h"
 #include "guest/task_spec.h"
+#include "network/tap_redirect.h"
 #include "vmm/vmm.h"
 
 namespace nfc::task {
@@ -25,8 +26,9 @@ struct TaskNetwork {
 // The TAP AttachTaskNetwork will create for this task, or "" when it creates none.
 std::string PlannedTap(const driver::NomadTask& task);
 
-// Attaches the task to its allocation's network (group mode); a no-op returning mode "none" otherwise.
-Result<TaskNetwork> AttachTaskNetwork(const driver::NomadTask& task);
+// Attaches the task to its allocation's network (group mode) behind `guard`; a no-op returning mode "none"
+// otherwise.
+Result<TaskNetwork> AttachTaskNetwork(const driver::NomadTask& task, const network::EgressGuard& guard);
 
 // Undoes AttachTaskNetwork; harmless when nothing was attached or the namespace is gone.
 Status DetachTaskNetwork(const std::string& netns_path, const std::string& tap);

@@ -321,6 +321,7 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
   }
   plan.labels = config.labels;
   plan.planned_tap = PlannedTap(task);
+  plan.egress_guard = {plugin.egress_guard.enabled, plugin.egress_guard.cidrs, plugin.egress_guard.gateway};
   plan.files_max_bytes = config.task_dir_max_bytes.value_or(driver::kDefaultTaskDirMaxBytes);
   NFC_ASSIGN_OR_RETURN(plan.volumes, VolumesFor(task));
   plan.volume_image_bytes = config.volume_size_bytes.value_or(volume::kDefaultImageBytes);

@@ -61,8 +61,9 @@ Status StartTransaction::CreateScratchDisk(uint64_t bytes, const std::string& te
   return Ok();
 }
 
-Result<TaskNetwork> StartTransaction::AttachNetwork(const driver::NomadTask& task) {
-  auto net = deps_.network.attach(task);
+Result<TaskNetwork> StartTransaction::AttachNetwork(const driver::NomadTask& task,
+                                                    const network::EgressGuard& guard) {
+  auto net = deps_.network.attach(task, guard);
   if (!net.ok()) return std::move(net).error().Context("network");
   std::string netns = net->netns_path, tap = net->tap;
   OnRollback("give the allocation its network back",

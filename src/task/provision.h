@@ -42,7 +42,8 @@ class ImageSource {
 
 // How the network of a task is attached and detached (task/network.h in production).
 struct NetworkOps {
-  std::function<Result<TaskNetwork>(const driver::NomadTask&)> attach = AttachTaskNetwork;
+  std::function<Result<TaskNetwork>(const driver::NomadTask&, const network::EgressGuard&)> attach =
+      AttachTaskNetwork;
   std::function<Status(const std::string& netns_path, const std::string& tap)> detach = DetachTaskNetwork;
 };
 
@@ -79,7 +80,7 @@ class StartTransaction {
   // Creates the task dir (refusing an existing one) and writes its start record first thing.
   Status CreateTaskDir(const shim::TaskDir& dir, const StartRecord& record);
   Status CreateScratchDisk(uint64_t bytes, const std::string& template_dir);
-  Result<TaskNetwork> AttachNetwork(const driver::NomadTask& task);
+  Result<TaskNetwork> AttachNetwork(const driver::NomadTask& task, const network::EgressGuard& guard);
   // A uid (and gid) of `range` for the VMM, leased to the task dir, and the empty jail it chroots into.
   Result<uint32_t> LeaseVmUid(const sandbox::UidRange& range);
   // The VMM's cgroup <parent>/<name> with `limits`; returns the cgroup.procs files the VMM joins.

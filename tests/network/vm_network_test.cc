@@ -23,6 +23,7 @@
 
 #include "driver/task_config.h"
 #include "netns_fixture.h"
+#include "network/netns.h"
 #include "network/tap_redirect.h"
 #include "require.h"
 #include "shim/task_dir.h"
@@ -123,15 +124,20 @@ class VmNetworkTest : public ::testing::Test {
     auto digest = image::testing::WriteOciLayout(dir_.Path("layout"), "net", {img});
     ASSERT_TRUE(digest.ok()) << digest.error().message();
 
-    driver::PluginConfig config;
     data_dir_ = dir_.Path("data");
-    config.data_dir = data_dir_;
-    config.kernel_path = guest + "/vmlinux";
-    config.initrd_path = guest + "/initramfs.cpio.gz";
-    config.backend = driver::Backend::kQemu;
+    driver::PluginConfig config = Config(data_dir_);
     ::setenv("NFC_SHIM_PATH", NFC_SHIM_BINARY, 1);
     ASSERT_TRUE(manager_.Configure(config).ok());
     ASSERT_TRUE(manager_.Init().ok());
+  }
+
+  driver::PluginConfig Config(const std::string& data_dir) {
+    driver::PluginConfig config;
+    config.data_dir = data_dir;
+    config.kernel_path = std::string(NFC_GUEST_DIR) + "/vmlinux";
+    config.initrd_path = std::string(NFC_GUEST_DIR) + "/initramfs.cpio.gz";
+    config.backend = driver::Backend::kQemu;
+    return config;
   }
 
   void TearDown() override {
@@ -148,8 +154,9 @@ class VmNetworkTest : public ::testing::Test {
     t.job_name = "vmnet";
     t.resources.cpu_shares = 500;
     t.resources.memory_mb = 128;
-    t.stdout_path = dir_.Path(".web.stdout.fifo");
-    t.stderr_path = dir_.Path(".web.stderr.fifo");
+    std::string n = std::to_string(tasks_made_++);  // a fresh pair of FIFOs per task
+    t.stdout_path = dir_.Path(".web" + n + ".stdout.fifo");
+    t.stderr_path = dir_.Path(".web" + n + ".stderr.fifo");
     stdout_ = std::make_unique<FifoCapture>(t.stdout_path);
     stderr_ = std::make_unique<FifoCapture>(t.stderr_path);
     t.network = driver::NetworkIsolation{driver::NetworkIsolation::Mode::kGroup, netns, {}, "", ""};
@@ -159,6 +166,7 @@ class VmNetworkTest : public ::testing::Test {
 
   test_support::TempDir dir_{"vmnet"};  // first: removed after the manager below is gone
   std::string data_dir_, task_id_;
+  int tasks_made_ = 0;
   std::unique_ptr<FifoCapture> stdout_, stderr_;
   task::Manager manager_;
 };
@@ -297,6 +305,108 @@ TEST_F(VmNetworkTest, InterruptedStartLosesNoTap) {
   EXPECT_FALSE(InterfaceExists(alloc, tap)) << "the interrupted start's TAP survived";
   EXPECT_EQ(RunIn(alloc, "sh -c 'tc filter show dev eth0 ingress | grep -q mirred'"), 1);
   EXPECT_NE(::access(dir.root.c_str(), F_OK), 0) << "the interrupted start's task dir survived";
+}
+
+// A TCP server on port 80 of every address of `ns`: each connection gets "hi from <ns>\n" and is closed.
+class Greeter {
+ public:
+  explicit Greeter(const NetnsHolder& ns) {
+    status_ = network::RunInNetns(ns.path(), [&]() -> Status {
+      fd_.Reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (!fd_) return Error::Errno("socket");
+      int one = 1;
+      ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(80);
+      if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return Error::Errno("bind :80");
+      if (::listen(fd_.get(), 16) != 0) return Error::Errno("listen");
+      return Ok();
+    });
+    if (!status_.ok()) return;
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{fd_.get(), POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (c) (void)!::write(c.get(), "hi\n", 3);
+      }
+    });
+  }
+  ~Greeter() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  Status status_ = Ok();
+  UniqueFd fd_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// The guest tries the metadata address, the gateway (the host's side of the bridge) and another address
+// behind the gateway; a peer namespace answers on all three (docs/networking.md, "Egress guard").
+class EgressGuardTest : public VmNetworkTest {
+ protected:
+  // Runs the probe in a guest started by `manager`; returns its lines.
+  std::string Probe(task::Manager& manager, const NetnsHolder& alloc) {
+    driver::NomadTask t = Task(alloc.path());
+    driver::TaskConfig tc;
+    tc.image = "oci:" + dir_.Path("layout") + ":net";
+    tc.command = "/bin/sh";
+    tc.args = std::vector<std::string>{
+        "-c",
+        "for a in 169.254.169.254 10.82.0.1 192.0.2.10; do r=$(nc -w 3 $a 80 </dev/null); "
+        "if [ -n \"$r\" ]; then echo \"$a reached: $r\"; else echo \"$a blocked\"; fi; done; echo probed"};
+    auto started = manager.StartTask(t, tc);
+    EXPECT_TRUE(started.ok()) << started.error().message();
+    if (!started.ok()) return "";
+    bool done = WaitFor([&] { return stdout_->Text().find("probed") != std::string::npos; }, 180s);
+    std::string out = stdout_->Text();
+    Status destroyed = manager.DestroyTask(t.id, true);
+    EXPECT_TRUE(destroyed.ok()) << destroyed.error().message();
+    EXPECT_TRUE(done) << "stdout: " << out << "\nstderr: " << stderr_->Text();
+    return out;
+  }
+};
+
+TEST_F(EgressGuardTest, TheGuestCannotReachTheMetadataAddressOrTheGatewayUnlessTurnedOff) {
+  NetnsHolder outside, alloc;
+  ASSERT_TRUE(outside.ok() && alloc.ok());
+  Status net = MakeBridgeLikePair(outside, alloc, 82, 1500);
+  ASSERT_TRUE(net.ok()) << net.error().message();
+  // The "host": the metadata address and an ordinary address on its loopback, both behind the gateway.
+  ASSERT_EQ(RunIn(outside,
+                  "sh -c 'ip link set lo up && ip addr add 169.254.169.254/32 dev lo && "
+                  "ip addr add 192.0.2.10/32 dev lo'"),
+            0);
+  Greeter greeter(outside);
+  ASSERT_TRUE(greeter.status().ok()) << greeter.status().error().message();
+  // The listener answers in the namespace itself, so a "blocked" below is the guard's doing.
+  for (const char* ip : {"169.254.169.254", "10.82.0.1", "192.0.2.10"}) {
+    ASSERT_EQ(RunIn(outside, std::string("sh -c 'busybox nc -w 3 ") + ip + " 80 </dev/null | grep -q hi'"), 0)
+        << ip;
+  }
+
+  // The default: on.
+  std::string guarded = Probe(manager_, alloc);
+  EXPECT_NE(guarded.find("169.254.169.254 blocked"), std::string::npos) << guarded;
+  EXPECT_NE(guarded.find("10.82.0.1 blocked"), std::string::npos) << guarded;
+  EXPECT_NE(guarded.find("192.0.2.10 reached: hi"), std::string::npos) << guarded;
+  EXPECT_FALSE(InterfaceExists(alloc, network::TapNameForTask(Task(alloc.path()).id)));
+
+  // egress_guard { enabled = false }: everything is reached.
+  task::Manager open;
+  driver::PluginConfig config = Config(dir_.Path("data-open"));
+  config.egress_guard.enabled = false;
+  ASSERT_TRUE(open.Configure(config).ok());
+  ASSERT_TRUE(open.Init().ok());
+  std::string unguarded = Probe(open, alloc);
+  EXPECT_NE(unguarded.find("169.254.169.254 reached: hi"), std::string::npos) << unguarded;
+  EXPECT_NE(unguarded.find("10.82.0.1 reached: hi"), std::string::npos) << unguarded;
+  EXPECT_NE(unguarded.find("192.0.2.10 reached: hi"), std::string::npos) << unguarded;
 }
 
 }  // namespace
