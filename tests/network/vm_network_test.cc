@@ -409,5 +409,100 @@ TEST_F(EgressGuardTest, TheGuestCannotReachTheMetadataAddressOrTheGatewayUnlessT
   EXPECT_NE(unguarded.find("192.0.2.10 reached: hi"), std::string::npos) << unguarded;
 }
 
+// An allocation network made by Nomad's CNI bridge chain (tests/network/cni-chain) in a namespace standing
+// for the host; CNI DEL (reverse order) when the test ends, also on failure.
+class CniAllocation {
+ public:
+  CniAllocation(const NetnsHolder& host, const NetnsHolder& alloc, const std::string& id,
+                const std::string& state_dir, const std::string& ports)
+      : args_(host.path() + " " + alloc.path() + " " + id + " " + state_dir + " '" + ports + "'") {
+    result_ = Capture(std::string(NFC_CNI_CHAIN) + " add " + args_);
+    added_ = result_.find("\"ips\"") != std::string::npos;
+  }
+  ~CniAllocation() {
+    if (added_) {
+      EXPECT_EQ(std::system((std::string(NFC_CNI_CHAIN) + " del " + args_).c_str()), 0);
+    }
+  }
+  bool added() const { return added_; }
+  const std::string& result() const { return result_; }
+
+ private:
+  std::string args_, result_;
+  bool added_ = false;
+};
+
+// Nomad's bridge mode as Nomad builds it: a client in another namespace reaches the guest through the host's
+// mapped ports (portmap's DNAT, a static and a "dynamic" port), and a second VM in a second allocation on the
+// same bridge reaches the first.
+TEST_F(VmNetworkTest, NomadsCniBridgeChainCarriesMappedPortsAndVmToVm) {
+  NFC_REQUIRE_OR_SKIP(::access("/usr/lib/cni/portmap", X_OK) == 0,
+                      "needs Debian's containernetworking-plugins (/usr/lib/cni)");
+  NetnsHolder host, client, alloc1, alloc2;
+  ASSERT_TRUE(host.ok() && client.ok() && alloc1.ok() && alloc2.ok());
+  // The client's way to the "host": 10.83.0.2 → 10.83.0.1.
+  Status net = MakeBridgeLikePair(host, client, 83, 1500);
+  ASSERT_TRUE(net.ok()) << net.error().message();
+  std::string state = dir_.Path("cni");
+  CniAllocation a1(host, alloc1, "alloc1", state,
+                   R"([{"hostPort":8080,"containerPort":8080,"protocol":"tcp"},)"
+                   R"({"hostPort":25123,"containerPort":9090,"protocol":"tcp"}])");
+  ASSERT_TRUE(a1.added()) << a1.result();
+  CniAllocation a2(host, alloc2, "alloc2", state, "[]");
+  ASSERT_TRUE(a2.added()) << a2.result();
+  ASSERT_NE(a1.result().find("172.26.64.2/20"), std::string::npos) << a1.result();
+  ASSERT_NE(a2.result().find("172.26.64.3/20"), std::string::npos) << a2.result();
+
+  driver::TaskConfig tc;
+  tc.image = "oci:" + dir_.Path("layout") + ":net";
+  tc.command = "/bin/sh";
+  driver::NomadTask t1 = Task(alloc1.path());
+  std::unique_ptr<FifoCapture> out1 = std::move(stdout_);
+  tc.args = std::vector<std::string>{"-c",
+                                     "(while :; do echo static-port | nc -l -p 8080; done) & "
+                                     "(while :; do echo dynamic-port | nc -l -p 9090; done) & "
+                                     "cat /etc/resolv.conf; echo ready; wait"};
+  auto started1 = manager_.StartTask(t1, tc);
+  ASSERT_TRUE(started1.ok()) << started1.error().message();
+  task_id_ = t1.id;
+  EXPECT_EQ(started1->network->address, "172.26.64.2");
+
+  driver::NomadTask t2 = Task(alloc2.path());
+  t2.alloc_id = "1f6e1c2a-1b2c-4d5e-8f90-a1b2c3d4e5f7";
+  t2.id = t2.alloc_id + "/web/" + std::to_string(::getpid());
+  tc.args = std::vector<std::string>{"-c",
+                                     "for i in $(seq 60); do r=$(nc -w 3 172.26.64.2 8080 </dev/null); "
+                                     "[ -n \"$r\" ] && break; sleep 1; done; echo \"vm2 got: $r\""};
+  auto started2 = manager_.StartTask(t2, tc);
+  ASSERT_TRUE(started2.ok()) << started2.error().message();
+  struct Destroy {
+    task::Manager& m;
+    std::string id;
+    ~Destroy() { (void)m.DestroyTask(id, true); }
+  } destroy2{manager_, t2.id};
+  EXPECT_EQ(started2->network->address, "172.26.64.3");
+
+  // From the client: the host's address and the mapped port, DNAT'd to the guest.
+  for (auto [port, want] :
+       {std::pair<uint16_t, std::string>{8080, "static-port\n"}, {25123, "dynamic-port\n"}}) {
+    auto conn = ConnectFrom(client, "10.83.0.1", port, 120s);
+    ASSERT_TRUE(conn.ok()) << conn.error().message() << "\nvm1: " << out1->Text();
+    std::string got;
+    char buf[256];
+    for (int i = 0; i < 20 && got.find('\n') == std::string::npos; i++) {
+      ssize_t n = ::read(conn->get(), buf, sizeof(buf));
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    EXPECT_EQ(got, want) << "host port " << port;
+  }
+  // The job's dns block reaches the guest on the CNI-made network too.
+  EXPECT_NE(out1->Text().find("nameserver 192.0.2.53"), std::string::npos) << out1->Text();
+  // VM to VM across the bridge.
+  ASSERT_TRUE(WaitFor([&] { return stdout_->Text().find("vm2 got:") != std::string::npos; }, 180s))
+      << "vm2: " << stdout_->Text() << "\nstderr: " << stderr_->Text();
+  EXPECT_NE(stdout_->Text().find("vm2 got: static-port"), std::string::npos) << stdout_->Text();
+}
+
 }  // namespace
 }  // namespace nfc
