@@ -443,6 +443,10 @@ TEST_F(VmNetworkTest, NomadsCniBridgeChainCarriesMappedPortsAndVmToVm) {
   // The client's way to the "host": 10.83.0.2 → 10.83.0.1.
   Status net = MakeBridgeLikePair(host, client, 83, 1500);
   ASSERT_TRUE(net.ok()) << net.error().message();
+  // The "host" answers on port 80 of all its addresses: the bridge's (the allocations' gateway)
+  // and 10.83.0.1.
+  Greeter greeter(host);
+  ASSERT_TRUE(greeter.status().ok()) << greeter.status().error().message();
   std::string state = dir_.Path("cni");
   CniAllocation a1(host, alloc1, "alloc1", state,
                    R"([{"hostPort":8080,"containerPort":8080,"protocol":"tcp"},)"
@@ -470,9 +474,12 @@ TEST_F(VmNetworkTest, NomadsCniBridgeChainCarriesMappedPortsAndVmToVm) {
   driver::NomadTask t2 = Task(alloc2.path());
   t2.alloc_id = "1f6e1c2a-1b2c-4d5e-8f90-a1b2c3d4e5f7";
   t2.id = t2.alloc_id + "/web/" + std::to_string(::getpid());
-  tc.args = std::vector<std::string>{"-c",
-                                     "for i in $(seq 60); do r=$(nc -w 3 172.26.64.2 8080 </dev/null); "
-                                     "[ -n \"$r\" ] && break; sleep 1; done; echo \"vm2 got: $r\""};
+  tc.args = std::vector<std::string>{
+      "-c",
+      "for i in $(seq 60); do r=$(nc -w 3 172.26.64.2 8080 </dev/null); "
+      "[ -n \"$r\" ] && break; sleep 1; done; echo \"vm2 got: $r\"; "
+      "for a in 172.26.64.1 10.83.0.1; do g=$(nc -w 3 $a 80 </dev/null); echo \"vm2 to $a: [$g]\"; done; "
+      "echo vm2 done"};
   auto started2 = manager_.StartTask(t2, tc);
   ASSERT_TRUE(started2.ok()) << started2.error().message();
   struct Destroy {
@@ -499,9 +506,13 @@ TEST_F(VmNetworkTest, NomadsCniBridgeChainCarriesMappedPortsAndVmToVm) {
   // The job's dns block reaches the guest on the CNI-made network too.
   EXPECT_NE(out1->Text().find("nameserver 192.0.2.53"), std::string::npos) << out1->Text();
   // VM to VM across the bridge.
-  ASSERT_TRUE(WaitFor([&] { return stdout_->Text().find("vm2 got:") != std::string::npos; }, 180s))
+  ASSERT_TRUE(WaitFor([&] { return stdout_->Text().find("vm2 done") != std::string::npos; }, 180s))
       << "vm2: " << stdout_->Text() << "\nstderr: " << stderr_->Text();
-  EXPECT_NE(stdout_->Text().find("vm2 got: static-port"), std::string::npos) << stdout_->Text();
+  std::string vm2 = stdout_->Text();
+  EXPECT_NE(vm2.find("vm2 got: static-port"), std::string::npos) << vm2;
+  // The default egress guard: no new connection to the bridge address; the host's other addresses stay open.
+  EXPECT_NE(vm2.find("vm2 to 172.26.64.1: []"), std::string::npos) << vm2;
+  EXPECT_NE(vm2.find("vm2 to 10.83.0.1: [hi]"), std::string::npos) << vm2;
 }
 
 }  // namespace
