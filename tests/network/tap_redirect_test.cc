@@ -271,6 +271,48 @@ TEST_F(TapRedirectTest, ReattachAfterDetachWorks) {
   EXPECT_TRUE(DetachTap(alloc_.path(), "nfctest2").ok());
 }
 
+// `tc filter show` of a device's ingress in `ns`.
+std::string IngressFilters(const NetnsHolder& ns, const std::string& dev) {
+  std::string out;
+  std::string cmd = "nsenter --net=" + ns.path() + " tc filter show dev " + dev + " ingress";
+  if (FILE* f = ::popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    ::pclose(f);
+  }
+  return out;
+}
+
+TEST_F(TapRedirectTest, EgressGuardFiltersComeBeforeTheRedirectAndGoWithTheTap) {
+  EgressGuard guard{true, {"169.254.0.0/16", "198.51.100.7"}, true};
+  auto attached = AttachTap(alloc_.path(), "nfctest0", "", guard);
+  ASSERT_TRUE(attached.ok()) << attached.error().message();
+  std::string f = IngressFilters(alloc_, "nfctest0");
+  // Priority 0xfc00 = 64512, before the redirect's 64513; destinations at offset 16 of the IP header.
+  EXPECT_NE(f.find("pref 64512 u32"), std::string::npos) << f;
+  EXPECT_NE(f.find("match a9fe0000/ffff0000 at 16"), std::string::npos) << f;  // 169.254.0.0/16
+  EXPECT_NE(f.find("match c6336407/ffffffff at 16"), std::string::npos) << f;  // 198.51.100.7
+  EXPECT_NE(f.find("match 0a4d0001/ffffffff at 16"), std::string::npos) << f;  // the gateway 10.77.0.1
+  EXPECT_NE(f.find("match 00020000/00120000 at 32"), std::string::npos) << f;  // SYN without ACK
+  EXPECT_NE(f.find("pref 64513 u32"), std::string::npos) << f;
+  EXPECT_EQ(IngressFilters(alloc_, "eth0").find("pref 64512"), std::string::npos) << "the guard is the TAP's";
+  ASSERT_TRUE(DetachTap(alloc_.path(), "nfctest0").ok());
+  EXPECT_FALSE(InterfaceExists(alloc_, "nfctest0"));
+
+  // Off: only the redirect.
+  ASSERT_TRUE(AttachTap(alloc_.path(), "nfctest0", "", EgressGuard{false, {"169.254.0.0/16"}, true}).ok());
+  EXPECT_EQ(IngressFilters(alloc_, "nfctest0").find("pref 64512"), std::string::npos);
+  ASSERT_TRUE(DetachTap(alloc_.path(), "nfctest0").ok());
+
+  // A CIDR the guard cannot parse fails the attach, names itself and leaves nothing.
+  auto bad = AttachTap(alloc_.path(), "nfctest0", "", EgressGuard{true, {"169.254.0.0/40"}, false});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("169.254.0.0/40"), std::string::npos) << bad.error().message();
+  EXPECT_FALSE(InterfaceExists(alloc_, "nfctest0"));
+  EXPECT_EQ(IngressFilters(alloc_, "eth0").find("mirred"), std::string::npos);
+}
+
 TEST(TapRedirectErrors, NameTheProblem) {
   NFC_REQUIRE_OR_SKIP(::geteuid() == 0, "needs root to create network namespaces");
   auto missing = AttachTap("/nonexistent/netns", "nfctest0");
