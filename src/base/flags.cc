@@ -120,6 +120,14 @@ std::vector<std::string> Names(std::span<const Flag> table) {
   return names;
 }
 
+std::function<Status(const std::string& value)> NonEmpty(std::string* out, std::string_view what) {
+  return [out, what = std::string(what)](const std::string& value) -> Status {
+    if (value.empty()) return Error::InvalidArgument("expected " + what + ", not an empty string");
+    *out = value;
+    return Ok();
+  };
+}
+
 Result<int64_t> ParseWholeNumber(std::string_view text, int64_t min, int64_t max) {
   if (text.empty() || text.size() > 18) {
     return Error::InvalidArgument(text.empty() ? "not a whole number" : "out of range");

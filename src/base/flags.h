@@ -43,6 +43,10 @@ std::string Paragraph(std::string_view text);
 // The names of `table`'s flags, long and short ("--memory", "-m"): for tests of the help texts.
 std::vector<std::string> Names(std::span<const Flag> table);
 
+// The setter of a flag whose value must not be empty ("" would silently mean the default): the error is
+// "expected <what>, not an empty string".
+std::function<Status(const std::string& value)> NonEmpty(std::string* out, std::string_view what);
+
 // A decimal whole number within [min, max]: digits only (no sign, suffix or spaces). The error says only
 // "not a whole number" or "out of range"; the caller words what was expected.
 Result<int64_t> ParseWholeNumber(std::string_view text, int64_t min, int64_t max);

@@ -18,14 +18,6 @@ struct DoctorOptions {
   bool json = false;
 };
 
-std::function<Status(const std::string&)> Path(std::string* field, bool may_be_empty = false) {
-  return [field, may_be_empty](const std::string& v) -> Status {
-    if (v.empty() && !may_be_empty) return Error::InvalidArgument("expected a path, not an empty string");
-    *field = v;
-    return Ok();
-  };
-}
-
 // The plugin options doctor can check, under the names `run` uses for them.
 std::vector<flags::Flag> DoctorFlags(DoctorOptions* o) {
   driver::PluginConfig& c = o->config;
@@ -46,19 +38,23 @@ std::vector<flags::Flag> DoctorFlags(DoctorOptions* o) {
       {"--data-dir", "", "DIR",
        "the plugin's data directory (plugin option data_dir): free space, hard links. Default $NFC_DATA_DIR, "
        "else /var/lib/nomad-firecracker, the plugin's.",
-       Path(&c.data_dir)},
+       flags::NonEmpty(&c.data_dir, "a directory")},
       {"--kernel", "", "PATH",
        "the guest kernel (plugin option kernel_path). Default /usr/lib/nomad-firecracker/guest/vmlinux.",
-       Path(&c.kernel_path)},
+       flags::NonEmpty(&c.kernel_path, "a path")},
       {"--initrd", "", "PATH",
        "the guest initramfs (plugin option initrd_path); \"\" for none. Default "
        "/usr/lib/nomad-firecracker/guest/initramfs.cpio.gz.",
-       Path(&c.initrd_path, true)},
+       [&c](const std::string& v) -> Status {
+         c.initrd_path = v;  // "" is the plugin option's "no initramfs"
+         return Ok();
+       }},
       {"--firecracker-path", "", "PATH",
        "the Firecracker binary (plugin option firecracker_path). Default: firecracker from PATH.",
-       Path(&c.firecracker_path)},
+       flags::NonEmpty(&c.firecracker_path, "a path")},
       {"--jailer-path", "", "PATH",
-       "Firecracker's jailer (plugin option jailer_path). Default: jailer from PATH.", Path(&c.jailer_path)},
+       "Firecracker's jailer (plugin option jailer_path). Default: jailer from PATH.",
+       flags::NonEmpty(&c.jailer_path, "a path")},
       {"--jailer", "", "true|false",
        "whether Firecracker runs through its jailer (plugin option jailer). Default: when it is installed.",
        [&c](const std::string& v) -> Status {
@@ -68,10 +64,10 @@ std::vector<flags::Flag> DoctorFlags(DoctorOptions* o) {
        }},
       {"--qemu-path", "", "PATH",
        "the QEMU binary (plugin option qemu_path). Default: qemu-system-x86_64 from PATH.",
-       Path(&c.qemu_path)},
+       flags::NonEmpty(&c.qemu_path, "a path")},
       {"--cgroup-parent", "", "PATH",
        "where the VMMs' cgroups go (plugin option cgroup_parent). Default /nomad-firecracker.",
-       Path(&c.cgroup_parent)},
+       flags::NonEmpty(&c.cgroup_parent, "a path")},
   };
 }
 

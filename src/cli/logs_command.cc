@@ -48,11 +48,7 @@ std::vector<flags::Flag> LogsFlags(LogsOptions* o) {
       {"--data-dir", "", "DIR",
        "the plugin's data directory (plugin option data_dir) holding the task. Default $NFC_DATA_DIR, else "
        "/var/lib/nomad-firecracker, the plugin's.",
-       [o](const std::string& v) -> Status {
-         if (v.empty()) return Error::InvalidArgument("expected a directory, not an empty string");
-         o->data_dir = v;
-         return Ok();
-       }},
+       flags::NonEmpty(&o->data_dir, "a directory")},
   };
 }
 

@@ -42,11 +42,7 @@ std::vector<flags::Flag> PsFlags(PsOptions* o) {
       {"--data-dir", "", "DIR",
        "the plugin's data directory (plugin option data_dir) whose task directories to list. Default "
        "$NFC_DATA_DIR, else /var/lib/nomad-firecracker, the plugin's.",
-       [o](const std::string& v) -> Status {
-         if (v.empty()) return Error::InvalidArgument("expected a directory, not an empty string");
-         o->data_dir = v;
-         return Ok();
-       }},
+       flags::NonEmpty(&o->data_dir, "a directory")},
       {"--json", "", "",
        "print a JSON array instead of the table, one object per task with every field (task_id, dir, state, "
        "result, backend, vcpus, memory_mib, image, image_digest, shim_pid, vmm_pid, guest_boot_id, network, "

@@ -90,6 +90,17 @@ Error ConfigReader::Invalid(std::string_view key, std::string_view problem) cons
   return Error::InvalidArgument(what_ + " option \"" + std::string(key) + "\": " + std::string(problem));
 }
 
+Result<const CtyValue*> ConfigReader::Block(std::string_view key) {
+  const CtyValue* v = Get(key);
+  if (v == nullptr) return v;
+  const CtyValue* object = v;
+  if (v->kind() == CtyValue::Kind::kList && v->as_list().size() == 1) object = &v->as_list()[0];
+  if (object->kind() != CtyValue::Kind::kMap) {
+    return Invalid(key, *v, "expected one " + std::string(key) + " block");
+  }
+  return object;
+}
+
 const CtyValue* ConfigReader::Get(std::string_view key) {
   consumed_.emplace(key);
   const CtyValue* v = root_.Find(key);

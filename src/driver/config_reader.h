@@ -35,6 +35,9 @@ class ConfigReader {
   Result<std::optional<std::vector<std::string>>> StringList(std::string_view key);
   // Raw access for options of type `any` or nested objects; marks the key consumed.
   const CtyValue* Get(std::string_view key);
+  // A nested block (`auth { ... }`, `gc { ... }`): its object, or nullptr when absent. A block arrives as an
+  // object, or through JSON block syntax as a one-element list of one; anything else is an error naming it.
+  Result<const CtyValue*> Block(std::string_view key);
 
   Status RejectUnknown() const;
 

@@ -40,14 +40,11 @@ Result<std::optional<std::chrono::milliseconds>> TimeoutOption(ConfigReader& r, 
   return std::optional<std::chrono::milliseconds>(*d);
 }
 
-// The `gc` block: one object (a one-element list when it comes through JSON block syntax).
+// The `gc` block.
 Result<PluginConfig::ImageGc> DecodeGc(ConfigReader& r) {
   PluginConfig::ImageGc gc;
-  const CtyValue* v = r.Get("gc");
-  if (v == nullptr) return gc;
-  const CtyValue* object = v;
-  if (v->kind() == CtyValue::Kind::kList && v->as_list().size() == 1) object = &v->as_list()[0];
-  if (object->kind() != CtyValue::Kind::kMap) return r.Invalid("gc", *v, "expected one gc block");
+  NFC_ASSIGN_OR_RETURN(const CtyValue* object, r.Block("gc"));
+  if (object == nullptr) return gc;
   ConfigReader sub(*object, std::string(kWhat) + " block \"gc\":");
   NFC_ASSIGN_OR_RETURN(auto image, sub.Bool("image"));
   if (image) gc.image = *image;
@@ -78,13 +75,8 @@ bool IsIpv4Cidr(const std::string& cidr) {
 // The `egress_guard` block, like `gc`.
 Result<PluginConfig::EgressGuard> DecodeEgressGuard(ConfigReader& r) {
   PluginConfig::EgressGuard guard;
-  const CtyValue* v = r.Get("egress_guard");
-  if (v == nullptr) return guard;
-  const CtyValue* object = v;
-  if (v->kind() == CtyValue::Kind::kList && v->as_list().size() == 1) object = &v->as_list()[0];
-  if (object->kind() != CtyValue::Kind::kMap) {
-    return r.Invalid("egress_guard", *v, "expected one egress_guard block");
-  }
+  NFC_ASSIGN_OR_RETURN(const CtyValue* object, r.Block("egress_guard"));
+  if (object == nullptr) return guard;
   ConfigReader sub(*object, std::string(kWhat) + " block \"egress_guard\":");
   NFC_ASSIGN_OR_RETURN(auto enabled, sub.Bool("enabled"));
   if (enabled) guard.enabled = *enabled;

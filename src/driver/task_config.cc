@@ -110,12 +110,8 @@ Result<std::vector<std::pair<std::string, std::string>>> DecodeEnv(ConfigReader&
 }
 
 Result<std::optional<RegistryAuth>> DecodeAuth(ConfigReader& r) {
-  const CtyValue* v = r.Get("auth");
-  if (v == nullptr) return std::optional<RegistryAuth>();
-  // A Block arrives as an object; tolerate a one-element list too (block syntax through JSON).
-  const CtyValue* object = v;
-  if (v->kind() == CtyValue::Kind::kList && v->as_list().size() == 1) object = &v->as_list()[0];
-  if (object->kind() != CtyValue::Kind::kMap) return r.Invalid("auth", *v, "expected one auth block");
+  NFC_ASSIGN_OR_RETURN(const CtyValue* object, r.Block("auth"));
+  if (object == nullptr) return std::optional<RegistryAuth>();
   ConfigReader sub(*object, std::string(kWhat) + " block \"auth\":");
   RegistryAuth auth;
   NFC_ASSIGN_OR_RETURN(auto username, sub.String("username"));

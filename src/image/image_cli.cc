@@ -112,14 +112,6 @@ const SubCommand* FindSub(std::string_view name) {
   return nullptr;
 }
 
-std::function<Status(const std::string&)> Text(std::string* field, const char* expected) {
-  return [field, expected](const std::string& v) -> Status {
-    if (v.empty()) return Error::InvalidArgument(expected);
-    *field = v;
-    return Ok();
-  };
-}
-
 std::function<Status(const std::string&)> Switch(bool* field) {
   return [field](const std::string&) -> Status {
     *field = true;
@@ -134,7 +126,7 @@ std::vector<flags::Flag> CommonFlags(ImageArgs* a) {
        "the plugin's data directory (plugin option data_dir); the cache is DIR/images, the one the plugin "
        "and "
        "`run --data-dir DIR` use. Default $NFC_DATA_DIR, else /var/lib/nomad-firecracker, the plugin's.",
-       Text(&a->data_dir, "expected a directory, not an empty string")},
+       flags::NonEmpty(&a->data_dir, "a directory")},
       {"--root", "", "DIR",
        "deprecated: the cache directory itself (what DIR/images is for --data-dir). Prints a warning; use "
        "--data-dir.",
@@ -173,15 +165,15 @@ std::vector<flags::Flag> PullFlags(ImageArgs* a) {
        }},
       {"--ca-file", "", "PEM",
        "an extra CA bundle for registries, used with the system's (plugin option ca_file).",
-       Text(&a->pull.ca_file, "expected a path, not an empty string")},
+       flags::NonEmpty(&a->pull.ca_file, "a path")},
       {"--username", "", "USER",
        "log in to the registry as USER (task option auth); the password comes from $REGISTRY_PASSWORD, else "
        "the first line of stdin (never from the command line, which ps shows).",
-       Text(&a->username, "expected a user name, not an empty string")},
+       flags::NonEmpty(&a->username, "a user name")},
       {"--docker-config", "", "FILE",
        "the Docker config.json whose credentials (auths, credHelpers, credsStore) to use. Default "
        "$DOCKER_CONFIG/config.json, else ~/.docker/config.json.",
-       Text(&a->pull.docker_config, "expected a path, not an empty string")},
+       flags::NonEmpty(&a->pull.docker_config, "a path")},
   };
 }
 

@@ -260,15 +260,6 @@ int RunTask(Manager& manager, const RunOptions& o, LogFifos& logs) {
   return ExitCode(result);
 }
 
-// The flags that take a path: "" would silently mean the default, so it is refused.
-std::function<Status(const std::string&)> Path(std::string* field) {
-  return [field](const std::string& v) -> Status {
-    if (v.empty()) return Error::InvalidArgument("expected a path, not an empty string");
-    *field = v;
-    return Ok();
-  };
-}
-
 }  // namespace
 
 std::vector<flags::Flag> RunFlags(RunOptions* o) {
@@ -315,21 +306,21 @@ std::vector<flags::Flag> RunFlags(RunOptions* o) {
       {"--data-dir", "", "DIR",
        "the plugin's data directory (plugin option data_dir): image cache (DIR/images), task directories. "
        "Default $NFC_DATA_DIR, else /var/lib/nomad-firecracker, the plugin's.",
-       Path(&o->data_dir)},
+       flags::NonEmpty(&o->data_dir, "a directory")},
       {"--kernel", "", "PATH",
        "the guest kernel (plugin option kernel_path). Default /usr/lib/nomad-firecracker/guest/vmlinux, else "
        "the one of the build tree this program is in.",
-       Path(&o->kernel)},
+       flags::NonEmpty(&o->kernel, "a path")},
       {"--initrd", "", "PATH",
        "the guest initramfs with nomad-init (plugin option initrd_path). Default "
        "/usr/lib/nomad-firecracker/guest/initramfs.cpio.gz, else the build tree's.",
-       Path(&o->initrd)},
+       flags::NonEmpty(&o->initrd, "a path")},
       {"--firecracker-path", "", "PATH",
        "the Firecracker binary (plugin option firecracker_path). Default: firecracker from PATH.",
-       Path(&o->firecracker_path)},
+       flags::NonEmpty(&o->firecracker_path, "a path")},
       {"--qemu-path", "", "PATH",
        "the QEMU binary (plugin option qemu_path). Default: qemu-system-x86_64 from PATH.",
-       Path(&o->qemu_path)},
+       flags::NonEmpty(&o->qemu_path, "a path")},
       {"--insecure-registry", "", "HOST[:PORT]",
        "a registry reached over plain HTTP or unverified TLS (plugin option insecure_registries). "
        "Repeatable.",
@@ -341,7 +332,7 @@ std::vector<flags::Flag> RunFlags(RunOptions* o) {
        }},
       {"--ca-file", "", "PEM",
        "an extra CA bundle for registries, used with the system's (plugin option ca_file).",
-       Path(&o->ca_file)},
+       flags::NonEmpty(&o->ca_file, "a path")},
       {"--timings", "", "",
        "print the start-up breakdown (image, prepare, VMM start, boot) on stderr once the workload runs.",
        [o](const std::string&) -> Status {
