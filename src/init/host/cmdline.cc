@@ -158,10 +158,16 @@ ParsedHostOptions ParseHostOptions(const std::vector<std::string>& words) {
       for (auto& m : SplitOn(value, ',')) {
         if (!m.empty()) o.extra_modules.push_back(m);
       }
+    } else if (name == "metadata") {
+      if (value == "auto" || value == "ec2" || value == "openstack" || value == "off") {
+        o.metadata = value;
+      } else {
+        bad(Error::InvalidArgument("nomados.metadata='" + value + "': want auto, ec2, openstack or off"));
+      }
     } else {
       bad(Error::InvalidArgument("unknown kernel command line option '" + key +
                                  "' (known: nomados.system, data, hostname, iface, debug, stop_timeout, "
-                                 "net_timeout, root_timeout, loglevel, modules; and ip=)"));
+                                 "net_timeout, root_timeout, loglevel, modules, metadata; and ip=)"));
     }
   }
   return parsed;

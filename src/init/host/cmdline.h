@@ -43,6 +43,7 @@ struct HostOptions {
   std::chrono::seconds root_timeout{30};            // wait this long for the system partition to appear
   std::string log_level = "info";
   std::vector<std::string> extra_modules;  // nomados.modules=a,b: loaded in addition to coldplug
+  std::string metadata = "auto";           // nomados.metadata=auto|ec2|openstack|off (metadata.h)
 };
 
 // Parses the words of /proc/cmdline. Other words belong to the kernel or other programs and are ignored. A

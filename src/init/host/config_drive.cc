@@ -15,10 +15,6 @@
 namespace nfc::init::host {
 namespace {
 
-constexpr size_t kMetaDataLimit = 64 << 10;
-constexpr size_t kAgentFileLimit = 1 << 20;  // a config file or a certificate; nothing bigger belongs here
-constexpr size_t kAgentFileCount = 64;
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
@@ -31,10 +27,8 @@ std::string TrimLabel(std::string_view raw) {
   return s;
 }
 
-// Copies the regular files of `src` whose names are safe into `dest`; `what` prefixes errors.
-std::vector<std::string> CopyFiles(const std::string& src, const std::string& dest, const std::string& what,
-                                   std::vector<Error>& problems) {
-  std::vector<std::string> copied;
+// Copies the regular files of the drive's directory `src` through AddAgentFile; `what` prefixes errors.
+void CopyFiles(const std::string& src, const std::string& dest, const std::string& what, CloudConfig& into) {
   std::error_code ec;
   std::vector<std::filesystem::directory_entry> entries;
   for (const auto& e : std::filesystem::directory_iterator(src, ec)) entries.push_back(e);
@@ -42,42 +36,32 @@ std::vector<std::string> CopyFiles(const std::string& src, const std::string& de
   for (const auto& e : entries) {
     std::string name = e.path().filename();
     if (!SafeConfigFileName(name) || !e.is_regular_file(ec) || e.is_symlink(ec)) {
-      problems.push_back(
+      into.problems.push_back(
           Error::InvalidArgument(what + "/" + name + ": not a plain file with a safe name; skipped"));
       continue;
     }
-    if (copied.size() == kAgentFileCount) {
-      problems.push_back(Error::InvalidArgument(what + ": more than " + std::to_string(kAgentFileCount) +
-                                                " files; the rest skipped"));
+    if (into.agent_files.size() == kAgentFileCount) {
+      into.problems.push_back(Error::InvalidArgument(what + ": more than " + std::to_string(kAgentFileCount) +
+                                                     " files; the rest skipped"));
       break;
     }
     auto data = fs::ReadFile(e.path(), kAgentFileLimit);
-    auto st = data.ok() ? fs::WriteFileDurably(dest + "/" + name, *data, 0600) : Status(data.error());
-    if (!st.ok()) {
-      problems.push_back(Error::InvalidArgument(what + "/" + name + ": " + st.error().message()));
+    if (!data.ok()) {
+      into.problems.push_back(Error::InvalidArgument(what + "/" + name + ": " + data.error().message()));
       continue;
     }
-    copied.push_back(name);
+    AddAgentFile(dest, name, *data, what + "/" + name, into);
   }
-  return copied;
 }
 
 void ReadMounted(const std::string& root, ConfigDrive& drive) {
-  if (auto text = fs::ReadFile(root + "/meta-data", kMetaDataLimit); text.ok()) {
-    auto parsed = ParseMetaData(*text);
-    if (!parsed.ok()) {
-      drive.problems.push_back(Error::InvalidArgument("meta-data: " + parsed.error().message()));
-    } else {
-      drive.meta = parsed->data;
-      for (const auto& k : parsed->ignored) {
-        drive.problems.push_back(Error::InvalidArgument("meta-data: key '" + k + "' is not used; ignored"));
-      }
-    }
+  if (auto text = fs::ReadFile(root + "/meta-data", kCloudTextLimit); text.ok()) {
+    ReadMetaDataText(*text, drive);
   } else if (text.error().code() != ErrorCode::kNotFound) {
     drive.problems.push_back(Error::InvalidArgument("meta-data: " + text.error().message()));
   }
-  if (auto text = fs::ReadFile(root + "/nomados.cmdline", kMetaDataLimit); text.ok()) {
-    drive.cmdline_words = SplitCmdline(*text);
+  if (auto text = fs::ReadFile(root + "/nomados.cmdline", kCloudTextLimit); text.ok()) {
+    ReadCmdlineText(*text, drive);
   } else if (text.error().code() != ErrorCode::kNotFound) {
     drive.problems.push_back(Error::InvalidArgument("nomados.cmdline: " + text.error().message()));
   }
@@ -183,28 +167,88 @@ Result<std::optional<ConfigDrive>> ReadConfigDrive(const std::string& mount_poin
     std::transform(label.begin(), label.end(), label.begin(),
                    [](unsigned char c) { return std::tolower(c); });
     if (label == "cidata" || label == "config-2") {
-      drive = ConfigDrive{.device = node, .label = label};
+      drive = ConfigDrive{.source = node, .label = label};
       fs_label = probed;
       break;
     }
   }
   if (!drive) return drive;
   std::filesystem::create_directories(mount_point, ec);
-  if (::mount(drive->device.c_str(), mount_point.c_str(), fs_label->type.c_str(),
+  if (::mount(drive->source.c_str(), mount_point.c_str(), fs_label->type.c_str(),
               MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
-    return Error::Errno("mount config drive " + drive->device + " (" + fs_label->type + ")");
+    return Error::Errno("mount config drive " + drive->source + " (" + fs_label->type + ")");
   }
   ReadMounted(mount_point, *drive);
-  std::filesystem::create_directories(merged_config, ec);
-  ::chmod(merged_config.c_str(), 0700);
-  std::vector<Error> baked_problems;
-  CopyFiles(baked_config, merged_config, baked_config, baked_problems);
-  drive->problems.insert(drive->problems.end(), baked_problems.begin(), baked_problems.end());
+  StartMergedConfig(baked_config, merged_config, *drive);
   if (std::filesystem::is_directory(mount_point + "/nomad", ec)) {
-    drive->agent_files = CopyFiles(mount_point + "/nomad", merged_config, "nomad", drive->problems);
+    CopyFiles(mount_point + "/nomad", merged_config, "nomad", *drive);
   }
   if (::umount(mount_point.c_str()) != 0) drive->problems.push_back(Error::Errno("umount " + mount_point));
   return drive;
+}
+
+void ReadMetaDataText(std::string_view text, CloudConfig& into) {
+  auto parsed = ParseMetaData(text);
+  if (!parsed.ok()) {
+    into.problems.push_back(Error::InvalidArgument("meta-data: " + parsed.error().message()));
+    return;
+  }
+  if (!parsed->data.hostname.empty()) into.meta.hostname = parsed->data.hostname;
+  if (!parsed->data.instance_id.empty()) into.meta.instance_id = parsed->data.instance_id;
+  for (const auto& k : parsed->ignored) {
+    into.problems.push_back(Error::InvalidArgument("meta-data: key '" + k + "' is not used; ignored"));
+  }
+}
+
+void ReadCmdlineText(std::string_view text, CloudConfig& into) {
+  auto words = SplitCmdline(text);
+  into.cmdline_words.insert(into.cmdline_words.end(), words.begin(), words.end());
+}
+
+void StartMergedConfig(const std::string& baked, const std::string& merged, CloudConfig& into) {
+  std::error_code ec;
+  std::filesystem::create_directories(merged, ec);
+  ::chmod(merged.c_str(), 0700);
+  CloudConfig baked_files;  // the baked files count against nothing and are not the source's
+  CopyFiles(baked, merged, baked, baked_files);
+  into.problems.insert(into.problems.end(), baked_files.problems.begin(), baked_files.problems.end());
+}
+
+bool AddAgentFile(const std::string& merged, const std::string& name, std::string_view data,
+                  const std::string& what, CloudConfig& into) {
+  Error refused = Error::Internal("");
+  if (!SafeConfigFileName(name)) {
+    refused = Error::InvalidArgument(what + ": name '" + name + "' is not [A-Za-z0-9._-] (no leading dot)");
+  } else if (data.size() > kAgentFileLimit) {
+    refused = Error::InvalidArgument(what + ": " + std::to_string(data.size()) +
+                                     " bytes, over the limit of " + std::to_string(kAgentFileLimit));
+  } else if (into.agent_files.size() >= kAgentFileCount) {
+    refused = Error::InvalidArgument(what + ": more than " + std::to_string(kAgentFileCount) + " files");
+  } else if (auto st = fs::WriteFileDurably(merged + "/" + name, data, 0600); !st.ok()) {
+    refused = Error::InvalidArgument(what + ": " + st.error().message());
+  } else {
+    if (std::find(into.agent_files.begin(), into.agent_files.end(), name) == into.agent_files.end())
+      into.agent_files.push_back(name);
+    return true;
+  }
+  into.problems.push_back(std::move(refused));
+  return false;
+}
+
+ParsedHostOptions MergeCloudOptions(const std::vector<std::string>& kernel_words, const HostOptions& current,
+                                    const CloudConfig& source) {
+  ParsedHostOptions out;
+  out.options = current;
+  if (!source.cmdline_words.empty()) {
+    std::vector<std::string> words = kernel_words;
+    words.insert(words.end(), source.cmdline_words.begin(), source.cmdline_words.end());
+    out = ParseHostOptions(words);
+  }
+  bool source_names_host =
+      std::any_of(source.cmdline_words.begin(), source.cmdline_words.end(),
+                  [](const std::string& w) { return w.rfind("nomados.hostname=", 0) == 0; });
+  if (!source_names_host && !source.meta.hostname.empty()) out.options.hostname = source.meta.hostname;
+  return out;
 }
 
 }  // namespace nfc::init::host

@@ -22,8 +22,8 @@
 #include "init/common/modules.h"
 #include "init/common/netlink.h"
 #include "init/common/system.h"
+#include "init/host/cloud_apply.h"
 #include "init/host/cmdline.h"
-#include "init/host/config_drive.h"
 #include "init/host/dhcp.h"
 #include "init/host/host.h"
 #include "init/host/interfaces.h"
@@ -143,6 +143,7 @@ class HostInit {
   void Boot();
   void SetUpSignals();
   void ApplyConfigDrive();
+  void ApplyMetadata();
   void StartNetwork();
   void ApplyLease(const DhcpLease& lease);
   void NetworkReady(const std::string& why);
@@ -172,6 +173,7 @@ class HostInit {
   Clock::time_point shutdown_deadline_ = Clock::time_point::max();
   std::string hostname_;
   std::string agent_config_ = kAgentConfig;
+  bool cloud_config_found_ = false;  // a config drive was read: the metadata service is not asked
 };
 
 void HostInit::Watch(int fd) {
@@ -243,42 +245,25 @@ void HostInit::Boot() {
 
 // A cidata/config-2 drive (config_drive.h): hostname, network overrides and agent config from the machine.
 void HostInit::ApplyConfigDrive() {
-  if (modules_) {
-    for (const char* m : {"vfat", "isofs", "nls_cp437", "nls_ascii", "nls_utf8"}) (void)modules_->Load(m);
+  auto drive = LoadConfigDrive(modules_.get(), kAgentConfig, kMergedAgentConfig);
+  if (!drive) return;
+  cloud_config_found_ = true;
+  opts_ = ApplyCloudConfig(*drive, opts_, "config drive", /*network_up=*/false);
+  if (!drive->agent_files.empty()) agent_config_ = kMergedAgentConfig;
+}
+
+// Without a config drive, the metadata service (metadata.h) once the network is up, before the agent starts.
+void HostInit::ApplyMetadata() {
+  if (cloud_config_found_) return;
+  auto c = LoadMetadata(opts_, kAgentConfig, kMergedAgentConfig);
+  if (!c) return;
+  opts_ = ApplyCloudConfig(*c, opts_, "metadata service", /*network_up=*/true);
+  if (!c->agent_files.empty()) agent_config_ = kMergedAgentConfig;
+  if (!opts_.hostname.empty() && opts_.hostname != hostname_) {
+    hostname_ = opts_.hostname;
+    auto hs = SetHostname(hostname_);
+    if (!hs.ok()) log::Warn("hostname", {{"error", hs.error().message()}});
   }
-  auto drive = ReadConfigDrive("/run/nomados/config-drive", kAgentConfig, kMergedAgentConfig);
-  if (!drive.ok()) {
-    log::Error("config drive not read; using the baked configuration", {{"error", drive.error().message()}});
-    return;
-  }
-  if (!*drive) {
-    log::Debug("no config drive (label cidata or config-2); using the baked configuration");
-    return;
-  }
-  const ConfigDrive& d = **drive;
-  for (const auto& p : d.problems) log::Error("config drive " + d.device + ": " + p.message());
-  if (!d.meta.hostname.empty()) opts_.hostname = d.meta.hostname;
-  if (!d.cmdline_words.empty()) {
-    auto kernel = ReadFile("/proc/cmdline");
-    auto words = SplitCmdline(kernel.ok() ? *kernel : "");
-    words.insert(words.end(), d.cmdline_words.begin(), d.cmdline_words.end());
-    auto parsed = ParseHostOptions(words);
-    for (const auto& p : parsed.problems)
-      log::Error("config drive " + d.device + ": nomados.cmdline: " + p.message());
-    opts_ = std::move(parsed.options);
-    // Precedence: nomados.hostname= in the file, then meta-data, then the kernel command line.
-    bool file_names_host =
-        std::any_of(d.cmdline_words.begin(), d.cmdline_words.end(),
-                    [](const std::string& w) { return w.rfind("nomados.hostname=", 0) == 0; });
-    if (!file_names_host && !d.meta.hostname.empty()) opts_.hostname = d.meta.hostname;
-  }
-  if (!d.agent_files.empty()) agent_config_ = kMergedAgentConfig;
-  log::Info("config drive applied", {{"device", d.device},
-                                     {"label", d.label},
-                                     {"instance_id", d.meta.instance_id},
-                                     {"hostname", d.meta.hostname},
-                                     {"agent_files", static_cast<int>(d.agent_files.size())},
-                                     {"cmdline_words", static_cast<int>(d.cmdline_words.size())}});
 }
 
 void HostInit::StartNetwork() {
@@ -398,6 +383,7 @@ void HostInit::NetworkReady(const std::string& why) {
   network_ready_ = true;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - boot_started_).count();
   log::Info("network ready (" + why + ")", {{"ms_since_init", static_cast<long long>(ms)}});
+  if (why != "timeout") ApplyMetadata();
   StartServices();
 }
 
