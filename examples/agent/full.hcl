@@ -58,6 +58,13 @@ plugin "nomad-driver-firecracker" {
       gateway = true
     }
 
+    # Host mode (Nomad's default network mode): each VM gets a private /30 link from this host, NAT out and
+    # the task's ports forwarded in (docs/networking.md). Off by default: it turns on IPv4 forwarding.
+    host_network {
+      enabled = true
+      cidr    = "10.229.0.0/16"
+    }
+
     # Registries.
     insecure_registries   = ["registry.local:5000"]
     ca_file               = "/etc/nomad-firecracker/registry-ca.pem"

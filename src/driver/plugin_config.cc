@@ -96,6 +96,27 @@ Result<PluginConfig::EgressGuard> DecodeEgressGuard(ConfigReader& r) {
   return guard;
 }
 
+// The `host_network` block, like `gc`.
+Result<PluginConfig::HostNetwork> DecodeHostNetwork(ConfigReader& r) {
+  PluginConfig::HostNetwork host;
+  NFC_ASSIGN_OR_RETURN(const CtyValue* object, r.Block("host_network"));
+  if (object == nullptr) return host;
+  ConfigReader sub(*object, std::string(kWhat) + " block \"host_network\":");
+  NFC_ASSIGN_OR_RETURN(auto enabled, sub.Bool("enabled"));
+  if (enabled) host.enabled = *enabled;
+  NFC_ASSIGN_OR_RETURN(auto cidr, sub.String("cidr"));
+  if (cidr) {
+    auto slash = cidr->find('/');
+    if (slash == std::string::npos || !IsIpv4Cidr(*cidr) || std::stoi(cidr->substr(slash + 1)) > 30) {
+      return sub.Invalid("cidr", CtyValue::String(*cidr),
+                         "expected an IPv4 CIDR of at least a /30, such as \"10.229.0.0/16\"");
+    }
+    host.cidr = *cidr;
+  }
+  NFC_RETURN_IF_ERROR(sub.RejectUnknown());
+  return host;
+}
+
 Status RequireAbsolute(const ConfigReader& r, std::string_view key, const std::string& path) {
   if (path.empty() || path[0] != '/') {
     return r.Invalid(key, CtyValue::String(path), "expected an absolute path");
@@ -246,6 +267,11 @@ spec::Node PluginConfigSpec() {
                                  {"cidrs", Attr("cidrs", "list(string)")},
                                  {"gateway", AttrWithDefault("gateway", "bool", BoolLiteral(true))},
                              }))},
+      {"host_network", Block("host_network", false,
+                             Object({
+                                 {"enabled", AttrWithDefault("enabled", "bool", BoolLiteral(false))},
+                                 {"cidr", AttrWithDefault("cidr", "string", StringLiteral("10.229.0.0/16"))},
+                             }))},
   });
 }
 
@@ -335,6 +361,7 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
 
   NFC_ASSIGN_OR_RETURN(config.gc, DecodeGc(r));
   NFC_ASSIGN_OR_RETURN(config.egress_guard, DecodeEgressGuard(r));
+  NFC_ASSIGN_OR_RETURN(config.host_network, DecodeHostNetwork(r));
   NFC_ASSIGN_OR_RETURN(auto containerd, r.String("containerd_socket"));
   if (containerd) {
     config.warnings.push_back("plugin config option \"containerd_socket\" = \"" + *containerd +

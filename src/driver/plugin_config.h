@@ -71,6 +71,15 @@ struct PluginConfig {
     bool gateway = true;
     bool operator==(const EgressGuard&) const = default;
   } egress_guard;
+  // `host_network { enabled, cidr }` (docs/networking.md, "Host mode"): in Nomad's host network mode each VM
+  // gets a private link from the host: a /30 of `cidr`, NAT towards everything else, the task's ports
+  // forwarded. Off by default: it turns on the host's IPv4 forwarding and adds a firewall table, which an
+  // operator opts into. Disabled: such VMs have no network interface.
+  struct HostNetwork {
+    bool enabled = false;
+    std::string cidr = "10.229.0.0/16";
+    bool operator==(const HostNetwork&) const = default;
+  } host_network;
   // Warnings for the operator (deprecated or ignored options); the caller logs them.
   std::vector<std::string> warnings;
 

@@ -212,6 +212,24 @@ TEST(PluginConfigTest, EgressGuardIsOnByDefaultAndCanBeTurnedOff) {
   EXPECT_NE(not_block.find("expected one egress_guard block"), std::string::npos) << not_block;
 }
 
+TEST(PluginConfigTest, HostNetworkIsOffByDefaultAndTakesARange) {
+  PluginConfig d;
+  EXPECT_FALSE(d.host_network.enabled);
+  EXPECT_EQ(d.host_network.cidr, "10.229.0.0/16");
+  Result<PluginConfig> r = DecodePluginConfig(
+      Obj({{"host_network", Obj({{"enabled", CtyValue::Bool(true)}, {"cidr", Str("192.168.240.0/24")}})}}));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(r->host_network.enabled);
+  EXPECT_EQ(r->host_network.cidr, "192.168.240.0/24");
+  for (const char* bad : {"10.229.0.0/31", "10.229.0.0", "fd00::/64", "ten/8"}) {
+    EXPECT_EQ(ErrorOf(Obj({{"host_network", Obj({{"cidr", Str(bad)}})}})),
+              std::string("plugin config block \"host_network\": option \"cidr\" = \"") + bad +
+                  "\": expected an IPv4 CIDR of at least a /30, such as \"10.229.0.0/16\"");
+  }
+  std::string unknown = ErrorOf(Obj({{"host_network", Obj({{"mtu", Str("1500")}})}}));
+  EXPECT_NE(unknown.find("mtu"), std::string::npos) << unknown;
+}
+
 TEST(PluginConfigTest, DurationsAreWrittenAsInJobFiles) {
   using std::chrono::milliseconds;
   EXPECT_EQ(*ParseDuration("90s"), milliseconds(90000));

@@ -411,7 +411,47 @@ Status DetachInNetns(const std::string& tap) {
   return Ok();
 }
 
+Status AddAddress(nl_sock* sk, int ifindex, const std::string& cidr) {
+  nl_addr* local = nullptr;
+  if (int err = nl_addr_parse(cidr.c_str(), AF_INET, &local); err < 0) return NlError(err, "address " + cidr);
+  std::unique_ptr<nl_addr, NlDeleter<nl_addr, nl_addr_put>> hold(local);
+  std::unique_ptr<rtnl_addr, NlDeleter<rtnl_addr, rtnl_addr_put>> a(rtnl_addr_alloc());
+  rtnl_addr_set_ifindex(a.get(), ifindex);
+  rtnl_addr_set_local(a.get(), local);
+  int err = rtnl_addr_add(sk, a.get(), 0);
+  if (err < 0 && err != -NLE_EXIST) return NlError(err, "add address " + cidr);
+  return Ok();
+}
+
 }  // namespace
+
+Status CreateHostTap(const std::string& tap, uint32_t mtu, const std::string& address,
+                     const EgressGuard& guard, const std::string& gateway) {
+  if (tap.empty() || tap.size() >= IFNAMSIZ || tap.find('/') != std::string::npos) {
+    return Error::InvalidArgument("TAP name '" + tap + "' must be 1-15 characters without '/'");
+  }
+  NFC_ASSIGN_OR_RETURN(Socket sk, Connect());
+  NFC_ASSIGN_OR_RETURN(Cache links, Links(sk.get()));
+  // A leftover of an earlier attempt is made afresh, so its filters are not doubled.
+  if (Link old(rtnl_link_get_by_name(links.get(), tap.c_str())); old) {
+    if (int err = rtnl_link_delete(sk.get(), old.get()); err < 0 && err != -NLE_OBJ_NOTFOUND) {
+      return NlError(err, "delete the earlier TAP " + tap);
+    }
+  }
+  NFC_RETURN_IF_ERROR(CreatePersistentTap(tap));
+  NFC_ASSIGN_OR_RETURN(links, Links(sk.get()));
+  Link link(rtnl_link_get_by_name(links.get(), tap.c_str()));
+  if (!link) return Error::Internal("TAP " + tap + " was created but is not listed");
+  int index = rtnl_link_get_ifindex(link.get());
+  NFC_RETURN_IF_ERROR(AddAddress(sk.get(), index, address));
+  // The guard's filters are in place before the TAP carries a frame.
+  NFC_RETURN_IF_ERROR(AddEgressGuard(sk.get(), index, guard, {{"0.0.0.0/0", gateway, 0}}));
+  return SetUp(sk.get(), link.get(), mtu);
+}
+
+Status DeleteHostTap(const std::string& tap) {
+  return DetachInNetns(tap);
+}
 
 Result<TapAttachment> AttachTap(const std::string& netns_path, const std::string& tap,
                                 const std::string& uplink_name, const EgressGuard& guard) {

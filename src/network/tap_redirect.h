@@ -70,6 +70,15 @@ Result<TapAttachment> AttachTap(const std::string& netns_path, const std::string
 // when Nomad has destroyed the namespace itself.
 Status DetachTap(const std::string& netns_path, const std::string& tap);
 
+// Host mode (network/host_link.h), in the calling thread's namespace: the persistent TAP `tap`, up with
+// `mtu`, holding `address` ("10.229.0.1/30", the host's side of the VM's link), `guard` on its ingress with
+// `gateway` (that host-side address) as the gateway whose new TCP connections are dropped. Idempotent.
+Status CreateHostTap(const std::string& tap, uint32_t mtu, const std::string& address,
+                     const EgressGuard& guard, const std::string& gateway);
+// Deletes the TAP `tap` of the calling thread's namespace (its address and filters go with it); harmless when
+// it is gone.
+Status DeleteHostTap(const std::string& tap);
+
 // A TAP name for a task, unique per task ID, within the kernel's 15 characters.
 std::string TapNameForTask(const std::string& task_id);
 

@@ -22,6 +22,7 @@ std::string DriverState::Encode() const {
   };
   if (!network_mode.empty()) {
     j["network"] = {{"mode", network_mode}, {"netns", netns_path}, {"tap", tap_name}, {"address", address}};
+    if (!host_lease.empty()) j["network"]["host_lease"] = host_lease;
   }
   if (vm_uid != 0) {
     j["sandbox"] = {{"uid", vm_uid}};
@@ -80,6 +81,7 @@ Result<DriverState> DriverState::Decode(std::string_view bytes) {
       s.netns_path = n.value("netns", "");
       s.tap_name = n.value("tap", "");
       s.address = n.value("address", "");
+      s.host_lease = n.value("host_lease", "");
     }
     if (j.contains("sandbox")) {
       field = "sandbox";

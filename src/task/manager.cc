@@ -321,7 +321,10 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
   p.dir = shim::TaskDirFor(config.data_dir, t.id);
   p.vm_id = deps_.new_vm_id();
   StartRecord record{t.id, p.image.manifest_digest, {}, "", vm.planned_tap, {}};
-  if (!record.tap.empty()) record.netns_path = t.network->netns_path;
+  // No namespace: a host-mode link, in the plugin's own namespace.
+  if (!record.tap.empty() && t.network && t.network->mode == driver::NetworkIsolation::Mode::kGroup) {
+    record.netns_path = t.network->netns_path;
+  }
   // Named before it exists, so an interrupted start's cleanup removes it (removing none is fine).
   if (vm.sandbox) record.cgroup = {vm.cgroup_parent, p.vm_id};
   if (!vm.jailer_binary.empty()) {
@@ -331,7 +334,7 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
   NFC_ASSIGN_OR_RETURN(record.starter, IdentifyProcess(::getpid()));
   NFC_RETURN_IF_ERROR(txn.CreateTaskDir(p.dir, record));
   NFC_RETURN_IF_ERROR(txn.CreateScratchDisk(scratch_bytes, config.data_dir + "/scratch-templates"));
-  NFC_ASSIGN_OR_RETURN(p.network, txn.AttachNetwork(t, vm.egress_guard));
+  NFC_ASSIGN_OR_RETURN(p.network, txn.AttachNetwork(t, vm.network_policy));
   if (vm.sandbox) {
     NFC_ASSIGN_OR_RETURN(uint32_t uid, txn.LeaseVmUid(vm.vm_uids));
     p.vm_uid = uid;
@@ -342,7 +345,7 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
       txn.ExpectJailedVmm(vm.cgroup_parent, p.vm_id, p.jail_dir);
     }
   }
-  if (p.network.mode == "group") {
+  if (p.network.mode == "group" || p.network.mode == "host") {
     // The guest cannot reach the host's local resolver; GuestDns keeps the host's other servers.
     p.host_resolv_conf = deps_.env->ReadFile("/etc/resolv.conf", 64 << 10).value_or("");
   }
@@ -402,7 +405,9 @@ driver::StartedTask Manager::Register(const driver::NomadTask& t, const DriverSt
                              {"boot_ms", timings.boot_millis}});
   driver::StartedTask started;
   started.handle = task->handle;
-  if (!state.address.empty()) started.network = driver::NetworkOverride{{}, state.address, false};
+  // In host mode Nomad already advertises the host's address and ports, which reach the guest through DNAT.
+  if (!state.address.empty() && state.network_mode == "group")
+    started.network = driver::NetworkOverride{{}, state.address, false};
   std::lock_guard<std::mutex> lock(mu_);
   tasks_[t.id] = task;
   return started;

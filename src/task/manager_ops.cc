@@ -92,7 +92,7 @@ Status Manager::RemoveTaskResources(const DriverState& state) {
   // A jailed Firecracker no record names (its shim died before writing vmm.json): found by the jailer's pid
   // file.
   if (!state.jail_dir.empty()) keep(vmm::KillJailedVmm(state.jail_dir));
-  keep(deps_.network.detach(state.netns_path, state.tap_name));
+  keep(deps_.network.detach(state.netns_path, state.tap_name, state.task_dir));
   if (!state.cgroup.name.empty()) keep(deps_.cgroups.remove(state.cgroup.parent, state.cgroup.name));
   if (state.vm_uid != 0 && !state.task_dir.empty()) {
     shim::TaskDir dir{state.task_dir};

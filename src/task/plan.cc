@@ -271,6 +271,7 @@ DriverState StateFor(const VmPlan& vm, const driver::NomadTask& task, const driv
   state.netns_path = p.network.netns_path;
   state.tap_name = p.network.tap;
   state.address = p.network.address;
+  state.host_lease = p.network.host_lease;
   state.vm_uid = p.vm_uid.value_or(0);
   if (p.vm_uid) state.cgroup = {vm.cgroup_parent, p.vm_id};
   state.jail_dir = p.jail_dir;
@@ -320,8 +321,12 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
         driver::DnsSettings{config.dns_servers, config.dns_search_domains, config.dns_options};
   }
   plan.labels = config.labels;
-  plan.planned_tap = PlannedTap(task);
-  plan.egress_guard = {plugin.egress_guard.enabled, plugin.egress_guard.cidrs, plugin.egress_guard.gateway};
+  plan.planned_tap = PlannedTap(task, plugin.host_network.enabled);
+  plan.network_policy.guard = {plugin.egress_guard.enabled, plugin.egress_guard.cidrs,
+                               plugin.egress_guard.gateway};
+  plan.network_policy.host_network = plugin.host_network.enabled;
+  plan.network_policy.host_cidr = plugin.host_network.cidr;
+  plan.network_policy.data_dir = plugin.data_dir;
   plan.files_max_bytes = config.task_dir_max_bytes.value_or(driver::kDefaultTaskDirMaxBytes);
   NFC_ASSIGN_OR_RETURN(plan.volumes, VolumesFor(task));
   plan.volume_image_bytes = config.volume_size_bytes.value_or(volume::kDefaultImageBytes);

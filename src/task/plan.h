@@ -70,8 +70,8 @@ struct VmPlan {
   std::string hostname;             // the task config's, else the group network's, else the task's name
   std::optional<driver::DnsSettings> dns_override;  // the task config's dns_servers/_search_domains/_options
   std::map<std::string, std::string> labels;        // the task config's labels
-  std::string planned_tap;            // the TAP provisioning will create (group networking), "" for none
-  network::EgressGuard egress_guard;  // the plugin's egress_guard, for that TAP
+  std::string planned_tap;       // the TAP provisioning will create (group or host networking), "" for none
+  NetworkPolicy network_policy;  // the plugin's egress_guard and host_network, for that TAP
   uint64_t files_max_bytes = driver::kDefaultTaskDirMaxBytes;  // per task directory (task_dir_max_size)
   // Nomad's volume mounts, then its devices, each a disk of the VM after the root and scratch disks; mounts
   // ordered so that one inside another comes after it.

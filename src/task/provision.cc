@@ -62,12 +62,12 @@ Status StartTransaction::CreateScratchDisk(uint64_t bytes, const std::string& te
 }
 
 Result<TaskNetwork> StartTransaction::AttachNetwork(const driver::NomadTask& task,
-                                                    const network::EgressGuard& guard) {
-  auto net = deps_.network.attach(task, guard);
+                                                    const NetworkPolicy& policy) {
+  auto net = deps_.network.attach(task, policy, dir_->root);
   if (!net.ok()) return std::move(net).error().Context("network");
-  std::string netns = net->netns_path, tap = net->tap;
+  std::string netns = net->netns_path, tap = net->tap, owner = dir_->root;
   OnRollback("give the allocation its network back",
-             [this, netns, tap] { return deps_.network.detach(netns, tap); });
+             [this, netns, tap, owner] { return deps_.network.detach(netns, tap, owner); });
   return net;
 }
 

@@ -42,9 +42,11 @@ class ImageSource {
 
 // How the network of a task is attached and detached (task/network.h in production).
 struct NetworkOps {
-  std::function<Result<TaskNetwork>(const driver::NomadTask&, const network::EgressGuard&)> attach =
-      AttachTaskNetwork;
-  std::function<Status(const std::string& netns_path, const std::string& tap)> detach = DetachTaskNetwork;
+  std::function<Result<TaskNetwork>(const driver::NomadTask&, const NetworkPolicy&,
+                                    const std::string& task_dir)>
+      attach = AttachTaskNetwork;
+  std::function<Status(const std::string& netns_path, const std::string& tap, const std::string& task_dir)>
+      detach = DetachTaskNetwork;
 };
 
 // How a sandboxed VMM's cgroup is made and removed (sandbox/cgroup.h on the host's cgroupfs in production).
@@ -80,7 +82,7 @@ class StartTransaction {
   // Creates the task dir (refusing an existing one) and writes its start record first thing.
   Status CreateTaskDir(const shim::TaskDir& dir, const StartRecord& record);
   Status CreateScratchDisk(uint64_t bytes, const std::string& template_dir);
-  Result<TaskNetwork> AttachNetwork(const driver::NomadTask& task, const network::EgressGuard& guard);
+  Result<TaskNetwork> AttachNetwork(const driver::NomadTask& task, const NetworkPolicy& policy);
   // A uid (and gid) of `range` for the VMM, leased to the task dir, and the empty jail it chroots into.
   Result<uint32_t> LeaseVmUid(const sandbox::UidRange& range);
   // The VMM's cgroup <parent>/<name> with `limits`; returns the cgroup.procs files the VMM joins.

@@ -278,7 +278,7 @@ TEST_F(VmNetworkTest, InterruptedStartLosesNoTap) {
   ASSERT_TRUE(outside.ok() && alloc.ok());
   ASSERT_TRUE(MakeBridgeLikePair(outside, alloc, 80, 1500).ok());
   driver::NomadTask t = Task(alloc.path());
-  std::string tap = task::PlannedTap(t);
+  std::string tap = task::PlannedTap(t, false);
   ASSERT_FALSE(tap.empty());
   ASSERT_TRUE(network::AttachTap(alloc.path(), tap).ok());
 
