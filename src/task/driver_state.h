@@ -56,7 +56,7 @@ struct DriverState {
   std::string tap_name;
   std::string address;
   std::string host_lease;  // host mode: the /30 of the plugin's pool ("10.229.0.4/30"); empty: none
-  uint32_t vm_uid = 0;  // the VMM's uid/gid lease when sandboxed; 0: none
+  uint32_t vm_uid = 0;     // the VMM's uid/gid lease when sandboxed; 0: none
   struct Cgroup {
     std::string parent, name;  // <parent>/<name> (sandbox/cgroup.h); empty: none
     bool operator==(const Cgroup&) const = default;
@@ -70,7 +70,7 @@ struct DriverState {
 
 // StartRecord: written into a new task dir (`start.json`) before anything else of the task exists:
 //   {"version": 1, "task_id": "...", "image_digest": "sha256:...", "starter": {"pid": N, "start_time": T},
-//    "network": {"netns": "...", "tap": "..."},                      network: bridge mode; host mode: no netns
+//    "network": {"netns": "...", "tap": "..."},                      network: bridge or host mode (no netns)
 //    "cgroup": {"parent": "...", "name": "..."}, "jail": "..."}      the sandbox's, when confined
 // A task dir with a start record whose starter (the plugin process running StartTask) is gone and without
 // driver_state.json (written once the workload runs, right before StartTask returns) belongs to a StartTask

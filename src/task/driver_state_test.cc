@@ -44,6 +44,21 @@ TEST(DriverState, RoundTripsEverything) {
   EXPECT_EQ(out->started_at_unix_nanos, in.started_at_unix_nanos);
 }
 
+TEST(DriverState, RecordsTheHostModeLease) {
+  DriverState in = Sample();
+  in.network_mode = "host";
+  in.netns_path = "";
+  in.address = "10.229.0.6";
+  in.host_lease = "10.229.0.4/30";
+  auto out = DriverState::Decode(in.Encode());
+  ASSERT_TRUE(out.ok()) << out.error().message();
+  EXPECT_EQ(out->network_mode, "host");
+  EXPECT_EQ(out->tap_name, "nfc0");
+  EXPECT_EQ(out->host_lease, "10.229.0.4/30");
+  // Group mode has none, and writes none.
+  EXPECT_EQ(nlohmann::json::parse(Sample().Encode())["network"].count("host_lease"), 0u);
+}
+
 TEST(DriverState, IgnoresUnknownFieldsFromNewerPlugins) {
   auto j = nlohmann::json::parse(Sample().Encode());
   j["something_new"] = {1, 2, 3};

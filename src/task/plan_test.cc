@@ -292,19 +292,36 @@ TEST_F(PlanTest, TheImagesStopSignalAppliesWhenItNamesASignal) {
   EXPECT_EQ(boot->spec.process.stop_signal, 15);
 }
 
-TEST_F(PlanTest, GroupModeDnsComesFromTheHostWithoutLoopbackUnlessTheJobHasDns) {
-  Provisioned p = SomeProvisioning();
-  p.network.mode = "group";
-  p.host_resolv_conf = "nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch corp.example\n";
-  auto boot = PlanBoot(MustPlanVm(), task_, config_, p);
-  ASSERT_TRUE(boot.ok()) << boot.error().message();
-  ASSERT_TRUE(boot->spec.dns.has_value());
-  EXPECT_EQ(boot->spec.dns->servers, (std::vector<std::string>{"10.0.0.2"}));
-  EXPECT_EQ(boot->spec.dns->searches, (std::vector<std::string>{"corp.example"}));
-  task_.dns = driver::DnsSettings{{"1.1.1.1"}, {}, {}};
-  boot = PlanBoot(MustPlanVm(), task_, config_, p);
-  ASSERT_TRUE(boot.ok()) << boot.error().message();
-  EXPECT_EQ(boot->spec.dns->servers, (std::vector<std::string>{"1.1.1.1"}));
+TEST_F(PlanTest, GroupAndHostModeDnsComesFromTheHostWithoutLoopbackUnlessTheJobHasDns) {
+  for (const char* mode : {"group", "host"}) {
+    SCOPED_TRACE(mode);
+    task_.dns.reset();
+    Provisioned p = SomeProvisioning();
+    p.network.mode = mode;
+    p.host_resolv_conf = "nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch corp.example\n";
+    auto boot = PlanBoot(MustPlanVm(), task_, config_, p);
+    ASSERT_TRUE(boot.ok()) << boot.error().message();
+    ASSERT_TRUE(boot->spec.dns.has_value());
+    EXPECT_EQ(boot->spec.dns->servers, (std::vector<std::string>{"10.0.0.2"}));
+    EXPECT_EQ(boot->spec.dns->searches, (std::vector<std::string>{"corp.example"}));
+    task_.dns = driver::DnsSettings{{"1.1.1.1"}, {}, {}};
+    boot = PlanBoot(MustPlanVm(), task_, config_, p);
+    ASSERT_TRUE(boot.ok()) << boot.error().message();
+    EXPECT_EQ(boot->spec.dns->servers, (std::vector<std::string>{"1.1.1.1"}));
+  }
+}
+
+TEST_F(PlanTest, HostModeGetsATapOnlyWithHostNetworkOn) {
+  EXPECT_TRUE(MustPlanVm().planned_tap.empty());
+  plugin_.host_network.enabled = true;
+  plugin_.host_network.cidr = "10.230.0.0/24";
+  VmPlan vm = MustPlanVm();
+  EXPECT_EQ(vm.planned_tap, network::TapNameForTask(task_.id));
+  EXPECT_TRUE(vm.network_policy.host_network);
+  EXPECT_EQ(vm.network_policy.host_cidr, "10.230.0.0/24");
+  EXPECT_EQ(vm.network_policy.data_dir, plugin_.data_dir);
+  task_.network = driver::NetworkIsolation{driver::NetworkIsolation::Mode::kNone, "", {}, "", ""};
+  EXPECT_TRUE(MustPlanVm().planned_tap.empty());
 }
 
 TEST_F(PlanTest, ShimConfigDescribesTheVmInTheTaskDir) {
