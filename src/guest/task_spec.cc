@@ -1,6 +1,7 @@
 #include "guest/task_spec.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -219,8 +220,14 @@ Status ReadRoute(Reader& i, RouteConfig& c) {
   return i.Unsigned("metric", c.metric);
 }
 
+Status ReadForward(Reader& i, PortForwardConfig& f) {
+  NFC_RETURN_IF_ERROR(i.String("listen", f.listen));
+  return i.String("target", f.target);
+}
+
 Status ReadNetwork(Reader& o, NetworkConfig& network) {
   NFC_RETURN_IF_ERROR(NestedList(o, "interfaces", network.interfaces, ReadInterface));
+  NFC_RETURN_IF_ERROR(NestedList(o, "forwards", network.forwards, ReadForward));
   return NestedList(o, "routes", network.routes, ReadRoute);
 }
 
@@ -308,6 +315,14 @@ const std::set<std::string>& KnownRlimits() {
                                               "memlock", "msgqueue", "nice",       "nofile", "nproc", "rss",
                                               "rtprio",  "rttime",   "sigpending", "stack"};
   return names;
+}
+
+// "a.b.c.d:port", port 1-65535.
+bool IsIpv4Port(const std::string& text) {
+  unsigned a = 0, b = 0, c = 0, d = 0, port = 0;
+  char end = 0;
+  int n = std::sscanf(text.c_str(), "%3u.%3u.%3u.%3u:%5u%c", &a, &b, &c, &d, &port, &end);
+  return n == 5 && a < 256 && b < 256 && c < 256 && d < 256 && port > 0 && port < 65536;
 }
 
 bool IsAbsoluteClean(const std::string& p) {
@@ -433,6 +448,15 @@ Status ValidateInterfaces(const TaskSpec& s) {
                                     "\" is too long");
     }
   }
+  for (size_t i = 0; i < s.network.forwards.size(); i++) {
+    for (const auto& [field, value] : {std::pair{"listen", &s.network.forwards[i].listen},
+                                       std::pair{"target", &s.network.forwards[i].target}}) {
+      if (!IsIpv4Port(*value)) {
+        return Error::InvalidArgument("network.forwards[" + std::to_string(i) + "]." + field + ": \"" +
+                                      *value + "\" is not an IPv4 address and port");
+      }
+    }
+  }
   return Ok();
 }
 
@@ -522,6 +546,8 @@ std::string TaskSpecToJson(const TaskSpec& s) {
     net["routes"].push_back(
         {{"destination", r.destination}, {"gateway", r.gateway}, {"device", r.device}, {"metric", r.metric}});
   }
+  for (const auto& f : s.network.forwards)
+    net["forwards"].push_back({{"listen", f.listen}, {"target", f.target}});
   j["network"] = net;
   j["root"] = {{"device", s.root.device}, {"fstype", s.root.fstype}, {"directory", s.root.directory}};
   j["scratch"] = {

@@ -70,9 +70,17 @@ struct RouteConfig {
   uint32_t metric = 0;
 };
 
+// A port nomad-init relays inside the guest (TCP and UDP), e.g. 127.0.0.1:<upstream> to the allocation
+// namespace's end of the sidecar link (docs/networking.md, "Sidecars"). Both are "IPv4:port".
+struct PortForwardConfig {
+  std::string listen;
+  std::string target;
+};
+
 struct NetworkConfig {
   std::vector<InterfaceConfig> interfaces;
   std::vector<RouteConfig> routes;
+  std::vector<PortForwardConfig> forwards;  // started after the network is up, before the workload
 };
 
 // The image's root filesystem. Exactly one of device (a block device with the read-only image, e.g. /dev/vda)

@@ -18,6 +18,7 @@ TEST(TaskSpec, RoundTripsThroughJson) {
   s.dns = DnsConfig{{"10.0.0.1"}, {"svc"}, {"ndots:2"}};
   s.network.interfaces = {{"eth0", "", 1420, {"10.0.0.2/24", "fd00::2/64"}}};
   s.network.routes = {{"default", "10.0.0.1", "eth0", 0}};
+  s.network.forwards = {{"127.0.0.1:9001", "169.254.254.1:9001"}};
   s.root.device = "/dev/vda";
   s.scratch.device = "/dev/vdb";
   s.mounts = {{"/dev/vdc", "/data", "ext4", {"rw", "noatime"}}};
@@ -38,6 +39,9 @@ TEST(TaskSpec, RoundTripsThroughJson) {
   EXPECT_EQ(parsed->dns->options, std::vector<std::string>{"ndots:2"});
   EXPECT_EQ(parsed->network.interfaces.at(0).mtu, 1420u);
   EXPECT_EQ(parsed->network.interfaces.at(0).addresses.at(1), "fd00::2/64");
+  ASSERT_EQ(parsed->network.forwards.size(), 1u);
+  EXPECT_EQ(parsed->network.forwards[0].listen, "127.0.0.1:9001");
+  EXPECT_EQ(parsed->network.forwards[0].target, "169.254.254.1:9001");
   EXPECT_EQ(parsed->mounts.at(0).options.at(1), "noatime");
   ASSERT_EQ(parsed->devices.size(), 1u);
   EXPECT_EQ(parsed->devices[0].target, "/dev/xvdb");
@@ -86,6 +90,22 @@ TEST(TaskSpec, ErrorsNameTheFieldAndValue) {
   ASSERT_FALSE(device.ok());
   EXPECT_NE(device.error().ToString().find("devices[0].source: \"/etc/shadow\" is not a device path"),
             std::string::npos);
+}
+
+TEST(TaskSpec, ForwardsNeedIpv4AndPort) {
+  constexpr const char* kBase = R"({"version":1,"root":{"device":"/dev/vda"},"network":{"forwards":[)";
+  auto ok = ParseTaskSpec(std::string(kBase) + R"({"listen":"127.0.0.1:53","target":"169.254.254.1:53"}]}})");
+  ASSERT_TRUE(ok.ok()) << ok.error().ToString();
+  for (const char* bad :
+       {"localhost:53", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "1.2.3.400:5", "1.2.3.4:5x"}) {
+    auto r = ParseTaskSpec(std::string(kBase) + R"({"listen":"127.0.0.1:53","target":")" + bad + R"("}]}})");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().ToString(),
+              std::string("network.forwards[0].target: \"") + bad + "\" is not an IPv4 address and port");
+  }
+  auto unknown = ParseTaskSpec(std::string(kBase) + R"({"listen":"127.0.0.1:53","proto":"tcp"}]}})");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().ToString(), "network.forwards[0].proto: unknown field");
 }
 
 TEST(TaskSpec, ANumberPastDoubleIsAnErrorNotAnException) {

@@ -5,10 +5,12 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <unordered_map>
@@ -394,6 +396,41 @@ std::vector<uint16_t> Relay::ListenPorts() const {
   return ports;
 }
 
+void Relay::CloseOtherFds() const {
+  // The parent's descriptors (PID 1's control channel: a virtio-serial port opens once at a time) must not
+  // stay open in the relay.
+  std::vector<int> keep = {impl_->epoll.get()};
+  for (const auto& l : impl_->listeners) keep.push_back(l.fd.get());
+  std::sort(keep.begin(), keep.end());
+  unsigned from = 3;
+  for (int fd : keep) {
+    if (fd > static_cast<int>(from)) ::close_range(from, static_cast<unsigned>(fd) - 1, 0);
+    from = std::max(from, static_cast<unsigned>(fd) + 1);
+  }
+  ::close_range(from, ~0U, 0);
+}
+
+Result<std::unique_ptr<RelayThread>> RelayThread::Start(const std::vector<Forward>& forwards,
+                                                        RelayOptions options) {
+  std::unique_ptr<RelayThread> t(new RelayThread());
+  NFC_ASSIGN_OR_RETURN(t->relay_, Relay::Listen(forwards, options));
+  t->stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (t->stop_fd_ < 0) return Error::Errno("relay: eventfd");
+  Relay* relay = t->relay_.get();
+  int stop = t->stop_fd_;
+  t->thread_ = std::thread([relay, stop] { (void)relay->Run(stop); });
+  return t;
+}
+
+RelayThread::~RelayThread() {
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    (void)::write(stop_fd_, &one, sizeof one);
+    thread_.join();
+  }
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+}
+
 Result<pid_t> RunRelayInChild(std::unique_ptr<Relay> relay) {
   pid_t pid = ::fork();
   if (pid < 0) return Error::Errno("relay: fork");
@@ -403,6 +440,7 @@ Result<pid_t> RunRelayInChild(std::unique_ptr<Relay> relay) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::signal(sig, SIG_DFL);
     ::prctl(PR_SET_NAME, "nfc-relay", 0, 0, 0);
+    relay->CloseOtherFds();
     (void)relay->Run(-1);
     ::_exit(0);
   }

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/error.h"
@@ -65,11 +66,31 @@ class Relay {
   // The port each listener got, in the order of the forwards (tests bind port 0).
   std::vector<uint16_t> ListenPorts() const;
 
+  // Closes every descriptor from 3 up that is not the relay's own (in a forked child).
+  void CloseOtherFds() const;
+
   struct Impl;
 
  private:
   explicit Relay(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+};
+
+// Run in a thread of its own (the task shim, which has threads anyway), stopped and joined on destruction.
+class RelayThread {
+ public:
+  static Result<std::unique_ptr<RelayThread>> Start(const std::vector<Forward>& forwards,
+                                                    RelayOptions options = {});
+  ~RelayThread();
+  RelayThread(const RelayThread&) = delete;
+  RelayThread& operator=(const RelayThread&) = delete;
+  const Relay& relay() const { return *relay_; }
+
+ private:
+  RelayThread() = default;
+  std::unique_ptr<Relay> relay_;
+  int stop_fd_ = -1;
+  std::thread thread_;
 };
 
 // Starts Run in a forked child process (for a single-threaded parent such as PID 1: no thread of the parent

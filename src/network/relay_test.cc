@@ -298,6 +298,20 @@ TEST(RelayTest, ParseEndpoint) {
   }
 }
 
+TEST(RelayTest, RelayThreadStopsOnDestruction) {
+  EchoAfterEof server;
+  auto t = RelayThread::Start({To(server.port())});
+  ASSERT_TRUE(t.ok()) << t.error().ToString();
+  uint16_t port = (*t)->relay().ListenPorts()[0];
+  UniqueFd c = Connect(port);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(SendAll(c.get(), "abc"));
+  ::shutdown(c.get(), SHUT_WR);
+  EXPECT_EQ(ReadToEof(c.get()), "3:abc");
+  t->reset();
+  EXPECT_FALSE(Connect(port)) << "the listener is gone";
+}
+
 TEST(RelayTest, RunsInAForkedChildUntilKilled) {
   EchoAfterEof server;
   auto r = Relay::Listen({To(server.port())});

@@ -9,7 +9,8 @@
 // which Nomad sets up on the host towards the address, reach the guest unchanged.
 //
 // Limits (see docs/networking.md): one VM per allocation can own the uplink; processes of the namespace
-// itself (e.g. a Consul Connect sidecar talking to 127.0.0.1) do not reach the guest.
+// itself (e.g. a Consul Connect sidecar talking to 127.0.0.1) reach the guest only through the sidecar
+// bridge (network/sidecar_link.h).
 #pragma once
 
 #include <cstdint>

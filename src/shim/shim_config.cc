@@ -97,6 +97,10 @@ std::string ShimConfig::ToJson() const {
   for (const auto& r : file_roots)
     j["file_roots"].push_back(
         {{"name", r.name}, {"path", r.path}, {"two_way", r.two_way}, {"exclude", r.exclude}});
+  for (const auto& f : relays) {
+    j["relays"].push_back(
+        {{"listen", f.listen.ToString()}, {"target", f.target.ToString()}, {"tcp", f.tcp}, {"udp", f.udp}});
+  }
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -179,6 +183,13 @@ Result<ShimConfig> ShimConfig::FromJson(std::string_view text) {
     for (const auto& r : j.value("file_roots", nlohmann::json::array())) {
       c.file_roots.push_back({r.at("name").get<std::string>(), r.at("path").get<std::string>(),
                               r.value("two_way", false), r.value("exclude", std::vector<std::string>{})});
+    }
+    for (const auto& f : j.value("relays", nlohmann::json::array())) {
+      NFC_ASSIGN_OR_RETURN(network::Endpoint listen,
+                           network::ParseEndpoint(f.at("listen").get<std::string>()));
+      NFC_ASSIGN_OR_RETURN(network::Endpoint target,
+                           network::ParseEndpoint(f.at("target").get<std::string>()));
+      c.relays.push_back({listen, target, f.value("tcp", true), f.value("udp", true)});
     }
   } catch (const nlohmann::json::exception& e) {
     return Error::InvalidArgument(std::string("shim config: ") + e.what());

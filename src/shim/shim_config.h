@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "network/relay.h"
 #include "vmm/vmm.h"
 
 namespace nfc::shim {
@@ -38,6 +39,9 @@ struct ShimConfig {
   std::string log_level = "info";
   std::vector<HostFileRoot> file_roots;
   uint64_t files_max_bytes = uint64_t{1} << 30;  // per root
+  // Ports the shim relays in the allocation's namespace (it runs there) while the task lives: the sidecar
+  // bridge (docs/networking.md, "Sidecars").
+  std::vector<network::Forward> relays;
 
   std::string ToJson() const;
   static Result<ShimConfig> FromJson(std::string_view json);

@@ -152,6 +152,17 @@ int Serve(const std::string& task_dir, int ready_fd, const sigset_t& signals) {
     Reply(ready_fd, EncodeNotReady(listener.error()));
     return 1;
   }
+  // The sidecar bridge's ports in the allocation's namespace, before the VM: a port in use fails the start.
+  std::unique_ptr<network::RelayThread> relays;
+  if (!config->relays.empty()) {
+    auto started = network::RelayThread::Start(config->relays);
+    if (!started.ok()) {
+      Reply(ready_fd, EncodeNotReady(std::move(started).error().Context("sidecar port relay")));
+      return 1;
+    }
+    relays = std::move(*started);
+    log::Info("sidecar port relay started", {{"forwards", config->relays.size()}});
+  }
   Supervisor supervisor(std::move(*config));
   ControlServer server(std::move(*listener), &supervisor);
   std::thread serve([&] { server.Serve(); });

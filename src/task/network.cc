@@ -5,6 +5,7 @@
 #include "network/host_link.h"
 #include "network/tap_redirect.h"
 #include "shim/task_dir.h"
+#include "task/sidecar.h"
 
 namespace nfc::task {
 
@@ -80,6 +81,7 @@ Result<TaskNetwork> AttachTaskNetwork(const driver::NomadTask& task, const Netwo
       break;
     }
   }
+  NFC_RETURN_IF_ERROR(AttachSidecar(task, out));
   return out;
 }
 

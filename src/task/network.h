@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "driver/task_manager.h"
 #include "guest/task_spec.h"
+#include "network/relay.h"
 #include "network/tap_redirect.h"
 #include "vmm/vmm.h"
 
@@ -34,6 +35,8 @@ struct TaskNetwork {
   std::string host_lease;                // host mode: the /30 leased from the pool ("10.229.0.4/30")
   std::optional<vmm::NetworkInterface> nic;
   guest::NetworkConfig guest;
+  // Group mode: the sidecar ports the shim relays in the namespace (task/sidecar.h).
+  std::vector<network::Forward> shim_relays;
 };
 
 // The TAP AttachTaskNetwork will create for this task, or "" when it creates none.

@@ -248,6 +248,7 @@ shim::ShimConfig ShimFor(const VmPlan& vm, const driver::NomadTask& task, const 
     sc.file_roots.push_back(root);
   }
   sc.files_max_bytes = vm.files_max_bytes;
+  sc.relays = p.network.shim_relays;
   sc.boot_timeout_millis = vm.boot_timeout_millis;
   return sc;
 }

@@ -14,6 +14,7 @@
 #include "init/common/mounts.h"
 #include "init/common/netlink.h"
 #include "init/common/system.h"
+#include "network/relay.h"
 
 namespace nfc::init::guest {
 namespace {
@@ -262,6 +263,25 @@ Status SetUpNetwork(const TaskSpec& spec) {
     }
     NFC_RETURN_IF_ERROR_CTX(nl.AddRoute(*dst, gw, index, r.metric), at);
   }
+  return Ok();
+}
+
+Status StartForwards(const TaskSpec& spec) {
+  if (spec.network.forwards.empty()) return Ok();
+  std::vector<network::Forward> forwards;
+  for (size_t i = 0; i < spec.network.forwards.size(); i++) {
+    const auto& f = spec.network.forwards[i];
+    std::string at = "network.forwards[" + std::to_string(i) + "]";
+    auto listen = network::ParseEndpoint(f.listen);
+    if (!listen.ok()) return std::move(listen).error().Context(at + ".listen");
+    auto target = network::ParseEndpoint(f.target);
+    if (!target.ok()) return std::move(target).error().Context(at + ".target");
+    forwards.push_back({*listen, *target, true, true});
+  }
+  NFC_ASSIGN_OR_RETURN(auto relay, network::Relay::Listen(forwards));
+  // A child, not a thread: PID 1 stays single-threaded, and the relay's own work never delays init's.
+  NFC_ASSIGN_OR_RETURN(pid_t pid, network::RunRelayInChild(std::move(relay)));
+  log::Info("port relay started", {{"pid", pid}, {"forwards", forwards.size()}});
   return Ok();
 }
 

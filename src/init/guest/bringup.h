@@ -26,6 +26,10 @@ Status SetUpRoot(const TaskSpec& spec, const BootEnvironment& env);
 // Hostname, loopback, the configured interfaces, addresses and routes.
 Status SetUpNetwork(const TaskSpec& spec);
 
+// The spec's network.forwards (TCP and UDP each), relayed by a child process started here that lives until
+// the VM ends (network/relay.h). Nothing to do without forwards; a port that cannot be bound is an error.
+Status StartForwards(const TaskSpec& spec);
+
 Status ApplyRlimits(const TaskSpec& spec);
 
 // Creates /sys/fs/cgroup/workload with the cpu, memory and pids controllers enabled; returns an open fd of

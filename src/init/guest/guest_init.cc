@@ -170,6 +170,8 @@ void GuestInit::StartWorkload() {
   auto net = SetUpNetwork(spec_);
   if (!net.ok()) return FailBoot(std::move(net).error().Context("network"), 125);
   times_.network_up_ns = MonotonicNs();
+  auto forwards = StartForwards(spec_);
+  if (!forwards.ok()) return FailBoot(std::move(forwards).error().Context("port relay"), 125);
   auto limits = ApplyRlimits(spec_);
   if (!limits.ok()) return FailBoot(limits.error(), 125);
   auto files = SetUpTaskFiles();

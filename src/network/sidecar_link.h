@@ -1,0 +1,31 @@
+// The sidecar link: a private IPv4 /30 between the allocation's network namespace and the microVM, over the
+// same TAP that carries the guest's traffic to the uplink (docs/networking.md, "Sidecars"). The TAP gets the
+// namespace's end (kSidecarNetnsAddress), the guest's eth0 a second address (kSidecarGuestAddress). Two u32
+// filters on the TAP's ingress, evaluated before the egress guard and the redirect, let the guest's frames
+// for the namespace's end (IPv4 to it, ARP asking for it or answering it) up the namespace's own stack
+// instead of out through the uplink: a filter that matches and has no action passes the frame on.
+//
+// Over this link the task shim (in the namespace) and nomad-init (in the guest) relay ports
+// (network/relay.h), so that a sidecar listening on 127.0.0.1 in the namespace (Consul Connect's Envoy) and
+// the workload meet.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/error.h"
+
+namespace nfc::network {
+
+inline constexpr const char* kSidecarNetnsAddress = "169.254.254.1";
+inline constexpr const char* kSidecarGuestAddress = "169.254.254.2";
+inline constexpr int kSidecarPrefixLength = 30;
+// tc priorities of the pass filters (IPv4, ARP): below the egress guard's, so evaluated first.
+inline constexpr uint16_t kSidecarPassPriority = 0xfb00;
+inline constexpr uint16_t kSidecarArpPassPriority = 0xfb01;
+
+// Gives the TAP in the namespace at `netns_path` the namespace's end of the link and installs the pass
+// filters. Idempotent. The address and filters belong to the TAP and go with it (DetachTap).
+Status AttachSidecarLink(const std::string& netns_path, const std::string& tap);
+
+}  // namespace nfc::network

@@ -1,0 +1,52 @@
+#include "task/sidecar.h"
+
+#include <gtest/gtest.h>
+
+namespace nfc::task {
+namespace {
+
+std::vector<std::string> Shim(const SidecarForwards& f) {
+  std::vector<std::string> out;
+  for (const auto& x : f.shim) out.push_back(x.listen.ToString() + ">" + x.target.ToString());
+  return out;
+}
+
+std::vector<std::string> Guest(const SidecarForwards& f) {
+  std::vector<std::string> out;
+  for (const auto& x : f.guest) out.push_back(x.listen + ">" + x.target);
+  return out;
+}
+
+TEST(SidecarForwards, AppPortsInboundUpstreamsOutbound) {
+  driver::NomadTask t;
+  t.resources.ports = {{"http", 25123, 8080, ""},
+                       {"metrics", 9100, 0, ""},              // to 0: the app listens on the value
+                       {"again", 25124, 8080, ""},            // the same app port once
+                       {"connect-proxy-web", 21000, -1, ""},  // Envoy's public listener
+                       {"web-expose-check", 21001, -1, ""}};  // Envoy's again
+  t.env = {{"NOMAD_UPSTREAM_ADDR_db", "127.0.0.1:5432"},    {"NOMAD_UPSTREAM_PORT_db", "5432"},
+           {"NOMAD_UPSTREAM_PORT_cache", "6379"},            // without an ADDR
+           {"NOMAD_UPSTREAM_ADDR_api", "0.0.0.0:7000"},      // bound on every address
+           {"NOMAD_UPSTREAM_ADDR_clash", "127.0.0.1:8080"},  // the app's own port: not relayed
+           {"NOMAD_UPSTREAM_ADDR_bad", "db.service:5432"},  {"OTHER", "127.0.0.1:1"}};
+  SidecarForwards f = SidecarForwardsFor(t);
+  EXPECT_EQ(Shim(f), (std::vector<std::string>{
+                         "127.0.0.1:8080>169.254.254.2:8080", "127.0.0.1:9100>169.254.254.2:9100",
+                         "169.254.254.1:7000>127.0.0.1:7000", "169.254.254.1:6379>127.0.0.1:6379",
+                         "169.254.254.1:5432>127.0.0.1:5432"}));
+  EXPECT_EQ(Guest(f), (std::vector<std::string>{"127.0.0.1:7000>169.254.254.1:7000",
+                                                "127.0.0.1:6379>169.254.254.1:6379",
+                                                "127.0.0.1:5432>169.254.254.1:5432"}));
+  for (const auto& x : f.shim) EXPECT_TRUE(x.tcp && x.udp);
+}
+
+TEST(SidecarForwards, NothingWithoutPortsOrUpstreams) {
+  driver::NomadTask t;
+  t.env = {{"NOMAD_PORT_http", "8080"}};
+  SidecarForwards f = SidecarForwardsFor(t);
+  EXPECT_TRUE(f.shim.empty());
+  EXPECT_TRUE(f.guest.empty());
+}
+
+}  // namespace
+}  // namespace nfc::task

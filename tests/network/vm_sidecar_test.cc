@@ -1,0 +1,387 @@
+// The sidecar bridge with a real guest (QEMU microvm; TCG here) in Nomad's group network mode, through the
+// task Manager (docs/networking.md, "Sidecars"): a process in the allocation's namespace reaches the workload
+// at 127.0.0.1:<app port>, a proxy standing in for Envoy carries a peer's request the same way, and the
+// workload reaches a listener on 127.0.0.1:<upstream port> of the namespace (TCP and UDP) at 127.0.0.1 in the
+// guest. Also prints how long a request takes through the bridge, for the record (not a pass/fail figure).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "driver/task_config.h"
+#include "netns_fixture.h"
+#include "network/netns.h"
+#include "network/sidecar_link.h"
+#include "network/tap_redirect.h"
+#include "require.h"
+#include "task/manager.h"
+#include "temp_dir.h"
+#include "test_layers.h"
+
+namespace nfc {
+namespace {
+
+using namespace std::chrono_literals;
+using network::testing::MakeBridgeLikePair;
+using network::testing::NetnsHolder;
+using network::testing::RunIn;
+
+// The task's stdout, read like Nomad's logmon would.
+class FifoCapture {
+ public:
+  explicit FifoCapture(const std::string& path) {
+    if (::mkfifo(path.c_str(), 0600) != 0) return;
+    fd_ = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    thread_ = std::thread([this] {
+      char buf[4096];
+      while (!stop_) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        ssize_t n = ::read(fd_, buf, sizeof(buf));
+        if (n <= 0) continue;
+        std::lock_guard<std::mutex> lock(mu_);
+        text_.append(buf, static_cast<size_t>(n));
+      }
+    });
+  }
+  ~FifoCapture() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) ::close(fd_);
+  }
+  std::string Text() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return text_;
+  }
+
+ private:
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::string text_;
+  std::thread thread_;
+};
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds budget) {
+  auto deadline = std::chrono::steady_clock::now() + budget;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return done();
+}
+
+sockaddr_in Address(const std::string& ip, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  return a;
+}
+
+// A socket of `type` made inside `ns` (it stays there), bound to ip:port unless port is 0.
+Result<UniqueFd> SocketIn(const NetnsHolder& ns, int type, const std::string& ip, uint16_t port) {
+  UniqueFd fd;
+  NFC_RETURN_IF_ERROR(network::RunInNetns(ns.path(), [&]() -> Status {
+    fd.Reset(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
+    if (!fd) return Error::Errno("socket");
+    timeval tv{5, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a = Address(ip, port);
+    if (port != 0 && ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+      return Error::Errno("bind " + ip + ":" + std::to_string(port));
+    if (port != 0 && type == SOCK_STREAM && ::listen(fd.get(), 16) != 0) return Error::Errno("listen");
+    return Ok();
+  }));
+  return fd;
+}
+
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return out;
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+// Connects from `ns` to ip:port and reads the answer to EOF; "" when the connection failed or was reset.
+std::string Ask(const NetnsHolder& ns, const std::string& ip, uint16_t port) {
+  auto fd = SocketIn(ns, SOCK_STREAM, "", 0);
+  if (!fd.ok()) return "";
+  sockaddr_in a = Address(ip, port);
+  if (::connect(fd->get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return "";
+  return ReadAll(fd->get());
+}
+
+// The upstream's side in the namespace, on 127.0.0.1:<port>: TCP answers "upstream says hi" and closes; UDP
+// answers every DNS query with NXDOMAIN (busybox's nc has no UDP; its nslookup is the guest's UDP client).
+// What Envoy's upstream listener stands for.
+class Upstream {
+ public:
+  Upstream(const NetnsHolder& ns, uint16_t port) {
+    auto tcp = SocketIn(ns, SOCK_STREAM, "127.0.0.1", port);
+    auto udp = SocketIn(ns, SOCK_DGRAM, "127.0.0.1", port);
+    if (!tcp.ok() || !udp.ok()) {
+      error_ = !tcp.ok() ? tcp.error().ToString() : udp.error().ToString();
+      return;
+    }
+    tcp_ = std::move(*tcp);
+    udp_ = std::move(*udp);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~Upstream() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      pollfd p[2] = {{tcp_.get(), POLLIN, 0}, {udp_.get(), POLLIN, 0}};
+      if (::poll(p, 2, 100) <= 0) continue;
+      if (p[0].revents & POLLIN) {
+        UniqueFd c(::accept4(tcp_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (c) (void)::send(c.get(), "upstream says hi\n", 17, MSG_NOSIGNAL);
+      }
+      if (p[1].revents & POLLIN) {
+        char buf[512];
+        sockaddr_in from{};
+        socklen_t len = sizeof from;
+        ssize_t n = ::recvfrom(udp_.get(), buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n <= 0) continue;
+        if (n < 12) continue;
+        buf[2] = static_cast<char>(buf[2] | 0x80);        // a response
+        buf[3] = static_cast<char>((buf[3] & 0xf0) | 3);  // NXDOMAIN
+        ::sendto(udp_.get(), buf, static_cast<size_t>(n), 0, reinterpret_cast<sockaddr*>(&from), len);
+      }
+    }
+  }
+  std::string error_;
+  UniqueFd tcp_, udp_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// The sidecar stand-in: a proxy in the namespace, listening on `listen` (reachable from a peer namespace),
+// that sends each connection to 127.0.0.1:<app port>, as Envoy's public listener does after mTLS. One
+// connection at a time, both directions copied until both ends closed.
+class MiniProxy {
+ public:
+  MiniProxy(const NetnsHolder& ns, const std::string& listen, uint16_t port, uint16_t app_port) : ns_(ns) {
+    auto fd = SocketIn(ns, SOCK_STREAM, listen, port);
+    if (!fd.ok()) {
+      error_ = fd.error().ToString();
+      return;
+    }
+    fd_ = std::move(*fd);
+    thread_ = std::thread([this, app_port] {
+      while (!stop_) {
+        pollfd p{fd_.get(), POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) continue;
+        UniqueFd in(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        auto out = SocketIn(ns_, SOCK_STREAM, "", 0);
+        sockaddr_in a = Address("127.0.0.1", app_port);
+        if (!in || !out.ok() || ::connect(out->get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+          continue;
+        Copy(in.get(), out->get());
+      }
+    });
+  }
+  ~MiniProxy() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  static void Copy(int a, int b) {
+    bool open[2] = {true, true};
+    while (open[0] || open[1]) {
+      pollfd p[2] = {{a, static_cast<short>(open[0] ? POLLIN : 0), 0},
+                     {b, static_cast<short>(open[1] ? POLLIN : 0), 0}};
+      if (::poll(p, 2, 5000) <= 0) return;
+      for (int i = 0; i < 2; i++) {
+        if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        char buf[4096];
+        ssize_t n = ::recv(p[i].fd, buf, sizeof buf, 0);
+        int other = i == 0 ? b : a;
+        if (n <= 0) {
+          ::shutdown(other, SHUT_WR);
+          open[i] = false;
+        } else if (::send(other, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) {
+          return;
+        }
+      }
+    }
+  }
+  const NetnsHolder& ns_;
+  std::string error_;
+  UniqueFd fd_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+class VmSidecarTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    NFC_REQUIRE_OR_SKIP(::geteuid() == 0, "needs root (network namespaces, TAP devices)");
+    std::string guest = NFC_GUEST_DIR;
+    NFC_REQUIRE_OR_SKIP(::access((guest + "/vmlinux").c_str(), R_OK) == 0,
+                        "no guest kernel in " + guest + " (build the guest-artifacts target)");
+    using image::testing::E;
+    std::vector<E> entries = {{'d', "bin", 0755},
+                              {'f', "bin/busybox", 0755, image::testing::ReadFileOrDie("/bin/busybox")},
+                              {'d', "etc", 0755},
+                              {'d', "tmp", 01777}};
+    for (const char* applet : {"sh", "echo", "cat", "nc", "sleep", "ip", "grep", "nslookup"}) {
+      entries.push_back({'l', std::string("bin/") + applet, 0777, "busybox"});
+    }
+    image::testing::TestImage img;
+    img.layers = {{entries, "gzip"}};
+    img.config_json =
+        R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}})";
+    ASSERT_TRUE(image::testing::WriteOciLayout(dir_.Path("layout"), "net", {img}).ok());
+    driver::PluginConfig config;
+    config.data_dir = dir_.Path("data");
+    config.kernel_path = guest + "/vmlinux";
+    config.initrd_path = guest + "/initramfs.cpio.gz";
+    config.backend = driver::Backend::kQemu;
+    ::setenv("NFC_SHIM_PATH", NFC_SHIM_BINARY, 1);
+    ASSERT_TRUE(manager_.Configure(config).ok());
+    ASSERT_TRUE(manager_.Init().ok());
+  }
+
+  void TearDown() override {
+    if (!task_id_.empty()) (void)manager_.DestroyTask(task_id_, true);
+    stdout_.reset();
+  }
+
+  test_support::TempDir dir_{"vmsidecar"};
+  std::string task_id_;
+  std::unique_ptr<FifoCapture> stdout_;
+  task::Manager manager_;
+};
+
+constexpr uint16_t kAppPort = 8080, kUpstreamPort = 5432, kProxyPort = 21000;
+
+TEST_F(VmSidecarTest, NamespaceAndGuestMeetOnLoopbackBothWays) {
+  NetnsHolder outside, alloc, mesh;
+  ASSERT_TRUE(outside.ok() && alloc.ok() && mesh.ok());
+  ASSERT_TRUE(MakeBridgeLikePair(outside, alloc, 82, 1500).ok());
+  // Loopback up (Nomad's CNI chain has the loopback plugin); a second link from a "mesh" peer to the
+  // namespace, where the proxy standing in for Envoy listens (eth0's traffic belongs to the VM).
+  // RunIn runs one command in the namespace: the chains go through sh -c.
+  ASSERT_EQ(RunIn(alloc, "sh -c 'ip link set lo up && ip link add mesh0 type veth peer name mesh1 netns " +
+                             mesh.pid() + " && ip addr add 10.99.0.2/24 dev mesh0 && ip link set mesh0 up'"),
+            0);
+  ASSERT_EQ(RunIn(mesh, "sh -c 'ip addr add 10.99.0.1/24 dev mesh1 && ip link set mesh1 up'"), 0);
+  Upstream upstream(alloc, kUpstreamPort);
+  ASSERT_TRUE(upstream.error().empty()) << upstream.error();
+  MiniProxy proxy(alloc, "10.99.0.2", kProxyPort, kAppPort);
+  ASSERT_TRUE(proxy.error().empty()) << proxy.error();
+
+  driver::NomadTask t;
+  t.alloc_id = "5c1dcafe-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+  t.name = "web";
+  t.id = t.alloc_id + "/web/" + std::to_string(::getpid());
+  t.resources.cpu_shares = 500;
+  t.resources.memory_mb = 128;
+  t.resources.ports = {{"http", 25080, kAppPort, ""}, {"connect-proxy-web", 21001, -1, ""}};
+  t.env = {{"NOMAD_UPSTREAM_ADDR_db", "127.0.0.1:" + std::to_string(kUpstreamPort)}};
+  t.stdout_path = dir_.Path(".web.stdout.fifo");
+  t.stderr_path = "/dev/null";
+  stdout_ = std::make_unique<FifoCapture>(t.stdout_path);
+  t.network = driver::NetworkIsolation{driver::NetworkIsolation::Mode::kGroup, alloc.path(), {}, "", ""};
+  driver::TaskConfig tc;
+  tc.image = "oci:" + dir_.Path("layout") + ":net";
+  tc.command = "/bin/sh";
+  std::string up = std::to_string(kUpstreamPort);
+  std::string script =
+      "ip -o addr show eth0; "
+      // TCP to the upstream, retried while the relays come up.
+      "for i in 1 2 3 4 5; do r=$(nc 127.0.0.1 PORT </dev/null); [ -n \"$r\" ] && break; sleep 1; done; "
+      "echo \"tcp: $r\"; "
+      // UDP: a DNS query, answered by the upstream with NXDOMAIN.
+      "nslookup -port=PORT -timeout=2 -retry=2 upstream.test 127.0.0.1 2>&1 | grep -q NXDOMAIN && echo 'udp: "
+      "answered'; "
+      "echo ready; while :; do echo 'hello from the guest' | nc -l -p APP; done";
+  for (auto [from, to] :
+       {std::pair<std::string, std::string>{"PORT", up}, {"APP", std::to_string(kAppPort)}}) {
+    for (size_t at; (at = script.find(from)) != std::string::npos;) script.replace(at, from.size(), to);
+  }
+  tc.args = std::vector<std::string>{"-c", script};
+  auto started = manager_.StartTask(t, tc);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  task_id_ = t.id;
+
+  ASSERT_TRUE(WaitFor([&] { return stdout_->Text().find("ready") != std::string::npos; }, 180s))
+      << stdout_->Text();
+  std::string out = stdout_->Text();
+  EXPECT_NE(out.find("inet 169.254.254.2/30"), std::string::npos) << out;
+  EXPECT_NE(out.find("tcp: upstream says hi"), std::string::npos) << "guest → 127.0.0.1 upstream:\n" << out;
+  EXPECT_NE(out.find("udp: answered"), std::string::npos) << "guest → 127.0.0.1 upstream (UDP):\n" << out;
+
+  // A process of the namespace at 127.0.0.1:<app port>; nc in the guest may be between two connections.
+  std::string direct;
+  WaitFor([&] { return (direct = Ask(alloc, "127.0.0.1", kAppPort)) == "hello from the guest\n"; }, 30s);
+  EXPECT_EQ(direct, "hello from the guest\n");
+  // A peer through the sidecar stand-in.
+  std::string proxied;
+  WaitFor([&] { return (proxied = Ask(mesh, "10.99.0.2", kProxyPort)) == "hello from the guest\n"; }, 30s);
+  EXPECT_EQ(proxied, "hello from the guest\n");
+  // Envoy's own port was left to Envoy: nothing of ours listens on it.
+  EXPECT_NE(RunIn(alloc, "grep -q ':5209 ' /proc/net/tcp"), 0) << "port 21001 (0x5209) is taken";
+
+  // For the record: a request through the bridge (namespace → shim relay → guest nc), and one from the
+  // namespace straight to the guest's end of the link (no relay). The guest's nc serves one connection and is
+  // started again, so each request is retried until it is answered; the time of the answered one counts.
+  for (const auto& [name, ip] : {std::pair{"via 127.0.0.1 (relay)", "127.0.0.1"},
+                                 std::pair{"direct to 169.254.254.2", network::kSidecarGuestAddress}}) {
+    std::vector<double> ms;
+    for (int i = 0; i < 5; i++) {
+      for (int attempt = 0; attempt < 50; attempt++) {
+        auto begin = std::chrono::steady_clock::now();
+        bool answered = Ask(alloc, ip, kAppPort) == "hello from the guest\n";
+        auto took = std::chrono::steady_clock::now() - begin;
+        if (answered) {
+          ms.push_back(std::chrono::duration<double, std::milli>(took).count());
+          break;
+        }
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+    std::sort(ms.begin(), ms.end());
+    EXPECT_EQ(ms.size(), 5u) << name;
+    if (!ms.empty())
+      std::printf("sidecar bridge: %s: median %.2f ms per request (%zu)\n", name, ms[ms.size() / 2],
+                  ms.size());
+  }
+
+  ASSERT_TRUE(manager_.StopTask(t.id, 2s, "SIGTERM").ok());
+  ASSERT_TRUE(manager_.DestroyTask(t.id, false).ok());
+  task_id_.clear();
+  // The link went with the TAP; the shim's listeners with the shim.
+  EXPECT_NE(RunIn(alloc, "sh -c 'ip -o addr | grep -q 169.254.254.1'"), 0);
+  EXPECT_EQ(Ask(alloc, "127.0.0.1", kAppPort), "");
+}
+
+}  // namespace
+}  // namespace nfc
