@@ -14,11 +14,12 @@ class NomadOsSecureBoot : public ::testing::Test {
 
   static void SetUpTestSuite() {
     fs::create_directories(kWork);
-    auto [rc, out] = RunCommand(
-        {NOMADOS_BUILDER, "build", "--init", NOMADOS_INIT, "--nomad", NOMADOS_TEST_AGENT, "--agent-config",
-         NOMADOS_AGENT_CONFIG, "--kernel-package", "linux-image-cloud-amd64", "--out", kDir, "--data-size",
-         "256M", "--formats", "raw", "--secure-boot", "--cmdline", "nomados.loglevel=debug"},
-        {"NOMADOS_CACHE=" + kWork + "/cache"});
+    auto [rc, out] =
+        RunCommand({NOMADOS_BUILDER, "build", "--init", NOMADOS_INIT, "--nomad", NOMADOS_TEST_AGENT,
+                    "--agent-config", NOMADOS_AGENT_CONFIG, "--kernel-package", "linux-image-cloud-amd64",
+                    "--out", kDir, "--data-size", "256M", "--formats", "raw", "--secure-boot", "--cmdline",
+                    "nomados.loglevel=debug nomados.metadata=off"},
+                   {"NOMADOS_CACHE=" + kWork + "/cache"});
     build_output_ = out;
     build_ok_ = rc == 0;
   }
