@@ -161,7 +161,7 @@ double TcpThroughput(uint16_t port, size_t bytes) {
 double UdpRoundTrip(uint16_t port, int n) {
   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   sockaddr_in a = Loopback(port);
-  ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::exit(1);
   char buf[64] = {};
   auto start = Clock::now();
   for (int i = 0; i < n; i++) {
