@@ -58,7 +58,7 @@ std::vector<std::string> SplitCmdline(std::string_view cmdline) {
       have = true;
       continue;
     }
-    if (!in_quote && (c == ' ' || c == '\t' || c == '\n')) {
+    if (!in_quote && (c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
       if (have) words.push_back(std::move(cur));
       cur.clear();
       have = false;

@@ -65,6 +65,15 @@ TEST(UserData, NotOursOrMalformed) {
   EXPECT_EQ(before.error().message(), "line 2: text before the first `--- <part>` line");
 }
 
+// User-data written on Windows: CRLF lines mean the same as LF ones.
+TEST(UserData, CrlfLines) {
+  auto b = ParseUserData("#nomados-config\r\n--- nomados.cmdline\r\nnomados.stop_timeout=9\r\n");
+  ASSERT_TRUE(b.ok() && *b) << (b.ok() ? "not ours" : b.error().message());
+  CloudConfig c;
+  ReadCmdlineText(*(*b)->cmdline, c);
+  EXPECT_EQ(c.cmdline_words, std::vector<std::string>{"nomados.stop_timeout=9"});
+}
+
 TEST(OpenStackMetaData, UuidAndHostname) {
   auto m =
       ParseOpenStackMetaData(R"({"uuid":"d8e02d56","hostname":"os-node.novalocal","name":"n","meta":{}})");
