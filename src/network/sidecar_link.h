@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 
@@ -24,8 +25,25 @@ inline constexpr int kSidecarPrefixLength = 30;
 inline constexpr uint16_t kSidecarPassPriority = 0xfb00;
 inline constexpr uint16_t kSidecarArpPassPriority = 0xfb01;
 
+// tc priorities on the uplink (the interface of the namespace's IPv4 default route), before the redirect:
+// ARP mirrored to the TAP and passed up the namespace's stack too (both answer for the allocation's address
+// with the same MAC), and TCP/UDP to the namespace's own ports passed up instead of to the guest.
+inline constexpr uint16_t kSidecarUplinkArpPriority = 0xfb10;
+inline constexpr uint16_t kSidecarUplinkPortsPriority = 0xfb11;
+// The namespace's ephemeral ports (its ip_local_port_range is set to them), so that replies to its own
+// connections (Envoy's to other allocations) reach it: 61440-65535, one u32 mask. Guests' kernels use
+// 32768-60999 by default.
+inline constexpr uint16_t kSidecarNetnsEphemeralFirst = 61440;
+
 // Gives the TAP in the namespace at `netns_path` the namespace's end of the link and installs the pass
-// filters. Idempotent. The address and filters belong to the TAP and go with it (DetachTap).
-Status AttachSidecarLink(const std::string& netns_path, const std::string& tap);
+// filters; on the uplink, the address is split by port: `netns_ports` (Envoy's listeners) and the namespace's
+// ephemeral ports stay with the namespace, ARP goes to both. Idempotent. The TAP's address and filters go
+// with it; the uplink's are removed by RemoveSidecarUplinkFilters (DetachTap calls it).
+Status AttachSidecarLink(const std::string& netns_path, const std::string& tap,
+                         const std::vector<uint16_t>& netns_ports = {});
+
+// In the calling thread's namespace: removes the uplink filters of AttachSidecarLink from `ifindex`. Harmless
+// when there are none.
+Status RemoveSidecarUplinkFilters(int ifindex);
 
 }  // namespace nfc::network

@@ -26,6 +26,7 @@
 
 #include "base/unique_fd.h"
 #include "network/netns.h"
+#include "network/sidecar_link.h"
 
 namespace nfc::network {
 namespace {
@@ -401,6 +402,7 @@ Status DetachInNetns(const std::string& tap) {
       result = target.error();
     } else if (*target == tap_index) {
       result = DeleteRedirect(sk.get(), index, rtnl_link_get_name(l));
+      if (result.ok()) result = RemoveSidecarUplinkFilters(index);  // network/sidecar_link.h
     }
   });
   NFC_RETURN_IF_ERROR(result);

@@ -46,6 +46,11 @@ std::map<std::string, network::Endpoint> Upstreams(const std::map<std::string, s
 
 SidecarForwards SidecarForwardsFor(const driver::NomadTask& task) {
   SidecarForwards out;
+  for (const auto& p : task.resources.ports) {
+    bool envoy = p.task_port < 0 || p.label.rfind("connect-proxy-", 0) == 0;
+    if (envoy && p.host_port > 0 && p.host_port <= 65535)
+      out.netns_ports.push_back(static_cast<uint16_t>(p.host_port));
+  }
   std::vector<uint16_t> app = AppPorts(task);
   for (uint16_t port : app) {
     out.shim.push_back({{"127.0.0.1", port}, {network::kSidecarGuestAddress, port}, true, true});
@@ -65,13 +70,13 @@ SidecarForwards SidecarForwardsFor(const driver::NomadTask& task) {
 }
 
 Status AttachSidecar(const driver::NomadTask& task, TaskNetwork& net) {
-  if (Status s = network::AttachSidecarLink(net.netns_path, net.tap); !s.ok()) {
+  SidecarForwards forwards = SidecarForwardsFor(task);
+  if (Status s = network::AttachSidecarLink(net.netns_path, net.tap, forwards.netns_ports); !s.ok()) {
     (void)network::DetachTap(net.netns_path, net.tap);
     return s;
   }
   net.guest.interfaces.at(0).addresses.push_back(std::string(network::kSidecarGuestAddress) + "/" +
                                                  std::to_string(network::kSidecarPrefixLength));
-  SidecarForwards forwards = SidecarForwardsFor(task);
   net.guest.forwards = std::move(forwards.guest);
   net.shim_relays = std::move(forwards.shim);
   return Ok();

@@ -25,6 +25,7 @@ namespace nfc::task {
 struct SidecarForwards {
   std::vector<network::Forward> shim;           // in the allocation's namespace
   std::vector<guest::PortForwardConfig> guest;  // in the guest (TCP and UDP each)
+  std::vector<uint16_t> netns_ports;  // Envoy's listeners: their traffic on the uplink stays in the namespace
 };
 
 SidecarForwards SidecarForwardsFor(const driver::NomadTask& task);

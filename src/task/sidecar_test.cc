@@ -38,6 +38,7 @@ TEST(SidecarForwards, AppPortsInboundUpstreamsOutbound) {
                                                 "127.0.0.1:6379>169.254.254.1:6379",
                                                 "127.0.0.1:5432>169.254.254.1:5432"}));
   for (const auto& x : f.shim) EXPECT_TRUE(x.tcp && x.udp);
+  EXPECT_EQ(f.netns_ports, (std::vector<uint16_t>{21000, 21001}));
 }
 
 TEST(SidecarForwards, NothingWithoutPortsOrUpstreams) {
@@ -46,6 +47,7 @@ TEST(SidecarForwards, NothingWithoutPortsOrUpstreams) {
   SidecarForwards f = SidecarForwardsFor(t);
   EXPECT_TRUE(f.shim.empty());
   EXPECT_TRUE(f.guest.empty());
+  EXPECT_TRUE(f.netns_ports.empty());
 }
 
 }  // namespace

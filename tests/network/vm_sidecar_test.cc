@@ -130,6 +130,21 @@ std::string Ask(const NetnsHolder& ns, const std::string& ip, uint16_t port) {
   return ReadAll(fd->get());
 }
 
+// Listens on ip:port in `ns`, runs `client`, and answers its one connection with "envoy here"; returns what
+// the client got.
+std::string AnswerOnce(const NetnsHolder& ns, const std::string& ip, uint16_t port,
+                       const std::function<std::string()>& client) {
+  auto fd = SocketIn(ns, SOCK_STREAM, ip, port);
+  if (!fd.ok()) return fd.error().ToString();
+  std::thread answer([&] {
+    UniqueFd c(::accept4(fd->get(), nullptr, nullptr, SOCK_CLOEXEC));  // bounded by SO_RCVTIMEO
+    if (c) (void)::send(c.get(), "envoy here\n", 11, MSG_NOSIGNAL);
+  });
+  std::string got = client();
+  answer.join();
+  return got;
+}
+
 // The upstream's side in the namespace, on 127.0.0.1:<port>: TCP answers "upstream says hi" and closes; UDP
 // answers every DNS query with NXDOMAIN (busybox's nc has no UDP; its nslookup is the guest's UDP client).
 // What Envoy's upstream listener stands for.
@@ -349,6 +364,13 @@ TEST_F(VmSidecarTest, NamespaceAndGuestMeetOnLoopbackBothWays) {
   EXPECT_EQ(proxied, "hello from the guest\n");
   // Envoy's own port was left to Envoy: nothing of ours listens on it.
   EXPECT_NE(RunIn(alloc, "grep -q ':5209 ' /proc/net/tcp"), 0) << "port 21001 (0x5209) is taken";
+  // The allocation's address is split by port: Envoy's public listener (21001, bound on 0.0.0.0 of the
+  // namespace) answers a peer at the allocation's address, and the namespace's own connections out of eth0
+  // get their replies (its ephemeral ports); everything else still reaches the guest (above).
+  EXPECT_EQ(AnswerOnce(alloc, "0.0.0.0", 21001, [&] { return Ask(outside, "10.82.0.2", 21001); }),
+            "envoy here\n");
+  EXPECT_EQ(AnswerOnce(outside, "10.82.0.1", 7070, [&] { return Ask(alloc, "10.82.0.1", 7070); }),
+            "envoy here\n");
 
   // For the record: a request through the bridge (namespace → shim relay → guest nc), and one from the
   // namespace straight to the guest's end of the link (no relay). The guest's nc serves one connection and is
@@ -381,6 +403,7 @@ TEST_F(VmSidecarTest, NamespaceAndGuestMeetOnLoopbackBothWays) {
   // The link went with the TAP; the shim's listeners with the shim.
   EXPECT_NE(RunIn(alloc, "sh -c 'ip -o addr | grep -q 169.254.254.1'"), 0);
   EXPECT_EQ(Ask(alloc, "127.0.0.1", kAppPort), "");
+  EXPECT_EQ(RunIn(alloc, "sh -c 'tc filter show dev eth0 ingress | grep -q .'"), 1) << "filters left on eth0";
 }
 
 }  // namespace
