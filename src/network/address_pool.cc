@@ -37,6 +37,13 @@ std::string OwnerOf(const std::string& text) {
   return text.substr(0, text.find('\n'));
 }
 
+std::string TapOf(const std::string& text) {
+  auto nl = text.find('\n');
+  if (nl == std::string::npos) return "";
+  std::string rest = text.substr(nl + 1);
+  return rest.substr(0, rest.find('\n'));
+}
+
 }  // namespace
 
 std::string Ipv4ToString(uint32_t host_order) {
@@ -92,14 +99,18 @@ Result<HostLease> AddressPool::Acquire(const std::string& owner, const std::stri
   for (uint64_t base = range_.base; base < end; base += kBlockSize) {
     std::string first = Ipv4ToString(static_cast<uint32_t>(base));
     std::string lease = dir_ + "/" + first;
+    std::string reclaimed;
     if (fs::Exists(lease)) {
       auto holder = fs::ReadFile(lease, 4096);
       // Empty: a crash between creating and writing it (both happen under the lock).
       if (holder.ok() && !OwnerOf(*holder).empty() && fs::Exists(OwnerOf(*holder))) continue;
+      if (holder.ok()) reclaimed = TapOf(*holder);
       if (::unlink(lease.c_str()) != 0 && errno != ENOENT) return Error::Errno("reclaim lease " + lease);
     }
     NFC_RETURN_IF_ERROR_CTX(fs::WriteFileDurably(lease, LeaseText(owner, tap), 0600), "host network lease");
-    return HostLease::OfBlock(first + "/30");
+    NFC_ASSIGN_OR_RETURN(HostLease out, HostLease::OfBlock(first + "/30"));
+    out.reclaimed_tap = reclaimed;
+    return out;
   }
   return Error(ErrorCode::kResourceExhausted, "every /30 of host_network cidr \"" + range_.ToString() +
                                                   "\" is leased to a running VM (" + dir_ +

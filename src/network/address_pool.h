@@ -30,6 +30,9 @@ std::string Ipv4ToString(uint32_t host_order);
 struct HostLease {
   std::string block;  // "10.229.0.4/30"
   std::string host_ip, guest_ip;
+  // Acquire: the TAP of the dead owner this block was taken back from ("" when it was free), whose rules the
+  // caller removes before the block carries a new VM.
+  std::string reclaimed_tap;
   static constexpr int kPrefix = 30;
   // The lease of the /30 whose text is `block` ("10.229.0.4/30").
   static Result<HostLease> OfBlock(const std::string& block);

@@ -38,8 +38,14 @@ std::string MacFor(const std::string& tap) {
   return mac;
 }
 
-Status Install(const HostLinkConfig& config, const HostLink& link, const std::vector<PortForward>& ports) {
+Status Install(const HostLinkConfig& config, const HostLink& link, const std::vector<PortForward>& ports,
+               const std::string& reclaimed_tap) {
   NFC_ASSIGN_OR_RETURN(UniqueFd lock, LockFirewall(config.pool_dir));
+  // A block taken back from a dead owner whose cleanup failed: its rules would send that VM's ports here.
+  if (!reclaimed_tap.empty() && reclaimed_tap != link.tap) {
+    NFC_RETURN_IF_ERROR(RemoveVmNatRules(reclaimed_tap));
+    NFC_RETURN_IF_ERROR(DeleteHostTap(reclaimed_tap));
+  }
   NFC_RETURN_IF_ERROR(CreateHostTap(link.tap, link.mtu, link.host_ip + "/30", config.guard, link.host_ip));
   NFC_RETURN_IF_ERROR_CTX(EnableForwarding(), "turn on IPv4 forwarding");
   return AddVmNatRules({link.tap, link.guest_ip, config.cidr, ports});
@@ -60,7 +66,7 @@ Result<HostLink> AttachHostLink(const HostLinkConfig& config, const std::string&
   AddressPool pool(config.pool_dir, range);
   NFC_ASSIGN_OR_RETURN(HostLease lease, pool.Acquire(owner, tap));
   HostLink link{tap, lease.block, lease.host_ip, lease.guest_ip, MacFor(tap), config.mtu};
-  Status s = Install(config, link, ports);
+  Status s = Install(config, link, ports, lease.reclaimed_tap);
   if (!s.ok()) {
     (void)Uninstall(config.pool_dir, tap);
     (void)pool.ReleaseOwnedBy(owner);

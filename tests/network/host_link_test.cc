@@ -85,6 +85,8 @@ TEST_F(AddressPoolTest, HandsOutEachSlash30OnceAndPersistsLeases) {
   auto reclaimed = AddressPool(pool_dir, *range).Acquire(a, "nfca");
   ASSERT_TRUE(reclaimed.ok()) << reclaimed.error().message();
   EXPECT_EQ(reclaimed->block, "10.229.0.4/30");
+  EXPECT_EQ(reclaimed->reclaimed_tap, "nfcb");  // its leftovers are the caller's to remove
+  EXPECT_EQ(again->reclaimed_tap, "");
 }
 
 TEST_F(AddressPoolTest, RangesAndBlocksAreChecked) {
@@ -182,6 +184,24 @@ TEST_F(HostLinkTest, MakesTheLinkAndRulesAndRemovesExactlyThem) {
   EXPECT_EQ(Capture(host_, "nft list ruleset"), "");
   EXPECT_FALSE(InterfaceExists(host_, "nfctestb"));
   EXPECT_NE(::access((config_.pool_dir + "/10.229.0.4").c_str(), F_OK), 0);
+}
+
+// A task whose cleanup never ran and whose directory is gone: its block goes to the next VM, without its
+// rules.
+TEST_F(HostLinkTest, ABlockTakenBackFromADeadOwnerLosesItsOldRules) {
+  std::string dead = Owner("task-dead"), next = Owner("task-next");
+  auto old = Attach("nfcdead", dead, {{8080, ""}});
+  ASSERT_TRUE(old.ok()) << old.error().message();
+  ASSERT_EQ(::rmdir(dead.c_str()), 0);
+  auto taken = Attach("nfcnext", next, {});
+  ASSERT_TRUE(taken.ok()) << taken.error().message();
+  EXPECT_EQ(taken->block, old->block);
+  std::string table = Table();
+  EXPECT_EQ(Count(table, "\"nfc:nfcdead\""), 0u) << table;
+  EXPECT_EQ(Count(table, "\"nfc:nfcnext\""), 6u) << table;
+  EXPECT_FALSE(InterfaceExists(host_, "nfcdead"));
+  ASSERT_TRUE(Detach("nfcnext", next).ok());
+  EXPECT_EQ(Capture(host_, "nft list ruleset"), "");
 }
 
 TEST_F(HostLinkTest, AFailedAttachLeavesNothing) {
