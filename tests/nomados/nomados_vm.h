@@ -67,6 +67,8 @@ class Vm {
   void Boot() {
     port_ = nfc::test_support::FreeLoopbackPort();
     serial_ = dir_ + "/serial-" + std::to_string(++boots_) + ".log";
+    // A log left by an earlier run would be read before QEMU truncates it: a check could pass on old output.
+    fs::remove(serial_);
     std::vector<std::string> argv = {
         "qemu-system-x86_64", "-M",
         // SMM: OVMF's Secure Boot variables are only writable from SMM.
