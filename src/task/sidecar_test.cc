@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "shim/shim_config.h"
+
 namespace nfc::task {
 namespace {
 
@@ -48,6 +50,30 @@ TEST(SidecarForwards, NothingWithoutPortsOrUpstreams) {
   EXPECT_TRUE(f.shim.empty());
   EXPECT_TRUE(f.guest.empty());
   EXPECT_TRUE(f.netns_ports.empty());
+}
+
+// The shim learns its relays from shim.json: they survive the trip, and a bad endpoint is refused by name.
+TEST(SidecarForwards, ShimConfigCarriesTheRelays) {
+  shim::ShimConfig c;
+  c.task_id = "t";
+  c.task_dir = "/tmp/t";
+  c.vm.id = "vm";
+  c.vm.state_dir = "/tmp/t";
+  c.vm.kernel_path = "/k";
+  c.stdout_path = c.stderr_path = "/dev/null";
+  c.relays = {{{"127.0.0.1", 8080}, {"169.254.254.2", 8080}, true, false}};
+  auto back = shim::ShimConfig::FromJson(c.ToJson());
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  ASSERT_EQ(back->relays.size(), 1u);
+  EXPECT_EQ(back->relays[0].listen.ToString(), "127.0.0.1:8080");
+  EXPECT_EQ(back->relays[0].target.ToString(), "169.254.254.2:8080");
+  EXPECT_TRUE(back->relays[0].tcp);
+  EXPECT_FALSE(back->relays[0].udp);
+  std::string json = c.ToJson();
+  json.replace(json.find("169.254.254.2:8080"), 18, "169.254.254.2:80x0");
+  auto bad = shim::ShimConfig::FromJson(json);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().ToString().find("'169.254.254.2:80x0'"), std::string::npos) << bad.error().ToString();
 }
 
 }  // namespace
