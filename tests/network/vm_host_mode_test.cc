@@ -10,11 +10,14 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -25,6 +28,7 @@
 #include "network/netns.h"
 #include "network/tap_redirect.h"
 #include "require.h"
+#include "shim/task_dir.h"
 #include "task/driver_state.h"
 #include "task/manager.h"
 #include "task/network.h"
@@ -350,6 +354,34 @@ TEST_F(VmHostModeTest, AFailedStartLeavesNothingAndOffOrNoneMeansNoInterface) {
   EXPECT_EQ(none->mode, "none");
   EXPECT_TRUE(task::PlannedTap(t, true).empty());
   ExpectNothingLeft(network::TapNameForTask(t.id));
+}
+
+// A plugin that died during StartTask after making the link: Nomad never calls DestroyTask for that task, so
+// the next plugin's Init removes the link with the rest of the half-started task (its start record names the
+// TAP).
+TEST_F(VmHostModeTest, AnInterruptedStartLosesNoLink) {
+  driver::NomadTask t = Task("d");
+  shim::TaskDir dir = shim::TaskDirFor(dir_.Path("data"), t.id);
+  ASSERT_TRUE(::mkdir(dir_.Path("data/tasks").c_str(), 0700) == 0 || errno == EEXIST);
+  ASSERT_EQ(::mkdir(dir.root.c_str(), 0700), 0);
+  task::NetworkPolicy on{{true, {"169.254.0.0/16"}, true}, true, "10.229.0.0/16", dir_.Path("data")};
+  auto attached = task::AttachTaskNetwork(t, on, dir.root);
+  ASSERT_TRUE(attached.ok()) << attached.error().message();
+  ASSERT_EQ(attached->mode, "host");
+  ASSERT_TRUE(InterfaceExists(host_, attached->tap));
+
+  pid_t dead = ::fork();  // the "plugin" that was running StartTask
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  task::StartRecord record{t.id, "sha256:0", {dead, 1}, "", attached->tap};
+  std::ofstream(dir.root + "/" + std::string(task::kStartRecordFile)) << record.Encode();
+
+  task::Manager next;
+  ASSERT_TRUE(next.Configure(Config()).ok());
+  ASSERT_TRUE(next.Init().ok());
+  ASSERT_TRUE(WaitFor([&] { return ::access(dir.root.c_str(), F_OK) != 0; }, 30s))
+      << "the interrupted start's task dir survived";
+  ExpectNothingLeft(attached->tap);
 }
 
 }  // namespace
