@@ -88,6 +88,9 @@ class FakeVmm final : public vmm::Vmm {
     r.pid = -1;
     return r;
   }
+  Status Snapshot(const vmm::SnapshotFiles&) override {
+    return Error::Unimplemented("the supervisor never snapshots");
+  }
 
  private:
   std::shared_ptr<FakeVmmState> state_;

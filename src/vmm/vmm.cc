@@ -131,6 +131,12 @@ Status ValidateConfig(const VmConfig& c) {
                                     "' must be relative, without \"..\"");
     }
   }
+  if (c.restore_from) {
+    NFC_RETURN_IF_ERROR(RequireFile("restore_from.state_path", c.restore_from->state_path));
+    if (!c.restore_from->memory_path.empty()) {
+      NFC_RETURN_IF_ERROR(RequireFile("restore_from.memory_path", c.restore_from->memory_path));
+    }
+  }
   if (c.vcpus < 1 || c.vcpus > 32) {
     return Error::InvalidArgument("vm config: vcpus " + std::to_string(c.vcpus) + " out of range 1-32");
   }

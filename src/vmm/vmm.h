@@ -130,6 +130,14 @@ std::string JailerDir(const std::string& chroot_base, const std::string& exec_fi
 // alone). No pid file, or no such process: OK.
 Status KillJailedVmm(const std::string& jail_dir);
 
+// A paused VM's saved state (docs/warm-start.md). Firecracker writes two files: the microVM state
+// (snapshot_path) and the guest memory (mem_file_path). QEMU writes one migration stream, device state and
+// RAM together, to state_path; memory_path is unused.
+struct SnapshotFiles {
+  std::string state_path;
+  std::string memory_path;
+};
+
 struct VmConfig {
   std::string id;          // [A-Za-z0-9-]{1,64}; Firecracker --id, QEMU -name
   std::string state_dir;   // existing directory for this VM's sockets and files (API/QMP socket, pid file)
@@ -160,6 +168,11 @@ struct VmConfig {
   // so the VM survives the shim and can be found again from the VmRecord. Caveat: the kernel sends it when
   // the *thread* that called Start() exits, so call Start() from a thread that lives as long as the VM.
   bool kill_with_owner = false;
+  // Start() resumes this snapshot instead of booting the kernel. The VM must be described as the one that was
+  // snapshotted (vCPUs, memory, kernel, the same drives, NICs and guest channel in the same order); their
+  // backing files, TAPs and sockets may differ. Firecracker: the snapshot's drives are repointed with
+  // PATCH /drives and its TAPs with network_overrides (versions whose API has them), before the resume.
+  std::optional<SnapshotFiles> restore_from;
 };
 
 // Checks ids, paths and ranges; the message names the field and value.
@@ -227,6 +240,10 @@ class Vmm {
   virtual Result<UniqueFd> ConnectGuest(uint32_t port, std::chrono::milliseconds timeout) = 0;
 
   virtual VmRecord Record() const = 0;
+
+  // Pauses the guest and writes a full snapshot of it to `files` (created or truncated, mode 0600). The VM
+  // stays paused; the caller ends it with Kill(). Blocks until the files are complete.
+  virtual Status Snapshot(const SnapshotFiles& files) = 0;
 
  protected:
   Vmm() = default;

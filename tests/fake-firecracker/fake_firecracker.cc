@@ -47,6 +47,7 @@
 #include "kernel_image.h"
 #include "options.h"
 #include "sinks.h"
+#include "snapshot.h"
 
 namespace nfc::fakefc {
 namespace {
@@ -436,6 +437,115 @@ class FakeFirecracker {
       return {};
     }
     if (key == "PUT /vsock") return Vsock(j);
+    if (key == "PATCH /vm") return PatchVm(j["state"].get<std::string>());
+    if (key == "PUT /snapshot/create") return CreateSnapshot(j);
+    if (key == "PUT /snapshot/load") return LoadSnapshot(j);
+    if (key == "PATCH /drives/{drive_id}") return PatchDrive(j);
+    return {};
+  }
+
+  Reply PatchVm(const std::string& state) {
+    if (state == "Paused") {
+      if (machine_) machine_->Pause();
+      paused_ = true;
+      return {};
+    }
+    if (restore_) {
+      Reply booted = BootRestored();
+      if (booted.status != 204) return booted;
+    } else if (machine_) {
+      machine_->Resume();
+    }
+    paused_ = false;
+    return {};
+  }
+
+  // Firecracker writes the paused VM's state and memory (snapshot.h says what the stand-in writes).
+  Reply CreateSnapshot(const nlohmann::json& j) {
+    if (!paused_) return Refuse("Create snapshot error: the microVM must be paused first (PATCH /vm)");
+    std::string state = j["snapshot_path"].get<std::string>(), memory = j["mem_file_path"].get<std::string>();
+    SavedVm saved{spec_.version(), VmConfigNow(),
+                  machine_ ? machine_->OpenPorts() : std::map<std::string, bool>{}};
+    Status wrote = WriteSnapshotFile(state, saved);
+    if (wrote.ok() && machine_) wrote = machine_->SaveMemory(memory);
+    if (wrote.ok() && !machine_)
+      wrote = WriteSparse(memory, MachineConfigNow()["mem_size_mib"].get<uint64_t>() << 20);
+    if (!wrote.ok()) return Refuse("Create snapshot error: " + wrote.error().message());
+    Log("Snapshot created");
+    return {};
+  }
+
+  static Status WriteSparse(const std::string& path, uint64_t size) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return Error::Errno("open " + path);
+    int rc = ::ftruncate(fd, static_cast<off_t>(size));
+    ::close(fd);
+    return rc == 0 ? Ok() : Error::Errno("ftruncate " + path);
+  }
+
+  // Only the logger and metrics may be configured before a load (vmm.md 1.4). A load that fails ends
+  // Firecracker once the answer is out.
+  Reply LoadSnapshot(const nlohmann::json& j) {
+    for (const char* configured :
+         {"boot-source", "machine-config", "drives", "network-interfaces", "vsock"}) {
+      if (config_.contains(configured))
+        return Refuse("Loading a microVM snapshot not allowed after configuring boot-specific resources.");
+    }
+    const nlohmann::json& backend = j.value("mem_backend", nlohmann::json::object());
+    if (backend.value("backend_type", "File") != "File") return Refuse("Not implemented by the fake: Uffd");
+    std::string memory = j.contains("mem_file_path") ? j["mem_file_path"].get<std::string>()
+                                                     : backend.value("backend_path", "");
+    auto fail = [this](const std::string& why) {
+      after_response_ = [this] { exit_code_ = 1; };
+      return Refuse("Load snapshot error: " + why);
+    };
+    if (!Exists(memory)) return fail("cannot open the memory file " + memory);
+    auto saved = ReadSnapshotFile(j["snapshot_path"].get<std::string>());
+    if (!saved.ok()) return fail(saved.error().message());
+    auto vm = ApplyLoadOverrides(saved->vm, j);
+    if (!vm.ok()) return fail(vm.error().message());
+    for (const char* sink : {"logger", "metrics"}) {
+      if (config_.contains(sink)) (*vm)[sink] = config_[sink];
+    }
+    config_ = std::move(vm).value();
+    if (config_.contains("vsock")) {
+      std::string err;
+      vsock_fd_ = Listen(config_["vsock"]["uds_path"].get<std::string>(), &err);
+      if (vsock_fd_ < 0) return fail("vsock socket: " + err);
+    }
+    started_ = true;
+    paused_ = true;
+    restore_ = Restore{memory, saved->open_ports};
+    Log("Snapshot loaded");
+    if (j.value("resume_vm", false)) return PatchVm("Resumed");
+    return {};
+  }
+
+  // Before the resume of a loaded snapshot: the drive's backing file changes. The stand-in does not swap the
+  // file under a running QEMU.
+  Reply PatchDrive(const nlohmann::json& j) {
+    std::string id = j["drive_id"].get<std::string>();
+    for (auto& d : config_["drives"]) {
+      if (d.value("drive_id", "") != id) continue;
+      if (j.contains("path_on_host")) {
+        if (!Exists(j["path_on_host"]))
+          return Refuse("Unable to patch the block device: no file " + j["path_on_host"].dump());
+        if (machine_ && !restore_)
+          return Refuse("Not implemented by the fake: PATCH /drives on a running VM");
+        d["path_on_host"] = j["path_on_host"];
+      }
+      return {};
+    }
+    return Refuse("Invalid block device ID!");
+  }
+
+  Reply BootRestored() {
+    Restore r = std::move(*restore_);
+    restore_.reset();
+    if (o_.boot_qemu.empty()) return {};
+    auto booted = GuestMachine::Restore(MachineOptionsNow(), VmConfigNow(), r.memory_path, r.open_ports);
+    if (!booted.ok()) return Refuse("Failed to resume the microVM: " + booted.error().message());
+    machine_ = std::move(booted).value();
     return {};
   }
 
@@ -571,11 +681,7 @@ class FakeFirecracker {
     }
     if (tmpl == "/version") return Json({{"firecracker_version", spec_.version()}});
     if (tmpl == "/machine-config") return Json(MachineConfigNow());
-    if (tmpl == "/vm/config") {
-      nlohmann::json full = config_;
-      full["machine-config"] = MachineConfigNow();
-      return Json(full);
-    }
+    if (tmpl == "/vm/config") return Json(VmConfigNow());
     return Refuse("Not implemented by the fake: GET " + tmpl);
   }
 
@@ -620,15 +726,8 @@ class FakeFirecracker {
         // PVH boot exists from 1.12 on; older versions ignore the note.
         {"boot_protocol", kernel->pvh_entry && spec_.AtLeast(1, 12) ? "pvh" : "linux-64bit"}};
     if (!o_.boot_qemu.empty()) {
-      MachineOptions mo;
-      mo.qemu = o_.boot_qemu;
-      mo.work_dir = WorkDir();
-      mo.id = o_.id;
-      mo.acpi = spec_.AtLeast(1, 8);  // no ACPI before 1.8 (vmm.md 1.7, 5.1)
-      mo.vsock_relays = o_.vsock_relays;
-      nlohmann::json vm = config_;
-      vm["machine-config"] = MachineConfigNow();
-      auto booted = GuestMachine::Boot(mo, vm);
+      MachineOptions mo = MachineOptionsNow();
+      auto booted = GuestMachine::Boot(mo, VmConfigNow());
       if (!booted.ok()) return Refuse("Failed to start the microVM: " + booted.error().message());
       machine_ = std::move(booted).value();
       reply.note["booted"] = {{"acpi", mo.acpi}};
@@ -639,6 +738,22 @@ class FakeFirecracker {
       crash_at_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(o_.crash_after_ms);
     }
     return reply;
+  }
+
+  nlohmann::json VmConfigNow() const {
+    nlohmann::json full = config_;
+    full["machine-config"] = MachineConfigNow();
+    return full;
+  }
+
+  MachineOptions MachineOptionsNow() const {
+    MachineOptions mo;
+    mo.qemu = o_.boot_qemu;
+    mo.work_dir = WorkDir();
+    mo.id = o_.id;
+    mo.acpi = spec_.AtLeast(1, 8);  // no ACPI before 1.8 (vmm.md 1.7, 5.1)
+    mo.vsock_relays = o_.vsock_relays;
+    return mo;
   }
 
   // Where the booted VM's QEMU keeps its sockets: beside the API socket (the VM's state directory), or the
@@ -658,6 +773,13 @@ class FakeFirecracker {
   std::vector<Conn> conns_;
   std::ofstream record_;
   bool started_ = false;
+  bool paused_ = false;
+  // A loaded snapshot waiting for PATCH /vm Resumed: its memory file and the guest's open ports.
+  struct Restore {
+    std::string memory_path;
+    std::map<std::string, bool> open_ports;
+  };
+  std::optional<Restore> restore_;
   bool logger_configured_ = false;
   bool metrics_configured_ = false;
   nlohmann::json config_ = nlohmann::json::object();

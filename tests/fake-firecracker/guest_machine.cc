@@ -85,6 +85,7 @@ struct GuestMachine::State {
   UniqueFd qmp;
   std::map<std::string, bool> port_open;  // virtserialport id -> the guest holds it open
   std::string shutdown_reason;            // of QEMU's SHUTDOWN event
+  std::string migration;                  // the last MIGRATION event's status
   bool qmp_closed = false;
 
   void Send(const nlohmann::json& command) {
@@ -100,6 +101,7 @@ struct GuestMachine::State {
     const nlohmann::json& data = j.contains("data") ? j["data"] : nlohmann::json::object();
     if (j["event"] == "VSERPORT_CHANGE") port_open[Str(data, "id")] = Flag(data, "open");
     if (j["event"] == "SHUTDOWN") shutdown_reason = Str(data, "reason");
+    if (j["event"] == "MIGRATION") migration = Str(data, "status");
     changed.notify_all();
   }
 
@@ -192,10 +194,65 @@ std::vector<std::string> QemuArgv(const MachineOptions& o, const nlohmann::json&
   return a;
 }
 
+// A path inside exec:'s shell command: single-quoted, so only a quote itself cannot be carried.
+Result<std::string> ShellQuoted(const std::string& path) {
+  if (path.find('\'') != std::string::npos) return Error::InvalidArgument("a quote in " + path);
+  return "'" + path + "'";
+}
+
 }  // namespace
 
 Result<std::unique_ptr<GuestMachine>> GuestMachine::Boot(const MachineOptions& options,
                                                          const nlohmann::json& vm_config) {
+  return Start(options, QemuArgv(options, vm_config));
+}
+
+// Firecracker's load is synchronous: the VM is whole when PUT /snapshot/load answers. So QEMU waits
+// (-incoming defer) until the stream is in. The stream says the VM was paused, which outranks the cont
+// Start() sent while it waited: it is sent again once the load is done.
+Result<std::unique_ptr<GuestMachine>> GuestMachine::Restore(const MachineOptions& options,
+                                                            const nlohmann::json& vm_config,
+                                                            const std::string& memory_path,
+                                                            const std::map<std::string, bool>& open_ports) {
+  std::vector<std::string> argv = QemuArgv(options, vm_config);
+  NFC_ASSIGN_OR_RETURN(std::string quoted, ShellQuoted(memory_path));
+  argv.insert(argv.end(), {"-incoming", "defer"});
+  NFC_ASSIGN_OR_RETURN(auto m, Start(options, std::move(argv)));
+  m->EnableMigrationEvents();
+  m->state_->Send({{"execute", "migrate-incoming"}, {"arguments", {{"uri", "exec:cat " + quoted}}}});
+  NFC_RETURN_IF_ERROR_CTX(m->WaitMigration(), "load " + memory_path);
+  m->Resume();
+  std::lock_guard lock(m->state_->mu);
+  m->state_->port_open = open_ports;
+  return m;
+}
+
+void GuestMachine::EnableMigrationEvents() {
+  {
+    std::lock_guard lock(state_->mu);
+    state_->migration.clear();
+  }
+  // MIGRATION events come only with the `events` capability.
+  state_->Send({{"execute", "migrate-set-capabilities"},
+                {"arguments", {{"capabilities", {{{"capability", "events"}, {"state", true}}}}}}});
+}
+
+Status GuestMachine::WaitMigration() {
+  std::unique_lock lock(state_->mu);
+  bool ended = state_->changed.wait_for(lock, 300s, [this] {
+    const std::string& m = state_->migration;
+    return m == "completed" || m == "failed" || m == "cancelled" || state_->qmp_closed;
+  });
+  if (!ended) return Error::Timeout("QEMU's migration did not end in 300 s");
+  if (state_->migration != "completed") {
+    return Error::Internal("QEMU's migration ended " +
+                           (state_->migration.empty() ? std::string("with QEMU") : state_->migration));
+  }
+  return Ok();
+}
+
+Result<std::unique_ptr<GuestMachine>> GuestMachine::Start(const MachineOptions& options,
+                                                          std::vector<std::string> argv) {
   std::unique_ptr<GuestMachine> m(new GuestMachine(options));
   m->state_ = std::make_shared<State>();
   std::string qmp_path = options.work_dir + "/qmp.sock";
@@ -203,7 +260,7 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::Boot(const MachineOptions& o
   for (const auto& [port, name] : options.vsock_relays)
     ::unlink((options.work_dir + "/" + PortId(port) + ".sock").c_str());
   SpawnOptions spawn;
-  spawn.argv = QemuArgv(options, vm_config);
+  spawn.argv = std::move(argv);
   spawn.stdout_fd = STDOUT_FILENO;  // the guest's serial console, where Firecracker writes it
   spawn.stderr_fd = STDERR_FILENO;
   spawn.parent_death_signal = SIGKILL;  // the stand-in killed (SIGKILL, as tests do to Firecracker): VM gone
@@ -225,11 +282,36 @@ Result<std::unique_ptr<GuestMachine>> GuestMachine::Boot(const MachineOptions& o
       return Error::Timeout("QEMU's QMP did not come up in 10 s");
     std::this_thread::sleep_for(10ms);
   }
-  // QEMU waits (-S) until QMP listens, so no VSERPORT_CHANGE of the guest's early boot is missed.
+  // QEMU waits (-S) until QMP listens, so no VSERPORT_CHANGE of the guest's early boot is missed. While an
+  // incoming stream loads, cont only marks the VM to run once it is in.
   m->state_->Send({{"execute", "qmp_capabilities"}});
   m->state_->Send({{"execute", "cont"}});
   std::thread([state = m->state_] { state->ReadEvents(); }).detach();
   return m;
+}
+
+void GuestMachine::Pause() {
+  state_->Send({{"execute", "stop"}});
+}
+
+void GuestMachine::Resume() {
+  state_->Send({{"execute", "cont"}});
+}
+
+Status GuestMachine::SaveMemory(const std::string& path) {
+  NFC_ASSIGN_OR_RETURN(std::string quoted, ShellQuoted(path));
+  EnableMigrationEvents();
+  // 32 MiB/s is QEMU's default throttle.
+  state_->Send(
+      {{"execute", "migrate-set-parameters"}, {"arguments", {{"max-bandwidth", uint64_t{1} << 36}}}});
+  state_->Send({{"execute", "migrate"}, {"arguments", {{"uri", "exec:cat > " + quoted}}}});
+  NFC_RETURN_IF_ERROR_CTX(WaitMigration(), "save to " + path);
+  return Ok();
+}
+
+std::map<std::string, bool> GuestMachine::OpenPorts() const {
+  std::lock_guard lock(state_->mu);
+  return state_->port_open;
 }
 
 GuestMachine::~GuestMachine() {

@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 
@@ -55,6 +56,20 @@ class GuestMachine {
   // Starts QEMU for `vm_config` and connects to its QMP; fails (QEMU killed) when QEMU does not come up.
   static Result<std::unique_ptr<GuestMachine>> Boot(const MachineOptions& options,
                                                     const nlohmann::json& vm_config);
+  // Boot() of a saved machine: QEMU loads the stream SaveMemory() wrote (device state and RAM: the stand-in's
+  // "memory file") and runs on from there. `open_ports` is OpenPorts() at the save: the guest held those
+  // ports open, and a loaded QEMU does not announce them again.
+  static Result<std::unique_ptr<GuestMachine>> Restore(const MachineOptions& options,
+                                                       const nlohmann::json& vm_config,
+                                                       const std::string& memory_path,
+                                                       const std::map<std::string, bool>& open_ports);
+
+  // PATCH /vm: the vCPUs stop or go on.
+  void Pause();
+  void Resume();
+  // Writes the paused machine as a QEMU migration stream to `path` and waits until it is complete.
+  Status SaveMemory(const std::string& path);
+  std::map<std::string, bool> OpenPorts() const;
   ~GuestMachine();
   GuestMachine(const GuestMachine&) = delete;
   GuestMachine& operator=(const GuestMachine&) = delete;
@@ -75,6 +90,10 @@ class GuestMachine {
 
  private:
   explicit GuestMachine(MachineOptions options) : options_(std::move(options)) {}
+  static Result<std::unique_ptr<GuestMachine>> Start(const MachineOptions& options,
+                                                     std::vector<std::string> argv);
+  void EnableMigrationEvents();
+  Status WaitMigration();
   struct State;
   MachineOptions options_;
   std::shared_ptr<State> state_;

@@ -202,6 +202,77 @@ TEST_P(FirecrackerBootTest, GuestPowerOffHaltsTheGuestAndFirecrackerStays) {
   DumpOnFailure("poweroff");
 }
 
+// Warm start's VMM layer (docs/warm-start.md): PATCH /vm Paused and PUT /snapshot/create; then a fresh
+// Firecracker gets PUT /snapshot/load (vsock_override and clock_realtime on 1.16), PATCH /drives for each
+// drive, PATCH /vm Resumed, and the same guest carries on: same boot id, the rest of its output, its exit
+// code. Before 1.16 an unjailed VM's vsock socket cannot be repointed: the restore is refused before
+// anything is loaded (the caller then boots cold).
+TEST_P(FirecrackerBootTest, SnapshotThenRestoreCarriesOnTheSameGuest) {
+  const std::vector<std::string> argv = {"/bin/sh", "-c", "echo before; sleep 2; echo after; exit 3"};
+  auto b = Boot("snap", argv);
+  if (!b) return;
+  uint64_t boot_id = b->agent->boot_id();
+  ASSERT_TRUE(AwaitOutput(*b->agent, "before\n", kBootTimeout).ok());
+  SnapshotFiles files{work_->dir() + "/snap.state", work_->dir() + "/snap.mem"};
+  Status saved = b->vmm->Snapshot(files);
+  ASSERT_TRUE(saved.ok()) << saved.error().message();
+  b->agent.reset();
+  ASSERT_TRUE(b->vmm->Kill().ok());
+  ASSERT_TRUE(b->vmm->Wait(kBootTimeout).ok());
+  size_t before_restore = Requests().size();
+
+  BootOptions restore = options_;
+  restore.restore_from = files;
+  auto r = BootGuest(artifacts_, *work_, "snap", argv, kBootTimeout, restore);
+  auto calls = Requests();
+  std::vector<nlohmann::json> later(calls.begin() + static_cast<long>(before_restore), calls.end());
+  if (GetParam() != "1.16.1") {
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition) << r.error().message();
+    EXPECT_NE(r.error().message().find("vsock_override came in 1.16"), std::string::npos)
+        << r.error().message();
+    for (const auto& c : later) EXPECT_NE(c["path"], "/snapshot/load") << c;
+    return;
+  }
+  if (!r.ok()) {
+    ADD_FAILURE() << r.error().message();
+    DumpOnFailure("snap");
+    return;
+  }
+  EXPECT_EQ(r->agent->boot_id(), boot_id);
+  auto w = CollectWorkload(*r->agent, kBootTimeout);
+  ASSERT_TRUE(w.ok()) << w.error().message();
+  EXPECT_EQ(w->exit.exit_code, 3);
+  EXPECT_EQ(w->out, "before\nafter\n");
+
+  // The sequence, each request valid for the spec and accepted.
+  ExpectRequestsAccepted();
+  std::vector<std::string> create, load;
+  for (size_t i = 0; i < calls.size(); i++) {
+    std::string call = calls[i]["method"].get<std::string>() + " " + calls[i]["path"].get<std::string>();
+    if (call.find("snapshot") != std::string::npos || call.find("PATCH") == 0)
+      (i < before_restore ? create : load).push_back(call);
+  }
+  EXPECT_EQ(create, (std::vector<std::string>{"PATCH /vm", "PUT /snapshot/create"}));
+  EXPECT_EQ(load, (std::vector<std::string>{"PUT /snapshot/load", "PATCH /drives/root",
+                                            "PATCH /drives/scratch", "PATCH /vm"}));
+  for (const auto& c : later) {
+    EXPECT_NE(c["path"], "/boot-source") << "a restore configures nothing but the sinks: " << c;
+    EXPECT_NE(c["path"], "/actions") << c;
+    if (c["path"] != "/snapshot/load") continue;
+    EXPECT_EQ(c["body"]["snapshot_path"], files.state_path);
+    EXPECT_EQ(c["body"]["mem_backend"]["backend_path"], files.memory_path);
+    EXPECT_EQ(c["body"]["resume_vm"], false);
+    EXPECT_EQ(c["body"]["clock_realtime"], true);
+    EXPECT_EQ(c["body"]["vsock_override"]["uds_path"], work_->dir() + "/snap.agent.sock");
+  }
+  for (auto it = later.rbegin(); it != later.rend(); ++it) {
+    if ((*it)["path"] != "/vm") continue;
+    EXPECT_EQ((*it)["body"], (nlohmann::json{{"state", "Resumed"}}));
+    break;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Versions, FirecrackerBootTest, ::testing::Values("1.7.0", "1.10.1", "1.16.1"),
                          [](const auto& info) {
                            std::string name = "v" + info.param;

@@ -92,6 +92,7 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
   c.metrics_path = options.metrics_path;
   c.sandbox = options.sandbox;
   c.jailer = options.jailer;
+  c.restore_from = options.restore_from;
   c.memory_mib = 256;
   c.kill_with_owner = true;  // a test killed by its ctest timeout must not leave QEMU running
   c.drives = {{"root", work.root_image(), true}, {"scratch", work.scratch_image(), false}};
@@ -111,6 +112,17 @@ Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdi
   NFC_ASSIGN_OR_RETURN(b.agent, guest::AgentClient::Connect(std::move(fd), opts));
   b.t_connected = Clock::now();
   return b;
+}
+
+Status AwaitOutput(guest::AgentClient& agent, const std::string& want, std::chrono::milliseconds timeout) {
+  std::string out;
+  auto deadline = Clock::now() + timeout;
+  while (out.find(want) == std::string::npos) {
+    if (Clock::now() >= deadline) return Error::Timeout("no '" + want + "' in the output: '" + out + "'");
+    NFC_ASSIGN_OR_RETURN(auto chunk, agent.NextLog(std::chrono::milliseconds(500)));
+    if (chunk && chunk->stream == guest::LogStream::kStdout) out += chunk->data;
+  }
+  return Ok();
 }
 
 Result<std::string> WriteFirecrackerStandIn(const std::string& dir, const std::string& fake_firecracker,

@@ -54,6 +54,8 @@ struct BootOptions {
   std::string metrics_path;            // Firecracker only
   std::optional<VmmSandbox> sandbox;   // QEMU only: run it confined (docs/security.md)
   std::optional<JailerConfig> jailer;  // Firecracker only: through the jailer (stand-in)
+  // Resume this snapshot of an earlier BootGuest with the same name and argv instead of booting.
+  std::optional<SnapshotFiles> restore_from;
 };
 
 // Writes the task initramfs for argv and boots it. The VM's console goes to <dir>/<name>.console.log.
@@ -83,6 +85,10 @@ struct WorkloadResult {
   std::chrono::steady_clock::time_point t_exit_received;
   guest::BootTimes boot;  // nomad-init's timestamps, queried before the exit is acknowledged
 };
+// Reads the workload's stdout until `want` shows up, acknowledging nothing (so a VM restored from a snapshot
+// taken afterwards sends it again).
+Status AwaitOutput(guest::AgentClient& agent, const std::string& want, std::chrono::milliseconds timeout);
+
 // Reads logs until the exit result arrives and both streams reached its log_end; acknowledges everything.
 Result<WorkloadResult> CollectWorkload(guest::AgentClient& agent, std::chrono::milliseconds timeout);
 

@@ -49,6 +49,7 @@ class ApiClient {
   // PUT with a JSON body that must be answered 204; other answers become an error carrying
   // Firecracker's fault_message verbatim: "PUT /drives/rootfs: Firecracker answered 400: <fault_message>".
   Status Put(std::string_view path, const nlohmann::json& body) { return Expect204("PUT", path, body); }
+  Status Patch(std::string_view path, const nlohmann::json& body) { return Expect204("PATCH", path, body); }
   // GET answered 200 with a JSON body.
   Result<nlohmann::json> Get(std::string_view path);
 

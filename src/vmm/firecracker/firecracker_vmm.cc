@@ -28,6 +28,9 @@ constexpr auto kSocketWait = 10s;   // FC binds its socket in ~12 ms typically (
 constexpr auto kSocketPoll = 10ms;  // the go-sdk's poll interval
 constexpr auto kWatchPoll = 500ms;  // how often Wait() asks the API whether Firecracker still answers
 constexpr auto kWatchTimeout = 2s;  // ... and how long one answer may take
+// PUT /snapshot/create and /snapshot/load answer once the guest memory is written or mapped: seconds for a
+// few GiB on a slow disk.
+constexpr auto kSnapshotTimeout = 300s;
 
 // Before 1.14 Firecracker opens log and metrics paths without O_CREAT: they must exist.
 Status EnsureFile(const std::string& path) {
@@ -64,13 +67,15 @@ class FirecrackerVmm final : public BackendVmm {
                    config.state_dir + "/firecracker.stderr"),
         jail_(JailFor(config_)),
         api_(control_socket_),
-        watch_api_(control_socket_, kWatchTimeout) {}
+        watch_api_(control_socket_, kWatchTimeout),
+        snapshot_api_(control_socket_, kSnapshotTimeout) {}
 
   // Attached to a VMM an earlier process started.
   explicit FirecrackerVmm(const VmRecord& record)
       : BackendVmm("Firecracker", record),
         api_(control_socket_),
-        watch_api_(control_socket_, kWatchTimeout) {}
+        watch_api_(control_socket_, kWatchTimeout),
+        snapshot_api_(control_socket_, kSnapshotTimeout) {}
 
   Status Adopt() { return AdoptProcess(); }
 
@@ -94,6 +99,31 @@ class FirecrackerVmm final : public BackendVmm {
     if (process_.Exited()) return Error::FailedPrecondition(Subject() + " has ended");
     // The guest's i8042 gets Ctrl+Alt+Del; nomad-init disabled CAD reboots, so the kernel sends it SIGINT.
     return api_.Put("/actions", {{"action_type", "SendCtrlAltDel"}});
+  }
+
+  // PATCH /vm Paused, then PUT /snapshot/create (vmm.md 1.4: the VM must be paused). In the jail Firecracker
+  // can only write inside its root, so the files are made on the host first and hard-linked in (Jail::Place),
+  // and Firecracker writes through the links.
+  Status Snapshot(const SnapshotFiles& files) override {
+    std::lock_guard lock(mu_);
+    std::string what = Subject() + ": snapshot to " + files.state_path;
+    if (process_.Exited()) return Error::FailedPrecondition(Subject() + " has ended");
+    if (files.memory_path.empty()) return Error::InvalidArgument(what + ": memory_path is required");
+    std::string state = files.state_path, memory = files.memory_path;
+    if (jail_) {
+      for (const auto& path : {files.state_path, files.memory_path}) {
+        UniqueFd made(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        if (!made) return Error::Errno("create " + path).Context(what);
+      }
+      NFC_ASSIGN_OR_RETURN(state, jail_->Place(files.state_path, "snapshot.state", true));
+      NFC_ASSIGN_OR_RETURN(memory, jail_->Place(files.memory_path, "snapshot.mem", true));
+    }
+    NFC_RETURN_IF_ERROR_CTX(api_.Patch("/vm", {{"state", "Paused"}}), what);
+    NFC_RETURN_IF_ERROR_CTX(
+        snapshot_api_.Put("/snapshot/create",
+                          {{"snapshot_type", "Full"}, {"snapshot_path", state}, {"mem_file_path", memory}}),
+        what);
+    return Ok();
   }
 
  private:
@@ -156,6 +186,11 @@ class FirecrackerVmm final : public BackendVmm {
 
     std::lock_guard lock(mu_);
     NFC_RETURN_IF_ERROR(WaitForApi());
+    if (config_.restore_from) {
+      NFC_RETURN_IF_ERROR_CTX(LoadSnapshot(), "restore " + config_.restore_from->state_path);
+      log::Debug("firecracker VM restored", {{"vm", config_.id}, {"pid", process_.pid()}});
+      return Ok();
+    }
     NFC_RETURN_IF_ERROR(Configure());
     NFC_RETURN_IF_ERROR(api_.Put("/actions", {{"action_type", "InstanceStart"}}));
     log::Debug("firecracker VM started",
@@ -182,6 +217,12 @@ class FirecrackerVmm final : public BackendVmm {
     if (!config_.metrics_path.empty()) {
       NFC_RETURN_IF_ERROR(EnsureFile(config_.metrics_path));
       NFC_ASSIGN_OR_RETURN(jailed_.metrics, jail_->Place(config_.metrics_path, "metrics.json", true));
+    }
+    if (config_.restore_from) {
+      NFC_ASSIGN_OR_RETURN(jailed_.state,
+                           jail_->Place(config_.restore_from->state_path, "snapshot.state", false));
+      NFC_ASSIGN_OR_RETURN(jailed_.memory,
+                           jail_->Place(config_.restore_from->memory_path, "snapshot.mem", false));
     }
     for (const auto& n : config_.nics) NFC_RETURN_IF_ERROR(jail_->GrantTap(n.tap));
     // Firecracker is PID 1 of its pid namespace and the jailer exits: as a child subreaper we still reap it.
@@ -265,6 +306,57 @@ class FirecrackerVmm final : public BackendVmm {
   // The request sequence of vmm.md 1.4, with the version differences of vmm.md 1.7.
   Status Configure() {
     if (!version_.AtLeast(1, 8)) NFC_RETURN_IF_ERROR(CheckLegacyDeviceDiscovery());
+    NFC_RETURN_IF_ERROR(ConfigureSinks());
+    NFC_RETURN_IF_ERROR(ConfigureMachine());
+    return ConfigureDevices();
+  }
+
+  // The snapshot's VM in a fresh Firecracker (only the logger and metrics may come before the load, vmm.md
+  // 1.4): its TAPs and vsock socket repointed by the load itself, its drives by PATCH before the resume. A
+  // failed load ends Firecracker (Start() then reports it and the caller boots cold).
+  Status LoadSnapshot() {
+    const SnapshotFiles& files = *config_.restore_from;
+    if (files.memory_path.empty()) return Error::InvalidArgument("restore_from.memory_path is required");
+    if (!config_.nics.empty() && !version_.AtLeast(1, 12)) {
+      return Error::FailedPrecondition("Firecracker " + version_.text +
+                                       " cannot repoint a snapshot's network interfaces (network_overrides "
+                                       "came in 1.12)");
+    }
+    bool vsock_override = config_.guest_channel && version_.AtLeast(1, 16);
+    if (config_.guest_channel && !vsock_override && !jail_) {
+      return Error::FailedPrecondition("Firecracker " + version_.text +
+                                       " cannot repoint a snapshot's vsock socket (vsock_override came in "
+                                       "1.16); only a jailed VM, whose socket path is always " +
+                                       std::string(Jail::kVsockSocket) + ", can be restored");
+    }
+    NFC_RETURN_IF_ERROR(ConfigureSinks());
+    nlohmann::json load = {
+        {"snapshot_path", Jailed(jailed_.state, files.state_path)},
+        {"mem_backend",
+         {{"backend_type", "File"}, {"backend_path", Jailed(jailed_.memory, files.memory_path)}}},
+        {"resume_vm", false}};
+    if (!config_.nics.empty()) {
+      load["network_overrides"] = nlohmann::json::array();
+      for (const auto& n : config_.nics)
+        load["network_overrides"].push_back({{"iface_id", n.id}, {"host_dev_name", n.tap}});
+    }
+    if (vsock_override) {
+      load["vsock_override"] = {
+          {"uds_path", jail_ ? std::string(Jail::kVsockSocket) : config_.guest_channel->socket_path}};
+    }
+    // kvmclock then moves on by the wall-clock time the snapshot sat on disk, instead of resuming the
+    // template's time (1.16+; older guests get their clock from the host over the control channel).
+    if (version_.AtLeast(1, 16)) load["clock_realtime"] = true;
+    NFC_RETURN_IF_ERROR(snapshot_api_.Put("/snapshot/load", load));
+    for (size_t i = 0; i < config_.drives.size(); i++) {
+      const Drive& d = config_.drives[i];
+      NFC_RETURN_IF_ERROR(api_.Patch(
+          "/drives/" + d.id, {{"drive_id", d.id}, {"path_on_host", jail_ ? jailed_.drives[i] : d.path}}));
+    }
+    return api_.Patch("/vm", {{"state", "Resumed"}});
+  }
+
+  Status ConfigureSinks() {
     if (!config_.vmm_log_path.empty()) {
       if (!jail_)
         NFC_RETURN_IF_ERROR(EnsureFile(config_.vmm_log_path));  // must exist before 1.14 (jail: made)
@@ -278,6 +370,10 @@ class FirecrackerVmm final : public BackendVmm {
       NFC_RETURN_IF_ERROR(
           api_.Put("/metrics", {{"metrics_path", Jailed(jailed_.metrics, config_.metrics_path)}}));
     }
+    return Ok();
+  }
+
+  Status ConfigureMachine() {
     NFC_RETURN_IF_ERROR(api_.Put("/machine-config", {{"vcpu_count", config_.vcpus},
                                                      {"mem_size_mib", config_.memory_mib},
                                                      {"smt", false},
@@ -288,7 +384,10 @@ class FirecrackerVmm final : public BackendVmm {
     nlohmann::json boot = {{"kernel_image_path", Jailed(jailed_.kernel, config_.kernel_path)},
                            {"boot_args", Join(args)}};
     if (!config_.initrd_path.empty()) boot["initrd_path"] = Jailed(jailed_.initrd, config_.initrd_path);
-    NFC_RETURN_IF_ERROR(api_.Put("/boot-source", boot));
+    return api_.Put("/boot-source", boot);
+  }
+
+  Status ConfigureDevices() {
     for (size_t i = 0; i < config_.drives.size(); i++) {
       const Drive& d = config_.drives[i];
       // No drive is the root device: nomad-init mounts its root itself, so FC adds no root= argument.
@@ -314,12 +413,13 @@ class FirecrackerVmm final : public BackendVmm {
 
   std::optional<Jail> jail_;  // set when Firecracker runs through its jailer
   struct {
-    std::string kernel, initrd, log, metrics;
+    std::string kernel, initrd, log, metrics, state, memory;
     std::vector<std::string> drives;  // in config_.drives' order
   } jailed_;                          // the paths inside the jail
   std::mutex mu_;                     // serializes API calls
   ApiClient api_;
   ApiClient watch_api_;       // Wait()'s own connection: GET / to tell a hung Firecracker
+  ApiClient snapshot_api_;    // the snapshot calls, which may take minutes: their own timeout
   std::string unresponsive_;  // set when Wait() killed it as hung: the reason
   FirecrackerVersion version_;
 

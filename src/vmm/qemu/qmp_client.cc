@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -104,18 +105,47 @@ Result<nlohmann::json> QmpClient::ReadMessage(Clock::time_point deadline) {
 
 Result<nlohmann::json> QmpClient::Execute(const std::string& command, const nlohmann::json& arguments,
                                           std::chrono::milliseconds timeout) {
+  return ExecuteWithFd(command, arguments, -1, timeout);
+}
+
+Result<nlohmann::json> QmpClient::ExecuteWithFd(const std::string& command, const nlohmann::json& arguments,
+                                                int fd, std::chrono::milliseconds timeout) {
   if (!fd_) return Error::Unavailable("QMP: not connected");
   long id = next_id_++;
   nlohmann::json req = {{"execute", command}, {"id", id}};
   if (!arguments.is_null()) req["arguments"] = arguments;
-  std::string line = req.dump() + "\n";
+  NFC_RETURN_IF_ERROR(Send(command, req.dump() + "\n", fd));
+  return Answer(command, id, timeout);
+}
+
+// Writes `line`; `fd` (when >= 0) rides on its first byte, where QEMU's monitor picks it up.
+Status QmpClient::Send(const std::string& command, const std::string& line, int fd) {
   size_t off = 0;
   while (off < line.size()) {
-    ssize_t w = ::send(fd_.get(), line.data() + off, line.size() - off, MSG_NOSIGNAL);
+    iovec iov{const_cast<char*>(line.data() + off), line.size() - off};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    if (fd >= 0 && off == 0) {
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      cmsghdr* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    ssize_t w = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) return Error::Errno("QMP send " + command);
     off += static_cast<size_t>(w);
   }
+  return Ok();
+}
+
+Result<nlohmann::json> QmpClient::Answer(const std::string& command, long id,
+                                         std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   for (;;) {
     NFC_ASSIGN_OR_RETURN(auto msg, ReadMessage(deadline));

@@ -31,6 +31,9 @@ class QmpClient {
 
   Result<nlohmann::json> Execute(const std::string& command, const nlohmann::json& arguments = nullptr,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Execute() with `fd` passed along (SCM_RIGHTS), as `getfd` and `add-fd` expect: QEMU then holds a copy.
+  Result<nlohmann::json> ExecuteWithFd(const std::string& command, const nlohmann::json& arguments, int fd,
+                                       std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // Reads whatever is buffered without blocking (events after QEMU exited are still readable).
   void DrainEvents();
@@ -39,6 +42,8 @@ class QmpClient {
  private:
   Result<nlohmann::json> ReadMessage(std::chrono::steady_clock::time_point deadline);
   Status ParseBuffered(bool* got, nlohmann::json* out);
+  Status Send(const std::string& command, const std::string& line, int fd);
+  Result<nlohmann::json> Answer(const std::string& command, long id, std::chrono::milliseconds timeout);
 
   UniqueFd fd_;
   std::string buffer_;
