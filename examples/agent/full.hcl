@@ -58,6 +58,9 @@ plugin "nomad-driver-firecracker" {
       gateway = true
     }
 
+    # Bridge mode: the namespace and the guest meet on 127.0.0.1 (Consul Connect's Envoy; docs/networking.md).
+    sidecar_bridge = true
+
     # Host mode (Nomad's default network mode): each VM gets a private /30 link from this host, NAT out and
     # the task's ports forwarded in (docs/networking.md). Off by default: it turns on IPv4 forwarding.
     host_network {

@@ -267,6 +267,7 @@ spec::Node PluginConfigSpec() {
                                  {"cidrs", Attr("cidrs", "list(string)")},
                                  {"gateway", AttrWithDefault("gateway", "bool", BoolLiteral(true))},
                              }))},
+      {"sidecar_bridge", AttrWithDefault("sidecar_bridge", "bool", BoolLiteral(true))},
       {"host_network", Block("host_network", false,
                              Object({
                                  {"enabled", AttrWithDefault("enabled", "bool", BoolLiteral(false))},
@@ -362,6 +363,8 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
   NFC_ASSIGN_OR_RETURN(config.gc, DecodeGc(r));
   NFC_ASSIGN_OR_RETURN(config.egress_guard, DecodeEgressGuard(r));
   NFC_ASSIGN_OR_RETURN(config.host_network, DecodeHostNetwork(r));
+  NFC_ASSIGN_OR_RETURN(auto sidecar_bridge, r.Bool("sidecar_bridge"));
+  if (sidecar_bridge) config.sidecar_bridge = *sidecar_bridge;
   NFC_ASSIGN_OR_RETURN(auto containerd, r.String("containerd_socket"));
   if (containerd) {
     config.warnings.push_back("plugin config option \"containerd_socket\" = \"" + *containerd +

@@ -80,6 +80,10 @@ struct PluginConfig {
     std::string cidr = "10.229.0.0/16";
     bool operator==(const HostNetwork&) const = default;
   } host_network;
+  // `sidecar_bridge` (docs/networking.md, "Sidecars"): in group mode the namespace and the guest meet on
+  // 127.0.0.1 through relays over a private link (Consul Connect), and the allocation's address is split by
+  // port with Envoy. Off: the guest owns the whole uplink and processes of the namespace do not reach it.
+  bool sidecar_bridge = true;
   // Warnings for the operator (deprecated or ignored options); the caller logs them.
   std::vector<std::string> warnings;
 

@@ -212,6 +212,15 @@ TEST(PluginConfigTest, EgressGuardIsOnByDefaultAndCanBeTurnedOff) {
   EXPECT_NE(not_block.find("expected one egress_guard block"), std::string::npos) << not_block;
 }
 
+TEST(PluginConfigTest, SidecarBridgeIsOnByDefault) {
+  EXPECT_TRUE(PluginConfig{}.sidecar_bridge);
+  Result<PluginConfig> r = DecodePluginConfig(Obj({{"sidecar_bridge", CtyValue::Bool(false)}}));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_FALSE(r->sidecar_bridge);
+  std::string bad = ErrorOf(Obj({{"sidecar_bridge", Str("maybe")}}));
+  EXPECT_NE(bad.find("sidecar_bridge"), std::string::npos) << bad;
+}
+
 TEST(PluginConfigTest, HostNetworkIsOffByDefaultAndTakesARange) {
   PluginConfig d;
   EXPECT_FALSE(d.host_network.enabled);

@@ -81,7 +81,7 @@ Result<TaskNetwork> AttachTaskNetwork(const driver::NomadTask& task, const Netwo
       break;
     }
   }
-  NFC_RETURN_IF_ERROR(AttachSidecar(task, out));
+  if (policy.sidecar_bridge) NFC_RETURN_IF_ERROR(AttachSidecar(task, out));
   return out;
 }
 

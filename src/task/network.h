@@ -21,9 +21,10 @@ namespace nfc::task {
 // What the plugin's options say about networks, for AttachTaskNetwork.
 struct NetworkPolicy {
   network::EgressGuard guard;
-  bool host_network = false;  // host mode gets a private link (host_network.enabled)
-  std::string host_cidr;      // host_network.cidr
-  std::string data_dir;       // the host-mode leases live below it (HostPoolDir)
+  bool host_network = false;   // host mode gets a private link (host_network.enabled)
+  std::string host_cidr;       // host_network.cidr
+  std::string data_dir;        // the host-mode leases live below it (HostPoolDir)
+  bool sidecar_bridge = true;  // group mode: the sidecar bridge (task/sidecar.h)
 };
 
 // Where the host-mode leases of a plugin data directory live.

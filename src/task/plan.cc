@@ -328,6 +328,7 @@ Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& c
   plan.network_policy.host_network = plugin.host_network.enabled;
   plan.network_policy.host_cidr = plugin.host_network.cidr;
   plan.network_policy.data_dir = plugin.data_dir;
+  plan.network_policy.sidecar_bridge = plugin.sidecar_bridge;
   plan.files_max_bytes = config.task_dir_max_bytes.value_or(driver::kDefaultTaskDirMaxBytes);
   NFC_ASSIGN_OR_RETURN(plan.volumes, VolumesFor(task));
   plan.volume_image_bytes = config.volume_size_bytes.value_or(volume::kDefaultImageBytes);

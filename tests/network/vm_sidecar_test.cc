@@ -274,25 +274,28 @@ class VmSidecarTest : public ::testing::Test {
     img.config_json =
         R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}})";
     ASSERT_TRUE(image::testing::WriteOciLayout(dir_.Path("layout"), "net", {img}).ok());
-    driver::PluginConfig config;
-    config.data_dir = dir_.Path("data");
-    config.kernel_path = guest + "/vmlinux";
-    config.initrd_path = guest + "/initramfs.cpio.gz";
-    config.backend = driver::Backend::kQemu;
+    config_.data_dir = dir_.Path("data");
+    config_.kernel_path = guest + "/vmlinux";
+    config_.initrd_path = guest + "/initramfs.cpio.gz";
+    config_.backend = driver::Backend::kQemu;
     ::setenv("NFC_SHIM_PATH", NFC_SHIM_BINARY, 1);
-    ASSERT_TRUE(manager_.Configure(config).ok());
+    ASSERT_TRUE(manager_.Configure(config_).ok());
     ASSERT_TRUE(manager_.Init().ok());
   }
 
   void TearDown() override {
     if (!task_id_.empty()) (void)manager_.DestroyTask(task_id_, true);
+    if (off_ && !off_id_.empty()) (void)off_->DestroyTask(off_id_, true);
     stdout_.reset();
   }
 
   test_support::TempDir dir_{"vmsidecar"};
+  driver::PluginConfig config_;
   std::string task_id_;
   std::unique_ptr<FifoCapture> stdout_;
   task::Manager manager_;
+  std::unique_ptr<task::Manager> off_;  // a plugin with sidecar_bridge = false
+  std::string off_id_;
 };
 
 constexpr uint16_t kAppPort = 8080, kUpstreamPort = 5432, kProxyPort = 21000;
@@ -404,6 +407,47 @@ TEST_F(VmSidecarTest, NamespaceAndGuestMeetOnLoopbackBothWays) {
   EXPECT_NE(RunIn(alloc, "sh -c 'ip -o addr | grep -q 169.254.254.1'"), 0);
   EXPECT_EQ(Ask(alloc, "127.0.0.1", kAppPort), "");
   EXPECT_EQ(RunIn(alloc, "sh -c 'tc filter show dev eth0 ingress | grep -q .'"), 1) << "filters left on eth0";
+}
+
+// The plugin option sidecar_bridge = false: the guest owns the whole uplink as before the bridge existed.
+TEST_F(VmSidecarTest, OffLeavesTheUplinkToTheGuest) {
+  NetnsHolder outside, alloc;
+  ASSERT_TRUE(outside.ok() && alloc.ok());
+  ASSERT_TRUE(MakeBridgeLikePair(outside, alloc, 83, 1500).ok());
+  ASSERT_EQ(RunIn(alloc, "ip link set lo up"), 0);
+  driver::PluginConfig config = config_;
+  config.sidecar_bridge = false;
+  off_ = std::make_unique<task::Manager>();
+  ASSERT_TRUE(off_->Configure(config).ok());
+  ASSERT_TRUE(off_->Init().ok());
+  driver::NomadTask t;
+  t.alloc_id = "0ffcafe0-1b2c-4d5e-8f90-a1b2c3d4e5f6";
+  t.name = "web";
+  t.id = t.alloc_id + "/web/" + std::to_string(::getpid());
+  t.resources.cpu_shares = 500;
+  t.resources.memory_mb = 128;
+  t.resources.ports = {{"http", 25080, kAppPort, ""}, {"connect-proxy-web", 21001, -1, ""}};
+  t.stdout_path = dir_.Path(".off.stdout.fifo");
+  t.stderr_path = "/dev/null";
+  stdout_ = std::make_unique<FifoCapture>(t.stdout_path);
+  t.network = driver::NetworkIsolation{driver::NetworkIsolation::Mode::kGroup, alloc.path(), {}, "", ""};
+  driver::TaskConfig tc;
+  tc.image = "oci:" + dir_.Path("layout") + ":net";
+  tc.command = "/bin/sh";
+  tc.args = std::vector<std::string>{"-c", "ip -o addr show eth0; echo ready; sleep 600"};
+  auto started = off_->StartTask(t, tc);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  off_id_ = t.id;
+  ASSERT_TRUE(WaitFor([&] { return stdout_->Text().find("ready") != std::string::npos; }, 180s))
+      << stdout_->Text();
+  EXPECT_EQ(stdout_->Text().find("169.254.254.2"), std::string::npos) << stdout_->Text();
+  EXPECT_NE(RunIn(alloc, "sh -c 'ip -o addr | grep -q 169.254.254.1'"), 0);
+  EXPECT_EQ(Ask(alloc, "127.0.0.1", kAppPort), "") << "nothing relays the app port";
+  // Only the redirect on eth0 (priority 0xfc01 = 64513), none of the bridge's filters.
+  EXPECT_EQ(RunIn(alloc, "sh -c 'tc filter show dev eth0 ingress | grep -q \"pref 64513\"'"), 0);
+  EXPECT_NE(RunIn(alloc, "sh -c 'tc filter show dev eth0 ingress | grep -q \"pref 6427\"'"), 0);
+  ASSERT_TRUE(off_->DestroyTask(t.id, true).ok());
+  off_id_.clear();
 }
 
 }  // namespace
