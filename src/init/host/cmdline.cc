@@ -105,6 +105,7 @@ Result<StaticIp> ParseIpParameter(std::string_view value) {
 ParsedHostOptions ParseHostOptions(const std::vector<std::string>& words) {
   ParsedHostOptions parsed;
   HostOptions& o = parsed.options;
+  bool system_named = false;
   auto bad = [&](Error e) { parsed.problems.push_back(std::move(e)); };
   for (const auto& word : words) {
     size_t eq = word.find('=');
@@ -127,6 +128,23 @@ ParsedHostOptions ParseHostOptions(const std::vector<std::string>& words) {
     std::string name = key.substr(8);
     if (name == "system") {
       o.system_partition = value;
+      system_named = true;
+    } else if (name == "slot") {
+      o.slot = ParseSlot(value);
+      if (!o.slot) bad(Error::InvalidArgument("nomados.slot='" + value + "': want a or b"));
+    } else if (name == "trial" || name == "grow_data") {
+      if (value != "0" && value != "1") {
+        bad(Error::InvalidArgument("nomados." + name + "='" + value + "': want 0 or 1"));
+        continue;
+      }
+      (name == "trial" ? o.trial : o.grow_data) = value == "1";
+    } else if (name == "trial_timeout" || name == "trial_healthy") {
+      auto s = ParseSeconds(key, value);
+      if (!s.ok()) {
+        bad(std::move(s).error());
+        continue;
+      }
+      (name == "trial_timeout" ? o.trial_timeout : o.trial_healthy) = *s;
     } else if (name == "data") {
       o.data_partition = value;
     } else if (name == "hostname") {
@@ -165,11 +183,14 @@ ParsedHostOptions ParseHostOptions(const std::vector<std::string>& words) {
         bad(Error::InvalidArgument("nomados.metadata='" + value + "': want auto, ec2, openstack or off"));
       }
     } else {
-      bad(Error::InvalidArgument("unknown kernel command line option '" + key +
-                                 "' (known: nomados.system, data, hostname, iface, debug, stop_timeout, "
-                                 "net_timeout, root_timeout, loglevel, modules, metadata; and ip=)"));
+      bad(Error::InvalidArgument(
+          "unknown kernel command line option '" + key +
+          "' (known: nomados.system, data, hostname, iface, debug, stop_timeout, "
+          "net_timeout, root_timeout, loglevel, modules, metadata, slot, trial, trial_timeout, "
+          "trial_healthy, grow_data; and ip=)"));
     }
   }
+  if (o.slot && !system_named) o.system_partition = SystemPartitionName(*o.slot);
   return parsed;
 }
 

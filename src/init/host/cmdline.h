@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "init/host/slots.h"
 
 namespace nfc::init::host {
 
@@ -44,6 +45,13 @@ struct HostOptions {
   std::string log_level = "info";
   std::vector<std::string> extra_modules;  // nomados.modules=a,b: loaded in addition to coldplug
   std::string metadata = "auto";           // nomados.metadata=auto|ec2|openstack|off (metadata.h)
+  // A/B slots (slots.h): nomados.slot=a|b names the booted slot (and, unless nomados.system= says otherwise,
+  // the system partition nomados-system-<slot>); nomados.trial=1 marks an update's one trial boot.
+  std::optional<Slot> slot;
+  bool trial = false;
+  std::chrono::seconds trial_timeout{300};  // nomados.trial_timeout: the agent must be healthy by then
+  std::chrono::seconds trial_healthy{30};   // nomados.trial_healthy: healthy = running this long unbroken
+  bool grow_data = true;                    // nomados.grow_data=0: keep the data partition's size
 };
 
 // Parses the words of /proc/cmdline. Other words belong to the kernel or other programs and are ignored. A

@@ -25,12 +25,14 @@
 #include "init/host/cloud_apply.h"
 #include "init/host/cmdline.h"
 #include "init/host/dhcp.h"
+#include "init/host/grow.h"
 #include "init/host/host.h"
 #include "init/host/interfaces.h"
 #include "init/host/mounts.h"
 #include "init/host/power.h"
 #include "init/host/supervisor.h"
 #include "init/host/system.h"
+#include "init/host/trial.h"
 
 namespace nfc::init::host {
 namespace {
@@ -148,6 +150,8 @@ class HostInit {
   void ApplyLease(const DhcpLease& lease);
   void NetworkReady(const std::string& why);
   void StartServices();
+  void MountDataGrown();
+  std::optional<SupervisorClock::time_point> AgentRunningSince() const;
   void Reap();
   void OnSignal();
   void RequestShutdown(PowerAction action, const std::string& why);
@@ -174,6 +178,7 @@ class HostInit {
   std::string hostname_;
   std::string agent_config_ = kAgentConfig;
   bool cloud_config_found_ = false;  // a config drive was read: the metadata service is not asked
+  SlotUpdates updates_;              // A/B slots: a pending bundle, or this boot's trial (trial.h)
 };
 
 void HostInit::Watch(int fd) {
@@ -220,14 +225,9 @@ void HostInit::Boot() {
     log::Info("kernel modules loaded for the hardware", {{"count", n}});
   }
 
-  auto data = FindPartitionByName(opts_.data_partition);
-  st = data.ok() ? MountData(*data) : MountData("/dev/nonexistent");
-  if (!data.ok() || !st.ok()) {
-    log::Error("data partition not mounted; using memory: Nomad's state will NOT survive a reboot",
-               {{"error", data.ok() ? st.error().message() : data.error().message()}});
-  } else {
-    log::Info("data partition mounted", {{"device", *data}, {"path", "/data"}});
-  }
+  MountDataGrown();
+  if (auto reboot_why = updates_.OnBoot(opts_, modules_.get()))
+    RequestShutdown(PowerAction::kReboot, *reboot_why);
   auto id = EnsureMachineId();
   if (!id.ok()) log::Warn("machine-id", {{"error", id.error().message()}});
   if (RaiseClockToBuildTime()) log::Warn("clock was before the image's build time; set to the build time");
@@ -241,6 +241,28 @@ void HostInit::Boot() {
     power_buttons_.push_back(std::move(fd));
   }
   StartNetwork();
+}
+
+// The data partition, grown first to the end of its disk (nomados.grow_data; grow.h), then its filesystem.
+void HostInit::MountDataGrown() {
+  auto data = FindPartitionByName(opts_.data_partition);
+  if (data.ok() && opts_.grow_data) {
+    auto grew = GrowPartitionToDisk(*data);
+    if (!grew.ok()) log::Warn("data partition not grown", {{"error", grew.error().message()}});
+    if (grew.ok() && *grew) log::Info("data partition grown to the end of the disk", {{"device", *data}});
+  }
+  auto st = data.ok() ? MountData(*data) : MountData("/dev/nonexistent");
+  if (!data.ok() || !st.ok()) {
+    log::Error("data partition not mounted; using memory: Nomad's state will NOT survive a reboot",
+               {{"error", data.ok() ? st.error().message() : data.error().message()}});
+    return;
+  }
+  log::Info("data partition mounted", {{"device", *data}, {"path", "/data"}});
+  // Also after a power cut between growing the partition and its filesystem: a no-op when they match.
+  if (opts_.grow_data) {
+    auto g = GrowMountedExt4(*data, "/data");
+    if (!g.ok()) log::Warn("data filesystem not grown", {{"error", g.error().message()}});
+  }
 }
 
 // A cidata/config-2 drive (config_drive.h): hostname, network overrides and agent config from the machine.
@@ -420,6 +442,11 @@ void HostInit::StartServices() {
   }
 }
 
+std::optional<SupervisorClock::time_point> HostInit::AgentRunningSince() const {
+  if (!agent_ || !agent_->running()) return std::nullopt;
+  return agent_->started_at();
+}
+
 void HostInit::Reap() {
   while (true) {
     int status;
@@ -479,6 +506,8 @@ Clock::time_point HostInit::NextDeadline() const {
   if (!network_ready_) next = std::min(next, network_deadline_);
   if (!nic_ && !network_ready_) next = std::min(next, Clock::now() + std::chrono::milliseconds(250));
   if (shutdown_) next = std::min(next, shutdown_deadline_);
+  if (updates_.trial_running() && !shutdown_)
+    next = std::min(next, updates_.Deadline(Clock::now(), AgentRunningSince()));
   return next;
 }
 
@@ -500,6 +529,11 @@ void HostInit::OnDeadlines() {
   }
   if (agent_) agent_->OnDeadline(now);
   if (shell_) shell_->OnDeadline(now);
+  if (updates_.trial_running() && !shutdown_) {
+    int exits = agent_ ? agent_->starts() - (agent_->running() ? 1 : 0) : 0;
+    if (auto why = updates_.Check(now, AgentRunningSince(), exits))
+      RequestShutdown(PowerAction::kReboot, *why);
+  }
   if (shutdown_ && now >= shutdown_deadline_ && agent_ && agent_->running()) {
     log::Warn("agent did not stop in time; killing it",
               {{"timeout_s", static_cast<long long>(opts_.stop_timeout.count())}});

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "init/host/cmdline.h"
 #include "init/host/sha256.h"
 
 namespace nfc::init::host {
@@ -115,6 +116,27 @@ TEST(Slots, TrialWatchFailsOnTimeoutOrRepeatedExits) {
   EXPECT_EQ(w.Observe(t0 + 61s, t0 + 50s, 2), TrialWatch::Verdict::kFailed);
   EXPECT_EQ(w.NextCheck(t0 + 10s, std::nullopt), t0 + 60s);
   EXPECT_EQ(w.Observe(t0 + 5s, t0 + 4s, 3), TrialWatch::Verdict::kFailed);
+}
+
+TEST(Slots, CommandLine) {
+  auto p = ParseHostOptions({"nomados.slot=b", "nomados.trial=1", "nomados.trial_timeout=90",
+                             "nomados.trial_healthy=10", "nomados.grow_data=0"});
+  EXPECT_TRUE(p.problems.empty());
+  EXPECT_EQ(p.options.slot, Slot::kB);
+  EXPECT_EQ(p.options.system_partition, "nomados-system-b");
+  EXPECT_TRUE(p.options.trial);
+  EXPECT_EQ(p.options.trial_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(p.options.trial_healthy, std::chrono::seconds(10));
+  EXPECT_FALSE(p.options.grow_data);
+  // An explicit nomados.system= wins over the slot's partition name; a bad slot is reported.
+  p = ParseHostOptions({"nomados.system=mine", "nomados.slot=a"});
+  EXPECT_EQ(p.options.system_partition, "mine");
+  p = ParseHostOptions({"nomados.slot=c", "nomados.trial=yes"});
+  ASSERT_EQ(p.problems.size(), 2u);
+  EXPECT_NE(p.problems[0].message().find("nomados.slot='c'"), std::string::npos);
+  EXPECT_NE(p.problems[1].message().find("nomados.trial='yes'"), std::string::npos);
+  EXPECT_FALSE(p.options.slot.has_value());
+  EXPECT_EQ(p.options.system_partition, "nomados-system");
 }
 
 TEST(Sha256, KnownVectors) {

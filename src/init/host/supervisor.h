@@ -72,6 +72,7 @@ class Supervisor {
   bool running() const { return pid_ > 0; }
   int output_fd() const { return out_.get(); }
   int starts() const { return starts_; }
+  SupervisorClock::time_point started_at() const { return started_at_; }
   const ServiceSpec& spec() const { return spec_; }
 
  private:
