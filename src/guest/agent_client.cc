@@ -519,6 +519,18 @@ class AgentClientImpl : public AgentClient {
     return Ok();
   }
 
+  nfc::Status DeliverTask(const std::string& spec_json, const std::string& entropy,
+                          int64_t realtime_unix_ns) override {
+    pb::HostMessage m;
+    auto* t = m.mutable_task();
+    t->set_spec_json(spec_json);
+    t->set_entropy(entropy);
+    t->set_realtime_unix_ns(realtime_unix_ns);
+    auto r = core_->Call(m);
+    if (!r.ok()) return std::move(r).error();
+    return Ok();
+  }
+
   Result<std::optional<pb::FileBatch>> NextFileBatch(std::chrono::milliseconds timeout) override {
     std::unique_lock<std::mutex> lock(core_->mu_);
     core_->cv_.wait_for(lock, timeout, [&] { return !core_->file_batches_.empty() || core_->disconnected_; });
@@ -553,6 +565,8 @@ std::string_view GuestPhaseName(GuestPhase phase) {
       return "failed";
     case GuestPhase::kShuttingDown:
       return "shutting-down";
+    case GuestPhase::kAwaitingTask:
+      return "awaiting-task";
     case GuestPhase::kUnknown:
       break;
   }

@@ -43,7 +43,16 @@ struct LogOffsets {
 
 // The guest init's phase as the wire carries it (agent.proto Phase); init/guest/guest_init.h mirrors the
 // names.
-enum class GuestPhase { kUnknown = 0, kBooting, kRunning, kStopping, kExited, kFailed, kShuttingDown };
+enum class GuestPhase {
+  kUnknown = 0,
+  kBooting,
+  kRunning,
+  kStopping,
+  kExited,
+  kFailed,
+  kShuttingDown,
+  kAwaitingTask,  // a warm-start template waiting for its task (DeliverTask)
+};
 std::string_view GuestPhaseName(GuestPhase phase);
 
 // CLOCK_MONOTONIC nanoseconds of the guest; 0 = not reached.
@@ -75,6 +84,7 @@ struct GuestStatus {
   LogOffsets log_written;
   int workload_pid = 0;
   std::string task_id;
+  uint64_t boot_id = 0;  // 0 from a guest that does not report it
 };
 
 struct GuestStats {
@@ -175,6 +185,11 @@ class AgentClient {
   // error, that it failed (the workload is then not started).
   virtual Status SendFiles(const ::nfc::guest::v1::FileBatch& batch) = 0;
   virtual Status FilesReady(const std::string& error = {}) = 0;
+  // Hands a warm-start template (phase kAwaitingTask) its task: the TaskSpec's JSON, fresh entropy for the
+  // guest's RNG (>= 32 bytes) and the host's CLOCK_REALTIME in ns. Returns once the guest accepted it; the
+  // guest's boot_id changes (QueryStatus shows the new one).
+  virtual Status DeliverTask(const std::string& spec_json, const std::string& entropy,
+                             int64_t realtime_unix_ns) = 0;
   // The changes the guest sent from its two-way roots, in order. nullopt on timeout; kUnavailable once the
   // connection is gone and everything queued was read.
   virtual Result<std::optional<::nfc::guest::v1::FileBatch>> NextFileBatch(

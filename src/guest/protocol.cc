@@ -68,6 +68,9 @@ GuestStatus FromProto(const v1::Status& s) {
     case v1::PHASE_SHUTTING_DOWN:
       g.phase = GuestPhase::kShuttingDown;
       break;
+    case v1::PHASE_AWAITING_TASK:
+      g.phase = GuestPhase::kAwaitingTask;
+      break;
     default:
       g.phase = GuestPhase::kUnknown;
       break;
@@ -81,6 +84,7 @@ GuestStatus FromProto(const v1::Status& s) {
   g.log_written = OffsetsFromProto(s.log_written());
   g.workload_pid = s.workload_pid();
   g.task_id = s.task_id();
+  g.boot_id = s.boot_id();
   return g;
 }
 

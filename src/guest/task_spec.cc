@@ -306,6 +306,7 @@ Status ParseInto(const json& doc, TaskSpec& s) {
   NFC_RETURN_IF_ERROR(Nested(r, "files", [&](Reader& o) { return ReadFiles(o, s.files); }));
   NFC_RETURN_IF_ERROR(r.Bool("workload_cgroup", s.workload_cgroup));
   NFC_RETURN_IF_ERROR(r.Bool("debug", s.debug));
+  NFC_RETURN_IF_ERROR(r.Bool("await_task", s.await_task));
   NFC_RETURN_IF_ERROR(r.StringMap("labels", s.labels));
   return r.Finish();
 }
@@ -580,6 +581,7 @@ std::string TaskSpecToJson(const TaskSpec& s) {
   }
   j["workload_cgroup"] = s.workload_cgroup;
   j["debug"] = s.debug;
+  if (s.await_task) j["await_task"] = true;
   return j.dump(2);
 }
 

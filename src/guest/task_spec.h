@@ -164,6 +164,9 @@ struct TaskSpec {
   FilesConfig files;
   bool workload_cgroup = true;  // run the workload in its own cgroup (OOM detection, stats)
   bool debug = false;           // boot timestamps and init's own debug log on the console
+  // A warm-start template (docs/warm-start.md): the guest comes up, opens the control channel and waits for
+  // its real task (TaskDelivery) instead of starting this spec's workload; only `control` and `debug` apply.
+  bool await_task = false;
   // The task config's labels (the docker driver's option): written to kLabelsPath in the workload's root.
   std::map<std::string, std::string> labels;
 };

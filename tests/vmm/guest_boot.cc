@@ -69,15 +69,21 @@ GuestWorkdir::~GuestWorkdir() {
   if (!dir_.empty()) (void)Run({"rm", "-rf", dir_});
 }
 
-Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdir& work,
-                              const std::string& name, const std::vector<std::string>& argv,
-                              std::chrono::milliseconds connect_timeout, const BootOptions& options) {
+guest::TaskSpec GuestTaskSpec(const std::string& name, const std::vector<std::string>& argv) {
   guest::TaskSpec spec;
   spec.task_id = "vmm-test/" + name;
   spec.process.entrypoint = argv;
   spec.hostname = name;
   spec.root.device = "/dev/vda";
   spec.scratch.device = "/dev/vdb";
+  return spec;
+}
+
+Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdir& work,
+                              const std::string& name, const std::vector<std::string>& argv,
+                              std::chrono::milliseconds connect_timeout, const BootOptions& options) {
+  guest::TaskSpec spec = GuestTaskSpec(name, argv);
+  spec.await_task = options.await_task;
   std::string initrd = work.dir() + "/" + name + ".initrd";
   NFC_RETURN_IF_ERROR(guest::WriteTaskInitramfs(artifacts.initramfs, spec, initrd));
 

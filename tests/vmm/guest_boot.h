@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "guest/agent_client.h"
+#include "guest/task_spec.h"
 #include "vmm/vmm.h"
 
 namespace nfc::vmm::testing {
@@ -56,7 +57,12 @@ struct BootOptions {
   std::optional<JailerConfig> jailer;  // Firecracker only: through the jailer (stand-in)
   // Resume this snapshot of an earlier BootGuest with the same name and argv instead of booting.
   std::optional<SnapshotFiles> restore_from;
+  // A warm-start template: nomad-init comes up and waits for its task (AgentClient::DeliverTask).
+  bool await_task = false;
 };
+
+// The task spec BootGuest writes for `name` and `argv` (a template's is the same with await_task set).
+guest::TaskSpec GuestTaskSpec(const std::string& name, const std::vector<std::string>& argv);
 
 // Writes the task initramfs for argv and boots it. The VM's console goes to <dir>/<name>.console.log.
 Result<BootedGuest> BootGuest(const GuestArtifacts& artifacts, const GuestWorkdir& work,

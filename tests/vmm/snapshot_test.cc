@@ -4,10 +4,12 @@
 // A broken or missing snapshot fails the start cleanly. The figures printed (cold boot vs restore, file size)
 // are information, not pass/fail.
 #include <gtest/gtest.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 
 #include "guest_boot.h"
 #include "require.h"
@@ -55,6 +57,10 @@ TEST_F(SnapshotTest, RestoredQemuVmCarriesOnTheSameGuest) {
   ASSERT_TRUE(cold.ok()) << cold.error().message();
   uint64_t boot_id = cold->agent->boot_id();
   ASSERT_TRUE(AwaitOutput(*cold->agent, "before\n", kBootTimeout).ok());
+  Status not_a_template = cold->agent->DeliverTask("{}", std::string(32, 'x'), 1);
+  ASSERT_FALSE(not_a_template.ok());
+  EXPECT_EQ(not_a_template.error().code(), ErrorCode::kFailedPrecondition)
+      << not_a_template.error().message();
 
   SnapshotFiles files{work_->dir() + "/snap.state", ""};
   auto t_snap = Clock::now();
@@ -84,6 +90,88 @@ TEST_F(SnapshotTest, RestoredQemuVmCarriesOnTheSameGuest) {
             << snap_ms << " ms, " << st.st_size / 1024 << " KiB; restore to agent "
             << Ms(warm->t_connected - warm->t_start) << " ms (QEMU up " << Ms(warm->t_started - warm->t_start)
             << " ms)\n";
+}
+
+// Warm start's template (docs/warm-start.md): nomad-init waits for its task; two VMs restored from one
+// snapshot of it are handed different tasks and must not share the template's random state, clock or boot id.
+TEST_F(SnapshotTest, VmsRestoredFromOneTemplateGetTheirOwnRandomnessClockAndBootId) {
+  auto t_template = Clock::now();
+  auto tmpl = BootGuest(artifacts_, *work_, "tmpl", {"/bin/true"}, kBootTimeout, {.await_task = true});
+  ASSERT_TRUE(tmpl.ok()) << tmpl.error().message();
+  auto ready = tmpl->agent->QueryStatus();
+  ASSERT_TRUE(ready.ok()) << ready.error().message();
+  ASSERT_EQ(ready->phase, guest::GuestPhase::kAwaitingTask) << guest::GuestPhaseName(ready->phase);
+  uint64_t template_boot_id = tmpl->agent->boot_id();
+  EXPECT_EQ(ready->boot_id, template_boot_id);
+  auto template_ms = Ms(Clock::now() - t_template);
+  SnapshotFiles files{work_->dir() + "/tmpl.state", ""};
+  ASSERT_TRUE(tmpl->vmm->Snapshot(files).ok());
+  tmpl->agent.reset();
+  ASSERT_TRUE(tmpl->vmm->Kill().ok());
+  ASSERT_TRUE(tmpl->vmm->Wait(kBootTimeout).ok());
+
+  // What each VM reports: two kernel UUIDs, 16 bytes of /dev/urandom (the CRNG getrandom() reads), its clock.
+  const std::vector<std::string> probe = {
+      "/bin/sh", "-c",
+      "cat /proc/sys/kernel/random/uuid /proc/sys/kernel/random/uuid; head -c 16 /dev/urandom | od -An -tx1; "
+      "date +%s"};
+  struct Restored {
+    uint64_t boot_id = 0;
+    std::vector<std::string> lines;
+    long long deliver_to_exit_ms = 0;
+  };
+  // The first VM is told a time ten days ahead: its clock must be the one it was handed, not the template's.
+  constexpr long long kAhead = 10 * 24 * 3600;
+  auto restore_and_run = [&](const std::string& task, long long clock_offset_s) -> Restored {
+    Restored out;
+    auto r = BootGuest(artifacts_, *work_, "tmpl", {"/bin/true"}, kBootTimeout,
+                       {.restore_from = files, .await_task = true});
+    EXPECT_TRUE(r.ok()) << r.error().message();
+    if (!r.ok()) return out;
+    EXPECT_EQ(r->agent->boot_id(), template_boot_id) << "before its task, a restored VM is the template";
+    std::string entropy(32, '\0');
+    EXPECT_EQ(getrandom(entropy.data(), entropy.size(), 0), 32);
+    auto t_deliver = Clock::now();
+    auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count() +
+                  clock_offset_s * 1000000000LL;
+    Status delivered =
+        r->agent->DeliverTask(guest::TaskSpecToJson(GuestTaskSpec(task, probe)), entropy, now_ns);
+    EXPECT_TRUE(delivered.ok()) << delivered.error().message();
+    auto status = r->agent->QueryStatus();
+    EXPECT_TRUE(status.ok());
+    if (status.ok()) out.boot_id = status->boot_id;
+    auto w = CollectWorkload(*r->agent, kBootTimeout);
+    EXPECT_TRUE(w.ok()) << w.error().message();
+    if (!w.ok()) return out;
+    out.deliver_to_exit_ms = Ms(w->t_exit_received - t_deliver);
+    EXPECT_EQ(w->exit.exit_code, 0) << w->err;
+    std::istringstream lines(w->out);
+    for (std::string l; std::getline(lines, l);) out.lines.push_back(l);
+    EXPECT_TRUE(r->vmm->Wait(kBootTimeout).ok());
+    return out;
+  };
+  Restored a = restore_and_run("task-a", kAhead);
+  Restored b = restore_and_run("task-b", 0);
+  ASSERT_EQ(a.lines.size(), 4u);
+  ASSERT_EQ(b.lines.size(), 4u);
+  for (size_t i = 0; i < 3; i++)
+    EXPECT_NE(a.lines[i], b.lines[i]) << "line " << i << " is the same in both VMs";
+  EXPECT_NE(a.lines[0], a.lines[1]);
+  EXPECT_NE(a.boot_id, 0u);
+  EXPECT_NE(a.boot_id, template_boot_id);
+  EXPECT_NE(b.boot_id, template_boot_id);
+  EXPECT_NE(a.boot_id, b.boot_id);
+  long long host_now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  EXPECT_NEAR(static_cast<double>(std::stoll(a.lines[3])), static_cast<double>(host_now + kAhead), 120.0)
+      << "the guest's clock is the one it was handed";
+  EXPECT_NEAR(static_cast<double>(std::stoll(b.lines[3])), static_cast<double>(host_now), 120.0);
+  std::cout << "[figures] template boot to awaiting-task " << template_ms
+            << " ms; task delivery to exit result " << a.deliver_to_exit_ms << " ms and "
+            << b.deliver_to_exit_ms << " ms\n";
 }
 
 TEST_F(SnapshotTest, AStreamQemuCannotLoadFailsTheStartWithoutLeftovers) {

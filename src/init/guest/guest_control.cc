@@ -326,7 +326,11 @@ void GuestInit::FillStatus(pb::Status* s) const {
     case Phase::kShuttingDown:
       s->set_phase(pb::PHASE_SHUTTING_DOWN);
       break;
+    case Phase::kAwaitingTask:
+      s->set_phase(pb::PHASE_AWAITING_TASK);
+      break;
   }
+  s->set_boot_id(boot_id_);
   s->set_error(error_);
   nfc::guest::ToProto(times_, s->mutable_boot());
   if (exit_) nfc::guest::ToProto(*exit_, s->mutable_exit());
@@ -392,6 +396,8 @@ void GuestInit::HandleMessage(Connection& c, const pb::HostMessage& m) {
       return OnFileBatch(c, rid, m.files());
     case pb::HostMessage::kFilesReady:
       return OnFilesReady(c, rid, m.files_ready());
+    case pb::HostMessage::kTask:
+      return OnTaskDelivery(c, rid, m.task());
     case pb::HostMessage::kHello:
     case pb::HostMessage::BODY_NOT_SET:
       break;

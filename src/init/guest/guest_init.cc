@@ -157,6 +157,9 @@ void GuestInit::Run() {
   Listen();
   if (!spec.ok()) {
     FailBoot(spec.error(), 125);
+  } else if (spec_.await_task) {
+    phase_ = Phase::kAwaitingTask;
+    log::Info("warm-start template: waiting for a task");
   } else {
     StartWorkload();
   }
@@ -404,6 +407,7 @@ bool GuestInit::OomHappened() const {
 }
 
 void GuestInit::RequestStop(int signal, uint64_t kill_timeout_ms) {
+  if (phase_ == Phase::kAwaitingTask) Shutdown("stop requested before a task was delivered");
   if (awaiting_files_) {
     awaiting_files_ = false;
     files_deadline_ns_ = 0;

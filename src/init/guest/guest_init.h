@@ -107,7 +107,7 @@ class GuestInit {
  private:
   // Mirrors guest::GuestPhase (the wire's Phase) name for name; kept separate because the guest shares no
   // code with the host client.
-  enum class Phase { kBooting, kRunning, kStopping, kExited, kFailed, kShuttingDown };
+  enum class Phase { kBooting, kRunning, kStopping, kExited, kFailed, kShuttingDown, kAwaitingTask };
 
   // guest_init.cc: lifecycle
   BootEnvironment DetectEnvironment();
@@ -160,6 +160,10 @@ class GuestInit {
   Status SetUpTaskFiles();
   void OnFileBatch(Connection& c, uint64_t request_id, const pb::FileBatch& batch);
   void OnFilesReady(Connection& c, uint64_t request_id, const pb::FilesReady& ready);
+
+  // warm_start.cc: a template restored from a snapshot is handed its task (docs/warm-start.md)
+  void OnTaskDelivery(Connection& c, uint64_t request_id, const pb::TaskDelivery& delivery);
+  Status AcceptTask(const pb::TaskDelivery& delivery);
   void OnFilesWatch(size_t index);
   void SendGuestFileChanges();
   void ResendTwoWayRoots();
