@@ -121,7 +121,7 @@ TEST_F(SnapshotTest, VmsRestoredFromOneTemplateGetTheirOwnRandomnessClockAndBoot
     long long deliver_to_exit_ms = 0;
   };
   // The first VM is told a time ten days ahead: its clock must be the one it was handed, not the template's.
-  constexpr long long kAhead = 10 * 24 * 3600;
+  constexpr long long kAhead = 10LL * 24 * 3600;
   auto restore_and_run = [&](const std::string& task, long long clock_offset_s) -> Restored {
     Restored out;
     auto r = BootGuest(artifacts_, *work_, "tmpl", {"/bin/true"}, kBootTimeout,
