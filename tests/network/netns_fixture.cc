@@ -49,7 +49,12 @@ void NetnsHolder::Kill() {
 }
 
 int RunIn(const NetnsHolder& ns, const std::string& command) {
-  std::string line = "nsenter --net=" + ns.path() + " " + command + " >/dev/null";
+  // The whole command runs in the namespace, chains and pipes included: a bare "a && b" after nsenter would
+  // run b on the host.
+  std::string quoted = "'";
+  for (char c : command) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  quoted += "'";
+  std::string line = "nsenter --net=" + ns.path() + " -- sh -c " + quoted + " >/dev/null";
   int rc = std::system(line.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
