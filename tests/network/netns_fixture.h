@@ -29,7 +29,8 @@ class NetnsHolder {
   pid_t pid_ = -1;
 };
 
-// Runs `command` (a shell command line: chains and pipes stay inside) in the namespace; returns its exit code.
+// Runs `command` (a shell command line: chains and pipes stay inside) in the namespace; returns its exit
+// code.
 int RunIn(const NetnsHolder& ns, const std::string& command);
 
 // outside: vout 10.<net>.0.1/24; alloc: eth0 10.<net>.0.2/24 with `mtu`, default route via .1, and
