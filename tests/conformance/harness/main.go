@@ -11,6 +11,8 @@
 //	nfc-conformance -plugin PATH -lifecycle -backend firecracker -fc-standin FAKE_FC -fc-spec SPEC.yaml
 //	                                         (the same on the Firecracker backend, through the stand-in; firecracker.go)
 //
+//	nfc-conformance agent -config DIR      (as the agent of a NomadOS image: tests/nomados/nested_test.cc)
+//
 //	nfc-conformance -plugin PATH -demo       (launch, print PluginInfo/ConfigSchema/Fingerprint, exit)
 //
 // Adding scenarios: create sNN_<topic>.go with `func init() { register(Scenario{Name: ..., Run: ...}) }`.
@@ -26,6 +28,10 @@ import (
 )
 
 func main() {
+	// As /usr/bin/nomad of a NomadOS image, run as `nomad agent -config DIR` (nomados_agent.go).
+	if len(os.Args) > 1 && os.Args[1] == "agent" {
+		os.Exit(nomadosAgent())
+	}
 	pluginPath := flag.String("plugin", "", "path of the nomad-driver-firecracker binary")
 	runPattern := flag.String("run", "", "only run scenarios whose name matches this regular expression")
 	skipPattern := flag.String("skip", "", "leave out scenarios whose name matches this regular expression")
