@@ -29,106 +29,20 @@
 #include "task/manager.h"
 #include "temp_dir.h"
 #include "test_layers.h"
+#include "vm_guest_fixture.h"
 
 namespace nfc {
 namespace {
 
 using namespace std::chrono_literals;
+using network::testing::Address;
+using network::testing::Ask;
+using network::testing::FifoCapture;
 using network::testing::MakeBridgeLikePair;
 using network::testing::NetnsHolder;
 using network::testing::RunIn;
-
-// The task's stdout, read like Nomad's logmon would.
-class FifoCapture {
- public:
-  explicit FifoCapture(const std::string& path) {
-    if (::mkfifo(path.c_str(), 0600) != 0) return;
-    fd_ = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    thread_ = std::thread([this] {
-      char buf[4096];
-      while (!stop_) {
-        pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, 100) <= 0) continue;
-        ssize_t n = ::read(fd_, buf, sizeof(buf));
-        if (n <= 0) continue;
-        std::lock_guard<std::mutex> lock(mu_);
-        text_.append(buf, static_cast<size_t>(n));
-      }
-    });
-  }
-  ~FifoCapture() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    if (fd_ >= 0) ::close(fd_);
-  }
-  std::string Text() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return text_;
-  }
-
- private:
-  int fd_ = -1;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::string text_;
-  std::thread thread_;
-};
-
-bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds budget) {
-  auto deadline = std::chrono::steady_clock::now() + budget;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return done();
-}
-
-sockaddr_in Address(const std::string& ip, uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-  return a;
-}
-
-// A socket of `type` made inside `ns` (it stays there), bound to ip:port unless port is 0.
-Result<UniqueFd> SocketIn(const NetnsHolder& ns, int type, const std::string& ip, uint16_t port) {
-  UniqueFd fd;
-  NFC_RETURN_IF_ERROR(network::RunInNetns(ns.path(), [&]() -> Status {
-    fd.Reset(::socket(AF_INET, type | SOCK_CLOEXEC, 0));
-    if (!fd) return Error::Errno("socket");
-    timeval tv{5, 0};
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a = Address(ip, port);
-    if (port != 0 && ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      return Error::Errno("bind " + ip + ":" + std::to_string(port));
-    if (port != 0 && type == SOCK_STREAM && ::listen(fd.get(), 16) != 0) return Error::Errno("listen");
-    return Ok();
-  }));
-  return fd;
-}
-
-std::string ReadAll(int fd) {
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
-// Connects from `ns` to ip:port and reads the answer to EOF; "" when the connection failed or was reset.
-std::string Ask(const NetnsHolder& ns, const std::string& ip, uint16_t port) {
-  auto fd = SocketIn(ns, SOCK_STREAM, "", 0);
-  if (!fd.ok()) return "";
-  sockaddr_in a = Address(ip, port);
-  if (::connect(fd->get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return "";
-  return ReadAll(fd->get());
-}
+using network::testing::SocketIn;
+using network::testing::WaitFor;
 
 // Listens on ip:port in `ns`, runs `client`, and answers its one connection with "envoy here"; returns what
 // the client got.
@@ -261,23 +175,10 @@ class VmSidecarTest : public ::testing::Test {
     std::string guest = NFC_GUEST_DIR;
     NFC_REQUIRE_OR_SKIP(::access((guest + "/vmlinux").c_str(), R_OK) == 0,
                         "no guest kernel in " + guest + " (build the guest-artifacts target)");
-    using image::testing::E;
-    std::vector<E> entries = {{'d', "bin", 0755},
-                              {'f', "bin/busybox", 0755, image::testing::ReadFileOrDie("/bin/busybox")},
-                              {'d', "etc", 0755},
-                              {'d', "tmp", 01777}};
-    for (const char* applet : {"sh", "echo", "cat", "nc", "sleep", "ip", "grep", "nslookup"}) {
-      entries.push_back({'l', std::string("bin/") + applet, 0777, "busybox"});
-    }
-    image::testing::TestImage img;
-    img.layers = {{entries, "gzip"}};
-    img.config_json =
-        R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}})";
-    ASSERT_TRUE(image::testing::WriteOciLayout(dir_.Path("layout"), "net", {img}).ok());
-    config_.data_dir = dir_.Path("data");
-    config_.kernel_path = guest + "/vmlinux";
-    config_.initrd_path = guest + "/initramfs.cpio.gz";
-    config_.backend = driver::Backend::kQemu;
+    ASSERT_TRUE(network::testing::WriteBusyboxImage(
+                    dir_.Path("layout"), {"sh", "echo", "cat", "nc", "sleep", "ip", "grep", "nslookup"})
+                    .ok());
+    config_ = network::testing::QemuGuestConfig(guest, dir_.Path("data"));
     ::setenv("NFC_SHIM_PATH", NFC_SHIM_BINARY, 1);
     ASSERT_TRUE(manager_.Configure(config_).ok());
     ASSERT_TRUE(manager_.Init().ok());
