@@ -9,7 +9,7 @@
 // The guest runs busybox nc servers: a 1-byte echo (cat), a sink (cat > /dev/null) and a one-line answer; the
 // veth listener does the same in threads. Needs root; makes its own namespaces, which die with it.
 //
-// Usage: bench-network [MIB] [RUNS]   (default 8 MiB per throughput run, 5 runs)
+// Usage: bench-network [MIB] [RUNS]   (default 16 MiB per throughput run, 5 runs)
 #include <netinet/tcp.h>
 #include <unistd.h>
 
@@ -38,7 +38,8 @@ using network::testing::SocketIn;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint16_t kHelloPort = 8080, kEchoPort = 7000, kSinkPort = 9000;
-constexpr int kRoundTrips = 200, kConnections = 20;
+constexpr int kRoundTrips = 200, kConnections = 20, kPairs = 50;
+constexpr size_t kChunk = size_t{64} * 1024;
 const char kHello[] = "hello from the guest\n";
 
 double Median(std::vector<double> v) {
@@ -72,9 +73,9 @@ Result<UniqueFd> Connect(const NetnsHolder& ns, const std::string& ip, uint16_t 
 Result<double> Throughput(const NetnsHolder& ns, const std::string& ip, int mib) {
   auto fd = Connect(ns, ip, kSinkPort);
   if (!fd.ok()) return fd.error();
-  std::vector<char> chunk(64 * 1024, 'x');
+  std::vector<char> chunk(kChunk, 'x');
   auto begin = Clock::now();
-  for (int i = 0; i < mib * 16; i++) {
+  for (int i = 0; i < mib * 16; i++) {  // 16 chunks of 64 KiB a MiB
     size_t off = 0;
     while (off < chunk.size()) {
       ssize_t n = ::send(fd->get(), chunk.data() + off, chunk.size() - off, MSG_NOSIGNAL);
@@ -103,24 +104,49 @@ Result<double> RoundTrip(const NetnsHolder& ns, const std::string& ip) {
   return Median(us);
 }
 
-// Median ms of connect + reading the one-line answer to EOF + close (the socket is made before the clock
-// runs).
+// Ms of connect + reading the one-line answer to EOF + close (the socket is made before the clock runs).
+Result<double> OneConnection(const NetnsHolder& ns, const std::string& ip) {
+  auto fd = SocketIn(ns, SOCK_STREAM, "", 0);
+  if (!fd.ok()) return fd.error();
+  sockaddr_in a = Address(ip, kHelloPort);
+  auto begin = Clock::now();
+  if (::connect(fd->get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    return Error::Errno("connect " + ip + ":" + std::to_string(kHelloPort));
+  std::string got = network::testing::ReadAll(fd->get());
+  fd->Reset();
+  double took = Since(begin) * 1e3;
+  if (got != kHello) return Error::Internal("answer from " + ip + ": '" + got + "'");
+  return took;
+}
+
 Result<double> PerConnection(const NetnsHolder& ns, const std::string& ip) {
   std::vector<double> ms;
   for (int i = 0; i < kConnections; i++) {
-    auto fd = SocketIn(ns, SOCK_STREAM, "", 0);
-    if (!fd.ok()) return fd.error();
-    sockaddr_in a = Address(ip, kHelloPort);
-    auto begin = Clock::now();
-    if (::connect(fd->get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      return Error::Errno("connect " + ip + ":" + std::to_string(kHelloPort));
-    std::string got = network::testing::ReadAll(fd->get());
-    fd->Reset();
-    double took = Since(begin) * 1e3;
-    if (got != kHello) return Error::Internal("answer from " + ip + ": '" + got + "'");
-    ms.push_back(took);
+    auto took = OneConnection(ns, ip);
+    if (!took.ok()) return took.error();
+    ms.push_back(*took);
   }
   return Median(ms);
+}
+
+// The forwarder's cost per connection: relay and direct connections alternate, so both see the same load; the
+// median of the pairs' differences.
+Status ForwarderOverhead(const NetnsHolder& alloc) {
+  std::vector<double> relay, link, diff;
+  for (int i = 0; i < kPairs; i++) {
+    auto r = OneConnection(alloc, "127.0.0.1");
+    auto l = OneConnection(alloc, network::kSidecarGuestAddress);
+    if (!r.ok()) return r.error();
+    if (!l.ok()) return l.error();
+    relay.push_back(*r);
+    link.push_back(*l);
+    diff.push_back(*r - *l);
+  }
+  std::printf(
+      "forwarder, %d alternating pairs of connect+answer+close: relay %.2f ms, direct to %s %.2f ms, "
+      "median difference %+.2f ms\n",
+      kPairs, Median(relay), network::kSidecarGuestAddress, Median(link), Median(diff));
+  return Ok();
 }
 
 // The veth path's servers, in threads of this process: the same three as the guest's busybox nc.
@@ -159,7 +185,7 @@ class PlainServers {
         (void)::send(c.get(), kHello, sizeof kHello - 1, MSG_NOSIGNAL);
         continue;
       }
-      std::vector<char> buf(64 * 1024);
+      std::vector<char> buf(kChunk);
       for (ssize_t n; (n = ::recv(c.get(), buf.data(), buf.size(), 0)) > 0;) {
         if (port == kEchoPort) (void)::send(c.get(), buf.data(), static_cast<size_t>(n), MSG_NOSIGNAL);
       }
@@ -257,8 +283,8 @@ void Print(const std::vector<Row>& rows, int mib, int runs) {
   }
   const Row& relay = rows[2];
   const Row& link = rows[3];
-  std::printf("forwarder per connection (relay - link): %+.2f ms (x %.2f); per round trip: %+.0f us\n",
-              relay.conn_ms - link.conn_ms, relay.conn_ms / link.conn_ms, relay.rtt_us - link.rtt_us);
+  std::printf("forwarder per round trip (relay - link): %+.0f us; per connection (relay - link): %+.2f ms\n",
+              relay.rtt_us - link.rtt_us, relay.conn_ms - link.conn_ms);
 }
 
 Status Run(int mib, int runs) {
@@ -278,7 +304,7 @@ Status Run(int mib, int runs) {
                            {"link: alloc ns -> 169.254.254.2", &alloc, network::kSidecarGuestAddress}};
   for (Row& row : rows) NFC_RETURN_IF_ERROR(Measure(row, mib, runs));
   Print(rows, mib, runs);
-  return Ok();
+  return ForwarderOverhead(alloc);
 }
 
 }  // namespace
@@ -289,7 +315,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench-network: needs root (network namespaces, TAP devices)\n");
     return 2;
   }
-  int mib = argc > 1 ? std::atoi(argv[1]) : 8;
+  int mib = argc > 1 ? std::atoi(argv[1]) : 16;
   int runs = argc > 2 ? std::atoi(argv[2]) : 5;
   if (mib <= 0 || runs <= 0) {
     std::fprintf(stderr, "bench-network: MIB and RUNS must be positive (got '%s' '%s')\n",
