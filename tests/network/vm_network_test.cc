@@ -171,11 +171,52 @@ class VmNetworkTest : public ::testing::Test {
   task::Manager manager_;
 };
 
+// A TCP connection from `ns` to [ip6]:port, retried until `budget` passes (the guest's address may still be
+// tentative while it runs duplicate address detection).
+Result<UniqueFd> ConnectFrom6(const NetnsHolder& ns, const std::string& ip6, uint16_t port,
+                              std::chrono::milliseconds budget) {
+  auto deadline = std::chrono::steady_clock::now() + budget;
+  for (;;) {
+    UniqueFd fd;
+    Status st = network::RunInNetns(ns.path(), [&]() -> Status {
+      fd.Reset(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (!fd) return Error::Errno("socket(AF_INET6)");
+      sockaddr_in6 a{};
+      a.sin6_family = AF_INET6;
+      a.sin6_port = htons(port);
+      ::inet_pton(AF_INET6, ip6.c_str(), &a.sin6_addr);
+      if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+        return Error::Errno("connect [" + ip6 + "]:" + std::to_string(port));
+      return Ok();
+    });
+    if (st.ok()) return fd;
+    if (std::chrono::steady_clock::now() >= deadline) return std::move(st).error();
+    std::this_thread::sleep_for(200ms);
+  }
+}
+
+std::string ReadLine(int fd) {
+  char buf[256] = {};
+  std::string got;
+  for (int i = 0; i < 20 && got.find('\n') == std::string::npos; i++) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
 TEST_F(VmNetworkTest, GuestOwnsTheAllocationAddress) {
   NetnsHolder outside, alloc;
   ASSERT_TRUE(outside.ok() && alloc.ok());
   Status net = MakeBridgeLikePair(outside, alloc, 78, 1400);
   ASSERT_TRUE(net.ok()) << net.error().message();
+  // Nomad gives the allocation an IPv6 address too when its bridge has one: the guest must get it and its
+  // route.
+  ASSERT_EQ(RunIn(outside, "ip -6 addr add fd00:78::1/64 dev vout nodad"), 0);
+  ASSERT_EQ(
+      RunIn(alloc, "ip -6 addr add fd00:78::2/64 dev eth0 nodad && ip -6 route add default via fd00:78::1"),
+      0);
 
   driver::NomadTask t = Task(alloc.path());
   driver::TaskConfig tc;
@@ -183,7 +224,8 @@ TEST_F(VmNetworkTest, GuestOwnsTheAllocationAddress) {
   tc.command = "/bin/sh";
   tc.args = std::vector<std::string>{
       "-c",
-      "ip -o link show eth0; ip -o addr show eth0; ip route; cat /etc/resolv.conf; echo ready; "
+      "ip -o link show eth0; ip -o addr show eth0; ip route; cat /proc/net/if_inet6 /proc/net/ipv6_route; "
+      "cat /etc/resolv.conf; echo ready; "
       "while :; do echo \"hello from $(hostname)\" | nc -l -p 8080; done"};
   auto started = manager_.StartTask(t, tc);
   ASSERT_TRUE(started.ok()) << started.error().message();
@@ -206,6 +248,13 @@ TEST_F(VmNetworkTest, GuestOwnsTheAllocationAddress) {
   EXPECT_NE(out.find("192.0.2.0/24 via 10.78.0.1"), std::string::npos) << out;
   EXPECT_NE(out.find("nameserver 192.0.2.53"), std::string::npos) << out;
   EXPECT_NE(out.find("search service.consul"), std::string::npos) << out;
+  // /proc/net/if_inet6: the address in 32 hex digits, then index, prefix length (hex), scope, flags, name.
+  EXPECT_NE(out.find("fd000078000000000000000000000002"), std::string::npos) << "no IPv6 address: " << out;
+  // /proc/net/ipv6_route: the default route (::/0) through fd00:78::1.
+  EXPECT_NE(out.find("00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+                     "fd000078000000000000000000000001"),
+            std::string::npos)
+      << "no IPv6 default route via fd00:78::1: " << out;
 
   // What an operator sees: `ps` and `logs` of the plugin binary on the same data directory.
   auto tasks = task::ListTasks(data_dir_);
@@ -226,14 +275,16 @@ TEST_F(VmNetworkTest, GuestOwnsTheAllocationAddress) {
   // A peer on the bridge side reaches the workload at the allocation's address.
   auto conn = ConnectFrom(outside, "10.78.0.2", 8080, 60s);
   ASSERT_TRUE(conn.ok()) << conn.error().message();
-  char buf[256] = {};
-  std::string got;
-  for (int i = 0; i < 20 && got.find('\n') == std::string::npos; i++) {
-    ssize_t n = ::read(conn->get(), buf, sizeof(buf));
-    if (n <= 0) break;
-    got.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(ReadLine(conn->get()), "hello from web\n");
+  conn->Reset();
+  // ... and at its IPv6 address (the guest's nc serves one connection at a time; the loop starts it again).
+  std::string got6;
+  for (int attempt = 0; attempt < 20 && got6.empty(); attempt++) {
+    auto conn6 = ConnectFrom6(outside, "fd00:78::2", 8080, 60s);
+    ASSERT_TRUE(conn6.ok()) << conn6.error().message();
+    got6 = ReadLine(conn6->get());
   }
-  EXPECT_EQ(got, "hello from web\n");
+  EXPECT_EQ(got6, "hello from web\n");
 
   // Destroy gives the namespace its uplink back.
   ASSERT_TRUE(manager_.StopTask(t.id, 2s, "SIGTERM").ok());
