@@ -37,7 +37,7 @@ TEST_F(NomadOsBoot, BiosLifecycle) {
   auto df = vm.Get("/test/df");
   ASSERT_TRUE(df);
   EXPECT_NE(df->find("exit=0"), std::string::npos) << *df;
-  EXPECT_NE(df->find("/dev/vda3"), std::string::npos) << "data_dir is not on the data partition: " << *df;
+  EXPECT_NE(df->find("/dev/vda4"), std::string::npos) << "data_dir is not on the data partition: " << *df;
 
   // Crash the agent: init restarts it (first back-off is 1 s).
   ASSERT_TRUE(vm.Get("/test/crash"));
@@ -116,17 +116,19 @@ TEST_F(NomadOsBoot, UefiBootAndPowerdown) {
   EXPECT_NE(serial.find("filesystems unmounted; poweroff"), std::string::npos);
 }
 
-// The partition table: boot partition flagged "legacy BIOS bootable" (gptmbr.bin boots it), then system,
-// data.
+// The partition table: boot partition flagged "legacy BIOS bootable" (gptmbr.bin boots it), then the two
+// system slots (A/B, equal sizes), data last (so it can grow to the disk's end).
 TEST_F(NomadOsBoot, GptLayout) {
   auto parts = ReadGpt(kImageDir + "/nomados.raw");
-  ASSERT_EQ(parts.size(), 3u);
+  ASSERT_EQ(parts.size(), 4u);
   EXPECT_EQ(parts[0].name, "nomados-boot");
   EXPECT_EQ(parts[0].first_lba, 2048u);
   EXPECT_EQ(parts[0].attributes & 4, 4u) << "legacy BIOS bootable attribute missing";
-  EXPECT_EQ(parts[1].name, "nomados-system");
-  EXPECT_EQ(parts[2].name, "nomados-data");
-  EXPECT_GE((parts[2].last_lba - parts[2].first_lba + 1) * 512, 256u << 20);
+  EXPECT_EQ(parts[1].name, "nomados-system-a");
+  EXPECT_EQ(parts[2].name, "nomados-system-b");
+  EXPECT_EQ(parts[1].last_lba - parts[1].first_lba, parts[2].last_lba - parts[2].first_lba);
+  EXPECT_EQ(parts[3].name, "nomados-data");
+  EXPECT_GE((parts[3].last_lba - parts[3].first_lba + 1) * 512, 256u << 20);
 }
 
 // The vmdk output is a valid streamOptimized VMDK of the same disk.

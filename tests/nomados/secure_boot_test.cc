@@ -75,10 +75,10 @@ TEST_F(NomadOsSecureBoot, UnsignedKernelIsRefused) {
   auto [rc, out] = RunCommand({"cp", "--sparse=always", kDir + "/nomados.raw", raw});
   ASSERT_EQ(rc, 0) << out;
   fs::remove(kernel);
-  auto [rc2, out2] = RunCommand({"mcopy", "-i", raw + "@@1M", "::/vmlinuz", kernel}, mtools_env);
+  auto [rc2, out2] = RunCommand({"mcopy", "-i", raw + "@@1M", "::/a/vmlinuz", kernel}, mtools_env);
   ASSERT_EQ(rc2, 0) << out2;
   StripPeSignature(kernel);
-  auto [rc3, out3] = RunCommand({"mcopy", "-o", "-i", raw + "@@1M", kernel, "::/vmlinuz"}, mtools_env);
+  auto [rc3, out3] = RunCommand({"mcopy", "-o", "-i", raw + "@@1M", kernel, "::/a/vmlinuz"}, mtools_env);
   ASSERT_EQ(rc3, 0) << out3;
   Vm vm("unsigned-kernel", Overlay(raw, "raw", "unsigned-kernel"), Firmware::kSecureBoot);
   vm.Boot();

@@ -11,6 +11,7 @@
 //       GET /test/crash     answers, then aborts (SIGABRT): init must restart it
 //       GET /test/df        runs `df -kP /var/lib/nomad` (Nomad's storage fingerprint needs df in the image)
 //       GET /test/file?p=P  returns a small file (resolv.conf, hosts, machine-id...)
+//   - exits 1 at once when its config directory holds broken-agent.hcl (a bad update, update_test.cc);
 //   - logs every signal it receives to stdout and to the event log (fsynced), and on SIGTERM/SIGINT "drains"
 //     for 200 ms and exits 0, as Nomad does.
 #include <arpa/inet.h>
@@ -176,6 +177,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string config = argv[3];
+  // A broken build for the update tests (update_test.cc): an agent that never comes up.
+  if (access((config + "/broken-agent.hcl").c_str(), F_OK) == 0) {
+    std::fprintf(stderr, "TEST DOUBLE nomad: broken-agent.hcl present: exiting 1 as a broken build\n");
+    return 1;
+  }
   mkdir("/var/lib/nomad", 0711);
   mkdir(kDataDir, 0755);
   int starts = std::atoi(ReadFile(std::string(kDataDir) + "/starts").c_str()) + 1;

@@ -184,8 +184,9 @@ Result<bool> GrowPartitionToDisk(const std::string& device) {
   if (::fsync(fd.get()) != 0) return Error::Errno("fsync " + disk);
   blkpg_partition part{};
   part.pno = static_cast<int>(partno);
-  part.start = static_cast<long long>(g.first_lba * kSector);
-  part.length = static_cast<long long>((g.new_last_lba + 1 - g.first_lba) * kSector);
+  uint64_t start_bytes = g.first_lba * kSector, length_bytes = (g.new_last_lba + 1 - g.first_lba) * kSector;
+  part.start = static_cast<long long>(start_bytes);
+  part.length = static_cast<long long>(length_bytes);
   blkpg_ioctl_arg arg{};
   arg.op = BLKPG_RESIZE_PARTITION;
   arg.datalen = sizeof part;
@@ -202,6 +203,12 @@ Status GrowMountedExt4(const std::string& device, const std::string& mount_point
   struct statfs st;
   if (::statfs(mount_point.c_str(), &st) != 0) return Error::Errno("statfs " + mount_point);
   uint64_t blocks = bytes / static_cast<uint64_t>(st.f_bsize);
+  // The superblock's block count (s_blocks_count_lo at 1024+4, _hi at 1024+0x150): nothing to do when it
+  // already fills the device (the kernel would log a resize from N to N at every boot).
+  std::string sb(1024, '\0');
+  if (::pread(dev.get(), sb.data(), sb.size(), 1024) == static_cast<ssize_t>(sb.size()) &&
+      (uint64_t{Get32(sb, 0x150)} << 32 | Get32(sb, 4)) >= blocks)
+    return Ok();
   UniqueFd dir(::open(mount_point.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir) return Error::Errno("open " + mount_point);
   if (::ioctl(dir.get(), kExt4IocResizeFs, &blocks) != 0)

@@ -23,7 +23,7 @@ uint32_t Get32(const std::string& s, size_t off) {
 // A disk head like genimage writes: protective MBR, header at LBA 1, 128 entries of 128 bytes from LBA 2,
 // two partitions (boot 2048..4095, data 4096..8191) on a 10240-sector disk.
 std::string Head() {
-  std::string head(34 * 512, '\0');
+  std::string head(size_t{34} * 512, '\0');
   head[446 + 4] = static_cast<char>(0xEE);
   Put32(head, 446 + 12, 10239);
   std::string h(512, '\0');
@@ -43,7 +43,7 @@ std::string Head() {
     Put64(head, o + 32, static_cast<uint64_t>(first));
     Put64(head, o + 40, static_cast<uint64_t>(last));
   }
-  Put32(h, 88, Crc32(std::string_view(head).substr(1024, 128 * 128)));
+  Put32(h, 88, Crc32(std::string_view(head).substr(1024, size_t{128} * 128)));
   Put32(h, 16, Crc32(std::string_view(h).substr(0, 92)));
   head.replace(512, 512, h);
   return head;
@@ -75,13 +75,13 @@ TEST(Grow, LastPartitionGrowsAndBothHeadersAreConsistent) {
   EXPECT_TRUE(HeaderCrcOk(primary));
   EXPECT_EQ(Get64(primary, 32), 40959u);
   EXPECT_EQ(Get64(primary, 48), 40926u);
-  EXPECT_EQ(Get32(primary, 88), Crc32(std::string_view(g.head).substr(1024, 128 * 128)));
+  EXPECT_EQ(Get32(primary, 88), Crc32(std::string_view(g.head).substr(1024, size_t{128} * 128)));
   EXPECT_TRUE(HeaderCrcOk(g.backup_header));
   EXPECT_EQ(Get64(g.backup_header, 24), 40959u);
   EXPECT_EQ(Get64(g.backup_header, 32), 1u);
   EXPECT_EQ(Get64(g.backup_header, 72), 40927u);
   EXPECT_EQ(g.backup_entries_lba, 40927u);
-  EXPECT_EQ(g.backup_entries, g.head.substr(1024, 128 * 128));
+  EXPECT_EQ(g.backup_entries, g.head.substr(1024, size_t{128} * 128));
   EXPECT_EQ(Get32(g.head, 446 + 12), 40959u);
 }
 

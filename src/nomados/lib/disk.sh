@@ -2,33 +2,33 @@
 # Sourced by nomados (src/nomados/nomados): boot files (syslinux, systemd-boot, Secure Boot chain), the disk (genimage), outputs and manifest.
 # shellcheck shell=bash disable=SC2154,SC2034 # globals are shared with nomados and the other lib files
 
+# A/B slots: the kernel and initramfs of slot X live in /X on the boot partition, its system in the partition
+# nomados-system-X. Four boot entries (a, a-trial, b, b-trial); the default names the one to boot, and
+# nomad-init changes it during an update (docs/nomados.md "Safe updates"). Slot b starts empty.
 write_boot_files() {
   # nomad.role=host: nomad-init serves two roles; say which one rather than rely on its detection.
   local cmdline="console=tty0 console=$console,115200n8 panic=10 nomad.role=host $extra_cmdline"
   [ "$console" = tty0 ] && cmdline="console=ttyS0,115200n8 console=tty0 panic=10 nomad.role=host $extra_cmdline"
   cmdline=${cmdline% }
-  cp "$kernel_image" "$esp/vmlinuz"
+  mkdir -p "$esp/a" "$esp/b"
+  cp "$kernel_image" "$esp/a/vmlinuz"
   mkdir -p "$esp/syslinux" "$esp/EFI/BOOT" "$esp/loader/entries"
   cp /usr/lib/syslinux/modules/bios/ldlinux.c32 "$esp/syslinux/"
-  cat > "$esp/syslinux/syslinux.cfg" <<EOF
-DEFAULT nomados
-PROMPT 0
-TIMEOUT 0
-LABEL nomados
-  LINUX /vmlinuz
-  INITRD /initrd.img
-  APPEND $cmdline
-EOF
+  local slot entry args
+  printf 'DEFAULT a\nPROMPT 0\nTIMEOUT 0\n' > "$esp/syslinux/syslinux.cfg"
+  for entry in a a-trial b b-trial; do
+    slot=${entry%-trial}
+    args="$cmdline nomados.slot=$slot"
+    [ "$entry" = "$slot" ] || args+=" nomados.trial=1"
+    printf 'LABEL %s\n  LINUX /%s/vmlinuz\n  INITRD /%s/initrd.img\n  APPEND %s\n' \
+      "$entry" "$slot" "$slot" "$args" >> "$esp/syslinux/syslinux.cfg"
+    printf 'title NomadOS %s\nlinux /%s/vmlinuz\ninitrd /%s/initrd.img\noptions %s\n' \
+      "$entry" "$slot" "$slot" "$args" > "$esp/loader/entries/$entry.conf"
+  done
   cp /usr/lib/systemd/boot/efi/systemd-bootx64.efi "$esp/EFI/BOOT/BOOTX64.EFI"
-  printf 'default nomados.conf\ntimeout 0\neditor no\n' > "$esp/loader/loader.conf"
-  cat > "$esp/loader/entries/nomados.conf" <<EOF
-title NomadOS
-linux /vmlinuz
-initrd /initrd.img
-options $cmdline
-EOF
-  boot_cmdline=$cmdline
-  [ "$secure_boot" = 0 ] || write_secure_boot_files
+  printf 'default a.conf\ntimeout 0\neditor no\n' > "$esp/loader/loader.conf"
+  boot_cmdline="$cmdline nomados.slot=a"
+  [ "$secure_boot" = 0 ] || write_secure_boot_files "$cmdline"
 }
 
 # The security directory entry of a PE image (PE32+: optional header at e_lfanew+24, data directory 4 at +144)
@@ -44,6 +44,7 @@ pe_signed() {
 # with Debian's key that shim embeds) -> kernel (Debian's key, checked by GRUB through shim). Debian's signed
 # GRUB is built with the prefix /EFI/debian, so its config lives there.
 write_secure_boot_files() {
+  local cmdline=$1 entry slot args
   pe_signed "$kernel_image" || die "--secure-boot: kernel $kernel_package has no signature (use a Debian \
 linux-image-*-amd64 package, built from linux-signed-amd64)"
   local d="$work/secure-boot" deb pkg
@@ -56,8 +57,15 @@ linux-image-*-amd64 package, built from linux-signed-amd64)"
   cp "$d/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed" "$esp/EFI/BOOT/grubx64.efi"
   rm -rf "$esp/loader"
   mkdir -p "$esp/EFI/debian"
-  printf 'set timeout=0\nset default=0\nmenuentry "NomadOS" {\n  linux /vmlinuz %s\n  initrd /initrd.img\n}\n' \
-    "$boot_cmdline" > "$esp/EFI/debian/grub.cfg"
+  # Entries by id, so nomad-init's "set default=<entry>" picks one whatever the order.
+  printf 'set timeout=0\nset default=a\n' > "$esp/EFI/debian/grub.cfg"
+  for entry in a a-trial b b-trial; do
+    slot=${entry%-trial}
+    args="$cmdline nomados.slot=$slot"
+    [ "$entry" = "$slot" ] || args+=" nomados.trial=1"
+    printf 'menuentry "NomadOS %s" --id %s {\n  linux /%s/vmlinuz %s\n  initrd /%s/initrd.img\n}\n' \
+      "$entry" "$entry" "$slot" "$args" "$slot" >> "$esp/EFI/debian/grub.cfg"
+  done
 }
 
 # A stable UUID from the inputs: the same inputs give the same image, different inputs different ids.
@@ -80,6 +88,14 @@ assemble() {
   [ "$esp_size" -ge 64 ] || esp_size=64
   local sys_files; sys_files=$(find "$rootfs" | wc -l)
   sys_size=$(( (sys_bytes + sys_files * 4096) * 103 / 100 / 1048576 + 5 ))
+  # A slot holds this build's system with room for later, larger builds (updates are written into the other
+  # slot, which must fit them): --slot-size, default 1.5 x this system, at least 64 MiB.
+  slot_size=$(( sys_size * 3 / 2 ))
+  [ "$slot_size" -ge 64 ] || slot_size=64
+  if [ "$slot_size_opt" != auto ]; then
+    slot_size=$(( $(numfmt --from=iec "$slot_size_opt") / 1048576 ))
+    [ "$slot_size" -ge "$sys_size" ] || die "--slot-size $slot_size_opt: the system needs ${sys_size}M"
+  fi
   local boot_offset_sectors=2048  # 1 MiB: the boot partition's start; syslinux's VBR is told via hidden sectors
   cp /usr/lib/SYSLINUX/gptmbr.bin "$gi/input/"
   # syslinux writes its boot sector and ldlinux.sys into the FAT image file itself (mtools; no mount, no root).
@@ -149,10 +165,16 @@ image $name.raw {
     partition-uuid = "$(uuid_from part-boot)"
     bootable = true
   }
-  partition nomados-system {
+  partition nomados-system-a {
     image = "system.ext4"
+    size = ${slot_size}M
     partition-type-uuid = "L"
-    partition-uuid = "$(uuid_from part-system)"
+    partition-uuid = "$(uuid_from part-system-a)"
+  }
+  partition nomados-system-b {
+    size = ${slot_size}M
+    partition-type-uuid = "L"
+    partition-uuid = "$(uuid_from part-system-b)"
   }
   partition nomados-data {
     image = "data.ext4"
@@ -164,7 +186,7 @@ EOF
   (cd "$gi" && E2FSPROGS_FAKE_TIME=$epoch SOURCE_DATE_EPOCH=$epoch genimage --config genimage.cfg \
       --rootpath root --tmppath tmp --inputpath input --outputpath "$work/images" >"$work/genimage.log" 2>&1) \
     || { tail -30 "$work/genimage.log" >&2; die "genimage failed (log above; full log in $work/genimage.log with --work)"; }
-  esp_size_mb=$esp_size sys_size_mb=$sys_size
+  esp_size_mb=$esp_size sys_size_mb=$sys_size slot_size_mb=$slot_size
 }
 
 convert_outputs() {
@@ -206,9 +228,9 @@ describe_sizes() {
   line "$(sz "$r/etc")" "/etc (CA certificates, agent config, identity files)"
   echo "size $(( total - listed )) other (ld.so, directories, small files)"
   echo "size $(sz "$esp") boot-partition-content"
-  echo "size $(sz "$esp/vmlinuz") /vmlinuz"
-  echo "size $(sz "$esp/initrd.img") /initrd.img"
-  echo "size $(( $(sz "$esp") - $(sz "$esp/vmlinuz" "$esp/initrd.img") )) boot loaders"
+  echo "size $(sz "$esp/a/vmlinuz") /a/vmlinuz"
+  echo "size $(sz "$esp/a/initrd.img") /a/initrd.img"
+  echo "size $(( $(sz "$esp") - $(sz "$esp/a/vmlinuz" "$esp/a/initrd.img") )) boot loaders"
 }
 
 write_manifest() {
@@ -224,7 +246,7 @@ write_manifest() {
     for f in "${driver_bins[@]}" "${vmm_bins[@]}" "${guest_files[@]}"; do
       echo "extra $(sha256sum < "$f" | cut -d' ' -f1) $(basename "$f")"
     done
-    echo "partitions boot=${esp_size_mb}M system=${sys_size_mb}M data=$data_size"
+    echo "partitions boot=${esp_size_mb}M system=${sys_size_mb}M slots=2x${slot_size_mb}M data=$data_size"
     echo "system_content_bytes $(bytes_of "$rootfs")"
     echo "system_content_bytes_without_nomad $(( $(bytes_of "$rootfs") - $(stat -c %s "$rootfs/usr/bin/nomad") ))"
     echo "boot_content_bytes $(bytes_of "$esp")"

@@ -88,7 +88,7 @@ build_initramfs() {
   mapfile -t rels < <(module_closure "$work/kernel/lib/modules/$krel" "${storage[@]}")
   copy_modules "$ir" "${rels[@]}"
   (cd "$ir" && find . -exec touch -h -d "@$epoch" {} + && find . -mindepth 1 | sort \
-     | cpio --quiet -o -H newc --reproducible -R 0:0) | gzip -9n > "$esp/initrd.img"
+     | cpio --quiet -o -H newc --reproducible -R 0:0) | gzip -9n > "$esp/a/initrd.img"
 }
 
 
