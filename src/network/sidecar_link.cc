@@ -20,6 +20,7 @@
 #include <memory>
 
 #include "base/unique_fd.h"
+#include "network/libnl.h"
 #include "network/netns.h"
 
 namespace nfc::network {
@@ -27,20 +28,14 @@ namespace {
 
 constexpr uint32_t kIngressHandle = TC_HANDLE(0xffffU, 0);
 
-template <typename T, void (*Free)(T*)>
-struct NlDeleter {
-  void operator()(T* p) const {
-    if (p) Free(p);
-  }
-};
-using Socket = std::unique_ptr<nl_sock, NlDeleter<nl_sock, nl_socket_free>>;
-using Cache = std::unique_ptr<nl_cache, NlDeleter<nl_cache, nl_cache_free>>;
-using Link = std::unique_ptr<rtnl_link, NlDeleter<rtnl_link, rtnl_link_put>>;
-using Qdisc = std::unique_ptr<rtnl_qdisc, NlDeleter<rtnl_qdisc, rtnl_qdisc_put>>;
-using Classifier = std::unique_ptr<rtnl_cls, NlDeleter<rtnl_cls, rtnl_cls_put>>;
-using Addr = std::unique_ptr<rtnl_addr, NlDeleter<rtnl_addr, rtnl_addr_put>>;
-using NlAddr = std::unique_ptr<nl_addr, NlDeleter<nl_addr, nl_addr_put>>;
-using Action = std::unique_ptr<rtnl_act, NlDeleter<rtnl_act, rtnl_act_put>>;
+using nl::Action;
+using nl::Addr;
+using nl::Cache;
+using nl::Classifier;
+using nl::Link;
+using nl::NlAddr;
+using nl::Qdisc;
+using nl::Socket;
 
 Error NlError(int err, const std::string& what) {
   return Error::Internal("sidecar link: " + what + ": " + nl_geterror(err));
@@ -189,15 +184,8 @@ Status SetEphemeralPorts() {
   return Ok();
 }
 
-Result<Socket> Connect() {
-  Socket sk(nl_socket_alloc());
-  if (!sk) return Error::Internal("netlink: cannot allocate a socket");
-  if (int err = nl_connect(sk.get(), NETLINK_ROUTE); err < 0) return NlError(err, "netlink connect");
-  return sk;
-}
-
 Status AttachInNetns(const std::string& tap, const std::vector<uint16_t>& netns_ports) {
-  NFC_ASSIGN_OR_RETURN(Socket sk, Connect());
+  NFC_ASSIGN_OR_RETURN(Socket sk, nl::ConnectRoute());
   nl_cache* lc = nullptr;
   if (int err = rtnl_link_alloc_cache(sk.get(), AF_UNSPEC, &lc); err < 0) return NlError(err, "list links");
   Cache links(lc);
@@ -223,7 +211,7 @@ Status AttachSidecarLink(const std::string& netns_path, const std::string& tap,
 }
 
 Status RemoveSidecarUplinkFilters(int ifindex) {
-  NFC_ASSIGN_OR_RETURN(Socket sk, Connect());
+  NFC_ASSIGN_OR_RETURN(Socket sk, nl::ConnectRoute());
   return RemoveUplinkFilters(sk.get(), ifindex);
 }
 

@@ -25,6 +25,7 @@
 #include <memory>
 
 #include "base/unique_fd.h"
+#include "network/libnl.h"
 #include "network/netns.h"
 #include "network/sidecar_link.h"
 
@@ -33,29 +34,15 @@ namespace {
 
 constexpr uint32_t kIngressHandle = TC_HANDLE(0xffffU, 0);
 
-// libnl objects are reference counted C structs; these hold one reference each.
-template <typename T, void (*Free)(T*)>
-struct NlDeleter {
-  void operator()(T* p) const {
-    if (p) Free(p);
-  }
-};
-using Socket = std::unique_ptr<nl_sock, NlDeleter<nl_sock, nl_socket_free>>;
-using Cache = std::unique_ptr<nl_cache, NlDeleter<nl_cache, nl_cache_free>>;
-using Link = std::unique_ptr<rtnl_link, NlDeleter<rtnl_link, rtnl_link_put>>;
-using Qdisc = std::unique_ptr<rtnl_qdisc, NlDeleter<rtnl_qdisc, rtnl_qdisc_put>>;
-using Classifier = std::unique_ptr<rtnl_cls, NlDeleter<rtnl_cls, rtnl_cls_put>>;
-using Action = std::unique_ptr<rtnl_act, NlDeleter<rtnl_act, rtnl_act_put>>;
+using nl::Action;
+using nl::Cache;
+using nl::Classifier;
+using nl::Link;
+using nl::Qdisc;
+using nl::Socket;
 
 Error NlError(int err, const std::string& what) {
   return Error::Internal(what + ": " + nl_geterror(err));
-}
-
-Result<Socket> Connect() {
-  Socket sk(nl_socket_alloc());
-  if (!sk) return Error::Internal("netlink: cannot allocate a socket");
-  if (int err = nl_connect(sk.get(), NETLINK_ROUTE); err < 0) return NlError(err, "netlink: connect");
-  return sk;
 }
 
 Result<Cache> Links(nl_sock* sk) {
@@ -350,7 +337,7 @@ Status DeleteRedirect(nl_sock* sk, int ifindex, const std::string& dev) {
 
 Status AttachInNetns(const std::string& netns, const std::string& tap, const std::string& uplink_name,
                      const EgressGuard& guard, TapAttachment* out) {
-  NFC_ASSIGN_OR_RETURN(Socket sk, Connect());
+  NFC_ASSIGN_OR_RETURN(Socket sk, nl::ConnectRoute());
   NFC_ASSIGN_OR_RETURN(Cache links, Links(sk.get()));
   NFC_ASSIGN_OR_RETURN(Link uplink, FindUplink(sk.get(), links.get(), uplink_name, netns));
   NFC_ASSIGN_OR_RETURN(out->uplink, Identity(sk.get(), uplink.get()));
@@ -386,7 +373,7 @@ Status AttachInNetns(const std::string& netns, const std::string& tap, const std
 }
 
 Status DetachInNetns(const std::string& tap) {
-  NFC_ASSIGN_OR_RETURN(Socket sk, Connect());
+  NFC_ASSIGN_OR_RETURN(Socket sk, nl::ConnectRoute());
   NFC_ASSIGN_OR_RETURN(Cache links, Links(sk.get()));
   Link tap_link(rtnl_link_get_by_name(links.get(), tap.c_str()));
   if (!tap_link) return Ok();
@@ -416,8 +403,8 @@ Status DetachInNetns(const std::string& tap) {
 Status AddAddress(nl_sock* sk, int ifindex, const std::string& cidr) {
   nl_addr* local = nullptr;
   if (int err = nl_addr_parse(cidr.c_str(), AF_INET, &local); err < 0) return NlError(err, "address " + cidr);
-  std::unique_ptr<nl_addr, NlDeleter<nl_addr, nl_addr_put>> hold(local);
-  std::unique_ptr<rtnl_addr, NlDeleter<rtnl_addr, rtnl_addr_put>> a(rtnl_addr_alloc());
+  nl::NlAddr hold(local);
+  nl::Addr a(rtnl_addr_alloc());
   rtnl_addr_set_ifindex(a.get(), ifindex);
   rtnl_addr_set_local(a.get(), local);
   int err = rtnl_addr_add(sk, a.get(), 0);
@@ -432,7 +419,7 @@ Status CreateHostTap(const std::string& tap, uint32_t mtu, const std::string& ad
   if (tap.empty() || tap.size() >= IFNAMSIZ || tap.find('/') != std::string::npos) {
     return Error::InvalidArgument("TAP name '" + tap + "' must be 1-15 characters without '/'");
   }
-  NFC_ASSIGN_OR_RETURN(Socket sk, Connect());
+  NFC_ASSIGN_OR_RETURN(Socket sk, nl::ConnectRoute());
   NFC_ASSIGN_OR_RETURN(Cache links, Links(sk.get()));
   // A leftover of an earlier attempt is made afresh, so its filters are not doubled.
   if (Link old(rtnl_link_get_by_name(links.get(), tap.c_str())); old) {
