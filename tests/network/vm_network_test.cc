@@ -33,53 +33,20 @@
 #include "task/network.h"
 #include "temp_dir.h"
 #include "test_layers.h"
+#include "vm_guest_fixture.h"
 
 namespace nfc {
 namespace {
 
 using namespace std::chrono_literals;
 using network::testing::ConnectFrom;
+using network::testing::FifoCapture;
 using network::testing::InterfaceExists;
 using network::testing::MacOf;
 using network::testing::MakeBridgeLikePair;
 using network::testing::NetnsHolder;
 using network::testing::RunIn;
-
-// Reads a FIFO like Nomad's logmon would, keeping everything in memory.
-class FifoCapture {
- public:
-  explicit FifoCapture(const std::string& path) {
-    if (::mkfifo(path.c_str(), 0600) != 0) return;
-    fd_ = ::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);  // RDWR: no EOF while the writer reopens
-    thread_ = std::thread([this] {
-      char buf[4096];
-      while (!stop_) {
-        pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, 100) <= 0) continue;
-        ssize_t n = ::read(fd_, buf, sizeof(buf));
-        if (n <= 0) continue;
-        std::lock_guard<std::mutex> lock(mu_);
-        text_.append(buf, static_cast<size_t>(n));
-      }
-    });
-  }
-  ~FifoCapture() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    if (fd_ >= 0) ::close(fd_);
-  }
-  std::string Text() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return text_;
-  }
-
- private:
-  int fd_ = -1;
-  std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  std::string text_;
-  std::thread thread_;
-};
+using network::testing::WaitFor;
 
 std::string Capture(const std::string& command) {
   std::string out;
@@ -90,15 +57,6 @@ std::string Capture(const std::string& command) {
     ::pclose(f);
   }
   return out;
-}
-
-bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds budget) {
-  auto deadline = std::chrono::steady_clock::now() + budget;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return done();
 }
 
 class VmNetworkTest : public ::testing::Test {
