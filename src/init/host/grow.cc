@@ -12,7 +12,9 @@
 #include <filesystem>
 
 #include "base/fs.h"
+#include "base/log.h"
 #include "base/unique_fd.h"
+#include "init/host/mounts.h"
 
 namespace nfc::init::host {
 namespace {
@@ -214,6 +216,27 @@ Status GrowMountedExt4(const std::string& device, const std::string& mount_point
   if (::ioctl(dir.get(), kExt4IocResizeFs, &blocks) != 0)
     return Error::Errno("EXT4_IOC_RESIZE_FS " + mount_point + " to " + std::to_string(blocks) + " blocks");
   return Ok();
+}
+
+void MountDataGrown(const std::string& partname, bool grow) {
+  auto data = FindPartitionByName(partname);
+  if (data.ok() && grow) {
+    auto grew = GrowPartitionToDisk(*data);
+    if (!grew.ok()) log::Warn("data partition not grown", {{"error", grew.error().message()}});
+    if (grew.ok() && *grew) log::Info("data partition grown to the end of the disk", {{"device", *data}});
+  }
+  auto st = data.ok() ? MountData(*data) : MountData("/dev/nonexistent");
+  if (!data.ok() || !st.ok()) {
+    log::Error("data partition not mounted; using memory: Nomad's state will NOT survive a reboot",
+               {{"error", data.ok() ? st.error().message() : data.error().message()}});
+    return;
+  }
+  log::Info("data partition mounted", {{"device", *data}, {"path", "/data"}});
+  // Also after a power cut between growing the partition and its filesystem: a no-op when they match.
+  if (grow) {
+    auto g = GrowMountedExt4(*data, "/data");
+    if (!g.ok()) log::Warn("data filesystem not grown", {{"error", g.error().message()}});
+  }
 }
 
 }  // namespace nfc::init::host

@@ -34,4 +34,9 @@ Result<bool> GrowPartitionToDisk(const std::string& device);
 // Grows the ext4 filesystem mounted at mount_point to fill its (grown) block device, online.
 Status GrowMountedExt4(const std::string& device, const std::string& mount_point);
 
+// Finds the data partition, grows it (if `grow`), mounts it (mounts.h MountData, tmpfs fallback) and grows
+// its filesystem; logs what happened. Also finishes a growth a power cut interrupted between table and
+// filesystem.
+void MountDataGrown(const std::string& partname, bool grow);
+
 }  // namespace nfc::init::host

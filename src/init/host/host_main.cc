@@ -150,7 +150,6 @@ class HostInit {
   void ApplyLease(const DhcpLease& lease);
   void NetworkReady(const std::string& why);
   void StartServices();
-  void MountDataGrown();
   std::optional<SupervisorClock::time_point> AgentRunningSince() const;
   void Reap();
   void OnSignal();
@@ -225,7 +224,7 @@ void HostInit::Boot() {
     log::Info("kernel modules loaded for the hardware", {{"count", n}});
   }
 
-  MountDataGrown();
+  MountDataGrown(opts_.data_partition, opts_.grow_data);
   if (auto reboot_why = updates_.OnBoot(opts_, modules_.get()))
     RequestShutdown(PowerAction::kReboot, *reboot_why);
   auto id = EnsureMachineId();
@@ -241,28 +240,6 @@ void HostInit::Boot() {
     power_buttons_.push_back(std::move(fd));
   }
   StartNetwork();
-}
-
-// The data partition, grown first to the end of its disk (nomados.grow_data; grow.h), then its filesystem.
-void HostInit::MountDataGrown() {
-  auto data = FindPartitionByName(opts_.data_partition);
-  if (data.ok() && opts_.grow_data) {
-    auto grew = GrowPartitionToDisk(*data);
-    if (!grew.ok()) log::Warn("data partition not grown", {{"error", grew.error().message()}});
-    if (grew.ok() && *grew) log::Info("data partition grown to the end of the disk", {{"device", *data}});
-  }
-  auto st = data.ok() ? MountData(*data) : MountData("/dev/nonexistent");
-  if (!data.ok() || !st.ok()) {
-    log::Error("data partition not mounted; using memory: Nomad's state will NOT survive a reboot",
-               {{"error", data.ok() ? st.error().message() : data.error().message()}});
-    return;
-  }
-  log::Info("data partition mounted", {{"device", *data}, {"path", "/data"}});
-  // Also after a power cut between growing the partition and its filesystem: a no-op when they match.
-  if (opts_.grow_data) {
-    auto g = GrowMountedExt4(*data, "/data");
-    if (!g.ok()) log::Warn("data filesystem not grown", {{"error", g.error().message()}});
-  }
 }
 
 // A cidata/config-2 drive (config_drive.h): hostname, network overrides and agent config from the machine.
