@@ -1,4 +1,4 @@
-// NomadOS safe updates (docs/nomados.md "Safe updates"), under QEMU TCG with SeaBIOS:
+// NomadOS safe updates (docs/nomados-updates.md), under QEMU TCG with SeaBIOS:
 //   - a bundle of a new release, put on the data partition, is written into slot b, tried once and committed
 //     (the new release's marker config file is what the agent sees, on the trial boot and after it);
 //   - a bundle whose agent exits at once: the trial fails, the machine reboots into slot a by itself, and

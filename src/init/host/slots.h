@@ -1,6 +1,5 @@
 // A/B system slots and the one trial boot of an update: the pure decisions (no I/O), so they are unit tested.
-// The I/O (boot partition, block devices, bundle files) is in update.h. Design: docs/nomados.md "Safe
-// updates".
+// The I/O (boot partition, block devices, bundle files) is in update.h. Design: docs/nomados-updates.md.
 //
 // The boot loader configurations on the boot partition hold four entries: a, b, a-trial and b-trial (the
 // trial ones add nomados.trial=1). Their default names the slot to boot. An update writes the inactive slot

@@ -1,7 +1,7 @@
 // The host role's side of safe updates, as PID 1 sees it: at boot, apply a pending bundle (then reboot into
 // its trial) or begin a trial (revert the default first); while the trial runs, judge the agent and commit
 // the slot or ask for a reboot into the previous one. Decisions: slots.h; I/O: update.h; design:
-// docs/nomados.md.
+// docs/nomados-updates.md.
 #pragma once
 
 #include <chrono>

@@ -1,5 +1,5 @@
 // Safe updates, the I/O half (the decisions are in slots.h): the boot partition's loader configurations, and
-// writing an update bundle into the inactive slot. Design and power-cut analysis: docs/nomados.md.
+// writing an update bundle into the inactive slot. Design and power-cut analysis: docs/nomados-updates.md.
 #pragma once
 
 #include <string>
