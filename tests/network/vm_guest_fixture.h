@@ -1,6 +1,7 @@
-// Pieces shared by vm_sidecar_test and bench-network (network_bench.cc): a busybox guest image, the plugin
-// configuration that boots it under QEMU, the task's stdout read like logmon would, and sockets made inside a
-// test's namespace. Header-only: both binaries compile it with their own flags.
+// Pieces shared by the VM network tests (vm_network_test, vm_host_mode_test, vm_sidecar_test) and
+// bench-network: a busybox guest image, the plugin configuration that boots it under QEMU, the task's stdout
+// read like logmon would, and sockets made inside a test's namespace. Header-only: both binaries compile it
+// with their own flags.
 #pragma once
 
 #include <arpa/inet.h>
@@ -112,6 +113,18 @@ inline std::string ReadAll(int fd) {
     if (n <= 0) return out;
     out.append(buf, static_cast<size_t>(n));
   }
+}
+
+// Reads from `fd` until a newline (or 20 reads, EOF, an error); what came.
+inline std::string ReadLine(int fd) {
+  std::string got;
+  char buf[256];
+  for (int i = 0; i < 20 && got.find('\n') == std::string::npos; i++) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
 }
 
 // Connects from `ns` to ip:port and reads the answer to EOF; "" when the connection failed or was reset.

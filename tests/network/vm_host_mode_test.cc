@@ -45,8 +45,10 @@ using network::testing::FifoCapture;
 using network::testing::InterfaceExists;
 using network::testing::MakeBridgeLikePair;
 using network::testing::NetnsHolder;
+using network::testing::ReadLine;
 using network::testing::RunIn;
 using network::testing::WaitFor;
+using network::testing::WriteBusyboxImage;
 
 std::string Capture(const std::string& command) {
   std::string out;
@@ -108,17 +110,6 @@ class WhoAmI {
   std::thread thread_;
 };
 
-std::string ReadLine(const UniqueFd& fd) {
-  std::string got;
-  char buf[256];
-  for (int i = 0; i < 20 && got.find('\n') == std::string::npos; i++) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n <= 0) break;
-    got.append(buf, static_cast<size_t>(n));
-  }
-  return got;
-}
-
 class VmHostModeTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -126,20 +117,8 @@ class VmHostModeTest : public ::testing::Test {
     std::string guest = NFC_GUEST_DIR;
     NFC_REQUIRE_OR_SKIP(::access((guest + "/vmlinux").c_str(), R_OK) == 0,
                         "no guest kernel in " + guest + " (build the guest-artifacts target)");
-    using image::testing::E;
-    std::vector<E> entries = {{'d', "bin", 0755},
-                              {'f', "bin/busybox", 0755, image::testing::ReadFileOrDie("/bin/busybox")},
-                              {'d', "etc", 0755},
-                              {'d', "tmp", 01777}};
-    for (const char* applet : {"sh", "echo", "cat", "ip", "nc", "sleep", "seq"}) {
-      entries.push_back({'l', std::string("bin/") + applet, 0777, "busybox"});
-    }
-    image::testing::TestImage img;
-    img.layers = {{entries, "gzip"}};
-    img.config_json =
-        R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}})";
-    auto digest = image::testing::WriteOciLayout(dir_.Path("layout"), "net", {img});
-    ASSERT_TRUE(digest.ok()) << digest.error().message();
+    Status image = WriteBusyboxImage(dir_.Path("layout"), {"sh", "echo", "cat", "ip", "nc", "sleep", "seq"});
+    ASSERT_TRUE(image.ok()) << image.error().message();
     ASSERT_TRUE(host_.ok() && client_.ok());
     Status net = MakeBridgeLikePair(host_, client_, 84, 1500);
     ASSERT_TRUE(net.ok()) << net.error().message();
@@ -214,7 +193,7 @@ class VmHostModeTest : public ::testing::Test {
   std::string Through(const NetnsHolder& from, uint16_t port) {
     auto conn = ConnectFrom(from, "10.84.0.1", port, 120s);
     if (!conn.ok()) return conn.error().message();
-    return ReadLine(*conn);
+    return ReadLine(conn->get());
   }
 
   test_support::TempDir dir_{"vmhost"};  // first: removed after everything below

@@ -45,8 +45,10 @@ using network::testing::InterfaceExists;
 using network::testing::MacOf;
 using network::testing::MakeBridgeLikePair;
 using network::testing::NetnsHolder;
+using network::testing::ReadLine;
 using network::testing::RunIn;
 using network::testing::WaitFor;
+using network::testing::WriteBusyboxImage;
 
 std::string Capture(const std::string& command) {
   std::string out;
@@ -66,21 +68,9 @@ class VmNetworkTest : public ::testing::Test {
     std::string guest = NFC_GUEST_DIR;
     NFC_REQUIRE_OR_SKIP(::access((guest + "/vmlinux").c_str(), R_OK) == 0,
                         "no guest kernel in " + guest + " (build the guest-artifacts target)");
-    // busybox with the applets the workload uses.
-    using image::testing::E;
-    std::vector<E> entries = {{'d', "bin", 0755},
-                              {'f', "bin/busybox", 0755, image::testing::ReadFileOrDie("/bin/busybox")},
-                              {'d', "etc", 0755},
-                              {'d', "tmp", 01777}};
-    for (const char* applet : {"sh", "echo", "cat", "ip", "nc", "sleep", "hostname"}) {
-      entries.push_back({'l', std::string("bin/") + applet, 0777, "busybox"});
-    }
-    image::testing::TestImage img;
-    img.layers = {{entries, "gzip"}};
-    img.config_json =
-        R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"],"Env":["PATH=/bin"]}})";
-    auto digest = image::testing::WriteOciLayout(dir_.Path("layout"), "net", {img});
-    ASSERT_TRUE(digest.ok()) << digest.error().message();
+    Status image =
+        WriteBusyboxImage(dir_.Path("layout"), {"sh", "echo", "cat", "ip", "nc", "sleep", "hostname"});
+    ASSERT_TRUE(image.ok()) << image.error().message();
 
     data_dir_ = dir_.Path("data");
     driver::PluginConfig config = Config(data_dir_);
@@ -151,17 +141,6 @@ Result<UniqueFd> ConnectFrom6(const NetnsHolder& ns, const std::string& ip6, uin
     if (std::chrono::steady_clock::now() >= deadline) return std::move(st).error();
     std::this_thread::sleep_for(200ms);
   }
-}
-
-std::string ReadLine(int fd) {
-  char buf[256] = {};
-  std::string got;
-  for (int i = 0; i < 20 && got.find('\n') == std::string::npos; i++) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    got.append(buf, static_cast<size_t>(n));
-  }
-  return got;
 }
 
 TEST_F(VmNetworkTest, GuestOwnsTheAllocationAddress) {
