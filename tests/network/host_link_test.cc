@@ -22,7 +22,6 @@ namespace {
 
 using testing::InterfaceExists;
 using testing::NetnsHolder;
-using testing::RunIn;
 
 std::string Capture(const NetnsHolder& ns, const std::string& command) {
   std::string out;
