@@ -1,4 +1,3 @@
-#!/usr/bin/env bash
 # Sourced by nomados (src/nomados/nomados): boot files (syslinux, systemd-boot, Secure Boot chain), the disk (genimage), outputs and manifest.
 # shellcheck shell=bash disable=SC2154,SC2034 # globals are shared with nomados and the other lib files
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env bash
 # Sourced by nomados (src/nomados/nomados): the kernel package, its modules, the initramfs.
 # shellcheck shell=bash disable=SC2154,SC2034 # globals are shared with nomados and the other lib files
 

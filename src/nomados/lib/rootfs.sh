@@ -1,4 +1,3 @@
-#!/usr/bin/env bash
 # Sourced by nomados (src/nomados/nomados): the system partition's content (host files, libraries, the userland Nomad calls).
 # shellcheck shell=bash disable=SC2154,SC2034 # globals are shared with nomados and the other lib files
 
