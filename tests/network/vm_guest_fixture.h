@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <initializer_list>
 #include <mutex>
@@ -113,6 +114,19 @@ inline std::string ReadAll(int fd) {
     if (n <= 0) return out;
     out.append(buf, static_cast<size_t>(n));
   }
+}
+
+// The standard output of a shell command run on the host (`ps`/`logs` of the plugin binary); "" if it cannot
+// run.
+inline std::string Capture(const std::string& command) {
+  std::string out;
+  if (FILE* f = ::popen(command.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+    ::pclose(f);
+  }
+  return out;
 }
 
 // Reads from `fd` until a newline (or 20 reads, EOF, an error); what came.

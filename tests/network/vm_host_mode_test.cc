@@ -40,6 +40,7 @@ namespace nfc {
 namespace {
 
 using namespace std::chrono_literals;
+using network::testing::Capture;
 using network::testing::ConnectFrom;
 using network::testing::FifoCapture;
 using network::testing::InterfaceExists;
@@ -49,17 +50,6 @@ using network::testing::ReadLine;
 using network::testing::RunIn;
 using network::testing::WaitFor;
 using network::testing::WriteBusyboxImage;
-
-std::string Capture(const std::string& command) {
-  std::string out;
-  if (FILE* f = ::popen(command.c_str(), "r")) {
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-    ::pclose(f);
-  }
-  return out;
-}
 
 std::string CaptureIn(const NetnsHolder& ns, const std::string& command) {
   return Capture("nsenter --net=" + ns.path() + " " + command + " 2>&1");
