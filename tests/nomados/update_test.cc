@@ -4,10 +4,14 @@
 //   - a bundle whose agent exits at once: the trial fails, the machine reboots into slot a by itself, and
 //   slot
 //     a stays the default;
+//   - a bundle whose kernel cannot reach nomad-init (its initramfs is garbage: the kernel panics, panic=10
+//     reboots): the trial was asked for once, so the machine comes back on slot a by itself, which reports
+//     the trial as failed and sets the bundle aside;
 //   - a disk enlarged before the first boot: the data partition and its filesystem fill it.
 // Three images are built (the base release, a new one, a broken one); only their agent configs differ. Each
 // QEMU runs with -no-reboot, so a guest reboot ends QEMU and the test boots the same disk again.
 #include <fstream>
+#include <sstream>
 
 #include "nomados_vm.h"
 
@@ -92,7 +96,36 @@ class NomadOsUpdate : public ::testing::Test {
     EXPECT_NE(vm.Serial().find("nomados.slot=a"), std::string::npos);
   }
 
+  // bundle-<from> with initrd.img replaced by bytes that are no initramfs (the manifest says so, so the
+  // bundle verifies and is written): its kernel boots, finds no init, panics. The other files are hard links.
+  static std::string PanickingBundle(const std::string& from) {
+    std::string src = kUpdateWork + "/bundle-" + from, dst = kUpdateWork + "/bundle-panic";
+    fs::remove_all(dst);
+    fs::create_directories(dst);
+    fs::create_hard_link(src + "/system.ext4", dst + "/system.ext4");
+    fs::create_hard_link(src + "/vmlinuz", dst + "/vmlinuz");
+    std::string junk(256 << 10, '\0');
+    for (size_t i = 0; i < junk.size(); i++) junk[i] = static_cast<char>((i * 2654435761u) >> 13);
+    std::ofstream(dst + "/initrd.img", std::ios::binary) << junk;
+    auto [rc, sum] = RunCommand({"sha256sum", dst + "/initrd.img"});
+    EXPECT_EQ(rc, 0) << sum;
+    std::string manifest = Slurp(src + "/manifest"), out;
+    std::istringstream lines(manifest);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("file initrd.img ", 0) == 0)
+        line = "file initrd.img " + std::to_string(junk.size()) + " " + sum.substr(0, 64);
+      else if (line.rfind("version ", 0) == 0)
+        line = "version panic";
+      out += line + "\n";
+    }
+    EXPECT_NE(out, manifest);
+    std::ofstream(dst + "/manifest") << out;
+    return "panic";
+  }
+
   static double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+  static void PanickingTrialFallsBack(Firmware fw, const std::string& name);
 
   static inline bool build_ok_ = false;
   static inline std::string build_output_;
@@ -150,8 +183,56 @@ TEST_F(NomadOsUpdate, FailedTrialFallsBackToThePreviousSlot) {
   auto self = vm.Get("/v1/agent/self");
   ASSERT_TRUE(self);
   EXPECT_EQ(self->find("broken-agent.hcl"), std::string::npos) << *self;
+  EXPECT_NE(after.find("the trial of slot b did not commit"), std::string::npos) << vm.Tail();
   vm.Qmp("system_powerdown");
   EXPECT_EQ(vm.WaitForExit(120s), 0);
+}
+
+// The panicking bundle under `fw`: written, its trial requested once, the kernel panics before nomad-init and
+// panic=10 resets the machine, which comes back on slot a by itself and reports the trial as failed.
+void NomadOsUpdate::PanickingTrialFallsBack(Firmware fw, const std::string& name) {
+  auto t0 = Clock::now();
+  std::string disk = DiskWithBundle(PanickingBundle("release-2"), name);
+  fs::remove_all(kWork + "/vm-" + name);  // no EFI variables left from an earlier run
+  Vm vm(name, disk, fw);
+  BootAndApply(vm);
+  ASSERT_FALSE(HasFailure());
+  EXPECT_NE(vm.Serial().find("(b-trial, once)"), std::string::npos) << vm.Tail();
+
+  auto t1 = Clock::now();
+  vm.Boot();  // the trial, asked for once: the kernel panics before nomad-init, panic=10 resets the machine
+  ASSERT_TRUE(vm.WaitForSerial("Kernel panic", 300s)) << vm.Tail();
+  EXPECT_EQ(vm.WaitForExit(120s), 0) << "panic=10 must reset the machine:\n" << vm.Tail();
+  std::string trial = vm.Serial();
+  EXPECT_NE(trial.find("nomados.slot=b nomados.trial=1"), std::string::npos) << vm.Tail();
+  EXPECT_EQ(trial.find("update: trial boot"), std::string::npos) << "nomad-init ran: no test of the fallback";
+  std::printf("[ figure ] %s: panicking trial kernel to its reset: %.1f s\n", name.c_str(), Since(t1));
+
+  vm.Boot();  // the loader forgot the request: slot a, by itself
+  ASSERT_TRUE(vm.WaitForSerial("Command line:", 300s)) << vm.Tail();
+  std::string line = vm.Serial().substr(vm.Serial().find("Command line:"));
+  line = line.substr(0, line.find('\n'));
+  ASSERT_NE(line.find("nomados.slot=a"), std::string::npos) << "not back on slot a: " << line;
+  ASSERT_EQ(line.find("nomados.trial=1"), std::string::npos) << "the trial entry booted again: " << line;
+  ASSERT_GT(vm.WaitForAgent(400s), 0) << vm.Tail();
+  EXPECT_NE(vm.Serial().find("the trial of slot b did not commit"), std::string::npos) << vm.Tail();
+  vm.Qmp("system_powerdown");
+  ASSERT_EQ(vm.WaitForExit(120s), 0);
+  std::printf("[ figure ] %s: whole scenario (disk, 3 boots): %.1f s\n", name.c_str(), Since(t0));
+
+  // The bundle was set aside as failed, and the marker is gone (debugfs reads the data partition).
+  std::string part = ExtractDataPartition(disk);
+  auto [rc, ls] = RunCommand({"debugfs", "-R", "ls /var/lib/nomados", part});
+  fs::remove(part);
+  ASSERT_EQ(rc, 0) << ls;
+  EXPECT_NE(ls.find("update.failed"), std::string::npos) << ls;
+  EXPECT_EQ(ls.find("update.applied"), std::string::npos) << ls;
+  EXPECT_EQ(ls.find("update.trial"), std::string::npos) << ls;
+}
+
+// syslinux: the boot-once record in ldlinux.sys's ADV.
+TEST_F(NomadOsUpdate, TrialKernelThatNeverReachesInitFallsBackByItself) {
+  PanickingTrialFallsBack(Firmware::kBios, "update-panic");
 }
 
 TEST_F(NomadOsUpdate, DataPartitionFillsAnEnlargedDisk) {

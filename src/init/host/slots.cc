@@ -147,14 +147,18 @@ Result<std::string> WithDefaultBootEntry(std::string_view config, BootConfigKind
   return out;
 }
 
-BootPlan PlanBoot(std::optional<Slot> booted, bool trial, bool bundle_pending) {
+BootPlan PlanBoot(std::optional<Slot> booted, bool trial, bool bundle_pending,
+                  std::optional<Slot> trial_marker) {
   BootPlan plan;
   if (!booted) return plan;
   if (trial) {
     plan.revert_default_to = BootEntryName(OtherSlot(*booted), false);
+    plan.clear_boot_once = true;
     plan.watch_trial = true;
     return plan;
   }
+  if (trial_marker)
+    plan.trial_outcome = *trial_marker == *booted ? TrialOutcome::kCommitted : TrialOutcome::kFailed;
   if (bundle_pending) plan.apply_bundle = OtherSlot(*booted);
   return plan;
 }

@@ -2,10 +2,12 @@
 // The I/O (boot partition, block devices, bundle files) is in update.h. Design: docs/nomados-updates.md.
 //
 // The boot loader configurations on the boot partition hold four entries: a, b, a-trial and b-trial (the
-// trial ones add nomados.trial=1). Their default names the slot to boot. An update writes the inactive slot
-// and then makes "<new>-trial" the default; the trial boot's nomad-init first puts the default back to the
-// old slot (so any later failure, hang or power cut boots the old slot), waits for the agent to be healthy,
-// and only then makes the new slot the default (commit). Unhealthy: it reboots, into the old slot.
+// trial ones add nomados.trial=1). Their default names the committed slot. An update writes the inactive slot
+// and asks the loader that booted this machine to boot "<new>-trial" once (boot_once.h); the loader forgets
+// the request as it honours it, so any failure before nomad-init (panic=10, a reset after a hang) and any
+// later one boots the committed slot again. The trial's nomad-init waits for the agent to be healthy and only
+// then makes the new slot the default (commit). Unhealthy: it reboots, into the old slot, whose nomad-init
+// reports the trial as failed.
 #pragma once
 
 #include <chrono>
@@ -43,16 +45,25 @@ Result<std::string> WithDefaultBootEntry(std::string_view config, BootConfigKind
                                          std::string_view entry);
 
 // What nomad-init does about slots at boot, decided from the command line and what it finds.
+enum class TrialOutcome {
+  kNone,       // no trial was asked for since the last boot of a committed slot
+  kCommitted,  // the marker names the booted (committed) slot: the commit happened, drop the marker
+  kFailed,     // the marker names the other slot and this is not its trial: it never committed
+};
 struct BootPlan {
-  // The default entry to write before anything else (the trial boot's revert to the old slot), if any.
+  // The default entry to make sure of before anything else on a trial boot (the committed slot), if any.
   std::optional<std::string> revert_default_to;
-  bool watch_trial = false;          // judge the agent's health, then commit or reboot
+  bool clear_boot_once = false;  // a trial boot: drop a boot-once request the loader left behind
+  bool watch_trial = false;      // judge the agent's health, then commit or reboot
+  TrialOutcome trial_outcome = TrialOutcome::kNone;
   std::optional<Slot> apply_bundle;  // write the pending bundle into this (inactive) slot
 };
 // booted: nomados.slot (nullopt: an image without slots, nothing to do); trial: nomados.trial=1;
-// bundle_pending: a bundle waits on the data partition. A trial boot never applies a bundle (one change at a
-// time: it is applied on the next boot of a committed slot).
-BootPlan PlanBoot(std::optional<Slot> booted, bool trial, bool bundle_pending);
+// bundle_pending: a bundle waits on the data partition; trial_marker: the slot an update asked a trial of
+// (the marker written before the boot-once request, removed by the commit). A trial boot never applies a
+// bundle (one change at a time: it is applied on the next boot of a committed slot).
+BootPlan PlanBoot(std::optional<Slot> booted, bool trial, bool bundle_pending,
+                  std::optional<Slot> trial_marker = std::nullopt);
 
 // An update bundle's manifest (written by `nomados bundle`):
 //   nomados-bundle 1

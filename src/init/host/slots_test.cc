@@ -69,8 +69,26 @@ TEST(Slots, PlanBoot) {
   auto apply = PlanBoot(Slot::kA, false, true);
   EXPECT_EQ(apply.apply_bundle, Slot::kB);
   EXPECT_FALSE(apply.revert_default_to);
+  EXPECT_EQ(apply.trial_outcome, TrialOutcome::kNone);
   auto idle = PlanBoot(Slot::kB, false, false);
-  EXPECT_FALSE(idle.apply_bundle || idle.watch_trial || idle.revert_default_to);
+  EXPECT_FALSE(idle.apply_bundle || idle.watch_trial || idle.revert_default_to || idle.clear_boot_once);
+  // The trial boot drops a boot-once request its loader left behind.
+  EXPECT_TRUE(trial.clear_boot_once);
+}
+
+TEST(Slots, PlanBootJudgesAnEarlierTrialByItsMarker) {
+  // Back on a after a trial of b (the kernel panicked, the agent failed, or a reset): the trial failed.
+  auto failed = PlanBoot(Slot::kA, false, false, Slot::kB);
+  EXPECT_EQ(failed.trial_outcome, TrialOutcome::kFailed);
+  EXPECT_FALSE(failed.watch_trial || failed.revert_default_to || failed.apply_bundle);
+  // On b, committed (a power cut after the commit, before the marker was removed): nothing failed.
+  EXPECT_EQ(PlanBoot(Slot::kB, false, false, Slot::kB).trial_outcome, TrialOutcome::kCommitted);
+  // The trial boot itself leaves the marker to its verdict.
+  auto trial = PlanBoot(Slot::kB, true, false, Slot::kB);
+  EXPECT_EQ(trial.trial_outcome, TrialOutcome::kNone);
+  EXPECT_TRUE(trial.watch_trial);
+  // A failed trial does not block the next bundle.
+  EXPECT_EQ(PlanBoot(Slot::kA, false, true, Slot::kB).apply_bundle, Slot::kB);
 }
 
 std::string Manifest(std::string_view extra = "") {

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <vector>
@@ -12,6 +13,7 @@
 #include "base/fs.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
+#include "init/host/boot_once.h"
 #include "init/host/mounts.h"
 #include "init/host/sha256.h"
 
@@ -105,7 +107,124 @@ Status WriteBootFile(const std::string& bundle_dir, const BundleFile& f, const s
   return Ok();
 }
 
+constexpr const char* kLdlinux = "/syslinux/ldlinux.sys";
+constexpr const char* kGrubenv = "/EFI/debian/grubenv";
+constexpr const char* kEfiVars = "/sys/firmware/efi/efivars";
+
+bool BootedByUefi() {
+  return fs::Exists("/sys/firmware/efi");
+}
+
+std::string OneShotVariablePath() {
+  return std::string(kEfiVars) + "/LoaderEntryOneShot-" + kLoaderVendorGuid;
+}
+
+// The ADV is the file's last two sectors; rewritten in place so it stays where the installer recorded it.
+Status SetSyslinuxOnce(const std::string& boot_dir, std::optional<std::string_view> label) {
+  std::string path = boot_dir + kLdlinux;
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd) return Error::Errno("open " + path);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Error::Errno("stat " + path);
+  if (st.st_size < static_cast<off_t>(kAdvSize))
+    return Error::DataLoss(path + ": " + std::to_string(st.st_size) + " bytes, too small to hold an ADV");
+  off_t at = st.st_size - static_cast<off_t>(kAdvSize);
+  std::string adv(kAdvSize, '\0');
+  if (::pread(fd.get(), adv.data(), adv.size(), at) != static_cast<ssize_t>(adv.size()))
+    return Error::Errno("read the ADV of " + path);
+  auto records = DecodeAdv(adv);
+  // A damaged ADV reads as empty to ldlinux too: start from an empty one.
+  auto updated = EncodeAdv(WithAdvBootOnce(records.ok() ? *records : std::vector<AdvRecord>{}, label));
+  if (!updated.ok()) return std::move(updated).error().Context(path);
+  if (records.ok() && *updated == adv) return Ok();
+  if (::pwrite(fd.get(), updated->data(), updated->size(), at) != static_cast<ssize_t>(updated->size()))
+    return Error::Errno("write the ADV of " + path);
+  if (::fsync(fd.get()) != 0) return Error::Errno("fsync " + path);
+  return Ok();
+}
+
+Status SetGrubNextEntry(const std::string& boot_dir, std::optional<std::string_view> entry) {
+  // An image built before boot-once has a grub.cfg that never reads grubenv: its trial would never boot.
+  auto cfg = fs::ReadFile(boot_dir + "/EFI/debian/grub.cfg", 1 << 20);
+  if (entry && (!cfg.ok() || cfg->find("next_entry") == std::string::npos))
+    return Error::FailedPrecondition(boot_dir + "/EFI/debian/grub.cfg does not read grubenv's next_entry " +
+                                     "(an image built before boot-once trials: rebuild it)");
+  std::string path = boot_dir + kGrubenv;
+  auto block = fs::ReadFile(path, 4096);
+  if (!block.ok() && block.error().code() == ErrorCode::kNotFound && !entry) return Ok();
+  std::string current = block.ok() ? *block : EmptyGrubenv();
+  auto updated = WithGrubenvVariable(current, "next_entry", entry);
+  if (!updated.ok()) return std::move(updated).error().Context(path);
+  if (block.ok() && *updated == *block) return Ok();
+  return fs::WriteFileDurably(path, *updated, 0644);
+}
+
+Status MountEfiVars() {
+  constexpr unsigned long kEfivarfsMagic = 0xde5e81e4;
+  struct statfs sfs {};
+  if (::statfs(kEfiVars, &sfs) == 0 && static_cast<unsigned long>(sfs.f_type) == kEfivarfsMagic) return Ok();
+  if (::mount("efivarfs", kEfiVars, "efivarfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0)
+    return Error::Errno(std::string("mount efivarfs on ") + kEfiVars);
+  return Ok();
+}
+
+// efivarfs marks variables immutable; a write replaces the whole variable (one write call).
+Status SetSystemdBootOneShot(std::optional<std::string_view> entry) {
+  NFC_RETURN_IF_ERROR(MountEfiVars());
+  std::string path = OneShotVariablePath();
+  if (UniqueFd old(::open(path.c_str(), O_RDONLY | O_CLOEXEC)); old) {
+    int flags = 0;
+    if (::ioctl(old.get(), FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_IMMUTABLE_FL)) {
+      flags &= ~FS_IMMUTABLE_FL;
+      (void)::ioctl(old.get(), FS_IOC_SETFLAGS, &flags);
+    }
+    if (!entry && ::unlink(path.c_str()) != 0) return Error::Errno("delete " + path);
+  }
+  if (!entry) return Ok();
+  auto payload = EfiStringVariable(std::string(*entry) + ".conf");
+  if (!payload.ok()) return payload.error();
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) return Error::Errno("create " + path);
+  if (::write(fd.get(), payload->data(), payload->size()) != static_cast<ssize_t>(payload->size()))
+    return Error::Errno("write " + path);
+  return Ok();
+}
+
+// Applies `entry` (nullopt: clear) to every boot-once mechanism of the loader(s) that boot this machine.
+Status SetBootOnce(const std::string& boot_dir, std::optional<std::string_view> entry) {
+  int applied = 0;
+  if (!BootedByUefi()) {
+    if (fs::Exists(boot_dir + kLdlinux)) {
+      NFC_RETURN_IF_ERROR(SetSyslinuxOnce(boot_dir, entry));
+      applied++;
+    }
+  } else {
+    if (fs::Exists(boot_dir + "/loader/loader.conf")) {
+      NFC_RETURN_IF_ERROR(SetSystemdBootOneShot(entry));
+      applied++;
+    }
+    if (fs::Exists(boot_dir + "/EFI/debian/grub.cfg")) {
+      NFC_RETURN_IF_ERROR(SetGrubNextEntry(boot_dir, entry));
+      applied++;
+    }
+  }
+  if (applied == 0)
+    return Error::NotFound(std::string("no boot-once mechanism for this machine's loader under ") + boot_dir +
+                           (BootedByUefi() ? " (UEFI: loader/loader.conf or EFI/debian/grub.cfg)"
+                                           : " (BIOS: syslinux/ldlinux.sys)"));
+  ::sync();
+  return Ok();
+}
+
 }  // namespace
+
+Status RequestBootOnce(const std::string& boot_dir, const std::string& entry) {
+  return SetBootOnce(boot_dir, entry);
+}
+
+Status ClearBootOnce(const std::string& boot_dir) {
+  return SetBootOnce(boot_dir, std::nullopt);
+}
 
 Status MountBootPartition(const std::string& mount_point) {
   auto device = FindPartitionByName("nomados-boot");
@@ -126,8 +245,9 @@ Status SetBootDefault(const std::string& boot_dir, const std::string& entry) {
     if (!text.ok()) return text.error();
     auto updated = WithDefaultBootEntry(*text, lf.kind, entry);
     if (!updated.ok()) return std::move(updated).error().Context(path);
-    NFC_RETURN_IF_ERROR(fs::WriteFileDurably(path, *updated, 0644));
     written++;
+    if (*updated == *text) continue;  // already so: no write, no window
+    NFC_RETURN_IF_ERROR(fs::WriteFileDurably(path, *updated, 0644));
   }
   if (written == 0) return Error::NotFound("no boot loader configuration under " + boot_dir);
   ::sync();

@@ -2,8 +2,9 @@
 # shellcheck shell=bash disable=SC2154,SC2034 # globals are shared with nomados and the other lib files
 
 # A/B slots: the kernel and initramfs of slot X live in /X on the boot partition, its system in the partition
-# nomados-system-X. Four boot entries (a, a-trial, b, b-trial); the default names the one to boot, and
-# nomad-init changes it during an update (docs/nomados.md "Safe updates"). Slot b starts empty.
+# nomados-system-X. Four boot entries (a, a-trial, b, b-trial); the default names the committed slot. An
+# update asks for its trial entry once (syslinux's ADV, systemd-boot's LoaderEntryOneShot, GRUB's grubenv),
+# and nomad-init changes the default at the commit (docs/nomados-updates.md). Slot b starts empty.
 write_boot_files() {
   # nomad.role=host: nomad-init serves two roles; say which one rather than rely on its detection.
   local cmdline="console=tty0 console=$console,115200n8 panic=10 nomad.role=host $extra_cmdline"
@@ -56,8 +57,19 @@ linux-image-*-amd64 package, built from linux-signed-amd64)"
   cp "$d/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed" "$esp/EFI/BOOT/grubx64.efi"
   rm -rf "$esp/loader"
   mkdir -p "$esp/EFI/debian"
-  # Entries by id, so nomad-init's "set default=<entry>" picks one whatever the order.
+  # Entries by id, so nomad-init's "set default=<entry>" picks one whatever the order. An update's trial is
+  # grubenv's next_entry, booted once: cleared (save_env rewrites grubenv in place) before its kernel loads.
   printf 'set timeout=0\nset default=a\n' > "$esp/EFI/debian/grub.cfg"
+  cat >> "$esp/EFI/debian/grub.cfg" <<'EOF'
+load_env --file ${prefix}/grubenv next_entry
+if [ -n "${next_entry}" ]; then
+  set default="${next_entry}"
+  set next_entry=
+  save_env --file ${prefix}/grubenv next_entry
+fi
+EOF
+  # An empty environment block (1024 bytes, the format grub-editenv writes), for save_env to rewrite in place.
+  { printf '# GRUB Environment Block\n'; head -c $((1024 - 25)) /dev/zero | tr '\0' '#'; } > "$esp/EFI/debian/grubenv"
   for entry in a a-trial b b-trial; do
     slot=${entry%-trial}
     args="$cmdline nomados.slot=$slot"
