@@ -268,6 +268,7 @@ spec::Node PluginConfigSpec() {
                                  {"gateway", AttrWithDefault("gateway", "bool", BoolLiteral(true))},
                              }))},
       {"sidecar_bridge", AttrWithDefault("sidecar_bridge", "bool", BoolLiteral(true))},
+      {"warm_start", AttrWithDefault("warm_start", "bool", BoolLiteral(false))},
       {"host_network", Block("host_network", false,
                              Object({
                                  {"enabled", AttrWithDefault("enabled", "bool", BoolLiteral(false))},
@@ -365,6 +366,8 @@ Result<PluginConfig> DecodePluginConfig(const CtyValue& value) {
   NFC_ASSIGN_OR_RETURN(config.host_network, DecodeHostNetwork(r));
   NFC_ASSIGN_OR_RETURN(auto sidecar_bridge, r.Bool("sidecar_bridge"));
   if (sidecar_bridge) config.sidecar_bridge = *sidecar_bridge;
+  NFC_ASSIGN_OR_RETURN(auto warm_start, r.Bool("warm_start"));
+  if (warm_start) config.warm_start = *warm_start;
   NFC_ASSIGN_OR_RETURN(auto containerd, r.String("containerd_socket"));
   if (containerd) {
     config.warnings.push_back("plugin config option \"containerd_socket\" = \"" + *containerd +

@@ -84,6 +84,11 @@ struct PluginConfig {
   // 127.0.0.1 through relays over a private link (Consul Connect), and the allocation's address is split by
   // port with Envoy. Off: the guest owns the whole uplink and processes of the namespace do not reach it.
   bool sidecar_bridge = true;
+  // `warm_start` (docs/warm-start.md): start a task by restoring a snapshot of a VM booted once for the same
+  // image, kernel, initramfs, VMM and size (a template, built in the background after the first cold start)
+  // instead of booting. Tasks with a network interface or volumes boot cold; a template that fails to load
+  // falls back to a cold boot. The task config's `warm_start` overrides it.
+  bool warm_start = false;
   // Warnings for the operator (deprecated or ignored options); the caller logs them.
   std::vector<std::string> warnings;
 

@@ -223,6 +223,7 @@ spec::Node TaskConfigSpec() {
       {"boot_args", Attr("boot_args", "string")},
       {"backend", Attr("backend", "string")},
       {"force_pull", AttrWithDefault("force_pull", "bool", BoolLiteral(false))},
+      {"warm_start", Attr("warm_start", "bool")},
       {"image_pull_timeout", Attr("image_pull_timeout", "string")},
       {"task_dir_max_size", Attr("task_dir_max_size", "string")},
       {"volume_size", Attr("volume_size", "string")},
@@ -296,6 +297,7 @@ Result<TaskConfig> DecodeTaskConfig(const CtyValue& value) {
   }
   NFC_ASSIGN_OR_RETURN(auto force_pull, r.Bool("force_pull"));
   config.force_pull = force_pull.value_or(false);
+  NFC_ASSIGN_OR_RETURN(config.warm_start, r.Bool("warm_start"));
   NFC_ASSIGN_OR_RETURN(config.image_pull_timeout, DecodePullTimeout(r));
   NFC_ASSIGN_OR_RETURN(config.auth, DecodeAuth(r));
   NFC_ASSIGN_OR_RETURN(config.task_dir_max_bytes, DecodeSize(r, "task_dir_max_size", 4096, "4KiB"));

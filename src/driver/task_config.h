@@ -57,6 +57,7 @@ struct TaskConfig {
   std::optional<uint64_t> task_dir_max_bytes;  // task_dir_max_size: per task directory mirrored into the VM
   std::optional<uint64_t> volume_size_bytes;   // volume_size: a directory volume's disk image, when made
   std::optional<uint64_t> scratch_size_bytes;  // scratch_size: the guest's writable layer over the image
+  std::optional<bool> warm_start;              // unset: the plugin's warm_start
   // The docker driver's names (docs/configuration.md):
   bool auth_soft_fail = false;          // a credential that cannot be found or is refused: pull anonymously
   std::optional<std::string> hostname;  // the guest's hostname; wins over the group network's hostname

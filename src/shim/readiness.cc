@@ -22,6 +22,11 @@ Result<ShimReady> ReadyFromJson(const json& j) {
   r.timings.workload_started_millis = ms.at("workload_started").get<int64_t>();
   r.timings.guest_init_started_millis = ms.at("guest_init").get<int64_t>();
   r.timings.guest_workload_exec_millis = ms.at("guest_workload_exec").get<int64_t>();
+  r.timings.task_delivered_millis = ms.value("task_delivered", int64_t{0});
+  r.timings.guest_delivery_to_root_millis = ms.value("guest_delivery_to_root", int64_t{0});
+  r.timings.guest_delivery_to_exec_millis = ms.value("guest_delivery_to_exec", int64_t{0});
+  r.mode.warm = j.value("warm", false);
+  r.mode.cold_fallback = j.value("cold_fallback", "");
   if (r.shim.pid <= 1)
     return Error::Internal("shim readiness: invalid shim pid " + std::to_string(r.shim.pid));
   return r;
@@ -42,7 +47,12 @@ std::string EncodeReady(const ShimReady& r) {
               {"guest_connected", r.timings.guest_connected_millis},
               {"workload_started", r.timings.workload_started_millis},
               {"guest_init", r.timings.guest_init_started_millis},
-              {"guest_workload_exec", r.timings.guest_workload_exec_millis}}}};
+              {"guest_workload_exec", r.timings.guest_workload_exec_millis},
+              {"task_delivered", r.timings.task_delivered_millis},
+              {"guest_delivery_to_root", r.timings.guest_delivery_to_root_millis},
+              {"guest_delivery_to_exec", r.timings.guest_delivery_to_exec_millis}}},
+            {"warm", r.mode.warm},
+            {"cold_fallback", r.mode.cold_fallback}};
   return j.dump() + "\n";
 }
 

@@ -5,7 +5,8 @@
 // One line of JSON, version 1:
 //   {"version":1,"ready":true,"shim":{"pid":N,"start_time":T},"vmm_pid":N,"started_at_unix_nanos":N,
 //    "exited":false,"boot_id":"...","millis":{"vmm_started":N,"guest_connected":N,"workload_started":N,
-//    "guest_init":N,"guest_workload_exec":N}}
+//    "guest_init":N,"guest_workload_exec":N,"task_delivered":N,"guest_delivery_to_root":N,
+//    "guest_delivery_to_exec":N},"warm":false,"cold_fallback":"..."}
 //   {"version":1,"ready":false,"code":"timeout","message":"...","recoverable":true}
 // `code` is an nfc::ErrorCode by name (ErrorCodeName), so a transient boot failure reaches Nomad as
 // recoverable; `recoverable` is informational for people reading shim logs.
@@ -30,6 +31,7 @@ struct ShimReady {
   bool exited = false;  // the workload already ended (a short job): still a successful start
   std::string guest_boot_id;
   StartTimings timings;
+  StartMode mode;
 };
 
 std::string EncodeReady(const ShimReady& ready);

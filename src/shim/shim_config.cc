@@ -101,6 +101,13 @@ std::string ShimConfig::ToJson() const {
     j["relays"].push_back(
         {{"listen", f.listen.ToString()}, {"target", f.target.ToString()}, {"tcp", f.tcp}, {"udp", f.udp}});
   }
+  if (warm_start) {
+    j["warm_start"] = {{"state_path", warm_start->snapshot.state_path},
+                       {"memory_path", warm_start->snapshot.memory_path},
+                       {"initrd_path", warm_start->initrd_path},
+                       {"template_key", warm_start->template_key},
+                       {"spec_json", warm_start->spec_json}};
+  }
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -190,6 +197,13 @@ Result<ShimConfig> ShimConfig::FromJson(std::string_view text) {
       NFC_ASSIGN_OR_RETURN(network::Endpoint target,
                            network::ParseEndpoint(f.at("target").get<std::string>()));
       c.relays.push_back({listen, target, f.value("tcp", true), f.value("udp", true)});
+    }
+    if (j.contains("warm_start")) {
+      const auto& w = j.at("warm_start");
+      c.warm_start = WarmStart{{w.at("state_path").get<std::string>(), w.value("memory_path", "")},
+                               w.at("initrd_path").get<std::string>(),
+                               w.value("template_key", ""),
+                               w.at("spec_json").get<std::string>()};
     }
   } catch (const nlohmann::json::exception& e) {
     return Error::InvalidArgument(std::string("shim config: ") + e.what());

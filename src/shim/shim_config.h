@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,16 @@ struct HostFileRoot {
   std::vector<std::string> exclude;  // names directly below path that are not mirrored
 };
 
+// A warm start (docs/warm-start.md): the VM is `vm` restored from a template's snapshot, started with the
+// template's initramfs, and then handed its task. When the restore fails the shim boots `vm` cold instead
+// (its initrd is the task's own), and says so in its readiness reply.
+struct WarmStart {
+  vmm::SnapshotFiles snapshot;  // the template's files, linked into the task dir
+  std::string initrd_path;      // the template's initramfs, linked likewise
+  std::string template_key;
+  std::string spec_json;  // the guest's TaskSpec, delivered after the restore
+};
+
 struct ShimConfig {
   std::string task_id;
   std::string task_dir;
@@ -42,6 +53,7 @@ struct ShimConfig {
   // Ports the shim relays in the allocation's namespace (it runs there) while the task lives: the sidecar
   // bridge (docs/networking.md, "Sidecars").
   std::vector<network::Forward> relays;
+  std::optional<WarmStart> warm_start;
 
   std::string ToJson() const;
   static Result<ShimConfig> FromJson(std::string_view json);

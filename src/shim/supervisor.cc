@@ -137,8 +137,7 @@ Status Supervisor::StartVmm() {
     std::lock_guard<std::mutex> lock(mu_);
     if (lifecycle_.phase() != Phase::kCreated) return cancelled();
   }
-  NFC_ASSIGN_OR_RETURN(std::unique_ptr<vmm::Vmm> vmm, make_vmm_(config_.backend, config_.vm));
-  NFC_RETURN_IF_ERROR_CTX(vmm->Start(), "start the VM");
+  NFC_ASSIGN_OR_RETURN(std::unique_ptr<vmm::Vmm> vmm, StartWarmOrCold());
   // The record lets DestroyTask find and kill the VMM even if this shim is killed.
   Status recorded = fs::WriteFileDurably(dir_.VmmRecord(), vmm->Record().ToJson(), 0600);
   bool shutdown_requested = false;
@@ -201,15 +200,7 @@ void Supervisor::GuestLoop() {
                         std::to_string(config_.boot_timeout_millis / 1000) + " s of the VM starting";
       std::string hint = ConsoleHint(config_.vm.console.path);
       if (!hint.empty()) why += " (console: " + hint + ")";
-      log::Error("boot timeout", {{"error", why}});
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        last_error_ = why;
-        fatal_error_ = why;
-        lifecycle_.Apply(Event::kStopRequested);
-      }
-      Status killed = vmm_->Kill();
-      if (!killed.ok()) log::Error("could not kill the VMM", {{"error", killed.error().message()}});
+      FailBoot(why);
       break;
     }
     auto fd = vmm_->ConnectGuest(config_.guest_port, 2s);
@@ -246,6 +237,13 @@ void Supervisor::GuestLoop() {
     }
     ever_connected = true;
     log::Info("guest connected", {{"boot_id", shared->boot_id()}, {"init", shared->init_version()}});
+    if (awaiting_delivery_) {
+      Status delivered = DeliverTask(*shared);
+      if (!delivered.ok()) {
+        FailBoot(delivered.error().message());
+        break;
+      }
+    }
     ServeConnection(shared);
     shared->Close();
     {
@@ -253,6 +251,18 @@ void Supervisor::GuestLoop() {
       if (agent_ == shared) agent_.reset();
     }
   }
+}
+
+void Supervisor::FailBoot(const std::string& why) {
+  log::Error("boot failed", {{"error", why}});
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_error_ = why;
+    fatal_error_ = why;
+    lifecycle_.Apply(Event::kStopRequested);
+  }
+  Status killed = vmm_->Kill();
+  if (!killed.ok()) log::Error("could not kill the VMM", {{"error", killed.error().message()}});
 }
 
 void Supervisor::ServeConnection(const std::shared_ptr<guest::AgentClient>& agent) {
@@ -749,6 +759,7 @@ Result<ShimReady> Supervisor::AwaitStarted() {
   ready.exited = ended;
   ready.guest_boot_id = boot_id_ ? std::to_string(boot_id_) : "";
   ready.timings = TimingsLocked();
+  ready.mode = mode_;
   return ready;
 }
 
@@ -759,6 +770,17 @@ StartTimings Supervisor::TimingsLocked() const {
   t.workload_started_millis = workload_started_millis_;
   t.guest_init_started_millis = static_cast<int64_t>(boot_times_.init_start_ns / 1000000);
   t.guest_workload_exec_millis = static_cast<int64_t>(boot_times_.workload_execve_ns / 1000000);
+  t.task_delivered_millis = task_delivered_millis_;
+  if (mode_.warm && boot_times_.config_loaded_ns) {
+    // The guest's clock stood still while the template was saved: only differences after the delivery count.
+    auto since_delivery = [&](uint64_t ns) {
+      return ns > boot_times_.config_loaded_ns
+                 ? static_cast<int64_t>((ns - boot_times_.config_loaded_ns) / 1000000)
+                 : int64_t{0};
+    };
+    t.guest_delivery_to_root_millis = since_delivery(boot_times_.root_mounted_ns);
+    t.guest_delivery_to_exec_millis = since_delivery(boot_times_.workload_execve_ns);
+  }
   return t;
 }
 

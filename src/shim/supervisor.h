@@ -78,6 +78,12 @@ class Supervisor final : public ControlHandler {
  private:
   Status OpenTaskFiles();  // files_ from config_.file_roots
   Status StartVmm();
+  // The VMM started: restored from the warm-start template when there is one and it loads, else booted.
+  Result<std::unique_ptr<vmm::Vmm>> StartWarmOrCold();
+  // Hands a restored template its task (warm start).
+  Status DeliverTask(guest::AgentClient& agent);
+  // Ends a VM that will never run its task (boot timeout, a failed delivery): the start fails with `why`.
+  void FailBoot(const std::string& why);
   void GuestLoop();
   // One connection's life: returns when the connection is lost or the task is over.
   void ServeConnection(const std::shared_ptr<guest::AgentClient>& agent);
@@ -128,7 +134,11 @@ class Supervisor final : public ControlHandler {
   int64_t guest_connected_millis_ = 0;
   int64_t workload_started_millis_ = 0;
   guest::BootTimes boot_times_;
-  std::unique_ptr<TaskFiles> files_;  // Nomad's task directories; null when the task has none
+  // Set by StartVmm before the guest thread starts; then the guest thread's alone.
+  StartMode mode_;
+  bool awaiting_delivery_ = false;
+  int64_t task_delivered_millis_ = 0;  // guarded by mu_
+  std::unique_ptr<TaskFiles> files_;   // Nomad's task directories; null when the task has none
   std::mutex log_mu_;  // one pump writes at a time (a reconnect can briefly overlap the old pump)
 };
 

@@ -46,6 +46,17 @@ struct StartTimings {
   int64_t workload_started_millis = 0;
   int64_t guest_init_started_millis = 0;
   int64_t guest_workload_exec_millis = 0;
+  // A warm start: the task handed to the restored guest (shim clock), and the guest's own steps after it
+  // (guest clock): its root and scratch overlay mounted, the workload exec'd.
+  int64_t task_delivered_millis = 0;
+  int64_t guest_delivery_to_root_millis = 0;
+  int64_t guest_delivery_to_exec_millis = 0;
+};
+
+// How the shim started the VM.
+struct StartMode {
+  bool warm = false;          // restored from a template
+  std::string cold_fallback;  // why a warm start asked for booted cold instead ("" when none was asked)
 };
 
 struct InspectInfo {

@@ -25,9 +25,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// Every task gets a 2 GiB (apparent) sparse scratch disk: the overlay's upper layer.
-constexpr uint64_t kScratchBytes = 2ULL << 30;
-
 std::string RandomVmId() {
   std::random_device rd;
   static const char* hex = "0123456789abcdef";
@@ -148,8 +145,20 @@ void Manager::RunImageGc(driver::PluginConfig::ImageGc gc) {
                  {"blobs", static_cast<int64_t>(report->removed_blob_count)},
                  {"freed_bytes", static_cast<int64_t>(report->freed_bytes)}});
     }
+    CollectStaleTemplates();
     lock.lock();
   }
+}
+
+// Templates go with their image (its root file is gone) and when their kernel, initramfs or VMM changed.
+void Manager::CollectStaleTemplates() {
+  driver::PluginConfig config;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    config = config_;
+  }
+  auto removed = Templates(config).CollectStale();
+  if (!removed.ok()) log::Warn("warm-start template gc failed", {{"error", removed.error().message()}});
 }
 
 void Manager::SetEventSink(std::function<void(driver::TaskEvent)> sink) {
@@ -177,7 +186,10 @@ Status Manager::Init() {
   // and Nomad's Init call has a deadline.
   std::lock_guard<std::mutex> lock(mu_);
   if (!sweeper_.joinable()) {
-    sweeper_ = std::thread([this, data_dir = config.data_dir] { RemoveInterruptedStarts(data_dir); });
+    sweeper_ = std::thread([this, data_dir = config.data_dir] {
+      RemoveInterruptedStarts(data_dir);
+      CollectStaleTemplates();
+    });
   }
   if (config.gc.image && !image_gc_.joinable())
     image_gc_ = std::thread([this, gc = config.gc] { RunImageGc(gc); });
@@ -360,17 +372,20 @@ Result<driver::StartedTask> Manager::StartTask(const driver::NomadTask& t, const
   NFC_RETURN_IF_ERROR(CheckArtifacts(vm));
   // provision: undone by the transaction unless the start commits.
   StartTransaction txn(StartDepsFor(), t.id);
-  NFC_ASSIGN_OR_RETURN(Provisioned provisioned,
-                       Provision(txn, t, vm, config, tc.scratch_size_bytes.value_or(kScratchBytes)));
+  NFC_ASSIGN_OR_RETURN(Provisioned provisioned, Provision(txn, t, vm, config, ScratchBytes(tc)));
   auto t_image = Clock::now();
   NFC_ASSIGN_OR_RETURN(BootPlan boot, PlanBoot(vm, t, tc, provisioned));
+  WarmStartPlan warm = PrepareWarmStart(t, tc, vm, provisioned, config, boot);
   NFC_RETURN_IF_ERROR(txn.WriteBootFiles(boot, vm.base_initrd_path));
   auto t_prepared = Clock::now();
   // launch: the shim answers once the workload runs (or the start failed, with its error code).
-  Emit(t, "Booting VM",
-       {{"backend", boot.state.backend},
-        {"vcpus", std::to_string(vm.size.vcpus)},
-        {"memory_mib", std::to_string(vm.size.memory_mib)}});
+  std::map<std::string, std::string> booting = {{"backend", boot.state.backend},
+                                                {"vcpus", std::to_string(vm.size.vcpus)},
+                                                {"memory_mib", std::to_string(vm.size.memory_mib)},
+                                                {"start", warm.found ? "warm" : "cold"}};
+  if (warm.found) booting["template"] = warm.key;
+  if (!warm.found) booting["cold_reason"] = warm.cold_reason;
+  Emit(t, warm.found ? "Restoring VM from its warm-start template" : "Booting VM", booting);
   NFC_ASSIGN_OR_RETURN(shim::ShimReady ready, txn.LaunchShim(boot.state.netns_path));
   DriverState state = boot.state;
   state.shim = ready.shim;
@@ -385,6 +400,9 @@ Result<driver::StartedTask> Manager::StartTask(const driver::NomadTask& t, const
   timings.total_millis = MillisBetween(t0, t_running);
   timings.guest_init_millis = ready.timings.guest_init_started_millis;
   timings.guest_workload_millis = ready.timings.guest_workload_exec_millis;
+  timings.warm = ready.mode.warm;
+  timings.shim = ready.timings;
+  AfterStart(t, warm, ready, config);
   return Register(t, state, timings);
 }
 

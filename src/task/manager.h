@@ -27,6 +27,9 @@
 #include "task/plan.h"
 #include "task/provision.h"
 #include "task/shim_launcher.h"
+#include "task/warm_start.h"
+#include "warm/build_queue.h"
+#include "warm/template.h"
 
 namespace nfc::task {
 
@@ -40,6 +43,7 @@ struct ManagerDeps {
   CgroupOps cgroups;                       // default: the host's cgroupfs
   std::function<StartHost(const driver::PluginConfig&)> probe_host;  // null: ProbeStartHost
   std::function<std::string()> new_vm_id;                            // null: "nfc-" + 16 random hex digits
+  warm::BootFn boot_template;  // null: boot and snapshot a real template VM (warm/template_boot.h)
 };
 
 // What this host offers a start: machine facts and the installed VMM binaries.
@@ -89,10 +93,17 @@ class Manager final : public driver::TaskManager {
     int64_t total_millis = 0;
     int64_t guest_init_millis = 0;      // guest clock: kernel start -> nomad-init start
     int64_t guest_workload_millis = 0;  // guest clock: kernel start -> workload execve
+    bool warm = false;                  // restored from a warm-start template
+    shim::StartTimings shim;            // the shim's own clock (and the guest's, after a warm delivery)
   };
   std::optional<StartTimings> Timings(const std::string& task_id) const;
   // The driver state of a known task (CLI `run` keeps it to clean up).
   std::optional<DriverState> State(const std::string& task_id) const;
+
+  // Warm start (docs/warm-start.md): blocks until the template builds queued by cold starts are done (the
+  // CLI's `run` waits so that its next run starts warm); how many builds ended (for tests).
+  void WaitForTemplateBuilds();
+  size_t TemplateBuildsFinished() const;
 
  private:
   struct Task;
@@ -106,6 +117,14 @@ class Manager final : public driver::TaskManager {
   Result<std::vector<volume::Disk>> PrepareVolumes(const driver::NomadTask& t, const VmPlan& vm);
   driver::StartedTask Register(const driver::NomadTask& t, const DriverState& state, StartTimings timings);
   StartDeps StartDepsFor();
+  warm::TemplateStore Templates(const driver::PluginConfig& config) const;
+  // The warm-start decision for a provisioned start; when warm, `boot` becomes a restore (manager_warm.cc).
+  WarmStartPlan PrepareWarmStart(const driver::NomadTask& t, const driver::TaskConfig& tc, const VmPlan& vm,
+                                 const Provisioned& p, const driver::PluginConfig& config, BootPlan& boot);
+  // After the shim answered: events for a warm start or its fallback, a failed template removed, and the
+  // template of an eligible cold start queued for building.
+  void AfterStart(const driver::NomadTask& t, const WarmStartPlan& warm, const shim::ShimReady& ready,
+                  const driver::PluginConfig& config);
   Result<shim::ExitResult> ResultFromDisk(const Task& task) const;
   // How a task whose shim is gone ended: its exit record, else an error (and its VM is stopped).
   ExitResult ResultOfGoneShim(const Task& task);
@@ -122,9 +141,12 @@ class Manager final : public driver::TaskManager {
   std::thread sweeper_;  // removes interrupted starts once per runtime instance (Init); joined on destruction
   // The image GC (plugin config `gc { image }`): started by Init, stopped by the destructor.
   void RunImageGc(driver::PluginConfig::ImageGc gc);
+  void CollectStaleTemplates();
   std::thread image_gc_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
+  // Last member: destroyed first, so a build under way ends before the rest of the Manager goes.
+  warm::BuildQueue template_builds_;
 };
 
 }  // namespace nfc::task

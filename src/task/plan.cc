@@ -284,6 +284,10 @@ DriverState StateFor(const VmPlan& vm, const driver::NomadTask& task, const driv
 
 }  // namespace
 
+uint64_t ScratchBytes(const driver::TaskConfig& config) {
+  return config.scratch_size_bytes.value_or(uint64_t{2} << 30);
+}
+
 Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& config,
                       const driver::PluginConfig& plugin, const StartHost& host) {
   if (task.id.empty()) return Error::InvalidArgument("task has no id");

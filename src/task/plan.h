@@ -90,6 +90,10 @@ struct VmPlan {
 // The guest's /secrets is a tmpfs of this size (Nomad's own secrets dir is a 1 MiB tmpfs).
 inline constexpr const char* kSecretsTmpfsSize = "16m";
 
+// The scratch disk's (apparent) size: the task config's scratch_size, else 2 GiB, sparse: the overlay's
+// upper layer.
+uint64_t ScratchBytes(const driver::TaskConfig& config);
+
 Result<VmPlan> PlanVm(const driver::NomadTask& task, const driver::TaskConfig& config,
                       const driver::PluginConfig& plugin, const StartHost& host);
 
