@@ -235,6 +235,11 @@ TEST_F(NomadOsUpdate, TrialKernelThatNeverReachesInitFallsBackByItself) {
   PanickingTrialFallsBack(Firmware::kBios, "update-panic");
 }
 
+// systemd-boot: the EFI variable LoaderEntryOneShot (OVMF keeps it in the VM's variable store).
+TEST_F(NomadOsUpdate, TrialKernelThatNeverReachesInitFallsBackByItselfUefi) {
+  PanickingTrialFallsBack(Firmware::kUefi, "update-panic-uefi");
+}
+
 TEST_F(NomadOsUpdate, DataPartitionFillsAnEnlargedDisk) {
   std::string disk = Overlay(kUpdateWork + "/base/nomados.qcow2", "qcow2", "update-grow");
   auto [rc, out] = RunCommand({"qemu-img", "resize", "-q", disk, "+2G"});
