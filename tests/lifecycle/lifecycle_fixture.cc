@@ -15,6 +15,7 @@
 #include <random>
 
 #include "demo_image.h"
+#include "warm/template.h"
 
 namespace nfc::lifecycle_test {
 
@@ -89,7 +90,27 @@ void Configure(Env* env) {
   env->config.backend = driver::Backend::kQemu;
   // The sandboxed VMMs' cgroups go below one of the test's own, removed at exit.
   env->config.cgroup_parent = "/" + env->dir.substr(env->dir.rfind('/') + 1);
+  env->config.warm_start = WarmStartMode();
   ::setenv("NFC_SHIM_PATH", NFC_SHIM_BINARY, 1);
+}
+
+// One cold start of the tasks' shape (MakeTask's resources), then its template's build: every later start of
+// that shape in this run can be warm. "" when the template is there.
+std::string PrimeWarmStart(Env* env) {
+  auto m = NewManager(env);
+  auto t = MakeTask(env, "prime", {"/bin/true"});
+  auto started = m->StartTask(t->task, t->config);
+  if (!started.ok()) return "the priming start failed: " + started.error().message();
+  auto result = m->WaitTask(t->task.id, [] { return false; });
+  Status destroyed = m->DestroyTask(t->task.id, true);
+  if (!result.ok() || result->exit_code != 0 || !destroyed.ok())
+    return "the priming task did not run cleanly";
+  m->WaitForTemplateBuilds();
+  auto templates = warm::TemplateStore(env->config.data_dir).List();
+  if (templates.empty()) return "no warm-start template was built (see the log above)";
+  std::cerr << "lifecycle fixture: warm-start template " << templates[0].key << " built in "
+            << templates[0].build_millis << " ms, " << templates[0].disk_bytes / 1024 << " KiB on disk\n";
+  return "";
 }
 
 // The test's cgroup parent in each tree it may exist in (v2's, v1's memory, cpu and pids); must be empty by
@@ -161,6 +182,7 @@ SharedEnvResult Build() {
   env->config.ca_file = env->registry->ca_file();
   ::setenv("NFC_LIFECYCLE_ENV", (env->dir + "|" + env->image + "|" + env->config.ca_file).c_str(), 1);
   result.env = env.release();
+  if (WarmStartMode()) result.failed = PrimeWarmStart(result.env);
   return result;
 }
 
@@ -185,8 +207,28 @@ const SharedEnvResult& SharedEnv() {
   return result;
 }
 
+bool WarmStartMode() {
+  const char* v = std::getenv("NFC_LIFECYCLE_WARM_START");
+  return v && std::string(v) == "1";
+}
+
+StartCounts& Starts() {
+  static StartCounts counts;
+  return counts;
+}
+
 std::unique_ptr<task::Manager> NewManager(Env* env) {
   auto m = std::make_unique<task::Manager>();
+  m->SetEventSink([](const driver::TaskEvent& e) {
+    if (e.message == "Restoring VM from its warm-start template") Starts().warm++;
+    if (e.message == "Booting VM") Starts().cold++;
+    if (e.message == "Warm start failed; booted cold") {
+      Starts().fallback++;
+      auto reason = e.annotations.find("reason");
+      std::cerr << "lifecycle fixture: warm start fell back: "
+                << (reason == e.annotations.end() ? "(no reason)" : reason->second) << "\n";
+    }
+  });
   (void)m->Configure(env->config);
   (void)m->Init();
   return m;

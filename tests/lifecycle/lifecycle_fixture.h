@@ -71,6 +71,17 @@ std::unique_ptr<NomadTaskFixture> MakeTask(Env* env, const std::string& name,
 // decoding.
 std::unique_ptr<task::Manager> NewManager(Env* env);
 
+// Warm start (docs/warm-start.md): with NFC_LIFECYCLE_WARM_START=1 the whole suite runs with the plugin's
+// warm_start on, after one cold start built the template of the tasks' shape, and counts how its starts went
+// (Managers made by NewManager report their task events here).
+bool WarmStartMode();
+struct StartCounts {
+  std::atomic<int> warm{0};      // "Restoring VM from its warm-start template"
+  std::atomic<int> cold{0};      // "Booting VM"
+  std::atomic<int> fallback{0};  // "Warm start failed; booted cold"
+};
+StartCounts& Starts();
+
 bool ProcessAlive(int pid);
 // Numbers of processes whose /proc/<pid>/cwd or cmdline mentions `needle`.
 std::vector<int> ProcessesMentioning(const std::string& needle);

@@ -464,5 +464,16 @@ int main(int argc, char** argv) {
   }
   ::signal(SIGPIPE, SIG_IGN);
   ::testing::InitGoogleTest(&argc, argv);
-  return nfc::test_support::RunAllTestsReportingSkips();
+  int rc = nfc::test_support::RunAllTestsReportingSkips();
+  if (nfc::lifecycle_test::WarmStartMode()) {
+    // The suite passing with warm_start on proves nothing unless its starts were warm.
+    auto& starts = nfc::lifecycle_test::Starts();
+    std::cout << "[warm start] " << starts.warm << " warm starts, " << starts.cold << " cold boots, "
+              << starts.fallback << " fallbacks from a template that did not load\n";
+    if (rc == 0 && (starts.warm < 5 || starts.fallback > 0)) {
+      std::cout << "[warm start] FAILED: expected at least 5 warm starts and no fallback\n";
+      rc = 1;
+    }
+  }
+  return rc;
 }

@@ -378,9 +378,11 @@ CommandLine BuildCommandLine(const VmConfig& c, const CommandInputs& in) {
   a.insert(a.end(), {"-kernel", c.kernel_path});
   if (!c.initrd_path.empty()) a.insert(a.end(), {"-initrd", c.initrd_path});
   for (const auto& d : c.drives) {
+    // auto-read-only=off: a writable drive is opened for writing at once. With -drive's default (on) an
+    // incoming migration opens it read-only and reopens it by path on `cont`, which fails in the chroot.
     a.insert(a.end(), {"-drive",
                        "id=" + d.id + ",file=" + QemuEscape(d.path) +
-                           ",format=raw,if=none,readonly=" + (d.read_only ? "on" : "off"),
+                           ",format=raw,if=none,readonly=" + (d.read_only ? "on" : "off,auto-read-only=off"),
                        "-device", "virtio-blk-device,drive=" + d.id});
   }
   for (const auto& n : c.nics) {
