@@ -15,6 +15,7 @@
 #include <random>
 
 #include "demo_image.h"
+#include "guest_boot.h"
 #include "warm/template.h"
 
 namespace nfc::lifecycle_test {
@@ -91,7 +92,22 @@ void Configure(Env* env) {
   // The sandboxed VMMs' cgroups go below one of the test's own, removed at exit.
   env->config.cgroup_parent = "/" + env->dir.substr(env->dir.rfind('/') + 1);
   env->config.warm_start = WarmStartMode();
+  if (FirecrackerMode()) {
+    env->config.backend = driver::Backend::kFirecracker;
+    env->config.firecracker_path = env->dir + "/firecracker-1.16.1";  // WriteFirecrackerStandIn's name
+    env->config.jailer_path = env->dir + "/jailer";
+  }
   ::setenv("NFC_SHIM_PATH", NFC_SHIM_BINARY, 1);
+}
+
+Status WriteStandIns(const Env* env) {
+  auto firecracker = vmm::testing::WriteFirecrackerStandIn(env->dir, NFC_FAKE_FIRECRACKER, NFC_FC_SPEC_DIR,
+                                                           "1.16.1", FirecrackerRequests(env));
+  if (!firecracker.ok()) return std::move(firecracker).error();
+  auto jailer = vmm::testing::WriteJailerStandIn(env->dir, NFC_FAKE_JAILER, NFC_FAKE_FIRECRACKER,
+                                                 NFC_FC_SPEC_DIR, FirecrackerRequests(env));
+  if (!jailer.ok()) return std::move(jailer).error();
+  return Ok();
 }
 
 // One cold start of the tasks' shape (MakeTask's resources), then its template's build: every later start of
@@ -163,6 +179,13 @@ SharedEnvResult Build() {
     return result;
   }
   env->dir = tmpl;
+  if (FirecrackerMode()) {
+    if (Status written = WriteStandIns(env.get()); !written.ok()) {
+      result.failed = "Firecracker stand-ins: " + written.error().message();
+      RemoveTree(env->dir);
+      return result;
+    }
+  }
   auto registry = image::testing::LocalRegistry::Start(env->dir + "/registry", "nomad", "s3cret");
   if (!registry.ok()) {
     result.failed = "local registry: " + registry.error().message();
@@ -210,6 +233,15 @@ const SharedEnvResult& SharedEnv() {
 bool WarmStartMode() {
   const char* v = std::getenv("NFC_LIFECYCLE_WARM_START");
   return v && std::string(v) == "1";
+}
+
+bool FirecrackerMode() {
+  const char* v = std::getenv("NFC_LIFECYCLE_BACKEND");
+  return v && std::string(v) == "firecracker";
+}
+
+std::string FirecrackerRequests(const Env* env) {
+  return env->dir + "/firecracker-requests.jsonl";
 }
 
 StartCounts& Starts() {

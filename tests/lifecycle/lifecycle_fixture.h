@@ -81,6 +81,11 @@ struct StartCounts {
   std::atomic<int> fallback{0};  // "Warm start failed; booted cold"
 };
 StartCounts& Starts();
+// With NFC_LIFECYCLE_BACKEND=firecracker the tasks run on Firecracker 1.16.1 played by the booting stand-in,
+// through the jailer stand-in (tests/fake-firecracker, tests/fake-jailer); every API request they get is
+// recorded in FirecrackerRequests(env) (JSON lines: method, path, body, status).
+bool FirecrackerMode();
+std::string FirecrackerRequests(const Env* env);
 
 bool ProcessAlive(int pid);
 // Numbers of processes whose /proc/<pid>/cwd or cmdline mentions `needle`.

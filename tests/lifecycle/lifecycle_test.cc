@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -455,6 +456,38 @@ TEST(Lifecycle, BadInputsGiveClearErrorsAndLeakNothing) {
 }
 
 }  // namespace
+
+// Firecracker mode: every request the stand-in got was valid for 1.16.1 (it answers an invalid one with an
+// error, recorded), and with warm start on, templates were saved and tasks restored through the API.
+int CheckFirecrackerRequests() {
+  const SharedEnvResult& shared = SharedEnv();
+  if (!shared.env) return 1;
+  std::ifstream in(FirecrackerRequests(shared.env));
+  std::map<std::string, int> calls;
+  int refused = 0;
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object()) continue;
+    std::string call = j.value("method", "") + " " + j.value("path", "");
+    calls[call]++;
+    if (j.value("status", 0) >= 300 || j.contains("fake_bug")) {
+      std::cout << "[firecracker] refused or outside the spec: " << line << "\n";
+      refused++;
+    }
+  }
+  std::cout << "[firecracker] " << calls["PUT /actions"] << " PUT /actions, " << calls["PUT /snapshot/create"]
+            << " PUT /snapshot/create, " << calls["PUT /snapshot/load"] << " PUT /snapshot/load, "
+            << calls["PATCH /vm"] << " PATCH /vm\n";
+  bool warm_seen =
+      !WarmStartMode() || (calls["PUT /snapshot/create"] >= 1 && calls["PUT /snapshot/load"] >= 5);
+  if (calls.empty() || refused > 0 || !warm_seen) {
+    std::cout << "[firecracker] FAILED: expected only accepted requests"
+              << (WarmStartMode() ? ", a snapshot created and at least 5 loaded" : "") << "\n";
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace nfc::lifecycle_test
 
 int main(int argc, char** argv) {
@@ -475,5 +508,6 @@ int main(int argc, char** argv) {
       rc = 1;
     }
   }
+  if (rc == 0 && nfc::lifecycle_test::FirecrackerMode()) rc = nfc::lifecycle_test::CheckFirecrackerRequests();
   return rc;
 }
