@@ -174,7 +174,8 @@ Reply VmState::BootRestored() {
   Restore r = std::move(*restore_);
   restore_.reset();
   if (o_.boot_qemu.empty()) return {};
-  auto booted = GuestMachine::Restore(MachineOptionsNow(), VmConfigNow(), r.memory_path, r.open_ports);
+  auto booted = GuestMachine::Restore(MachineOptionsNow(), BootFilesForQemu(VmConfigNow()), r.memory_path,
+                                      r.open_ports);
   if (!booted.ok()) return Refuse("Failed to resume the microVM: " + booted.error().message());
   machine_ = std::move(booted).value();
   return {};
@@ -369,6 +370,22 @@ Reply VmState::InstanceStart() {
     crash_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(o_.crash_after_ms);
   }
   return reply;
+}
+
+// Firecracker restores a guest from its memory file alone and never opens the kernel again. QEMU, which plays
+// the guest here, needs a kernel (and the initrd) on its command line to start at all, although the stream
+// then replaces the memory they were loaded into. A snapshot made elsewhere (a template built outside the
+// jail that restores it) names files this process cannot see: then the ones its jail holds are taken, which
+// the backend places in every jail under these names.
+nlohmann::json VmState::BootFilesForQemu(nlohmann::json config) {
+  if (!config.contains("boot-source")) return config;
+  auto& boot = config["boot-source"];
+  for (const auto& [field, jailed] :
+       {std::pair<const char*, const char*>{"kernel_image_path", "/vmlinux"}, {"initrd_path", "/initrd"}}) {
+    if (!boot.contains(field) || !boot[field].is_string()) continue;
+    if (!Exists(boot[field]) && Exists(nlohmann::json(jailed))) boot[field] = jailed;
+  }
+  return config;
 }
 
 nlohmann::json VmState::VmConfigNow() const {

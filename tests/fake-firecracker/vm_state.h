@@ -81,6 +81,7 @@ class VmState {
   Reply Action(const std::string& action);
   Reply InstanceStart();
   nlohmann::json VmConfigNow() const;
+  static nlohmann::json BootFilesForQemu(nlohmann::json config);
   MachineOptions MachineOptionsNow() const;
   std::string WorkDir() const;
 
