@@ -103,6 +103,7 @@ class Manager final : public driver::TaskManager {
   // Warm start (docs/warm-start.md): blocks until the template builds queued by cold starts are done (the
   // CLI's `run` waits so that its next run starts warm); how many builds ended (for tests).
   void WaitForTemplateBuilds();
+  size_t TemplateBuildsPending() const;
   size_t TemplateBuildsFinished() const;
 
  private:

@@ -45,6 +45,10 @@ void Manager::WaitForTemplateBuilds() {
   template_builds_.WaitIdle();
 }
 
+size_t Manager::TemplateBuildsPending() const {
+  return template_builds_.pending();
+}
+
 size_t Manager::TemplateBuildsFinished() const {
   return template_builds_.finished();
 }

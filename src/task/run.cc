@@ -106,6 +106,7 @@ Result<driver::PluginConfig> LocalPluginConfig(const RunOptions& o, const std::s
     config.data_dir = d;
   NFC_ASSIGN_OR_RETURN(config.backend, driver::ParseBackend(o.backend));
   config.insecure_registries = o.insecure_registries;
+  config.warm_start = o.warm_start;
   if (!o.ca_file.empty()) config.ca_file = o.ca_file;
   if (!o.firecracker_path.empty()) config.firecracker_path = o.firecracker_path;
   if (!o.qemu_path.empty()) config.qemu_path = o.qemu_path;
@@ -233,6 +234,16 @@ void PrintTimings(const Manager& manager, const std::string& task_id) {
       static_cast<long long>(t->prepare_millis), static_cast<long long>(t->shim_millis),
       static_cast<long long>(t->boot_millis), static_cast<long long>(t->guest_init_millis),
       static_cast<long long>(t->guest_workload_millis));
+  if (t->warm) {
+    std::fprintf(
+        stderr,
+        "==> warm start (shim clock): VMM restored at %lld ms, guest answered at %lld, task delivered "
+        "at %lld, workload running at %lld\n",
+        static_cast<long long>(t->shim.vmm_started_millis),
+        static_cast<long long>(t->shim.guest_connected_millis),
+        static_cast<long long>(t->shim.task_delivered_millis),
+        static_cast<long long>(t->shim.workload_started_millis));
+  }
 }
 
 int ExitCode(const Result<driver::ExitResult>& result) {
@@ -339,6 +350,13 @@ std::vector<flags::Flag> RunFlags(RunOptions* o) {
          o->timings = true;
          return Ok();
        }},
+      {"--warm-start", "", "",
+       "restore the VM from a warm-start template of this image and size when there is one (plugin option "
+       "warm_start); after a cold start, build that template before exiting, so the next run starts warm.",
+       [o](const std::string&) -> Status {
+         o->warm_start = true;
+         return Ok();
+       }},
       {"--quiet", "-q", "", "no progress lines (\"==> ...\") on stderr; errors still show.",
        [o](const std::string&) -> Status {
          o->quiet = true;
@@ -370,7 +388,14 @@ int RunImage(const RunOptions& o, const std::string& program_path) {
   if (Status s = StartManager(manager, *config, o.quiet); !s.ok()) return CannotRun(s.error());
   auto logs = LogFifos::Create(config->data_dir);
   if (!logs.ok()) return CannotRun(logs.error());
-  return RunTask(manager, o, **logs);
+  int code = RunTask(manager, o, **logs);
+  // A cold start queued its template: build it now, so that the next run of this image starts warm.
+  if (manager.TemplateBuildsPending() > 0) {
+    if (!o.quiet)
+      std::fprintf(stderr, "==> building the warm-start template for the next run of this image\n");
+    manager.WaitForTemplateBuilds();
+  }
+  return code;
 }
 
 }  // namespace nfc::task

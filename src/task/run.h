@@ -26,9 +26,10 @@ struct RunOptions {
   std::string firecracker_path;  // empty: the plugin default ("firecracker" from PATH)
   std::string qemu_path;         // empty: the plugin default ("qemu-system-x86_64" from PATH)
   std::vector<std::string> insecure_registries;
-  std::string ca_file;   // empty: the plugin default (the system store only)
-  bool timings = false;  // print the start-up breakdown on stderr
-  bool quiet = false;    // no progress lines
+  std::string ca_file;      // empty: the plugin default (the system store only)
+  bool timings = false;     // print the start-up breakdown on stderr
+  bool warm_start = false;  // plugin option warm_start: restore a template; after a cold start, build one
+  bool quiet = false;       // no progress lines
 };
 
 // Returns the workload's exit code (128+signal when killed); 125 when the task could not run.

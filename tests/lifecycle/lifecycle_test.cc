@@ -455,6 +455,36 @@ TEST(Lifecycle, BadInputsGiveClearErrorsAndLeakNothing) {
   EXPECT_EQ(CountTaskDirs(env), before) << "a failed start must leave no task directory";
 }
 
+// The CLI shares warm start: `run --warm-start` builds the template after its cold start and waits for it, so
+// a second run of the image on the same data dir restores it. Its output and exit code are the same.
+TEST(Lifecycle, CliRunWithWarmStartIsWarmTheSecondTime) {
+  REQUIRE_ENV();
+  std::string data = env->dir + "/cli-data";
+  std::string cmd = std::string("timeout 300 ") + NFC_PLUGIN_BINARY + " run --warm-start --data-dir " + data +
+                    " --backend qemu --kernel " + env->config.kernel_path + " --initrd " +
+                    env->config.initrd_path + " oci:" + env->dir +
+                    "/layout:demo -- /bin/sh -c 'echo hi; exit 7'";
+  auto run = [&](const std::string& log) {
+    int status = std::system((cmd + " >" + log + ".out 2>" + log + ".err").c_str());
+    std::ifstream out(log + ".out"), err(log + ".err");
+    std::stringstream o, e;
+    o << out.rdbuf();
+    e << err.rdbuf();
+    return std::tuple<int, std::string, std::string>{WIFEXITED(status) ? WEXITSTATUS(status) : -1, o.str(),
+                                                     e.str()};
+  };
+  auto [code1, out1, err1] = run(env->dir + "/cli-1");
+  EXPECT_EQ(code1, 7) << err1;
+  EXPECT_EQ(out1, "hi\n");
+  EXPECT_NE(err1.find("==> Booting VM"), std::string::npos) << err1;
+  EXPECT_NE(err1.find("building the warm-start template"), std::string::npos) << err1;
+  auto [code2, out2, err2] = run(env->dir + "/cli-2");
+  EXPECT_EQ(code2, 7) << err2;
+  EXPECT_EQ(out2, "hi\n");
+  EXPECT_NE(err2.find("==> Restoring VM from its warm-start template"), std::string::npos) << err2;
+  EXPECT_EQ(err2.find("building the warm-start template"), std::string::npos) << err2;
+}
+
 }  // namespace
 
 // Firecracker mode: every request the stand-in got was valid for 1.16.1 (it answers an invalid one with an
