@@ -101,6 +101,7 @@ class Vm {
     auto child = nfc::Spawn(o);
     ASSERT_TRUE(child.ok()) << child.error().message();
     pid_ = child->pid;
+    exit_code_ = -1;
     started_ = Clock::now();
   }
 
@@ -114,7 +115,7 @@ class Vm {
       }
       int status;
       if (pid_ > 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
+        Reaped(status);
         ADD_FAILURE() << "QEMU exited before the agent answered; serial:\n" << Tail();
         return -1;
       }
@@ -133,11 +134,27 @@ class Vm {
       if (Serial().find(needle) != std::string::npos) return true;
       int status;
       if (pid_ > 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
+        Reaped(status);
         return Serial().find(needle) != std::string::npos;
       }
     }
     return false;
+  }
+
+  // The kernel's "Kernel command line: ..." line of this boot once it is complete (the serial log is written
+  // as the characters come); empty on timeout or QEMU exit.
+  std::string WaitForCommandLine(std::chrono::seconds timeout) {
+    const std::string needle = "Kernel command line:";
+    for (auto deadline = Clock::now() + timeout; Clock::now() < deadline;
+         std::this_thread::sleep_for(200ms)) {
+      std::string s = Serial();
+      size_t at = s.find(needle), nl = at == std::string::npos ? at : s.find('\n', at);
+      if (nl != std::string::npos) return s.substr(at, nl - at);
+      int status;
+      if (pid_ > 0 && waitpid(pid_, &status, WNOHANG) == pid_) Reaped(status);
+      if (pid_ < 0) return "";
+    }
+    return "";
   }
 
   void Qmp(const std::string& command, const std::string& arguments = "") {
@@ -171,12 +188,14 @@ class Vm {
 
   // Waits for QEMU to exit; returns its exit code (-1 on timeout, then it is killed).
   int WaitForExit(std::chrono::seconds timeout) {
+    // Reaped already (a wait above saw it exit): its status. Never kill(-1, ...).
+    if (pid_ <= 0) return exit_code_;
     auto deadline = Clock::now() + timeout;
     while (Clock::now() < deadline) {
       int status;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        Reaped(status);
+        return exit_code_;
       }
       std::this_thread::sleep_for(200ms);
     }
@@ -210,7 +229,13 @@ class Vm {
   Firmware fw_;
   int port_ = 0;
   int boots_ = 0;
+  void Reaped(int status) {
+    pid_ = -1;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
   pid_t pid_ = -1;
+  int exit_code_ = -1;
   nfc::UniqueFd log_fd_;
   Clock::time_point started_;
 };

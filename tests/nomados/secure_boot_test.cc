@@ -1,6 +1,6 @@
 // Secure Boot (own ctest entry, nomados_secure_boot_test): an image built with --secure-boot, booted by OVMF
 // with Secure Boot enforced and the Microsoft keys enrolled; the same image with an unsigned kernel is
-// refused.
+// refused; GRUB boots grubenv's next_entry once (an update's trial, docs/nomados-updates.md).
 #include <fstream>
 
 #include "nomados_vm.h"
@@ -87,6 +87,39 @@ TEST_F(NomadOsSecureBoot, UnsignedKernelIsRefused) {
   EXPECT_FALSE(vm.Get("/v1/agent/self"));
   fs::remove(raw);
   fs::remove(kernel);
+}
+
+// What nomad-init writes to request a trial under GRUB: next_entry in EFI/debian/grubenv. The image's
+// grub.cfg boots it and clears it (save_env) before the kernel loads, so the boot after it is the default
+// again.
+TEST_F(NomadOsSecureBoot, GrubBootsNextEntryOnce) {
+  std::string raw = kWork + "/grub-once.raw", env = kWork + "/grubenv";
+  std::vector<std::string> mtools_env = {"MTOOLS_SKIP_CHECK=1"};
+  auto [rc, out] = RunCommand({"cp", "--sparse=always", kDir + "/nomados.raw", raw});
+  ASSERT_EQ(rc, 0) << out;
+  std::string block = "# GRUB Environment Block\nnext_entry=a-trial\n";
+  block.resize(1024, '#');
+  std::ofstream(env, std::ios::binary | std::ios::trunc) << block;
+  auto [rc2, out2] =
+      RunCommand({"mcopy", "-o", "-i", raw + "@@1M", env, "::/EFI/debian/grubenv"}, mtools_env);
+  ASSERT_EQ(rc2, 0) << out2;
+  Vm vm("grub-once", Overlay(raw, "raw", "grub-once"), Firmware::kSecureBoot);
+  vm.Boot();
+  std::string line = vm.WaitForCommandLine(180s);
+  // Stopped at once: nomad-init (which would also clear a leftover request) is seconds away under TCG.
+  // "quit", not a kill: QEMU writes its cached qcow2 metadata (GRUB's write to grubenv) out as it quits.
+  vm.Qmp("quit");
+  vm.WaitForExit(30s);
+  EXPECT_NE(line.find("nomados.slot=a nomados.trial=1"), std::string::npos) << line << vm.Tail();
+  EXPECT_EQ(vm.Serial().find("nomad-init: update:"), std::string::npos) << vm.Tail();
+  vm.Boot();  // the request is gone: the default entry
+  line = vm.WaitForCommandLine(180s);
+  vm.Qmp("quit");
+  vm.WaitForExit(30s);
+  EXPECT_NE(line.find("nomados.slot=a"), std::string::npos) << line << vm.Tail();
+  EXPECT_EQ(line.find("nomados.trial=1"), std::string::npos) << "next_entry booted twice: " << line;
+  fs::remove(raw);
+  fs::remove(env);
 }
 
 }  // namespace

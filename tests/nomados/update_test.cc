@@ -209,9 +209,7 @@ void NomadOsUpdate::PanickingTrialFallsBack(Firmware fw, const std::string& name
   std::printf("[ figure ] %s: panicking trial kernel to its reset: %.1f s\n", name.c_str(), Since(t1));
 
   vm.Boot();  // the loader forgot the request: slot a, by itself
-  ASSERT_TRUE(vm.WaitForSerial("Command line:", 300s)) << vm.Tail();
-  std::string line = vm.Serial().substr(vm.Serial().find("Command line:"));
-  line = line.substr(0, line.find('\n'));
+  std::string line = vm.WaitForCommandLine(300s);
   ASSERT_NE(line.find("nomados.slot=a"), std::string::npos) << "not back on slot a: " << line;
   ASSERT_EQ(line.find("nomados.trial=1"), std::string::npos) << "the trial entry booted again: " << line;
   ASSERT_GT(vm.WaitForAgent(400s), 0) << vm.Tail();
