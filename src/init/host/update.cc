@@ -178,12 +178,13 @@ Status SetSystemdBootOneShot(std::optional<std::string_view> entry) {
       flags &= ~FS_IMMUTABLE_FL;
       (void)::ioctl(old.get(), FS_IOC_SETFLAGS, &flags);
     }
-    if (!entry && ::unlink(path.c_str()) != 0) return Error::Errno("delete " + path);
+    // Deleted, then created anew: no truncation or in-place rewrite of a variable through efivarfs.
+    if (::unlink(path.c_str()) != 0) return Error::Errno("delete " + path);
   }
   if (!entry) return Ok();
   auto payload = EfiStringVariable(std::string(*entry) + ".conf");
   if (!payload.ok()) return payload.error();
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) return Error::Errno("create " + path);
   if (::write(fd.get(), payload->data(), payload->size()) != static_cast<ssize_t>(payload->size()))
     return Error::Errno("write " + path);
