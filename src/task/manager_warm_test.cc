@@ -164,6 +164,7 @@ TEST_F(ManagerWarmStartTest, TheFirstStartBootsColdAndBuildsTheTemplateTheSecond
 
 TEST_F(ManagerWarmStartTest, ConcurrentColdStartsOfOneKeyBuildTheTemplateOnce) {
   std::vector<std::thread> starts;
+  starts.reserve(3);
   for (const char* name : {"a", "b", "c"}) {
     starts.emplace_back([this, name] { EXPECT_TRUE(manager_->StartTask(Task(name), task_config_).ok()); });
   }

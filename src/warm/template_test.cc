@@ -128,6 +128,7 @@ TEST_F(TemplateStoreTest, AFailedBuildLeavesNothing) {
 TEST_F(TemplateStoreTest, ConcurrentBuildsOfOneKeyBootOnce) {
   TemplateStore store(root_.Path("data"), FakeBoot());
   std::vector<std::thread> callers;
+  callers.reserve(4);
   std::atomic<int> ok{0};
   for (int i = 0; i < 4; i++) {
     callers.emplace_back([&] {

@@ -66,21 +66,29 @@ Result<Sample> StartOnce(Env* env, task::Manager& m, const std::string& name, bo
   return s;
 }
 
-template <typename F>
-std::string Stat(const std::vector<Sample>& samples, F field) {
-  std::vector<int64_t> v;
-  for (const auto& s : samples) v.push_back(field(s));
-  std::sort(v.begin(), v.end());
-  if (v.empty()) return "-";
-  int64_t median = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-  return std::to_string(median) + " (" + std::to_string(v.front()) + "-" + std::to_string(v.back()) + ")";
-}
-
-int64_t Median(const std::vector<Sample>& samples) {
-  std::vector<int64_t> v;
-  for (const auto& s : samples) v.push_back(s.start_ms);
+int64_t MedianOf(std::vector<int64_t> v) {
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+template <typename F>
+std::vector<int64_t> Values(const std::vector<Sample>& samples, F field) {
+  std::vector<int64_t> v;
+  v.reserve(samples.size());
+  for (const auto& s : samples) v.push_back(field(s));
+  return v;
+}
+
+template <typename F>
+std::string Stat(const std::vector<Sample>& samples, F field) {
+  std::vector<int64_t> v = Values(samples, field);
+  if (v.empty()) return "-";
+  auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return std::to_string(MedianOf(v)) + " (" + std::to_string(*lo) + "-" + std::to_string(*hi) + ")";
+}
+
+int64_t MedianStart(const std::vector<Sample>& samples) {
+  return MedianOf(Values(samples, [](const Sample& s) { return s.start_ms; }));
 }
 
 int Run(int runs) {
@@ -127,8 +135,9 @@ int Run(int runs) {
   row("  guest: delivery -> workload execve",
       [](const Sample& s) { return s.timings.shim.guest_delivery_to_exec_millis; });
   row("VMM RSS with the workload running (KiB)", [](const Sample& s) { return s.vmm_rss_kib; });
-  std::printf("  ratio cold/warm of the medians: %.2f\n",
-              static_cast<double>(Median(cold)) / static_cast<double>(std::max<int64_t>(Median(warm), 1)));
+  std::printf(
+      "  ratio cold/warm of the medians: %.2f\n",
+      static_cast<double>(MedianStart(cold)) / static_cast<double>(std::max<int64_t>(MedianStart(warm), 1)));
   for (const auto& t : templates) {
     std::printf("  template %s: %.1f MiB on disk (snapshot + initramfs), built in %lld ms\n", t.key.c_str(),
                 static_cast<double>(t.disk_bytes) / (1 << 20), static_cast<long long>(t.build_millis));
