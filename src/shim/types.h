@@ -56,7 +56,7 @@ struct StartTimings {
 // How the shim started the VM.
 struct StartMode {
   bool warm = false;          // restored from a template
-  std::string cold_fallback;  // why a warm start asked for booted cold instead ("" when none was asked)
+  std::string cold_fallback;  // why the VM booted cold although a warm start was asked for; "" otherwise
 };
 
 struct InspectInfo {

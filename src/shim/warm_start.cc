@@ -48,10 +48,14 @@ Status Supervisor::DeliverTask(guest::AgentClient& agent) {
   NFC_RETURN_IF_ERROR_CTX(agent.DeliverTask(config_.warm_start->spec_json, entropy, now_ns),
                           "hand the restored guest its task");
   awaiting_delivery_ = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    task_delivered_millis_ = MillisSinceStart();
+  }
+  // Answered once the guest has taken the start's first steps (it serves requests between them).
   NFC_ASSIGN_OR_RETURN(guest::GuestStatus status, agent.QueryStatus());
   std::lock_guard<std::mutex> lock(mu_);
   boot_id_ = status.boot_id;  // drawn anew by the guest: the template's was shared by every restored VM
-  task_delivered_millis_ = MillisSinceStart();
   return Ok();
 }
 
