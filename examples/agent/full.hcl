@@ -68,6 +68,11 @@ plugin "nomad-driver-firecracker" {
       cidr    = "10.229.0.0/16"
     }
 
+    # Warm start (docs/warm-start.md): restore a snapshot of a VM booted once per image and size instead of
+    # booting. Off by default: each first start of a shape also boots a template VM in the background. Tasks
+    # with a network interface (as host mode gets with host_network above) or volumes boot cold.
+    warm_start = false
+
     # Registries.
     insecure_registries   = ["registry.local:5000"]
     ca_file               = "/etc/nomad-firecracker/registry-ca.pem"
