@@ -88,6 +88,40 @@ Result<UniqueFd> LockKey(const std::string& dir, const std::string& key, bool wa
   return fd;
 }
 
+// template.json: the inputs a template was built from, in a form InputsOf reads back (CollectStale recomputes
+// the key from them to see whether any file changed).
+nlohmann::json Metadata(const std::string& key, const TemplateInputs& in) {
+  nlohmann::json files = nlohmann::json::object();
+  for (const auto& f : KeyedFiles(in)) files[f.field] = f.path;
+  return {{"version", kMetadataVersion},
+          {"key", key},
+          {"backend", vmm::BackendName(in.backend)},
+          {"files", files},
+          {"kernel_args", in.kernel_args},
+          {"vcpus", in.vcpus},
+          {"memory_mib", in.memory_mib},
+          {"image_digest", in.image_digest},
+          {"scratch_bytes", in.scratch_bytes}};
+}
+
+// The inputs of a template.json object with a "files" object; an unknown backend stays QEMU's default and
+// then gives another key.
+TemplateInputs InputsOf(const nlohmann::json& j) {
+  TemplateInputs in;
+  if (auto backend = vmm::ParseBackend(j.value("backend", "")); backend.ok()) in.backend = *backend;
+  const auto& files = j.at("files");
+  in.vmm_binary = files.value("vmm_binary", "");
+  in.kernel_path = files.value("kernel_path", "");
+  in.base_initrd_path = files.value("base_initrd_path", "");
+  in.rootfs_path = files.value("rootfs_path", "");
+  in.kernel_args = j.value("kernel_args", std::vector<std::string>{});
+  in.vcpus = j.value("vcpus", 0u);
+  in.memory_mib = j.value("memory_mib", 0u);
+  in.image_digest = j.value("image_digest", "");
+  in.scratch_bytes = j.value("scratch_bytes", uint64_t{0});
+  return in;
+}
+
 }  // namespace
 
 Result<std::string> TemplateKey(const TemplateInputs& in) {
@@ -151,19 +185,9 @@ Result<Template> TemplateStore::Build(const TemplateInputs& inputs, const BuildO
     (void)fs::RemoveTree(build);  // best effort: the next build of the key removes it too
     return std::move(built).error().Context("build the warm-start template " + key);
   }
-  nlohmann::json files = nlohmann::json::object();
-  for (const auto& f : KeyedFiles(inputs)) files[f.field] = f.path;
-  nlohmann::json meta = {{"version", kMetadataVersion},
-                         {"key", key},
-                         {"backend", vmm::BackendName(inputs.backend)},
-                         {"files", files},
-                         {"kernel_args", inputs.kernel_args},
-                         {"vcpus", inputs.vcpus},
-                         {"memory_mib", inputs.memory_mib},
-                         {"image_digest", inputs.image_digest},
-                         {"scratch_bytes", inputs.scratch_bytes},
-                         {"memory_file", built->memory_file},
-                         {"build_millis", built->millis}};
+  nlohmann::json meta = Metadata(key, inputs);
+  meta["memory_file"] = built->memory_file;
+  meta["build_millis"] = built->millis;
   std::string final_dir = dir_ + "/" + key;
   Status placed = fs::WriteFileDurably(build + "/" + kMetadataName, meta.dump(2), 0644);
   if (placed.ok()) placed = fs::RemoveTree(final_dir);  // a stale one of the same key (could not load)
@@ -210,19 +234,7 @@ Result<int> TemplateStore::CollectStale() const {
       // The key hashes the files' identities: recomputing it from what the template recorded says whether
       // any of them is gone or was replaced.
       if (!stale) {
-        TemplateInputs in;
-        in.backend =
-            j.value("backend", "") == "firecracker" ? vmm::Backend::kFirecracker : vmm::Backend::kQemu;
-        const auto& files = j["files"];
-        in.vmm_binary = files.value("vmm_binary", "");
-        in.kernel_path = files.value("kernel_path", "");
-        in.base_initrd_path = files.value("base_initrd_path", "");
-        in.rootfs_path = files.value("rootfs_path", "");
-        in.kernel_args = j.value("kernel_args", std::vector<std::string>{});
-        in.vcpus = j.value("vcpus", 0u);
-        in.memory_mib = j.value("memory_mib", 0u);
-        in.image_digest = j.value("image_digest", "");
-        in.scratch_bytes = j.value("scratch_bytes", uint64_t{0});
+        TemplateInputs in = InputsOf(j);
         auto now = TemplateKey(in);
         stale = !now.ok() || *now != key;
       }
