@@ -209,6 +209,7 @@ Status ReadDns(Reader& o, DnsConfig& dns) {
 Status ReadInterface(Reader& i, InterfaceConfig& c) {
   NFC_RETURN_IF_ERROR(i.String("name", c.name));
   NFC_RETURN_IF_ERROR(i.String("mac", c.mac));
+  NFC_RETURN_IF_ERROR(i.String("current_mac", c.current_mac));
   NFC_RETURN_IF_ERROR(i.Unsigned("mtu", c.mtu, 65535));
   return i.Strings("addresses", c.addresses);
 }
@@ -357,8 +358,9 @@ std::string TaskSpecToJson(const TaskSpec& s) {
     j["dns"] = {{"servers", s.dns->servers}, {"searches", s.dns->searches}, {"options", s.dns->options}};
   json net = {{"interfaces", json::array()}, {"routes", json::array()}};
   for (const auto& i : s.network.interfaces) {
-    net["interfaces"].push_back(
-        {{"name", i.name}, {"mac", i.mac}, {"mtu", i.mtu}, {"addresses", i.addresses}});
+    json itf = {{"name", i.name}, {"mac", i.mac}, {"mtu", i.mtu}, {"addresses", i.addresses}};
+    if (!i.current_mac.empty()) itf["current_mac"] = i.current_mac;
+    net["interfaces"].push_back(std::move(itf));
   }
   for (const auto& r : s.network.routes) {
     net["routes"].push_back(

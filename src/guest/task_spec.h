@@ -61,6 +61,8 @@ struct InterfaceConfig {
   std::string mac;                     // optional: find the interface by MAC instead of name ("aa:bb:..")
   uint32_t mtu = 0;                    // 0: leave as is
   std::vector<std::string> addresses;  // CIDR, IPv4 or IPv6: "10.0.0.2/24", "fd00::2/64"
+  // Warm start: the MAC the interface has now (its template's). It is found by this one and given `mac`.
+  std::string current_mac;
 };
 
 struct RouteConfig {

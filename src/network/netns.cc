@@ -36,4 +36,17 @@ Status RunInNetns(const std::string& path, const std::function<Status()>& work) 
   return result;
 }
 
+Status RunInNewNetns(const std::function<Status()>& work) {
+  Status result = Ok();
+  std::thread worker([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      result = Error::Errno("unshare(CLONE_NEWNET)");
+      return;
+    }
+    result = work();
+  });
+  worker.join();
+  return result;
+}
+
 }  // namespace nfc::network

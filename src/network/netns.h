@@ -20,4 +20,9 @@ Result<UniqueFd> OpenNetns(const std::string& path);
 // Runs `work` on a thread that has joined the namespace at `path`, and returns its status.
 Status RunInNetns(const std::string& path, const std::function<Status()>& work);
 
+// Runs `work` on a thread in a new, empty network namespace of its own (only a loopback, down), and returns
+// its status. The namespace goes when the thread and the processes it started are gone, and with it every
+// interface made in it.
+Status RunInNewNetns(const std::function<Status()>& work);
+
 }  // namespace nfc::network

@@ -438,6 +438,10 @@ Status CreateHostTap(const std::string& tap, uint32_t mtu, const std::string& ad
   return SetUp(sk.get(), link.get(), mtu);
 }
 
+Status CreateDetachedTap(const std::string& tap) {
+  return CreatePersistentTap(tap);
+}
+
 Status DeleteHostTap(const std::string& tap) {
   return DetachInNetns(tap);
 }

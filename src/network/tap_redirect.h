@@ -80,6 +80,10 @@ Status CreateHostTap(const std::string& tap, uint32_t mtu, const std::string& ad
 // it is gone.
 Status DeleteHostTap(const std::string& tap);
 
+// A persistent TAP `tap`, down and attached to nothing, in the calling thread's namespace: the stand-in NIC
+// of a warm-start template's VM, which is built in a namespace of its own (network/netns.h RunInNewNetns).
+Status CreateDetachedTap(const std::string& tap);
+
 // A TAP name for a task, unique per task ID, within the kernel's 15 characters.
 std::string TapNameForTask(const std::string& task_id);
 

@@ -50,6 +50,7 @@ std::string ShimConfig::ToJson() const {
       {"metrics_path", vm.metrics_path},
       {"allow_kvm", vm.allow_kvm},
   };
+  if (vm.kvm_usable) vmj["kvm_usable"] = *vm.kvm_usable;
   if (vm.sandbox) {
     vmj["sandbox"] = {{"uid", vm.sandbox->uid},
                       {"gid", vm.sandbox->gid},
@@ -106,7 +107,8 @@ std::string ShimConfig::ToJson() const {
                        {"memory_path", warm_start->snapshot.memory_path},
                        {"initrd_path", warm_start->initrd_path},
                        {"template_key", warm_start->template_key},
-                       {"spec_json", warm_start->spec_json}};
+                       {"spec_json", warm_start->spec_json},
+                       {"nic_macs", warm_start->nic_macs}};
   }
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -171,6 +173,7 @@ Result<ShimConfig> ShimConfig::FromJson(std::string_view text) {
       c.vm.jailer = jc;
     }
     c.vm.allow_kvm = v.value("allow_kvm", true);
+    if (v.contains("kvm_usable")) c.vm.kvm_usable = v.at("kvm_usable").get<bool>();
     if (v.contains("guest_channel")) {
       const auto& g = v.at("guest_channel");
       vmm::GuestChannelConfig gc;
@@ -203,7 +206,8 @@ Result<ShimConfig> ShimConfig::FromJson(std::string_view text) {
       c.warm_start = WarmStart{{w.at("state_path").get<std::string>(), w.value("memory_path", "")},
                                w.at("initrd_path").get<std::string>(),
                                w.value("template_key", ""),
-                               w.at("spec_json").get<std::string>()};
+                               w.at("spec_json").get<std::string>(),
+                               w.value("nic_macs", std::vector<std::string>{})};
     }
   } catch (const nlohmann::json::exception& e) {
     return Error::InvalidArgument(std::string("shim config: ") + e.what());

@@ -34,6 +34,9 @@ struct WarmStart {
   std::string initrd_path;      // the template's initramfs, linked likewise
   std::string template_key;
   std::string spec_json;  // the guest's TaskSpec, delivered after the restore
+  // The template's network interfaces' MACs, in vm.nics order: a restored device keeps the one it was saved
+  // with (the guest gives itself the task's, see guest::InterfaceConfig::current_mac), and no MTU.
+  std::vector<std::string> nic_macs;
 };
 
 struct ShimConfig {

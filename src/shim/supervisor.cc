@@ -240,6 +240,11 @@ void Supervisor::GuestLoop() {
     if (awaiting_delivery_) {
       Status delivered = DeliverTask(*shared);
       if (!delivered.ok()) {
+        {
+          // Not a task that ended: the start failed, and the plugin boots the task cold instead.
+          std::lock_guard<std::mutex> lock(mu_);
+          delivery_failed_ = true;
+        }
         FailBoot(delivered.error().message());
         break;
       }
@@ -746,7 +751,7 @@ Result<ShimReady> Supervisor::AwaitStarted() {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return lifecycle_.phase() == Phase::kRunning || RecordedLocked(); });
   const bool ended = RecordedLocked();
-  if (ended && boot_id_ == 0) {
+  if (ended && (boot_id_ == 0 || delivery_failed_)) {
     ErrorCode code = fatal_error_.empty() ? ErrorCode::kInternal : ErrorCode::kTimeout;
     return Error(code, "the VM did not boot: " + exit_.err);
   }

@@ -137,6 +137,7 @@ class Supervisor final : public ControlHandler {
   // Set by StartVmm before the guest thread starts; then the guest thread's alone.
   StartMode mode_;
   bool awaiting_delivery_ = false;
+  bool delivery_failed_ = false;  // the restored guest did not take its task: the start failed (under mu_)
   int64_t task_delivered_millis_ = 0;  // guarded by mu_
   std::unique_ptr<TaskFiles> files_;   // Nomad's task directories; null when the task has none
   std::mutex log_mu_;  // one pump writes at a time (a reconnect can briefly overlap the old pump)

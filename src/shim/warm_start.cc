@@ -8,13 +8,31 @@
 #include "shim/supervisor.h"
 
 namespace nfc::shim {
+namespace {
+
+// The task's VM as its template saved it: the task's drives, TAPs and sockets behind the template's devices.
+Result<vmm::VmConfig> RestoredVm(const vmm::VmConfig& cold, const WarmStart& w) {
+  vmm::VmConfig restored = cold;
+  restored.restore_from = w.snapshot;
+  restored.initrd_path = w.initrd_path;
+  if (w.nic_macs.size() != restored.nics.size()) {
+    return Error::InvalidArgument("warm_start.nic_macs: " + std::to_string(w.nic_macs.size()) + " MACs for " +
+                                  std::to_string(restored.nics.size()) + " network interfaces");
+  }
+  for (size_t i = 0; i < restored.nics.size(); i++) {
+    restored.nics[i].mac = w.nic_macs[i];
+    restored.nics[i].mtu = 0;
+  }
+  return restored;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<vmm::Vmm>> Supervisor::StartWarmOrCold() {
   if (config_.warm_start) {
-    vmm::VmConfig restored = config_.vm;
-    restored.restore_from = config_.warm_start->snapshot;
-    restored.initrd_path = config_.warm_start->initrd_path;
-    auto vmm = make_vmm_(config_.backend, restored);
+    auto restored = RestoredVm(config_.vm, *config_.warm_start);
+    auto vmm = restored.ok() ? make_vmm_(config_.backend, *restored)
+                             : Result<std::unique_ptr<vmm::Vmm>>(restored.error());
     Status started = vmm.ok() ? (*vmm)->Start() : Status(vmm.error());
     if (started.ok()) {
       mode_.warm = true;

@@ -17,6 +17,7 @@
 #include "shim/task_dir.h"
 #include "task/manager_task.h"
 #include "task/signals.h"
+#include "vmm/qemu/qemu_vmm.h"
 
 namespace nfc::task {
 
@@ -109,6 +110,11 @@ Manager::Manager(ManagerDeps deps) : deps_(std::move(deps)) {
   if (!deps_.launcher) deps_.launcher = MakeShimLauncher();
   if (!deps_.probe_host) deps_.probe_host = ProbeStartHost;
   if (!deps_.new_vm_id) deps_.new_vm_id = RandomVmId;
+  if (!deps_.probe_kvm) {
+    deps_.probe_kvm = [](const std::string& binary, const std::string& kernel) {
+      return vmm::qemu::ProbeKvm(binary, kernel).usable;
+    };
+  }
 }
 
 Manager::~Manager() {
@@ -365,10 +371,24 @@ Result<Provisioned> Manager::Provision(StartTransaction& txn, const driver::Noma
 }
 
 Result<driver::StartedTask> Manager::StartTask(const driver::NomadTask& t, const driver::TaskConfig& tc) {
+  std::optional<WarmFailure> warm_failed;
+  auto started = StartOnce(t, tc, &warm_failed);
+  if (started.ok() || !warm_failed) return started;
+  // The restored VM came up but never ran the task (its guest refused the delivery or did not answer): the
+  // attempt was rolled back and its template removed. This task boots cold, which queues the rebuild.
+  log::Warn("warm start failed; booting cold",
+            {{"task_id", t.id}, {"template", warm_failed->key}, {"error", warm_failed->reason}});
+  Emit(t, "Warm start failed; booted cold", {{"reason", warm_failed->reason}});
+  return StartOnce(t, tc, nullptr);
+}
+
+Result<driver::StartedTask> Manager::StartOnce(const driver::NomadTask& t, const driver::TaskConfig& tc,
+                                               std::optional<WarmFailure>* warm_failed) {
   auto t0 = Clock::now();
   NFC_ASSIGN_OR_RETURN(driver::PluginConfig config, ConfigForNewTask(t.id));
   // plan: every policy decision, before anything is downloaded or created.
   NFC_ASSIGN_OR_RETURN(VmPlan vm, PlanVm(t, tc, config, deps_.probe_host(config)));
+  if (vm.backend == vmm::Backend::kQemu) vm.kvm_usable = deps_.probe_kvm(vm.vmm_binary, vm.kernel_path);
   NFC_RETURN_IF_ERROR(CheckArtifacts(vm));
   // provision: undone by the transaction unless the start commits.
   StartTransaction txn(StartDepsFor(), t.id);
@@ -386,7 +406,18 @@ Result<driver::StartedTask> Manager::StartTask(const driver::NomadTask& t, const
   if (warm.found) booting["template"] = warm.key;
   if (!warm.found) booting["cold_reason"] = warm.cold_reason;
   Emit(t, warm.found ? "Restoring VM from its warm-start template" : "Booting VM", booting);
-  NFC_ASSIGN_OR_RETURN(shim::ShimReady ready, txn.LaunchShim(boot.state.netns_path));
+  auto launched = txn.LaunchShim(boot.state.netns_path);
+  if (!launched.ok()) {
+    if (warm.found && warm_failed && launched.error().code() != ErrorCode::kCancelled) {
+      *warm_failed =
+          WarmFailure{warm.key, "the restored VM did not run its task: " + launched.error().message()};
+      Status removed = Templates(config).Remove(warm.key);  // it would fail the next start the same way
+      if (!removed.ok())
+        log::Warn("could not remove a failed template", {{"error", removed.error().message()}});
+    }
+    return std::move(launched).error();
+  }
+  shim::ShimReady ready = std::move(launched).value();
   DriverState state = boot.state;
   state.shim = ready.shim;
   state.started_at_unix_nanos = ready.started_at_unix_nanos ? ready.started_at_unix_nanos : UnixNanosNow();

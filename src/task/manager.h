@@ -44,6 +44,10 @@ struct ManagerDeps {
   std::function<StartHost(const driver::PluginConfig&)> probe_host;  // null: ProbeStartHost
   std::function<std::string()> new_vm_id;                            // null: "nfc-" + 16 random hex digits
   warm::BootFn boot_template;  // null: boot and snapshot a real template VM (warm/template_boot.h)
+  // Whether QEMU `binary` runs guests of `kernel` under KVM. Asked once per plugin process and pair (the
+  // answer is cached), not by every task's VMM: a probe boots a guest, up to 10 s where nested KVM crawls.
+  // null: vmm::qemu::ProbeKvm.
+  std::function<bool(const std::string& binary, const std::string& kernel)> probe_kvm;
 };
 
 // What this host offers a start: machine facts and the installed VMM binaries.
@@ -118,6 +122,14 @@ class Manager final : public driver::TaskManager {
   Result<std::vector<volume::Disk>> PrepareVolumes(const driver::NomadTask& t, const VmPlan& vm);
   driver::StartedTask Register(const driver::NomadTask& t, const DriverState& state, StartTimings timings);
   StartDeps StartDepsFor();
+  // A warm start whose restored VM never ran its task: the template (removed) and why.
+  struct WarmFailure {
+    std::string key, reason;
+  };
+  // One pass of the start pipeline. With warm_failed, a restored VM that fails to run the task sets it (the
+  // attempt is rolled back by then) and StartTask boots the task cold instead.
+  Result<driver::StartedTask> StartOnce(const driver::NomadTask& t, const driver::TaskConfig& tc,
+                                        std::optional<WarmFailure>* warm_failed);
   warm::TemplateStore Templates(const driver::PluginConfig& config) const;
   // The warm-start decision for a provisioned start; when warm, `boot` becomes a restore (manager_warm.cc).
   WarmStartPlan PrepareWarmStart(const driver::NomadTask& t, const driver::TaskConfig& tc, const VmPlan& vm,

@@ -40,6 +40,7 @@ class ManagerStartTest : public ::testing::Test {
     images_ = images.get();
     launcher_ = launcher.get();
     ManagerDeps deps;
+    deps.probe_kvm = [](const std::string&, const std::string&) { return false; };  // TCG, no probe
     deps.env = &env_;
     deps.images = std::move(images);
     deps.launcher = std::move(launcher);
@@ -150,6 +151,7 @@ TEST(ManagerImageGcTest, RoundsFollowTheConfigAndStopWithTheManager) {
     auto images = std::make_unique<FakeImages>(root.Path("rootfs.ext4"));
     FakeImages* seen = images.get();
     ManagerDeps deps;
+    deps.probe_kvm = [](const std::string&, const std::string&) { return false; };  // TCG, no probe
     deps.images = std::move(images);
     auto manager = std::make_unique<Manager>(std::move(deps));
     driver::PluginConfig config;

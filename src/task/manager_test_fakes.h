@@ -77,7 +77,7 @@ class FakeLauncher final : public ShimLauncher {
     NFC_ASSIGN_OR_RETURN(ready.shim, IdentifyProcess(child.pid));
     ready.started_at_unix_nanos = 1700000000000000000;
     ready.timings.vmm_started_millis = 5;
-    if (on_launch) on_launch(dir, ready);
+    if (on_launch) NFC_RETURN_IF_ERROR(on_launch(dir, ready));
     return ready;
   }
   Status Stop(const shim::TaskDir&, std::optional<ProcessIdentity> shim) override {
@@ -92,8 +92,8 @@ class FakeLauncher final : public ShimLauncher {
   int launches = 0, stops = 0;
   bool seen_shim_config = false, seen_initramfs = false, seen_scratch = false;
   std::optional<Error> fail;
-  // Plays the shim's part in the reply (a warm start, its fallback).
-  std::function<void(const shim::TaskDir&, shim::ShimReady&)> on_launch;
+  // Plays the shim's part in the reply (a warm start, its fallback, a failed start).
+  std::function<Status(const shim::TaskDir&, shim::ShimReady&)> on_launch;
 
  private:
   std::vector<pid_t> children_;

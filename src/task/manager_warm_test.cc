@@ -4,15 +4,18 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <thread>
 
 #include "base/fs.h"
+#include "guest/task_spec.h"
 #include "shim/shim_config.h"
 #include "task/manager.h"
 #include "task/manager_test_fakes.h"
 #include "temp_dir.h"
+#include "volume/volume.h"
 #include "warm/template_boot.h"
 
 namespace nfc::task {
@@ -30,26 +33,31 @@ class ManagerWarmStartTest : public ::testing::Test {
     auto launcher = std::make_unique<FakeLauncher>();
     launcher_ = launcher.get();
     // The shim's part: a shim.json with a warm start restores (or, when told, falls back).
-    launcher_->on_launch = [this](const shim::TaskDir& dir, shim::ShimReady& ready) {
+    launcher_->on_launch = [this](const shim::TaskDir& dir, shim::ShimReady& ready) -> Status {
       auto config = shim::ShimConfig::FromJson(*fs::ReadFile(dir.ShimConfig(), 1 << 20));
-      ASSERT_TRUE(config.ok());
+      EXPECT_TRUE(config.ok());
+      if (!config.ok()) return config.error();
       std::lock_guard<std::mutex> lock(mu_);
       shim_configs_.push_back(*config);
-      if (!config->warm_start) return;
+      if (!config->warm_start) return Ok();
+      if (delivery_fails_) return Error::Internal("hand the restored guest its task: refused");
       if (restore_fails_) {
         ready.mode.cold_fallback = "restoring the warm-start template failed: bad stream";
       } else {
         ready.mode.warm = true;
       }
+      return Ok();
     };
     ManagerDeps deps;
+    deps.probe_kvm = [](const std::string&, const std::string&) { return false; };  // TCG, no probe
     deps.network.attach = [this](const driver::NomadTask&, const NetworkPolicy&,
                                  const std::string&) -> Result<TaskNetwork> {
       TaskNetwork net;
       if (with_nic_) {
         net.mode = "group";
         net.tap = "tap-test";
-        net.nic = vmm::NetworkInterface{"eth0", "tap-test", "", 0};
+        net.nic = vmm::NetworkInterface{"eth0", "tap-test", "aa:bb:cc:00:00:01", 1500};
+        net.guest.interfaces.push_back({"eth0", "aa:bb:cc:00:00:01", 1500, {"10.0.0.2/24"}});
       }
       return net;
     };
@@ -62,9 +70,13 @@ class ManagerWarmStartTest : public ::testing::Test {
       host.qemu_binary = root_.Path("qemu");
       return host;
     };
-    deps.boot_template = [this](const warm::TemplateInputs&, const std::string& dir,
+    deps.boot_template = [this](const warm::TemplateInputs& inputs, const std::string& dir,
                                 const warm::BuildOptions&) -> Result<warm::BootResult> {
       boots_++;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        built_inputs_.push_back(inputs);
+      }
       std::ofstream(dir + "/" + std::string(warm::kInitrdName)) << "template initramfs";
       std::ofstream(dir + "/" + std::string(warm::kStateName)) << "snapshot";
       return warm::BootResult{false, 1};
@@ -120,7 +132,9 @@ class ManagerWarmStartTest : public ::testing::Test {
   std::vector<driver::TaskEvent> events_;
   std::vector<shim::ShimConfig> shim_configs_;
   std::atomic<int> boots_{0};
+  std::vector<warm::TemplateInputs> built_inputs_;
   bool restore_fails_ = false;
+  bool delivery_fails_ = false;
   bool with_nic_ = false;
 };
 
@@ -188,13 +202,63 @@ TEST_F(ManagerWarmStartTest, TheTaskConfigsWarmStartWinsOverThePlugins) {
   EXPECT_EQ(boots_, 1) << "only the task that wanted warm start queued a build";
 }
 
-TEST_F(ManagerWarmStartTest, ATaskWithANetworkInterfaceBootsColdAndBuildsNothing) {
-  with_nic_ = true;
-  ASSERT_TRUE(manager_->StartTask(Task("net"), task_config_).ok());
-  EXPECT_EQ(BootEvent("net")["start"], "cold");
-  EXPECT_NE(BootEvent("net")["cold_reason"].find("network interface"), std::string::npos);
+TEST_F(ManagerWarmStartTest, ATaskWithANetworkInterfaceHasATemplateOfItsOwnAndTakesItsMacBack) {
+  ASSERT_TRUE(manager_->StartTask(Task("plain"), task_config_).ok());
   manager_->WaitForTemplateBuilds();
-  EXPECT_EQ(boots_, 0);
+  with_nic_ = true;
+  ASSERT_TRUE(manager_->StartTask(Task("net1"), task_config_).ok());
+  EXPECT_EQ(BootEvent("net1")["start"], "cold") << "the template without a NIC is not this task's";
+  manager_->WaitForTemplateBuilds();
+  EXPECT_EQ(boots_, 2);
+  ASSERT_EQ(built_inputs_.size(), 2u);
+  EXPECT_EQ(built_inputs_[0].nics, 0u);
+  EXPECT_EQ(built_inputs_[1].nics, 1u);
+
+  ASSERT_TRUE(manager_->StartTask(Task("net2"), task_config_).ok());
+  EXPECT_EQ(BootEvent("net2")["start"], "warm");
+  const shim::ShimConfig& sc = shim_configs_.back();
+  ASSERT_TRUE(sc.warm_start);
+  // The shim restores the NIC with the template's MAC on the task's TAP; the guest takes the task's MAC.
+  ASSERT_EQ(sc.vm.nics.size(), 1u);
+  EXPECT_EQ(sc.vm.nics[0].tap, "tap-test");
+  EXPECT_EQ(sc.warm_start->nic_macs, std::vector<std::string>{warm::TemplateMac(0)});
+  auto spec = guest::ParseTaskSpec(sc.warm_start->spec_json);
+  ASSERT_TRUE(spec.ok()) << spec.error().message();
+  ASSERT_EQ(spec->network.interfaces.size(), 1u);
+  EXPECT_EQ(spec->network.interfaces[0].mac, "aa:bb:cc:00:00:01");
+  EXPECT_EQ(spec->network.interfaces[0].current_mac, warm::TemplateMac(0));
+}
+
+TEST_F(ManagerWarmStartTest, VolumesAreInTheKeyBySizeAndAccess) {
+  // Directory volumes: each holds a disk image of the task's volume_size (made on first use).
+  auto volume_task = [this](const std::string& name, const std::string& dir, bool read_only) {
+    std::filesystem::create_directories(root_.Path(dir));
+    driver::NomadTask task = Task(name);
+    task.mounts.push_back({"/data", root_.Path(dir), read_only});
+    return task;
+  };
+  task_config_.volume_size_bytes = 32 << 20;
+  ASSERT_TRUE(manager_->StartTask(volume_task("vol1", "v1", false), task_config_).ok());
+  EXPECT_EQ(BootEvent("vol1")["start"], "cold");
+  manager_->WaitForTemplateBuilds();
+  ASSERT_EQ(built_inputs_.size(), 1u);
+  ASSERT_EQ(built_inputs_[0].volumes.size(), 1u);
+  EXPECT_EQ(built_inputs_[0].volumes[0].bytes, uint64_t{32} << 20);
+  EXPECT_FALSE(built_inputs_[0].volumes[0].read_only);
+
+  ASSERT_TRUE(manager_->StartTask(volume_task("vol2", "v2", false), task_config_).ok());
+  EXPECT_EQ(BootEvent("vol2")["start"], "warm") << "another volume of the same size and access";
+  ASSERT_EQ(shim_configs_.back().vm.drives.size(), 3u);
+  EXPECT_EQ(shim_configs_.back().vm.drives[2].path, root_.Path("v2") + "/" + volume::kImageName)
+      << "the task's own volume behind the template's disk";
+
+  ASSERT_TRUE(manager_->StartTask(volume_task("vol3", "v3", true), task_config_).ok());
+  EXPECT_EQ(BootEvent("vol3")["start"], "cold") << "read-only is another key";
+  task_config_.volume_size_bytes = 64 << 20;
+  ASSERT_TRUE(manager_->StartTask(volume_task("vol4", "v4", false), task_config_).ok());
+  EXPECT_EQ(BootEvent("vol4")["start"], "cold") << "another size is another key";
+  manager_->WaitForTemplateBuilds();
+  EXPECT_EQ(boots_, 3);
 }
 
 TEST_F(ManagerWarmStartTest, ATemplateThatDoesNotLoadIsReportedRemovedAndBuiltAgain) {
@@ -209,6 +273,25 @@ TEST_F(ManagerWarmStartTest, ATemplateThatDoesNotLoadIsReportedRemovedAndBuiltAg
   EXPECT_FALSE(timings->warm);
   manager_->WaitForTemplateBuilds();
   EXPECT_EQ(boots_, 2) << "the template was removed and built again";
+}
+
+TEST_F(ManagerWarmStartTest, ARestoredVmThatDoesNotRunItsTaskIsRolledBackAndTheTaskBootsCold) {
+  ASSERT_TRUE(manager_->StartTask(Task("one"), task_config_).ok());
+  manager_->WaitForTemplateBuilds();
+  ASSERT_EQ(boots_, 1);
+  delivery_fails_ = true;
+  auto started = manager_->StartTask(Task("two"), task_config_);
+  ASSERT_TRUE(started.ok()) << started.error().message();
+  EXPECT_TRUE(HasEvent("two", "Warm start failed; booted cold"));
+  ASSERT_EQ(launcher_->launches, 3) << "the cold start, the warm attempt, its cold retry";
+  EXPECT_TRUE(shim_configs_[1].warm_start);
+  EXPECT_FALSE(shim_configs_[2].warm_start);
+  auto timings = manager_->Timings("alloc-1/two/00000001");
+  ASSERT_TRUE(timings);
+  EXPECT_FALSE(timings->warm);
+  manager_->WaitForTemplateBuilds();
+  EXPECT_EQ(boots_, 2) << "the template that failed was removed and built again";
+  EXPECT_EQ(warm::TemplateStore(config_.data_dir).List().size(), 1u);
 }
 
 }  // namespace

@@ -223,6 +223,7 @@ shim::ShimConfig ShimFor(const VmPlan& vm, const driver::NomadTask& task, const 
   sc.vm.initrd_path = p.dir.Initramfs();
   sc.vm.kernel_args = vm.kernel_args;
   sc.vm.vcpus = static_cast<uint32_t>(vm.size.vcpus);
+  sc.vm.kvm_usable = vm.kvm_usable;
   sc.vm.memory_mib = static_cast<uint32_t>(vm.size.memory_mib);
   sc.vm.drives = {{"rootfs", p.image.rootfs_path, true}, {"scratch", p.dir.Scratch(), false}};
   AddVolumeDrives(vm, p, sc.vm);

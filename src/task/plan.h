@@ -62,6 +62,9 @@ struct VmPlan {
   std::string vmm_binary;  // resolved path, or the configured name when it is not installed (the VMM's start
                            // then fails with an error naming it)
   std::string kernel_path;
+  // QEMU: whether KVM runs guests here, as the plugin's probe found (once per QEMU binary and kernel, see
+  // ManagerDeps::probe_kvm); nullopt: the VMM probes itself.
+  std::optional<bool> kvm_usable;
   std::string base_initrd_path;
   std::vector<std::string> kernel_args;  // the task config's boot_args, split into words
   std::string image;                     // the reference, as given

@@ -3,18 +3,22 @@
 #include <unistd.h>
 
 #include "guest/task_spec.h"
+#include "volume/volume.h"
 
 namespace nfc::task {
 namespace {
 
-// Why a VM of this shape cannot be a template's: "" when it can.
-std::string ShapeBlocker(const Provisioned& p, const VmPlan& vm) {
-  if (p.network.nic) {
-    return "the task has a network interface; warm start restores VMs without one (the template's device "
-           "list has none)";
+// The devices a template for this VM must have: its NICs, and its volumes' shapes. An error names the volume.
+Status AddDeviceShapes(const VmPlan& vm, const Provisioned& p, warm::TemplateInputs& in) {
+  in.nics = p.network.nic ? 1 : 0;
+  if (p.volumes.size() != vm.volumes.size())
+    return Error::Internal("the volumes provisioned do not match the plan's");
+  for (size_t i = 0; i < vm.volumes.size(); i++) {
+    auto bytes = volume::DiskBytes(p.volumes[i].path);
+    if (!bytes.ok()) return std::move(bytes).error().Context(vm.volumes[i].field);
+    in.volumes.push_back({*bytes, vm.volumes[i].read_only});
   }
-  if (!vm.volumes.empty()) return "the task has volumes; warm start restores VMs without them";
-  return "";
+  return Ok();
 }
 
 Status LinkInto(const std::string& from, const std::string& to) {
@@ -35,11 +39,10 @@ WarmStartPlan PlanWarmStart(bool wanted, const VmPlan& vm, const Provisioned& p,
     plan.cold_reason = "warm_start is off";
     return plan;
   }
-  plan.cold_reason = ShapeBlocker(p, vm);
-  if (!plan.cold_reason.empty()) return plan;
   warm::TemplateInputs& in = plan.inputs;
   in.backend = vm.backend;
   in.vmm_binary = vm.vmm_binary;
+  in.kvm = vm.backend == vmm::Backend::kFirecracker || vm.kvm_usable.value_or(false);
   in.kernel_path = vm.kernel_path;
   in.base_initrd_path = vm.base_initrd_path;
   in.kernel_args = vm.kernel_args;
@@ -48,6 +51,10 @@ WarmStartPlan PlanWarmStart(bool wanted, const VmPlan& vm, const Provisioned& p,
   in.image_digest = p.image.manifest_digest;
   in.rootfs_path = p.image.rootfs_path;
   in.scratch_bytes = scratch_bytes;
+  if (Status shapes = AddDeviceShapes(vm, p, in); !shapes.ok()) {
+    plan.cold_reason = "the task's devices: " + shapes.error().message();
+    return plan;
+  }
   auto key = warm::TemplateKey(in);
   if (!key.ok()) {
     plan.cold_reason = "no template key: " + key.error().message();
@@ -71,7 +78,14 @@ Status AttachTemplate(const warm::Template& tmpl, const shim::TaskDir& dir, Boot
   }
   w.initrd_path = dir.root + "/template.initramfs";
   NFC_RETURN_IF_ERROR(LinkInto(tmpl.initrd_path, w.initrd_path));
-  w.spec_json = guest::TaskSpecToJson(boot.spec);
+  // The restored NICs keep the template's MACs: the guest finds each by it and takes the task's.
+  guest::TaskSpec delivered = boot.spec;
+  for (size_t i = 0; i < boot.shim.vm.nics.size(); i++) {
+    w.nic_macs.push_back(warm::TemplateMac(i));
+    if (i < delivered.network.interfaces.size())
+      delivered.network.interfaces[i].current_mac = warm::TemplateMac(i);
+  }
+  w.spec_json = guest::TaskSpecToJson(delivered);
   boot.shim.warm_start = std::move(w);
   return Ok();
 }

@@ -156,10 +156,14 @@ struct VmConfig {
   std::vector<NetworkInterface> nics;
   std::optional<GuestChannelConfig> guest_channel;
   ConsoleConfig console;
-  std::string vmm_log_path;           // the VMM's own log (Firecracker logger, QEMU stderr); empty: discarded
-  std::string metrics_path;           // Firecracker metrics file; ignored by QEMU
-  bool allow_kvm = true;              // QEMU: use KVM if the probe says it works; false forces TCG
-  std::optional<VmmSandbox> sandbox;  // QEMU; nullopt: the VMM runs as its starter (root), unconfined
+  std::string vmm_log_path;  // the VMM's own log (Firecracker logger, QEMU stderr); empty: discarded
+  std::string metrics_path;  // Firecracker metrics file; ignored by QEMU
+  bool allow_kvm = true;     // QEMU: use KVM if the probe says it works; false forces TCG
+  // QEMU: what the caller's own probe (qemu::ProbeKvm, on the same binary and kernel) found, so that the VMM
+  // does not boot a probe guest of its own on every start (up to 10 s where nested KVM crawls). nullopt: the
+  // backend probes.
+  std::optional<bool> kvm_usable;
+  std::optional<VmmSandbox> sandbox;   // QEMU; nullopt: the VMM runs as its starter (root), unconfined
   std::optional<JailerConfig> jailer;  // Firecracker; nullopt: likewise
   // A VMM whose control socket (Firecracker's API, QEMU's QMP) has not answered for this long is stopped
   // (SIGSTOP, a debugger) or hung: Wait() kills it and reports kUnresponsive.

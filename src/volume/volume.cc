@@ -1,6 +1,8 @@
 #include "volume/volume.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -160,6 +162,17 @@ Result<Disk> Prepare(const Request& request, uint64_t image_bytes) {
   auto lock = fs::TryLockFile(disk.path, mode);
   if (!lock.ok()) return std::move(lock).error().Context(request.field + " (" + request.task_path + ")");
   return disk;
+}
+
+Result<uint64_t> DiskBytes(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error::Errno("open " + path);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Error::Errno("stat " + path);
+  if (!S_ISBLK(st.st_mode)) return static_cast<uint64_t>(st.st_size);
+  uint64_t bytes = 0;
+  if (::ioctl(fd.get(), BLKGETSIZE64, &bytes) != 0) return Error::Errno("BLKGETSIZE64 " + path);
+  return bytes;
 }
 
 std::string GuestDiskName(size_t index) {

@@ -51,6 +51,9 @@ struct Disk {
 // use right now. `image_bytes` sizes an image created here; an existing one is used as it is.
 Result<Disk> Prepare(const Request& request, uint64_t image_bytes);
 
+// The capacity the guest sees for a disk: a block device's size, or an image file's length.
+Result<uint64_t> DiskBytes(const std::string& path);
+
 // The guest's name of the index-th virtio-blk disk: vda, ..., vdz, vdaa, ... (the kernel's scheme).
 std::string GuestDiskName(size_t index);
 

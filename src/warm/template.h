@@ -22,9 +22,22 @@
 
 namespace nfc::warm {
 
+// A volume disk as the template's guest sees it: a restored VM's volume must have its size (the guest read
+// the capacity when it probed the disk) and its read-only flag (a device feature).
+struct VolumeShape {
+  uint64_t bytes = 0;
+  bool read_only = false;
+};
+
+// The MAC a template's network interface `index` has: the guest of a restored VM finds its interface by it
+// and gives it the task's (guest::InterfaceConfig::current_mac). Locally administered; no template ever sends
+// a frame (its guest never brings the link up).
+std::string TemplateMac(size_t index);
+
 // Everything a template's snapshot depends on. A restored VM must have the template's memory size, vCPUs,
 // devices (their number, order and sizes) and run the same kernel, initramfs and VMM: any change is another
 // key. Files count by identity (device, inode, size, modification time): a replaced kernel is a new key.
+// Devices count by shape: the task's own TAPs and volume files replace the template's on restore.
 struct TemplateInputs {
   vmm::Backend backend = vmm::Backend::kQemu;
   std::string vmm_binary;  // resolved path
@@ -36,6 +49,9 @@ struct TemplateInputs {
   std::string image_digest;    // the image's manifest digest
   std::string rootfs_path;     // the image's read-only ext4 root: /dev/vda
   uint64_t scratch_bytes = 0;  // the scratch disk: /dev/vdb
+  bool kvm = false;   // QEMU: under KVM, else TCG (a snapshot resumes under its own accelerator only)
+  uint32_t nics = 0;  // network interfaces eth0.., virtio-net, no MTU advertised, TemplateMac's
+  std::vector<VolumeShape> volumes;  // the disks after the scratch disk: /dev/vdc..
 };
 
 // 32 hex digits of a SHA-256 over the inputs and the identities of their files. A missing file is an error

@@ -1,6 +1,8 @@
 #include "warm/template_boot.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -11,6 +13,8 @@
 #include "guest/initramfs_cpio.h"
 #include "guest/task_spec.h"
 #include "image/store.h"
+#include "network/netns.h"
+#include "network/tap_redirect.h"
 
 namespace nfc::warm {
 namespace {
@@ -29,6 +33,17 @@ guest::TaskSpec TemplateSpec() {
 }
 
 // The task pipeline lays out a task's VM the same way (task/plan.cc): the ids and order must match.
+std::string VolumeId(size_t i) {
+  return "vol" + std::to_string(i);
+}
+std::string NicId(size_t i) {
+  return "eth" + std::to_string(i);
+}
+// In the build's own network namespace: no other interface can have the name.
+std::string TapName(size_t i) {
+  return "nfc-template" + std::to_string(i);
+}
+
 vmm::VmConfig TemplateVm(const TemplateInputs& in, const std::string& dir) {
   vmm::VmConfig c;
   c.id = "nfc-template-" + fs::TempName();
@@ -40,6 +55,9 @@ vmm::VmConfig TemplateVm(const TemplateInputs& in, const std::string& dir) {
   c.vcpus = in.vcpus;
   c.memory_mib = in.memory_mib;
   c.drives = {{"rootfs", in.rootfs_path, true}, {"scratch", dir + "/scratch", false}};
+  for (size_t i = 0; i < in.volumes.size(); i++)
+    c.drives.push_back({VolumeId(i), dir + "/" + VolumeId(i), in.volumes[i].read_only});
+  for (size_t i = 0; i < in.nics; i++) c.nics.push_back({NicId(i), TapName(i), TemplateMac(i), 0});
   vmm::GuestChannelConfig channel;
   channel.socket_path = dir + "/agent.sock";
   channel.serial_port_name = std::string(guest::kDefaultSerialPortName);
@@ -94,16 +112,30 @@ Result<BootResult> SnapshotRunningTemplate(vmm::Vmm& vm, const TemplateInputs& i
   return result;
 }
 
-}  // namespace
+// The disks and TAPs that stand in for a task's volumes and NICs while the template is built. The volumes are
+// sparse files of the task's sizes (the guest never reads them); the TAPs are attached to nothing.
+Status MakeStandInDevices(const TemplateInputs& in, const std::string& dir) {
+  for (size_t i = 0; i < in.volumes.size(); i++) {
+    std::string path = dir + "/" + VolumeId(i);
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) return Error::Errno("create " + path);
+    if (::ftruncate(fd.get(), static_cast<off_t>(in.volumes[i].bytes)) != 0)
+      return Error::Errno("size " + path + " to " + std::to_string(in.volumes[i].bytes) + " bytes");
+  }
+  for (size_t i = 0; i < in.nics; i++) NFC_RETURN_IF_ERROR(network::CreateDetachedTap(TapName(i)));
+  return Ok();
+}
 
-Result<BootResult> BootAndSnapshot(const TemplateInputs& in, const std::string& dir,
-                                   const BuildOptions& options) {
+Result<BootResult> BootAndSnapshotHere(const TemplateInputs& in, const std::string& dir,
+                                       const BuildOptions& options) {
   NFC_RETURN_IF_ERROR(
       guest::WriteTaskInitramfs(in.base_initrd_path, TemplateSpec(), dir + "/" + std::string(kInitrdName)));
   NFC_RETURN_IF_ERROR(ShareReadOnly(dir + "/" + std::string(kInitrdName)));
   NFC_RETURN_IF_ERROR_CTX(image::CreateScratchDisk(dir + "/scratch", in.scratch_bytes), "scratch disk");
+  NFC_RETURN_IF_ERROR_CTX(MakeStandInDevices(in, dir), "stand-in devices");
   vmm::VmConfig config = TemplateVm(in, dir);
-  config.allow_kvm = options.allow_kvm;
+  config.allow_kvm = options.allow_kvm && in.kvm;
+  config.kvm_usable = config.allow_kvm;  // the task pipeline's probe decided it (TemplateInputs::kvm)
   NFC_ASSIGN_OR_RETURN(std::unique_ptr<vmm::Vmm> vm, vmm::CreateVmm(in.backend, config));
   auto t0 = Clock::now();
   NFC_RETURN_IF_ERROR_CTX(vm->Start(), "start the template VM");
@@ -119,8 +151,25 @@ Result<BootResult> BootAndSnapshot(const TemplateInputs& in, const std::string& 
   if (!killed.ok()) return std::move(killed).error().Context("end the template VM");
   if (!ended.ok()) return std::move(ended).error().Context("end the template VM");
   // Only the snapshot and the initramfs are the template: the scratch disk's contents are never read (the
-  // guest mounted nothing), each restored VM gets its own.
+  // guest mounted nothing), each restored VM gets its own, and so on for the volumes' stand-ins.
   for (const char* leftover : {"/scratch", "/agent.sock"}) (void)::unlink((dir + leftover).c_str());
+  for (size_t i = 0; i < in.volumes.size(); i++) (void)::unlink((dir + "/" + VolumeId(i)).c_str());
+  return result;
+}
+
+}  // namespace
+
+Result<BootResult> BootAndSnapshot(const TemplateInputs& in, const std::string& dir,
+                                   const BuildOptions& options) {
+  if (in.nics == 0) return BootAndSnapshotHere(in, dir, options);
+  // A VM with network interfaces needs TAPs to start: they are made in a namespace of the build's own, so
+  // that the template never touches the host's network, and go with it.
+  Result<BootResult> result = Error::Internal("the template build did not run");
+  Status ran = network::RunInNewNetns([&]() -> Status {
+    result = BootAndSnapshotHere(in, dir, options);
+    return Ok();
+  });
+  if (!ran.ok()) return std::move(ran).error().Context("the template build's network namespace");
   return result;
 }
 

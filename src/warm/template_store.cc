@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
@@ -93,6 +94,8 @@ Result<UniqueFd> LockKey(const std::string& dir, const std::string& key, bool wa
 nlohmann::json Metadata(const std::string& key, const TemplateInputs& in) {
   nlohmann::json files = nlohmann::json::object();
   for (const auto& f : KeyedFiles(in)) files[f.field] = f.path;
+  nlohmann::json volumes = nlohmann::json::array();
+  for (const auto& v : in.volumes) volumes.push_back({{"bytes", v.bytes}, {"read_only", v.read_only}});
   return {{"version", kMetadataVersion},
           {"key", key},
           {"backend", vmm::BackendName(in.backend)},
@@ -101,7 +104,10 @@ nlohmann::json Metadata(const std::string& key, const TemplateInputs& in) {
           {"vcpus", in.vcpus},
           {"memory_mib", in.memory_mib},
           {"image_digest", in.image_digest},
-          {"scratch_bytes", in.scratch_bytes}};
+          {"scratch_bytes", in.scratch_bytes},
+          {"kvm", in.kvm},
+          {"nics", in.nics},
+          {"volumes", volumes}};
 }
 
 // The inputs of a template.json object with a "files" object; an unknown backend stays QEMU's default and
@@ -119,10 +125,21 @@ TemplateInputs InputsOf(const nlohmann::json& j) {
   in.memory_mib = j.value("memory_mib", 0u);
   in.image_digest = j.value("image_digest", "");
   in.scratch_bytes = j.value("scratch_bytes", uint64_t{0});
+  in.kvm = j.value("kvm", false);
+  in.nics = j.value("nics", 0u);
+  for (const auto& v : j.value("volumes", nlohmann::json::array())) {
+    if (v.is_object()) in.volumes.push_back({v.value("bytes", uint64_t{0}), v.value("read_only", false)});
+  }
   return in;
 }
 
 }  // namespace
+
+std::string TemplateMac(size_t index) {
+  char mac[18];
+  std::snprintf(mac, sizeof mac, "02:fc:00:00:00:%02zx", index & 0xff);
+  return mac;
+}
 
 Result<std::string> TemplateKey(const TemplateInputs& in) {
   image::Sha256 hash;
@@ -144,6 +161,9 @@ Result<std::string> TemplateKey(const TemplateInputs& in) {
   add("memory_mib", std::to_string(in.memory_mib));
   add("image_digest", in.image_digest);
   add("scratch_bytes", std::to_string(in.scratch_bytes));
+  add("kvm", in.kvm ? "1" : "0");
+  add("nics", std::to_string(in.nics));
+  for (const auto& v : in.volumes) add("volume", std::to_string(v.bytes) + (v.read_only ? ":ro" : ":rw"));
   std::string digest = hash.FinishDigest();  // "sha256:<hex>"
   return digest.substr(digest.find(':') + 1, kKeyDigits);
 }

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "base/fs.h"
@@ -66,16 +67,36 @@ TEST_F(TemplateStoreTest, EveryInputIsPartOfTheKey) {
       {"image", [](TemplateInputs& i) { i.image_digest = "sha256:bb"; }},
       {"scratch", [](TemplateInputs& i) { i.scratch_bytes = 2u << 30; }},
       {"kernel args", [](TemplateInputs& i) { i.kernel_args = {"quiet"}; }},
+      {"KVM", [](TemplateInputs& i) { i.kvm = true; }},
+      {"a network interface", [](TemplateInputs& i) { i.nics = 1; }},
+      {"a volume",
+       [](TemplateInputs& i) {
+         i.volumes = {{64 << 20, false}};
+       }},
+      {"a read-only volume",
+       [](TemplateInputs& i) {
+         i.volumes = {{64 << 20, true}};
+       }},
+      {"a larger volume",
+       [](TemplateInputs& i) {
+         i.volumes = {{128 << 20, false}};
+       }},
+      {"two volumes",
+       [](TemplateInputs& i) {
+         i.volumes = {{64 << 20, false}, {64 << 20, false}};
+       }},
       {"another kernel", [this](TemplateInputs& i) {
          Write(root_.Path("vmlinux2"), "vmlinux");
          i.kernel_path = root_.Path("vmlinux2");
        }}};
+  std::map<std::string, std::string> seen = {{*base, "the base"}};
   for (auto& [what, change] : changes) {
     TemplateInputs changed = in_;
     change(changed);
     auto key = TemplateKey(changed);
     ASSERT_TRUE(key.ok()) << what;
-    EXPECT_NE(*key, *base) << what;
+    auto [it, fresh] = seen.emplace(*key, what);
+    EXPECT_TRUE(fresh) << what << " gives the key of " << it->second;
   }
   // The same path with new contents (a rebuilt kernel) is a new key too.
   Write(in_.kernel_path, "a rebuilt kernel");
@@ -156,12 +177,21 @@ TEST_F(TemplateStoreTest, CollectStaleRemovesTemplatesWhoseImageOrKernelIsGone) 
   auto removed = store.CollectStale();
   ASSERT_TRUE(removed.ok()) << removed.error().message();
   EXPECT_EQ(*removed, 0) << "both templates are current";
+  // One with devices: its template.json must give its key back too.
+  TemplateInputs with_devices = in_;
+  with_devices.nics = 1;
+  with_devices.volumes = {{64 << 20, true}, {32 << 20, false}};
+  ASSERT_TRUE(store.Build(with_devices, {}).ok());
+  removed = store.CollectStale();
+  ASSERT_TRUE(removed.ok()) << removed.error().message();
+  EXPECT_EQ(*removed, 0) << "a template with devices is current";
+  ASSERT_EQ(store.List().size(), 3u);
   EXPECT_FALSE(fs::Exists(store.dir() + "/.build-" + std::string(32, 'c')));
 
   ASSERT_EQ(::unlink(in_.rootfs_path.c_str()), 0);  // the image GC removed the first image
   removed = store.CollectStale();
   ASSERT_TRUE(removed.ok());
-  EXPECT_EQ(*removed, 1);
+  EXPECT_EQ(*removed, 2) << "both templates of the first image";
   EXPECT_FALSE(store.Find(first->key));
   EXPECT_TRUE(store.Find(second->key));
 

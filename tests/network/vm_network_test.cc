@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -232,6 +233,72 @@ TEST_F(VmNetworkTest, GuestOwnsTheAllocationAddress) {
   ASSERT_EQ(::sendto(peer->get(), "back", 4, 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 4);
   pollfd p{inside->get(), POLLIN, 0};
   EXPECT_EQ(::poll(&p, 1, 5000), 1) << "the namespace's own stack does not receive after DestroyTask";
+}
+
+// Warm start with a network interface and a volume (docs/warm-start.md): the template was saved with a NIC of
+// its own MAC and a stand-in disk; the restored guest must take this allocation's MAC, address and MTU, and
+// read the task's volume, not what the template's kernel saw.
+TEST_F(VmNetworkTest, AWarmStartedGuestTakesItsAllocationsMacAddressAndVolume) {
+  driver::PluginConfig config = Config(data_dir_);
+  config.warm_start = true;
+  ASSERT_TRUE(manager_.Configure(config).ok());
+  ASSERT_TRUE(std::filesystem::create_directories(dir_.Path("volume")));
+  driver::TaskConfig tc;
+  tc.image = "oci:" + dir_.Path("layout") + ":net";
+  tc.command = "/bin/sh";
+  tc.volume_size_bytes = 32 << 20;
+
+  // The first start boots cold, leaves a note on the volume, and queues the template's build.
+  NetnsHolder outside1, alloc1;
+  ASSERT_TRUE(outside1.ok() && alloc1.ok());
+  Status net1 = MakeBridgeLikePair(outside1, alloc1, 79, 1400);
+  ASSERT_TRUE(net1.ok()) << net1.error().message();
+  driver::NomadTask first = Task(alloc1.path());
+  first.mounts.push_back({"/data", dir_.Path("volume"), false});
+  tc.args = std::vector<std::string>{"-c", "echo written-by-the-first-task > /data/note && sync"};
+  auto cold = manager_.StartTask(first, tc);
+  ASSERT_TRUE(cold.ok()) << cold.error().message();
+  task_id_ = first.id;
+  ASSERT_FALSE(manager_.Timings(first.id)->warm);
+  auto exited = manager_.WaitTask(first.id, [] { return false; });
+  ASSERT_TRUE(exited.ok()) << exited.error().message();
+  ASSERT_EQ(exited->exit_code, 0) << "stdout: " << stdout_->Text() << "\nstderr: " << stderr_->Text();
+  ASSERT_TRUE(manager_.DestroyTask(first.id, false).ok());
+  task_id_.clear();
+  manager_.WaitForTemplateBuilds();
+  ASSERT_EQ(manager_.TemplateBuildsFinished(), 1u);
+
+  // The second, in another allocation (another MAC, address and prefix), restores that template.
+  NetnsHolder outside2, alloc2;
+  ASSERT_TRUE(outside2.ok() && alloc2.ok());
+  Status net2 = MakeBridgeLikePair(outside2, alloc2, 80, 1400);
+  ASSERT_TRUE(net2.ok()) << net2.error().message();
+  driver::NomadTask second = Task(alloc2.path());
+  second.alloc_id = "1a2b3c4d-0000-4000-8000-00000000000" + std::to_string(::getpid() % 10);
+  second.id = second.alloc_id + "/web/" + std::to_string(::getpid());
+  second.mounts.push_back({"/data", dir_.Path("volume"), false});
+  tc.args =
+      std::vector<std::string>{"-c",
+                               "ip -o link show eth0; ip -o addr show eth0; cat /data/note; echo ready; "
+                               "while :; do echo \"warm $(hostname)\" | nc -l -p 8080; done"};
+  auto warm = manager_.StartTask(second, tc);
+  ASSERT_TRUE(warm.ok()) << warm.error().message();
+  task_id_ = second.id;
+  auto timings = manager_.Timings(second.id);
+  ASSERT_TRUE(timings);
+  ASSERT_TRUE(timings->warm) << "the start was not warm (see the log above)";
+  ASSERT_TRUE(WaitFor([&] { return stdout_->Text().find("ready") != std::string::npos; }, 120s))
+      << "stdout: " << stdout_->Text() << "\nstderr: " << stderr_->Text();
+  std::string out = stdout_->Text();
+  auto mac = MacOf(alloc2, "eth0");
+  ASSERT_TRUE(mac.ok()) << mac.error().message();
+  EXPECT_NE(out.find("link/ether " + *mac), std::string::npos) << "not the allocation's MAC: " << out;
+  EXPECT_NE(out.find("mtu 1400"), std::string::npos) << out;
+  EXPECT_NE(out.find("inet 10.80.0.2/24"), std::string::npos) << out;
+  EXPECT_NE(out.find("written-by-the-first-task"), std::string::npos) << "not the task's volume: " << out;
+  auto conn = ConnectFrom(outside2, "10.80.0.2", 8080, 60s);
+  ASSERT_TRUE(conn.ok()) << conn.error().message();
+  EXPECT_EQ(ReadLine(conn->get()), "warm web\n");
 }
 
 TEST_F(VmNetworkTest, AStartThatFailsLeavesTheNamespaceAsItWas) {

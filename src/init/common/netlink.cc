@@ -200,6 +200,16 @@ Status Netlink::Rename(int index, const std::string& name) {
   return Request(m.header(), m.size(), "rename interface " + std::to_string(index) + " to " + name);
 }
 
+Status Netlink::SetMac(int index, const std::string& mac) {
+  NFC_ASSIGN_OR_RETURN(auto address, ParseMac(mac));
+  ifinfomsg info{};
+  info.ifi_family = AF_UNSPEC;
+  info.ifi_index = index;
+  Message m(RTM_NEWLINK, 0, &info, sizeof info);
+  m.Attr(IFLA_ADDRESS, address.data(), address.size());
+  return Request(m.header(), m.size(), "set the MAC of interface " + std::to_string(index) + " to " + mac);
+}
+
 Status Netlink::SetUp(int index, uint32_t mtu) {
   ifinfomsg info{};
   info.ifi_family = AF_UNSPEC;

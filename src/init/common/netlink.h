@@ -39,6 +39,7 @@ class Netlink {
   // Finds the interface with this MAC ("aa:bb:cc:dd:ee:ff", case-insensitive) and returns its index and name.
   Result<std::pair<int, std::string>> FindByMac(const std::string& mac);
   Status Rename(int index, const std::string& name);
+  Status SetMac(int index, const std::string& mac);
   Status SetUp(int index, uint32_t mtu);  // mtu 0: unchanged
   // Adds an address; IPv6 addresses skip duplicate address detection (IFA_F_NODAD), as the host assigned
   // them.

@@ -4,9 +4,13 @@
 #include "init/common/netlink.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <ifaddrs.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,6 +82,34 @@ TEST(Netlink, AddsAndDeletesIpv4AddressesAndDhcpRoutes) {
     // Deleting what is not there names the address in the error.
     auto again = nl->DeleteAddress(*lo, Ipv4Cidr(a, 24));
     if (again.ok() || again.error().message().find("10.9.8.7/24") == std::string::npos) return 10;
+    return 0;
+  });
+  NFC_REQUIRE_OR_SKIP(rc != kNoNamespace, "cannot create a network namespace (needs root)");
+  EXPECT_EQ(rc, 0) << "failed at step " << rc;
+}
+
+// Warm start: a restored guest finds its interface by the template's MAC and gives it the task's.
+TEST(Netlink, AnInterfaceFoundByItsMacTakesAnother) {
+  int rc = InPrivateNetns([] {
+    int tun = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (tun < 0) return 2;
+    ifreq ifr{};
+    std::strncpy(ifr.ifr_name, "mac0", IFNAMSIZ - 1);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    if (::ioctl(tun, TUNSETIFF, &ifr) != 0) return 3;  // lives as long as `tun`, in this namespace
+    auto nl = Netlink::Open();
+    if (!nl.ok()) return 4;
+    auto index = nl->IndexByName("mac0");
+    if (!index.ok() || !nl->SetMac(*index, "02:fc:00:00:00:00").ok()) return 5;
+    auto found = nl->FindByMac("02:FC:00:00:00:00");
+    if (!found.ok() || found->first != *index || found->second != "mac0") return 6;
+    if (!nl->SetMac(found->first, "aa:bb:cc:dd:ee:01").ok()) return 7;
+    auto moved = nl->FindByMac("aa:bb:cc:dd:ee:01");
+    if (!moved.ok() || moved->first != *index) return 8;
+    if (nl->FindByMac("02:fc:00:00:00:00").ok()) return 9;
+    // A MAC that is not one is named.
+    auto bad = nl->SetMac(*index, "aa:bb");
+    if (bad.ok() || bad.error().message().find("aa:bb") == std::string::npos) return 10;
     return 0;
   });
   NFC_REQUIRE_OR_SKIP(rc != kNoNamespace, "cannot create a network namespace (needs root)");

@@ -225,10 +225,15 @@ Status SetUpNetwork(const TaskSpec& spec) {
     const auto& itf = spec.network.interfaces[i];
     std::string at = "network.interfaces[" + std::to_string(i) + "]";
     int index = 0;
+    if (!itf.current_mac.empty() && itf.mac.empty())
+      return Error::InvalidArgument(at + ".current_mac: " + itf.current_mac + " given without mac");
     if (!itf.mac.empty()) {
-      auto found = nl.FindByMac(itf.mac);
+      // Restored from a warm-start template: the interface still has the template's MAC.
+      const std::string& now = itf.current_mac.empty() ? itf.mac : itf.current_mac;
+      auto found = nl.FindByMac(now);
       if (!found.ok()) return std::move(found).error().Context(at);
       index = found->first;
+      if (now != itf.mac) NFC_RETURN_IF_ERROR_CTX(nl.SetMac(index, itf.mac), at);
       if (!itf.name.empty() && found->second != itf.name)
         NFC_RETURN_IF_ERROR_CTX(nl.Rename(index, itf.name), at);
     } else {

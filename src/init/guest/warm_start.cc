@@ -5,6 +5,7 @@
 // (the template's clock stopped when it was snapshotted), and the boot id is drawn again (after the reseed,
 // so it differs between siblings). Then the start goes on exactly as after a cold boot.
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/random.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
@@ -45,6 +46,24 @@ Status SetRealtimeClock(int64_t unix_ns) {
   return Ok();
 }
 
+// The kernel may still hold blocks it read from the template's disks (probing a disk reads its first page).
+// The task's scratch disk and volumes are other files behind the same devices: those blocks must go before
+// anything mounts them. The root disk is the template's own image, its blocks stay valid.
+Status DropTemplateBlockCaches(const nfc::guest::TaskSpec& spec) {
+  std::vector<std::string> devices;
+  if (!spec.scratch.device.empty()) devices.push_back(spec.scratch.device);
+  for (const auto& m : spec.mounts) {
+    if (m.source.rfind("/dev/", 0) == 0) devices.push_back(m.source);
+  }
+  for (const auto& d : spec.devices) devices.push_back(d.source);
+  for (const auto& device : devices) {
+    UniqueFd fd(::open(device.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return Error::Errno("open " + device);
+    if (::ioctl(fd.get(), BLKFLSBUF) != 0) return Error::Errno("ioctl(BLKFLSBUF) " + device);
+  }
+  return Ok();
+}
+
 }  // namespace
 
 Status GuestInit::AcceptTask(const pb::TaskDelivery& d) {
@@ -65,6 +84,7 @@ Status GuestInit::AcceptTask(const pb::TaskDelivery& d) {
     return Error::InvalidArgument("task.spec_json: await_task is set: that is a template");
   NFC_RETURN_IF_ERROR(SeedKernelRandom(d.entropy()));
   NFC_RETURN_IF_ERROR(SetRealtimeClock(d.realtime_unix_ns()));
+  NFC_RETURN_IF_ERROR(DropTemplateBlockCaches(*spec));
   if (getrandom(&boot_id_, sizeof boot_id_, 0) != sizeof boot_id_) return Error::Errno("getrandom");
   // The channel stays the template's (the host is talking over it); the rest is the task's.
   nfc::guest::ControlConfig channel = spec_.control;

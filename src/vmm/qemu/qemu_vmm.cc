@@ -116,7 +116,9 @@ class QemuVmm final : public BackendVmm {
     in.qmp_socket = control_socket_;
     in.console = console_on();
     in.vhost_vsock = config_.guest_channel && VhostVsockAvailable();
-    if (config_.allow_kvm) {
+    if (config_.allow_kvm && config_.kvm_usable) {
+      in.kvm = *config_.kvm_usable;
+    } else if (config_.allow_kvm) {
       KvmProbe probe = ProbeKvm(binary, config_.kernel_path);
       in.kvm = probe.usable;
       if (!probe.usable)
