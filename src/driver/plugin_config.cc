@@ -268,7 +268,7 @@ spec::Node PluginConfigSpec() {
                                  {"gateway", AttrWithDefault("gateway", "bool", BoolLiteral(true))},
                              }))},
       {"sidecar_bridge", AttrWithDefault("sidecar_bridge", "bool", BoolLiteral(true))},
-      {"warm_start", AttrWithDefault("warm_start", "bool", BoolLiteral(false))},
+      {"warm_start", AttrWithDefault("warm_start", "bool", BoolLiteral(true))},
       {"host_network", Block("host_network", false,
                              Object({
                                  {"enabled", AttrWithDefault("enabled", "bool", BoolLiteral(false))},

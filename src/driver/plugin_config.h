@@ -85,10 +85,10 @@ struct PluginConfig {
   // port with Envoy. Off: the guest owns the whole uplink and processes of the namespace do not reach it.
   bool sidecar_bridge = true;
   // `warm_start` (docs/warm-start.md): start a task by restoring a snapshot of a VM booted once for the same
-  // image, kernel, initramfs, VMM and size (a template, built in the background after the first cold start)
-  // instead of booting. Tasks with a network interface or volumes boot cold; a template that fails to load
-  // falls back to a cold boot. The task config's `warm_start` overrides it.
-  bool warm_start = false;
+  // image, kernel, initramfs, VMM, size and device list (a template, built in the background after the first
+  // cold start) instead of booting. A template that fails to load, or a restored VM that does not run its
+  // task, falls back to a cold boot. The task config's `warm_start` overrides it.
+  bool warm_start = true;
   // Warnings for the operator (deprecated or ignored options); the caller logs them.
   std::vector<std::string> warnings;
 

@@ -32,7 +32,7 @@ guest::TaskSpec TemplateSpec() {
   return spec;
 }
 
-// The task pipeline lays out a task's VM the same way (task/plan.cc): the ids and order must match.
+// Device ids as the task pipeline names them (task/plan.cc).
 std::string VolumeId(size_t i) {
   return "vol" + std::to_string(i);
 }
@@ -44,6 +44,7 @@ std::string TapName(size_t i) {
   return "nfc-template" + std::to_string(i);
 }
 
+// The task pipeline lays out a task's VM the same way (task/plan.cc): the ids and order must match.
 vmm::VmConfig TemplateVm(const TemplateInputs& in, const std::string& dir) {
   vmm::VmConfig c;
   c.id = "nfc-template-" + fs::TempName();

@@ -432,6 +432,18 @@ func decodeDriverState(b []byte) (*driverState, error) {
 	return &s, nil
 }
 
+// leftProcesses lists the processes of a data dir once its template builds are done. With warm_start on (the
+// plugin's default) a task's first start of a shape boots a template VM in the background: a process of the
+// plugin's own that names <data dir>/templates and ends by itself within seconds (docs/warm-start.md). One
+// still there after a minute is reported like any other leftover.
+func leftProcesses(dataDir string) []string {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) && len(processesMentioning(filepath.Join(dataDir, "templates"))) > 0 {
+		time.Sleep(200 * time.Millisecond)
+	}
+	return processesMentioning(dataDir)
+}
+
 // processesMentioning lists processes whose command line contains needle (shims and VMMs name their task dir).
 func processesMentioning(needle string) []string {
 	var out []string

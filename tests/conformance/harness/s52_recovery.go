@@ -522,7 +522,7 @@ func testBadInput(h *H) error {
 		if left := h.taskDirs(); len(left) > 0 {
 			return fmt.Errorf("%s: a failed StartTask left task dirs %v", c.name, left)
 		}
-		if left := processesMentioning(h.dataDir()); len(left) > 0 {
+		if left := leftProcesses(h.dataDir()); len(left) > 0 {
 			return fmt.Errorf("%s: a failed StartTask left processes %v", c.name, left)
 		}
 		if t.Stdout.Contents() != "" || t.Stderr.Contents() != "" {

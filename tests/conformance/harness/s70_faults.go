@@ -111,7 +111,7 @@ func (f *faultRun) finish(h *H, limit time.Duration, check func(*drvpb.WaitTaskR
 	if err := f.rt.destroyAndCheck(f.t.Config.Id, f.handle); err != nil {
 		return err
 	}
-	if left := processesMentioning(h.dataDir()); len(left) > 0 {
+	if left := leftProcesses(h.dataDir()); len(left) > 0 {
 		return fmt.Errorf("processes left: %v", left)
 	}
 	if left := mountsBelow(h.dataDir()); len(left) > 0 {
@@ -300,7 +300,7 @@ func testFaultBootTimeout(h *H) error {
 	if left := h.taskDirs(); len(left) > 0 {
 		return fmt.Errorf("task dirs left: %v", left)
 	}
-	if left := processesMentioning(h.dataDir()); len(left) > 0 {
+	if left := leftProcesses(h.dataDir()); len(left) > 0 {
 		return fmt.Errorf("processes left: %v", left)
 	}
 	_, err = rt.Kill(h)
