@@ -16,7 +16,9 @@
 #include <thread>
 #include <vector>
 
+#include "driver/host_probe.h"
 #include "lifecycle_fixture.h"
+#include "vmm/qemu/qemu_vmm.h"
 #include "warm/template.h"
 
 namespace nfc::lifecycle_test {
@@ -116,8 +118,11 @@ int Run(int runs) {
     }
   }
   auto templates = warm::TemplateStore(env->config.data_dir).List();
-  std::cout << "\nStartTask -> workload running, QEMU " << (access("/dev/kvm", R_OK) == 0 ? "KVM" : "TCG")
-            << ", sandboxed, " << runs << " runs each, alternating; ms: median (min-max)\n";
+  // The accelerator the Manager chose: its probe's answer, cached in this process (no second probe).
+  auto qemu = driver::ResolveProgram(env->config.qemu_path);
+  bool kvm = qemu.ok() && vmm::qemu::ProbeKvm(*qemu, env->config.kernel_path).usable;
+  std::cout << "\nStartTask -> workload running, QEMU " << (kvm ? "KVM" : "TCG") << ", sandboxed, " << runs
+            << " runs each, alternating; ms: median (min-max)\n";
   std::printf("  %-44s %-22s %-22s\n", "", "cold", "warm");
   auto row = [&](const char* what, auto field) {
     std::printf("  %-44s %-22s %-22s\n", what, Stat(cold, field).c_str(), Stat(warm, field).c_str());
