@@ -292,6 +292,14 @@ Result<driver::PluginConfig> Manager::ConfigForNewTask(const std::string& task_i
   return config_;
 }
 
+Result<VmPlan> Manager::PlanChecked(const driver::NomadTask& t, const driver::TaskConfig& tc,
+                                    const driver::PluginConfig& config) {
+  NFC_ASSIGN_OR_RETURN(VmPlan vm, PlanVm(t, tc, config, deps_.probe_host(config)));
+  if (vm.backend == vmm::Backend::kQemu) vm.kvm_usable = deps_.probe_kvm(vm.vmm_binary, vm.kernel_path);
+  NFC_RETURN_IF_ERROR(CheckArtifacts(vm));
+  return vm;
+}
+
 Status Manager::CheckArtifacts(const VmPlan& plan) {
   NFC_RETURN_IF_ERROR_CTX(driver::CheckReadableFile(plan.kernel_path), "guest kernel");
   NFC_RETURN_IF_ERROR_CTX(driver::CheckReadableFile(plan.base_initrd_path), "guest initramfs");
@@ -387,9 +395,7 @@ Result<driver::StartedTask> Manager::StartOnce(const driver::NomadTask& t, const
   auto t0 = Clock::now();
   NFC_ASSIGN_OR_RETURN(driver::PluginConfig config, ConfigForNewTask(t.id));
   // plan: every policy decision, before anything is downloaded or created.
-  NFC_ASSIGN_OR_RETURN(VmPlan vm, PlanVm(t, tc, config, deps_.probe_host(config)));
-  if (vm.backend == vmm::Backend::kQemu) vm.kvm_usable = deps_.probe_kvm(vm.vmm_binary, vm.kernel_path);
-  NFC_RETURN_IF_ERROR(CheckArtifacts(vm));
+  NFC_ASSIGN_OR_RETURN(VmPlan vm, PlanChecked(t, tc, config));
   // provision: undone by the transaction unless the start commits.
   StartTransaction txn(StartDepsFor(), t.id);
   NFC_ASSIGN_OR_RETURN(Provisioned provisioned, Provision(txn, t, vm, config, ScratchBytes(tc)));

@@ -107,6 +107,11 @@ class Manager final : public driver::TaskManager {
   // Warm start (docs/warm-start.md): blocks until the template builds queued by cold starts are done (the
   // CLI's `run` waits so that its next run starts warm); how many builds ended (for tests).
   void WaitForTemplateBuilds();
+  // Builds, ahead of any start, the template a start of this task would restore (the CLI's
+  // `run --template-only`): the start's plan and provisioning, undone afterwards, then the build in this
+  // thread. An existing template is returned as it is; a task whose start could not be warm is an error
+  // saying why.
+  Result<warm::Template> BuildTemplate(const driver::NomadTask& task, const driver::TaskConfig& config);
   size_t TemplateBuildsPending() const;
   size_t TemplateBuildsFinished() const;
 
@@ -117,6 +122,9 @@ class Manager final : public driver::TaskManager {
             std::map<std::string, std::string> annotations = {});
   Result<driver::PluginConfig> ConfigForNewTask(const std::string& task_id) const;
   Status CheckArtifacts(const VmPlan& plan);
+  // PlanVm with this host's facts and the KVM answer, and the guest artifacts checked.
+  Result<VmPlan> PlanChecked(const driver::NomadTask& t, const driver::TaskConfig& tc,
+                             const driver::PluginConfig& config);
   Result<Provisioned> Provision(StartTransaction& txn, const driver::NomadTask& t, const VmPlan& vm,
                                 const driver::PluginConfig& config, uint64_t scratch_bytes);
   Result<std::vector<volume::Disk>> PrepareVolumes(const driver::NomadTask& t, const VmPlan& vm);

@@ -2,6 +2,7 @@
 // it went, and queuing template builds.
 #include "base/log.h"
 #include "task/manager.h"
+#include "task/provision.h"
 
 namespace nfc::task {
 
@@ -39,6 +40,21 @@ void Manager::AfterStart(const driver::NomadTask& t, const WarmStartPlan& warm, 
   options.boot_timeout = config.boot_timeout;
   if (template_builds_.Add(warm.key, Templates(config), warm.inputs, options))
     log::Info("queued a warm-start template build", {{"task_id", t.id}, {"key", warm.key}});
+}
+
+Result<warm::Template> Manager::BuildTemplate(const driver::NomadTask& t, const driver::TaskConfig& tc) {
+  NFC_ASSIGN_OR_RETURN(driver::PluginConfig config, ConfigForNewTask(t.id));
+  NFC_ASSIGN_OR_RETURN(VmPlan vm, PlanChecked(t, tc, config));
+  // Provisioned as for a start, so that the key comes from the same files and devices; rolled back on return.
+  StartTransaction txn(StartDepsFor(), t.id);
+  NFC_ASSIGN_OR_RETURN(Provisioned p, Provision(txn, t, vm, config, ScratchBytes(tc)));
+  WarmStartPlan plan = PlanWarmStart(/*wanted=*/true, vm, p, ScratchBytes(tc), Templates(config));
+  if (!plan.eligible)
+    return Error::FailedPrecondition("no warm-start template for this task: " + plan.cold_reason);
+  if (plan.found) return *plan.found;
+  warm::BuildOptions options;
+  options.boot_timeout = config.boot_timeout;
+  return Templates(config).Build(plan.inputs, options);
 }
 
 void Manager::WaitForTemplateBuilds() {

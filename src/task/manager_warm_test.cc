@@ -294,5 +294,21 @@ TEST_F(ManagerWarmStartTest, ARestoredVmThatDoesNotRunItsTaskIsRolledBackAndTheT
   EXPECT_EQ(warm::TemplateStore(config_.data_dir).List().size(), 1u);
 }
 
+TEST_F(ManagerWarmStartTest, ATemplateBuiltAheadOfTimeIsTheOneTheFirstStartRestores) {
+  auto built = manager_->BuildTemplate(Task("ahead"), task_config_);
+  ASSERT_TRUE(built.ok()) << built.error().message();
+  EXPECT_EQ(boots_, 1);
+  EXPECT_EQ(launcher_->launches, 0) << "no task was started";
+  EXPECT_FALSE(fs::Exists(shim::TaskDirFor(config_.data_dir, "alloc-1/ahead/00000001").root))
+      << "the provisioning is rolled back";
+  ASSERT_TRUE(manager_->StartTask(Task("first"), task_config_).ok());
+  EXPECT_EQ(BootEvent("first")["start"], "warm");
+  EXPECT_EQ(BootEvent("first")["template"], built->key);
+  auto again = manager_->BuildTemplate(Task("ahead"), task_config_);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(again->key, built->key);
+  EXPECT_EQ(boots_, 1) << "an existing template is not built again";
+}
+
 }  // namespace
 }  // namespace nfc::task

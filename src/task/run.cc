@@ -271,6 +271,20 @@ int RunTask(Manager& manager, const RunOptions& o, LogFifos& logs) {
   return ExitCode(result);
 }
 
+// `run --template-only`: the template a `run --warm-start` of the same flags would restore, built now.
+int BuildTemplateOnly(Manager& manager, const RunOptions& o, const LogFifos& logs) {
+  LocalTask t = DescribeTask(o, logs);
+  if (!o.quiet) std::fprintf(stderr, "==> building the warm-start template of %s\n", o.image.c_str());
+  auto built = manager.BuildTemplate(t.task, t.config);
+  if (!built.ok()) return CannotRun(built.error());
+  if (!o.quiet) {
+    std::fprintf(stderr, "==> warm-start template %s: %.1f MiB on disk in %s\n", built->key.c_str(),
+                 static_cast<double>(built->disk_bytes) / (1 << 20), built->dir.c_str());
+  }
+  std::printf("%s\n", built->key.c_str());
+  return 0;
+}
+
 }  // namespace
 
 std::vector<flags::Flag> RunFlags(RunOptions* o) {
@@ -357,6 +371,15 @@ std::vector<flags::Flag> RunFlags(RunOptions* o) {
          o->warm_start = true;
          return Ok();
        }},
+      {"--template-only", "", "",
+       "build the warm-start template of this image, size and flags ahead of time, print its key on stdout, "
+       "and "
+       "run nothing: the next `run --warm-start` with the same flags and data dir starts warm.",
+       [o](const std::string&) -> Status {
+         o->template_only = true;
+         o->warm_start = true;
+         return Ok();
+       }},
       {"--quiet", "-q", "", "no progress lines (\"==> ...\") on stderr; errors still show.",
        [o](const std::string&) -> Status {
          o->quiet = true;
@@ -388,6 +411,7 @@ int RunImage(const RunOptions& o, const std::string& program_path) {
   if (Status s = StartManager(manager, *config, o.quiet); !s.ok()) return CannotRun(s.error());
   auto logs = LogFifos::Create(config->data_dir);
   if (!logs.ok()) return CannotRun(logs.error());
+  if (o.template_only) return BuildTemplateOnly(manager, o, **logs);
   int code = RunTask(manager, o, **logs);
   // A cold start queued its template: build it now, so that the next run of this image starts warm.
   if (manager.TemplateBuildsPending() > 0) {

@@ -29,7 +29,9 @@ struct RunOptions {
   std::string ca_file;      // empty: the plugin default (the system store only)
   bool timings = false;     // print the start-up breakdown on stderr
   bool warm_start = false;  // plugin option warm_start: restore a template; after a cold start, build one
-  bool quiet = false;       // no progress lines
+  bool template_only =
+      false;           // build the warm-start template a run would restore, print its key, run nothing
+  bool quiet = false;  // no progress lines
 };
 
 // Returns the workload's exit code (128+signal when killed); 125 when the task could not run.

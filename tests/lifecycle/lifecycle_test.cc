@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/fs.h"
 #include "base/process.h"
 #include "lifecycle_fixture.h"
 #include "require.h"
@@ -455,24 +456,27 @@ TEST(Lifecycle, BadInputsGiveClearErrorsAndLeakNothing) {
   EXPECT_EQ(CountTaskDirs(env), before) << "a failed start must leave no task directory";
 }
 
+// Runs `nomad-driver-firecracker <args>` (bounded), keeping its output in <log>.out/.err: exit code, stdout,
+// stderr.
+std::tuple<int, std::string, std::string> RunCli(const std::string& args, const std::string& log) {
+  std::string cmd = std::string("timeout 300 ") + NFC_PLUGIN_BINARY + " " + args;
+  int status = std::system((cmd + " >" + log + ".out 2>" + log + ".err").c_str());
+  std::ifstream out(log + ".out"), err(log + ".err");
+  std::stringstream o, e;
+  o << out.rdbuf();
+  e << err.rdbuf();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, o.str(), e.str()};
+}
+
 // The CLI shares warm start: `run --warm-start` builds the template after its cold start and waits for it, so
 // a second run of the image on the same data dir restores it. Its output and exit code are the same.
 TEST(Lifecycle, CliRunWithWarmStartIsWarmTheSecondTime) {
   REQUIRE_ENV();
   std::string data = env->dir + "/cli-data";
-  std::string cmd = std::string("timeout 300 ") + NFC_PLUGIN_BINARY + " run --warm-start --data-dir " + data +
-                    " --backend qemu --kernel " + env->config.kernel_path + " --initrd " +
-                    env->config.initrd_path + " oci:" + env->dir +
-                    "/layout:demo -- /bin/sh -c 'echo hi; exit 7'";
-  auto run = [&](const std::string& log) {
-    int status = std::system((cmd + " >" + log + ".out 2>" + log + ".err").c_str());
-    std::ifstream out(log + ".out"), err(log + ".err");
-    std::stringstream o, e;
-    o << out.rdbuf();
-    e << err.rdbuf();
-    return std::tuple<int, std::string, std::string>{WIFEXITED(status) ? WEXITSTATUS(status) : -1, o.str(),
-                                                     e.str()};
-  };
+  std::string args = "run --warm-start --data-dir " + data + " --backend qemu --kernel " +
+                     env->config.kernel_path + " --initrd " + env->config.initrd_path + " oci:" + env->dir +
+                     "/layout:demo -- /bin/sh -c 'echo hi; exit 7'";
+  auto run = [&](const std::string& log) { return RunCli(args, log); };
   auto [code1, out1, err1] = run(env->dir + "/cli-1");
   EXPECT_EQ(code1, 7) << err1;
   EXPECT_EQ(out1, "hi\n");
@@ -483,6 +487,31 @@ TEST(Lifecycle, CliRunWithWarmStartIsWarmTheSecondTime) {
   EXPECT_EQ(out2, "hi\n");
   EXPECT_NE(err2.find("==> Restoring VM from its warm-start template"), std::string::npos) << err2;
   EXPECT_EQ(err2.find("building the warm-start template"), std::string::npos) << err2;
+}
+
+// `run --template-only` builds the template ahead of time (no workload runs), and prints its key: the first
+// `run --warm-start` with the same flags restores it.
+TEST(Lifecycle, CliRunTemplateOnlyMakesTheFirstWarmRunWarm) {
+  REQUIRE_ENV();
+  std::string data = env->dir + "/cli-ahead";
+  std::string flags = " --data-dir " + data + " --backend qemu --memory 192 --kernel " +
+                      env->config.kernel_path + " --initrd " + env->config.initrd_path + " oci:" + env->dir +
+                      "/layout:demo";
+  auto run = [&](const std::string& args, const std::string& log) { return RunCli("run " + args, log); };
+  auto [code1, out1, err1] =
+      run("--template-only" + flags + " -- /bin/sh -c 'echo never; exit 3'", env->dir + "/ahead-1");
+  ASSERT_EQ(code1, 0) << err1;
+  ASSERT_EQ(out1.size(), 33u) << "not a key and a newline: " << out1;
+  std::string key = out1.substr(0, 32);
+  EXPECT_TRUE(fs::Exists(data + "/templates/" + key + "/snapshot.state")) << err1;
+  EXPECT_EQ(err1.find("==> Booting VM"), std::string::npos) << "no task runs: " << err1;
+  EXPECT_EQ(out1.find("never"), std::string::npos);
+
+  auto [code2, out2, err2] =
+      run("--warm-start" + flags + " -- /bin/sh -c 'echo hi; exit 7'", env->dir + "/ahead-2");
+  EXPECT_EQ(code2, 7) << err2;
+  EXPECT_EQ(out2, "hi\n");
+  EXPECT_NE(err2.find("==> Restoring VM from its warm-start template"), std::string::npos) << err2;
 }
 
 }  // namespace
