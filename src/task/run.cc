@@ -372,9 +372,8 @@ std::vector<flags::Flag> RunFlags(RunOptions* o) {
          return Ok();
        }},
       {"--template-only", "", "",
-       "build the warm-start template of this image, size and flags ahead of time, print its key on stdout, "
-       "and "
-       "run nothing: the next `run --warm-start` with the same flags and data dir starts warm.",
+       "build the warm-start template of this image, size and flags ahead of time, print its key on stdout "
+       "and run nothing: the next `run --warm-start` with the same flags and data dir starts warm.",
        [o](const std::string&) -> Status {
          o->template_only = true;
          o->warm_start = true;
