@@ -396,6 +396,7 @@ Result<driver::StartedTask> Manager::StartOnce(const driver::NomadTask& t, const
   NFC_ASSIGN_OR_RETURN(driver::PluginConfig config, ConfigForNewTask(t.id));
   // plan: every policy decision, before anything is downloaded or created.
   NFC_ASSIGN_OR_RETURN(VmPlan vm, PlanChecked(t, tc, config));
+  auto t_planned = Clock::now();
   // provision: undone by the transaction unless the start commits.
   StartTransaction txn(StartDepsFor(), t.id);
   NFC_ASSIGN_OR_RETURN(Provisioned provisioned, Provision(txn, t, vm, config, ScratchBytes(tc)));
@@ -430,7 +431,8 @@ Result<driver::StartedTask> Manager::StartOnce(const driver::NomadTask& t, const
   NFC_RETURN_IF_ERROR(txn.Commit(state));
   auto t_running = Clock::now();
   StartTimings timings;
-  timings.image_millis = MillisBetween(t0, t_image);
+  timings.plan_millis = MillisBetween(t0, t_planned);
+  timings.image_millis = MillisBetween(t_planned, t_image);
   timings.prepare_millis = MillisBetween(t_image, t_prepared);
   timings.shim_millis = std::min(ready.timings.vmm_started_millis, MillisBetween(t_prepared, t_running));
   timings.boot_millis = MillisBetween(t_prepared, t_running) - timings.shim_millis;

@@ -90,6 +90,7 @@ class Manager final : public driver::TaskManager {
 
   // Start-up timings of a task (for `run` and the benchmark): milliseconds.
   struct StartTimings {
+    int64_t plan_millis = 0;     // plan: host facts; a process's first QEMU start also probes KVM
     int64_t image_millis = 0;    // resolve (pull/convert or cache hit)
     int64_t prepare_millis = 0;  // state dir, scratch disk, task initramfs
     int64_t shim_millis = 0;     // shim spawned until the VMM runs

@@ -226,14 +226,14 @@ std::thread StopOnInterrupt(Manager& manager, const std::string& task_id, const 
 void PrintTimings(const Manager& manager, const std::string& task_id) {
   auto t = manager.Timings(task_id);
   if (!t) return;
-  std::fprintf(
-      stderr,
-      "==> start-up: %lld ms total = image %lld + prepare %lld + VMM start %lld + boot to workload %lld "
-      "(guest clock: init at %lld ms, workload execve at %lld ms)\n",
-      static_cast<long long>(t->total_millis), static_cast<long long>(t->image_millis),
-      static_cast<long long>(t->prepare_millis), static_cast<long long>(t->shim_millis),
-      static_cast<long long>(t->boot_millis), static_cast<long long>(t->guest_init_millis),
-      static_cast<long long>(t->guest_workload_millis));
+  std::fprintf(stderr,
+               "==> start-up: %lld ms total = plan %lld + image %lld + prepare %lld + VMM start %lld + boot "
+               "to workload %lld (guest clock: init at %lld ms, workload execve at %lld ms)\n",
+               static_cast<long long>(t->total_millis), static_cast<long long>(t->plan_millis),
+               static_cast<long long>(t->image_millis), static_cast<long long>(t->prepare_millis),
+               static_cast<long long>(t->shim_millis), static_cast<long long>(t->boot_millis),
+               static_cast<long long>(t->guest_init_millis),
+               static_cast<long long>(t->guest_workload_millis));
   if (t->warm) {
     std::fprintf(
         stderr,
