@@ -39,7 +39,7 @@ Result<TaskNetwork> AttachHostLink(const driver::NomadTask& task, const NetworkP
   out.tap = link.tap;
   out.address = link.guest_ip;
   out.host_lease = link.block;
-  out.nic = vmm::NetworkInterface{"eth0", link.tap, link.mac, link.mtu};
+  out.nic = vmm::NetworkInterface{vmm::NicId(0), link.tap, link.mac, link.mtu};
   out.guest.interfaces.push_back({"eth0", link.mac, link.mtu, {link.guest_ip + "/30"}});
   out.guest.routes.push_back({"0.0.0.0/0", link.host_ip, "", 0});
   return out;
@@ -72,7 +72,7 @@ Result<TaskNetwork> AttachTaskNetwork(const driver::NomadTask& task, const Netwo
   out.mode = "group";
   out.netns_path = a.netns_path;
   out.tap = a.tap;
-  out.nic = vmm::NetworkInterface{"eth0", a.tap, a.uplink.mac, a.uplink.mtu};
+  out.nic = vmm::NetworkInterface{vmm::NicId(0), a.tap, a.uplink.mac, a.uplink.mtu};
   out.guest.interfaces.push_back({"eth0", a.uplink.mac, a.uplink.mtu, a.uplink.addresses});
   for (const auto& r : a.routes) out.guest.routes.push_back({r.destination, r.gateway, "", r.metric});
   for (const auto& cidr : a.uplink.addresses) {

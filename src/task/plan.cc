@@ -155,7 +155,7 @@ void AddVolumeDrives(const VmPlan& vm, const Provisioned& p, vmm::VmConfig& conf
     vmm::DriveLock lock = vmm::DriveLock::kNone;
     if (v.kind == volume::Request::Kind::kMount)
       lock = v.read_only ? vmm::DriveLock::kShared : vmm::DriveLock::kExclusive;
-    config.drives.push_back({"vol" + std::to_string(i), p.volumes[i].path, v.read_only, lock});
+    config.drives.push_back({vmm::VolumeDriveId(i), p.volumes[i].path, v.read_only, lock});
   }
 }
 

@@ -86,6 +86,14 @@ std::string_view ExitKindName(VmExit::Kind kind) {
   return "?";
 }
 
+std::string NicId(size_t index) {
+  return "eth" + std::to_string(index);
+}
+
+std::string VolumeDriveId(size_t index) {
+  return "vol" + std::to_string(index);
+}
+
 Status ValidateConfig(const VmConfig& c) {
   if (c.id.empty() || c.id.size() > 64 || !IdChars(c.id, true, false)) {
     return Error::InvalidArgument("vm config: id '" + c.id + "' must be 1-64 characters of [A-Za-z0-9-]");

@@ -182,6 +182,11 @@ struct VmConfig {
 // Checks ids, paths and ranges; the message names the field and value.
 Status ValidateConfig(const VmConfig& config);
 
+// The ids a task's VM gives its NICs ("eth0", ...) and volume disks ("vol0", ...). A warm-start template's VM
+// uses the same ones: a restore repoints devices by id (Firecracker's network_overrides, PATCH /drives).
+std::string NicId(size_t index);
+std::string VolumeDriveId(size_t index);
+
 // How a VM ended.
 struct VmExit {
   enum class Kind {

@@ -32,13 +32,6 @@ guest::TaskSpec TemplateSpec() {
   return spec;
 }
 
-// Device ids as the task pipeline names them (task/plan.cc).
-std::string VolumeId(size_t i) {
-  return "vol" + std::to_string(i);
-}
-std::string NicId(size_t i) {
-  return "eth" + std::to_string(i);
-}
 // In the build's own network namespace: no other interface can have the name.
 std::string TapName(size_t i) {
   return "nfc-template" + std::to_string(i);
@@ -57,8 +50,8 @@ vmm::VmConfig TemplateVm(const TemplateInputs& in, const std::string& dir) {
   c.memory_mib = in.memory_mib;
   c.drives = {{"rootfs", in.rootfs_path, true}, {"scratch", dir + "/scratch", false}};
   for (size_t i = 0; i < in.volumes.size(); i++)
-    c.drives.push_back({VolumeId(i), dir + "/" + VolumeId(i), in.volumes[i].read_only});
-  for (size_t i = 0; i < in.nics; i++) c.nics.push_back({NicId(i), TapName(i), TemplateMac(i), 0});
+    c.drives.push_back({vmm::VolumeDriveId(i), dir + "/" + vmm::VolumeDriveId(i), in.volumes[i].read_only});
+  for (size_t i = 0; i < in.nics; i++) c.nics.push_back({vmm::NicId(i), TapName(i), TemplateMac(i), 0});
   vmm::GuestChannelConfig channel;
   channel.socket_path = dir + "/agent.sock";
   channel.serial_port_name = std::string(guest::kDefaultSerialPortName);
@@ -117,7 +110,7 @@ Result<BootResult> SnapshotRunningTemplate(vmm::Vmm& vm, const TemplateInputs& i
 // sparse files of the task's sizes (the guest never reads them); the TAPs are attached to nothing.
 Status MakeStandInDevices(const TemplateInputs& in, const std::string& dir) {
   for (size_t i = 0; i < in.volumes.size(); i++) {
-    std::string path = dir + "/" + VolumeId(i);
+    std::string path = dir + "/" + vmm::VolumeDriveId(i);
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!fd) return Error::Errno("create " + path);
     if (::ftruncate(fd.get(), static_cast<off_t>(in.volumes[i].bytes)) != 0)
@@ -154,7 +147,7 @@ Result<BootResult> BootAndSnapshotHere(const TemplateInputs& in, const std::stri
   // Only the snapshot and the initramfs are the template: the scratch disk's contents are never read (the
   // guest mounted nothing), each restored VM gets its own, and so on for the volumes' stand-ins.
   for (const char* leftover : {"/scratch", "/agent.sock"}) (void)::unlink((dir + leftover).c_str());
-  for (size_t i = 0; i < in.volumes.size(); i++) (void)::unlink((dir + "/" + VolumeId(i)).c_str());
+  for (size_t i = 0; i < in.volumes.size(); i++) (void)::unlink((dir + "/" + vmm::VolumeDriveId(i)).c_str());
   return result;
 }
 
